@@ -1,0 +1,319 @@
+"""Targets, the scenario catalog, and ``--set key.path=value`` overrides.
+
+A *target* is one YAML file under ``experiments/targets/`` (or any path) that names the
+platform a drill hits: the local sandbox or an AWS account. The *catalog*
+(``experiments/catalog.yaml``) holds every scenario with its runbook section and its RTO
+and RPO targets in seconds, plus the quarter schedule of runbook §5. Nothing here talks
+to the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mpac_drill import CATALOG_PATH, TARGETS_DIR
+from mpac_drill.errors import UsageError
+
+TARGET_KINDS = ("sandbox", "aws")
+ENVIRONMENTS = ("sandbox", "staging", "production")
+_QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
+_SET_RE = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)=(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One loaded target: its name, where it came from, and its settings (overrides applied)."""
+
+    name: str
+    path: Path
+    settings: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.settings["kind"])
+
+    @property
+    def environment(self) -> str:
+        return str(self.settings["environment"])
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """Value at ``a.b.c`` or ``default`` when any part is missing."""
+        node: Any = self.settings
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def require(self, dotted: str) -> Any:
+        """Value at ``a.b.c``; a missing key is a usage error naming the target file."""
+        sentinel = object()
+        value = self.get(dotted, sentinel)
+        if value is sentinel:
+            raise UsageError(f"target {self.name!r} ({self.path}) has no setting {dotted!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the catalog."""
+
+    id: str
+    runbook_section: str
+    system: str
+    title: str
+    fault: str
+    recovery: str
+    rto_s: float | None
+    rpo_s: float | None
+    gate: bool
+    experiment: str | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    scenarios: dict[str, Scenario]
+    schedule: dict[str, list[str]]
+    global_rto_s: float
+    global_rpo_s: float
+
+    def get(self, scenario_id: str) -> Scenario:
+        try:
+            return self.scenarios[scenario_id]
+        except KeyError:
+            known = ", ".join(self.scenarios)
+            raise UsageError(f"unknown scenario {scenario_id!r}: choose one of {known}") from None
+
+    def for_quarter(self, quarter: str) -> list[Scenario]:
+        """Scenarios scheduled for ``YYYY-QN`` (runbook §5)."""
+        _, q = parse_quarter(quarter)
+        return [self.get(s) for s in self.schedule[f"Q{q}"]]
+
+    def gate_set(self) -> list[Scenario]:
+        return [s for s in self.scenarios.values() if s.gate]
+
+
+# ---------------------------------------------------------------- loading helpers
+
+
+def _load_yaml(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what} {path} cannot be read: {exc.__class__.__name__}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{what} {path} is not valid YAML{where}") from None
+
+
+def parse_quarter(quarter: str) -> tuple[int, int]:
+    """``"2027-Q1"`` → ``(2027, 1)``; anything else is a usage error."""
+    m = _QUARTER_RE.match(quarter.strip()) if isinstance(quarter, str) else None
+    if not m:
+        raise UsageError(f"bad quarter {quarter!r}: expected YYYY-QN, for example 2027-Q1")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _number(value: Any, where: str, *, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise UsageError(f"{where} must be a non-negative number of seconds, not {value!r}")
+    return float(value)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and check the scenario catalog."""
+    path = path or CATALOG_PATH
+    data = _load_yaml(path, "catalog")
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
+        raise UsageError(f"catalog {path} must be a mapping with a 'scenarios' list")
+    glob = data.get("global") or {}
+    scenarios: dict[str, Scenario] = {}
+    for i, row in enumerate(data["scenarios"]):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise UsageError(f"catalog {path}: scenario #{i + 1} needs an 'id'")
+        sid = row["id"]
+        try:
+            scenarios[sid] = Scenario(
+                id=sid,
+                runbook_section=str(row["runbook_section"]),
+                system=str(row["system"]),
+                title=str(row.get("title", sid)),
+                fault=str(row["fault"]),
+                recovery=str(row["recovery"]),
+                rto_s=_number(row.get("rto_s"), f"catalog {sid}.rto_s"),
+                rpo_s=_number(row.get("rpo_s"), f"catalog {sid}.rpo_s"),
+                gate=bool(row.get("gate", False)),
+                experiment=row.get("experiment"),
+            )
+        except KeyError as exc:
+            raise UsageError(f"catalog {path}: scenario {sid!r} lacks {exc.args[0]!r}") from None
+    schedule: dict[str, list[str]] = {}
+    raw_schedule = data.get("schedule") or {}
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        entry = raw_schedule.get(q)
+        ids = list(scenarios) if entry == "all" else entry
+        if not isinstance(ids, list) or any(s not in scenarios for s in ids):
+            raise UsageError(f"catalog {path}: schedule {q} must be 'all' or known scenario ids")
+        schedule[q] = ids
+    return Catalog(
+        scenarios=scenarios,
+        schedule=schedule,
+        global_rto_s=_number(glob.get("rto_s", 14400), "catalog global.rto_s") or 0.0,
+        global_rpo_s=_number(glob.get("rpo_s", 900), "catalog global.rpo_s") or 0.0,
+    )
+
+
+# ---------------------------------------------------------------- targets and --set
+
+
+def known_targets() -> list[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.yaml"))
+
+
+def resolve_target_path(name_or_path: str) -> Path:
+    """A target name (``staging``) or a path to a target file."""
+    if not name_or_path or not name_or_path.strip():
+        raise UsageError("empty --target: give a target name or a path to a target file")
+    candidate = Path(name_or_path)
+    looks_like_path = "/" in name_or_path or candidate.suffix in (".yaml", ".yml", ".json")
+    if looks_like_path:
+        if not candidate.is_file():
+            raise UsageError(f"target file {name_or_path} does not exist")
+        return candidate
+    named = TARGETS_DIR / f"{name_or_path}.yaml"
+    if not named.is_file():
+        raise UsageError(
+            f"unknown target {name_or_path!r}: choose one of {', '.join(known_targets())} "
+            "or give a path to a target file"
+        )
+    return named
+
+
+def parse_set(expr: str) -> tuple[str, Any]:
+    """``"rds.failover_delay_s=2.5"`` → ``("rds.failover_delay_s", 2.5)`` (value parsed as YAML)."""
+    m = _SET_RE.match(expr) if isinstance(expr, str) else None
+    if not m:
+        raise UsageError(f"bad --set {expr!r}: expected key.path=value")
+    key, raw = m.group(1), m.group(2)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _compatible(old: Any, new: Any) -> bool:
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, int | float):
+        return isinstance(new, int | float)
+    if isinstance(old, str):
+        return isinstance(new, str | int | float)
+    return type(old) is type(new)
+
+
+def apply_overrides(settings: dict[str, Any], overrides: Mapping[str, Any], origin: str) -> dict:
+    """Return a copy of ``settings`` with each dotted key replaced; unknown keys are refused."""
+    out = copy.deepcopy(settings)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node: Any = out
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                known = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+                where = ".".join(parts[:i]) or "the top level"
+                raise UsageError(
+                    f"--set {dotted}: {origin} has no key {part!r} under {where} "
+                    f"(known: {known})"
+                )
+            if i < len(parts) - 1:
+                node = node[part]
+        old = node[parts[-1]]
+        if isinstance(old, dict):
+            raise UsageError(f"--set {dotted}: that is a section, set one of its keys instead")
+        if not _compatible(old, value):
+            raise UsageError(
+                f"--set {dotted}={value!r}: expected a {type(old).__name__} like {old!r}"
+            )
+        if isinstance(old, str) and not isinstance(value, str):
+            value = str(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if dotted.endswith(("_s", "_ms")) and value < 0:
+                raise UsageError(f"--set {dotted}={value}: a duration cannot be negative")
+        node[parts[-1]] = value
+    return out
+
+
+def _check_target(settings: Any, path: Path) -> None:
+    if not isinstance(settings, dict):
+        raise UsageError(f"target file {path} must be a YAML mapping")
+    for key in ("name", "kind", "environment"):
+        if key not in settings:
+            raise UsageError(f"target file {path} lacks the required key {key!r}")
+    if settings["kind"] not in TARGET_KINDS:
+        raise UsageError(
+            f"target file {path}: kind must be one of {', '.join(TARGET_KINDS)}, "
+            f"not {settings['kind']!r}"
+        )
+    if settings["environment"] not in ENVIRONMENTS:
+        raise UsageError(
+            f"target file {path}: environment must be one of {', '.join(ENVIRONMENTS)}"
+        )
+    _check_durations(settings, path, "")
+
+
+def _check_durations(node: Any, path: Path, prefix: str) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_durations(v, path, f"{prefix}{k}.")
+    elif prefix.rstrip(".").endswith(("_s", "_ms")) and node is not None:
+        if isinstance(node, bool) or not isinstance(node, int | float) or node < 0:
+            raise UsageError(
+                f"target file {path}: {prefix.rstrip('.')} must be a non-negative number"
+            )
+
+
+def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ()) -> Target:
+    """Load a target by name or path and apply ``--set`` overrides (strings or a mapping)."""
+    path = resolve_target_path(name_or_path)
+    settings = _load_yaml(path, "target file")
+    _check_target(settings, path)
+    if isinstance(sets, Mapping):
+        overrides = dict(sets)
+    else:
+        overrides = dict(parse_set(s) for s in sets)
+    settings = apply_overrides(settings, overrides, f"target {settings['name']!r}")
+    _check_target(settings, path)
+    return Target(name=str(settings["name"]), path=path.resolve(), settings=settings,
+                  overrides=overrides)
+
+
+__all__ = [
+    "Target",
+    "Scenario",
+    "Catalog",
+    "load_catalog",
+    "load_target",
+    "parse_set",
+    "parse_quarter",
+    "apply_overrides",
+    "known_targets",
+    "resolve_target_path",
+]
