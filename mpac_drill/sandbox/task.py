@@ -1,0 +1,52 @@
+"""One "ECS task": a single uvicorn process serving one MPAC service on loopback.
+
+Example::
+
+    MPAC_REDIS_URL=redis://127.0.0.1:6379/0 MPAC_JWT_SECRET=dev \\
+        python -m mpac_drill.sandbox.task --service svc-portal --port 18100
+
+Settings come from the ``MPAC_*`` environment variables (see ``AppSettings.from_env``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from mpac_drill.errors import DrillError, ExitCode
+from mpac_drill.sandbox.apps import SERVICES, AppSettings, create_app
+
+HOST = "127.0.0.1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, build the app and serve it until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mpac_drill.sandbox.task",
+        description="Run one task of an MPAC service (svc-portal, svc-smarttab, pgw).",
+        epilog="example: python -m mpac_drill.sandbox.task --service pgw --port 18102",
+    )
+    parser.add_argument("--service", choices=SERVICES, default=os.environ.get("MPAC_SERVICE"),
+                        help="the service to run (default: $MPAC_SERVICE)")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    args = parser.parse_args(argv)
+    if args.service is None:
+        parser.error("--service is required (or set MPAC_SERVICE)")
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        app = create_app(args.service, AppSettings.from_env())
+    except DrillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    uvicorn.run(app, host=HOST, port=args.port, access_log=False, log_level="warning",
+                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
