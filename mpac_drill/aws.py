@@ -2,15 +2,15 @@
 
 Every AWS call of mpac-drill goes through :func:`client`. It reads region, profile, role
 and ``endpoint_url`` from the target (``aws.*``), so the same code reaches AWS staging or a
-local moto server. The clients it builds are plain botocore clients (paginators and
-``botocore.stub.Stubber`` work on them) with three event hooks installed:
+local moto server. Credentials are looked up when the client is built: none found is one
+line, "no AWS credentials found for target X (profile P)". The clients are plain botocore
+clients (paginators and ``botocore.stub.Stubber`` work on them) with event hooks installed:
 
 - a failed call raises :class:`AwsCallFailed` (an ``ActivityFailed``), one line naming the
   operation, the resource and the region, instead of ``ClientError``,
-  ``EndpointConnectionError`` or ``NoCredentialsError``;
-- missing credentials raise "no AWS credentials found for target X (profile P)";
+  ``EndpointConnectionError`` or any other botocore error raised while sending;
 - with a :class:`DryRun`, every call is recorded and answered with a canned response
-  before anything is signed or sent: no credentials, no DNS, no HTTP.
+  before anything is signed or sent: no credentials, no role, no DNS, no HTTP.
 
 Because errors are converted inside botocore, a botocore waiter on these clients sees
 ``AwsCallFailed`` rather than ``ClientError``: poll with ``describe_*`` instead.
@@ -150,7 +150,9 @@ def _session(
         session = boto3.session.Session(profile_name=profile, region_name=region)
         credentials = session.get_credentials()
     except ProfileNotFound:
-        raise ActivityFailed(f"AWS profile {profile!r} of {where} does not exist") from None
+        raise ActivityFailed(
+            f"AWS profile {profile!r} of target {target.name} is not in the AWS config files"
+        ) from None
     except BotoCoreError as exc:
         raise ActivityFailed(f"could not load AWS credentials for {where}: {exc}") from None
     if credentials is None:

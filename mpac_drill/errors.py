@@ -44,4 +44,8 @@ class SafetyStop(DrillError):
     exit_code = ExitCode.TARGET_MISSED
 
 
-__all__ = ["ExitCode", "DrillError", "UsageError", "HarnessError", "SandboxError", "SafetyStop"]
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that cleanup and rollbacks run."""
+
+
+__all__ = ["Terminated", "ExitCode", "DrillError", "UsageError", "HarnessError", "SandboxError", "SafetyStop"]

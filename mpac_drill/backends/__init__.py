@@ -1,0 +1,21 @@
+"""The one backend seam: an action asks for the backend of its target, never ``if sandbox``.
+
+``mpac_drill.backends.sandbox`` acts on the local sandbox's processes;
+``mpac_drill.backends.aws`` calls AWS through boto3.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from mpac_drill.config import Target
+
+
+def backend_for(target: Target) -> ModuleType:
+    if target.kind == "sandbox":
+        from mpac_drill.backends import sandbox
+
+        return sandbox
+    from mpac_drill.backends import aws
+
+    return aws

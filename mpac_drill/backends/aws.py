@@ -106,17 +106,21 @@ def stop_tasks(
     name = _ecs_service(target, service)
     ecs = client("ecs", target, dry_run=dry_run)
     region = ecs.meta.region_name
-    running = _items(ecs, "list_tasks", "taskArns", cluster=cluster, serviceName=name,
-                     desiredStatus="RUNNING")
+    pages = ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=name,
+                                                      desiredStatus="RUNNING")
+    running = [arn for page in pages for arn in page.get("taskArns", [])]
     if not running and dry_run is None:
         raise ActivityFailed(
             f"ECS service {name} in cluster {cluster} ({region}) has no running task to stop"
         )
     chosen = running[: _how_many(len(running), count, percent)]
-    for arn in chosen:
+    for done, arn in enumerate(chosen):
         logger.info("ecs StopTask %s (service %s, cluster %s, %s)%s",
                     arn, name, cluster, region, _dry(dry_run))
-        ecs.stop_task(cluster=cluster, task=arn, reason=reason)
+        try:
+            ecs.stop_task(cluster=cluster, task=arn, reason=reason)
+        except ActivityFailed as exc:
+            raise ActivityFailed(f"{exc} (after stopping {done} of {len(chosen)})") from exc
     return StopTasksResult(cluster=cluster, service=name, region=region,
                            running_before=len(running), stopped=chosen, reason=reason,
                            dry_run=dry_run is not None)
@@ -127,7 +131,8 @@ def tasks_running(target: Target, service: str, dry_run: DryRun | None = None) -
 
     :param service: a key of ``ecs.services`` in the target, or an ECS service name.
     """
-    return _service_state(target, service, dry_run)["running"]
+    ecs = client("ecs", target, dry_run=dry_run)
+    return _service_state(ecs, target, service, dry_run is not None)["running"]
 
 
 def wait_service_stable(
@@ -146,9 +151,10 @@ def wait_service_stable(
     :param timeout_s: the longest wait, in seconds.
     :param poll_s: seconds between two DescribeServices calls.
     """
+    ecs = client("ecs", target, dry_run=dry_run)
     started = time.monotonic()
     while True:
-        state = _service_state(target, service, dry_run)
+        state = _service_state(ecs, target, service, dry_run is not None)
         state["waited_s"] = round(time.monotonic() - started, 3)
         if state["stable"] or state["waited_s"] >= timeout_s or dry_run is not None:
             break
@@ -160,14 +166,13 @@ def wait_service_stable(
     return state
 
 
-def _service_state(target: Target, service: str, dry_run: DryRun | None) -> ServiceStableResult:
+def _service_state(ecs: BaseClient, target: Target, service: str, dry: bool) -> ServiceStableResult:
     cluster = str(target.require("ecs.cluster"))
     name = _ecs_service(target, service)
-    ecs = client("ecs", target, dry_run=dry_run)
     region = ecs.meta.region_name
     found = ecs.describe_services(cluster=cluster, services=[name])
     services = found.get("services", [])
-    if not services and dry_run is None:
+    if not services and not dry:
         why = "; ".join(f.get("reason", "?") for f in found.get("failures", [])) or "missing"
         raise ActivityFailed(f"ECS service {name} not found in cluster {cluster} ({region}): {why}")
     desired = int(services[0]["desiredCount"]) if services else 0
@@ -313,10 +318,8 @@ def cache_primary(target: Target, dry_run: DryRun | None = None) -> str | None:
 
 
 def _replication_group(cache: BaseClient, group: str) -> dict[str, Any] | None:
-    groups = cache.describe_replication_groups(ReplicationGroupId=group).get(
-        "ReplicationGroups", []
-    )
-    return groups[0] if groups else None
+    found = cache.describe_replication_groups(ReplicationGroupId=group)
+    return (found.get("ReplicationGroups") or [None])[0]
 
 
 def _node_group(target: Target, group: str, found: dict | None, region: str) -> str:
@@ -361,8 +364,9 @@ def alarms_in_alarm(target: Target, names: list[str], dry_run: DryRun | None = N
             AlarmNames=list(names[start:start + 100]), StateValue="ALARM",
             AlarmTypes=["MetricAlarm", "CompositeAlarm"],
         ):
-            for kind in ("MetricAlarms", "CompositeAlarms"):  # state checked again: moto
-                firing += [a["AlarmName"] for a in page.get(kind, [])  # ignores StateValue
+            # StateValue checked again: moto ignores it when AlarmNames is given
+            for kind in ("MetricAlarms", "CompositeAlarms"):
+                firing += [a["AlarmName"] for a in page.get(kind, [])
                            if a.get("StateValue") == "ALARM"]
     return firing
 
@@ -376,13 +380,6 @@ def account_id(target: Target) -> str:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _items(made: BaseClient, operation: str, key: str, **params: Any) -> list[Any]:
-    items: list[Any] = []
-    for page in made.get_paginator(operation).paginate(**params):
-        items += page.get(key, [])
-    return items
 
 
 def _dry(dry_run: DryRun | None) -> str:

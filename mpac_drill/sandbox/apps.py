@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -122,9 +123,10 @@ class Unavailable(Exception):
 class PgPool:
     """A few autocommit connections; a connection error discards every idle one.
 
-    After a failover the pooled connections point at the dead primary: the first error
-    drops them all (a generation counter also retires connections in use), and new ones
-    go through the multi-host DSN to whichever host now accepts writes.
+    After a failover the pooled connections point at the dead primary. An idle connection
+    whose server hung up is dropped before use; the first connection error drops every idle
+    one (a generation counter also retires those in use); new connections go through the
+    multi-host DSN to whichever host now accepts writes.
     """
 
     def __init__(self, conninfo: str, *, max_size: int = 4) -> None:
@@ -156,7 +158,7 @@ class PgPool:
         """An idle connection of the current generation (reused=True) or a new one."""
         while self._idle:
             generation, conn = self._idle.pop()
-            if generation == self._generation and not conn.closed:
+            if generation == self._generation and not conn.closed and not _has_input(conn):
                 return conn, True
             await conn.close()
         return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True), False
@@ -187,6 +189,15 @@ class PgPool:
         idle, self._idle = self._idle, []
         for _, conn in idle:
             await conn.close()
+
+
+def _has_input(conn: psycopg.AsyncConnection) -> bool:
+    """An idle connection with bytes to read was closed by its server (shutdown, crash)."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 def _make_redis(settings: AppSettings) -> tuple[Redis, list[Redis]]:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mpac_drill.sandbox.procs import record_spawn
 from typing import Any
 
 
@@ -81,6 +83,7 @@ class EcsCluster:
             "--port", str(task.port), env=env, stdout=logf, stderr=logf,
             start_new_session=True)
         logf.close()
+        record_spawn(task.proc.pid)
         task.starts += 1
         task.stopped_at = None
         self._watch(task)

@@ -21,7 +21,13 @@ from typing import Any
 import psycopg
 
 from mpac_drill.errors import SandboxError
-from mpac_drill.sandbox.procs import as_postgres_user, chown_for_postgres, pg_bin, wait_gone
+from mpac_drill.sandbox.procs import (
+    as_postgres_user,
+    chown_for_postgres,
+    pg_bin,
+    record_spawn,
+    wait_gone,
+)
 
 log = logging.getLogger("mpac_drill.sandbox")
 
@@ -192,6 +198,7 @@ class PgCluster:
                                "-c", f"unix_socket_directories={node.sock_dir}"]),
             env=self.env, stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
+        record_spawn(node.proc.pid)
         node.role = role
         node.streaming = False
         await self._wait_ready(node)

@@ -108,18 +108,55 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+PIDS_FILE = "pids"
+
+
+def record_spawn(pid: int) -> None:
+    """Note a started process in the sandbox's pid ledger (PostgreSQL and Redis overwrite
+    their environment for ``ps``, so the marker alone cannot find them)."""
+    sdir = os.environ.get(MARKER_ENV)
+    if not sdir:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess, OSError):
+        created = psutil.Process(pid).create_time()
+        with (Path(sdir) / PIDS_FILE).open("a") as fh:
+            fh.write(f"{pid} {created}\n")
+
+
+def _recorded(state_dir: Path) -> list[psutil.Process]:
+    out = []
+    try:
+        lines = (state_dir / PIDS_FILE).read_text().split("\n")
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        with contextlib.suppress(ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+            pid, created = line.split()
+            p = psutil.Process(int(pid))
+            if abs(p.create_time() - float(created)) < 0.01:  # not a reused pid
+                out.append(p)
+    return out
+
+
 def marked_processes(state_dir: Path) -> list[psutil.Process]:
-    """Every live process started for the sandbox whose state lives in ``state_dir``."""
+    """Every live process started for the sandbox whose state lives in ``state_dir``:
+    those carrying the marker, those in the pid ledger, and all their descendants."""
     marker = str(state_dir.resolve())
-    found = []
     me = os.getpid()
+    roots = _recorded(state_dir)
     for p in psutil.process_iter(["pid"]):
         if p.pid == me:
             continue
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            if p.environ().get(MARKER_ENV) == marker and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-    return found
+            if p.environ().get(MARKER_ENV) == marker:
+                roots.append(p)
+    found: dict[int, psutil.Process] = {}
+    for p in roots:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            for q in (p, *p.children(recursive=True)):
+                if q.pid != me and q.status() != psutil.STATUS_ZOMBIE:
+                    found[q.pid] = q
+    return list(found.values())
 
 
 def sweep(state_dir: Path, timeout_s: float = 5.0) -> int:
@@ -133,6 +170,8 @@ def sweep(state_dir: Path, timeout_s: float = 5.0) -> int:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             p.kill()
     psutil.wait_procs(alive, timeout=2)
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / PIDS_FILE).unlink()
     return len(procs)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from mpac_drill.errors import SandboxError
-from mpac_drill.sandbox.procs import redis_server_bin
+from mpac_drill.sandbox.procs import record_spawn, redis_server_bin
 
 log = logging.getLogger("mpac_drill.sandbox")
 MASTER_NAME = "mpac"
@@ -96,6 +96,7 @@ class RedisGroup:
         node.proc = await asyncio.create_subprocess_exec(
             *argv, env=self.env, stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
+        record_spawn(node.proc.pid)
         await self._wait_ping(node)
         self._watch(node)
 

@@ -1,0 +1,54 @@
+"""``mpac-drill scenarios``: the scenario catalog as a table."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from mpac_drill.cli import console, target_options
+from mpac_drill.config import load_catalog, load_target
+from mpac_drill.errors import ExitCode
+
+
+def _fmt_s(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 3600 and v % 3600 == 0:
+        return f"{v / 3600:.0f} h"
+    if v >= 60 and v % 60 == 0:
+        return f"{v / 60:.0f} min"
+    return f"{v:g} s"
+
+
+@click.command("scenarios")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
+    """List the drill scenarios with their runbook section, targets and schedule.
+
+    Targets come from experiments/catalog.yaml, never from code.
+    Example: mpac-drill scenarios --json
+    """
+    load_target(target, sets)  # validates --target/--set like every command
+    cat = load_catalog()
+    if as_json:
+        click.echo(json.dumps({
+            "global": {"rto_s": cat.global_rto_s, "rpo_s": cat.global_rpo_s},
+            "scenarios": [vars(s) for s in cat.scenarios.values()],
+            "schedule": cat.schedule}, indent=2))
+        return ExitCode.OK
+    quarters = {sid: [q for q, ids in cat.schedule.items() if sid in ids] for sid in cat.scenarios}
+    table = Table(title="mpac-drill scenarios (runbook RTO "
+                  f"{_fmt_s(cat.global_rto_s)}, RPO {_fmt_s(cat.global_rpo_s)})",
+                  title_justify="left")
+    for col in ("id", "runbook", "system", "fault", "RTO target", "RPO target", "quarters",
+                "gate", "drill"):
+        table.add_column(col, overflow="fold", no_wrap=col != "fault")
+    for s in cat.scenarios.values():
+        table.add_row(s.id, f"§{s.runbook_section}", s.system, s.fault, _fmt_s(s.rto_s),
+                      _fmt_s(s.rpo_s), ",".join(quarters[s.id]), "yes" if s.gate else "",
+                      "ready" if s.experiment else "not yet")
+    console.print(table)
+    return ExitCode.OK

@@ -1,0 +1,259 @@
+"""The state one drill shares between its Chaos Toolkit activities.
+
+Chaos Toolkit calls each activity as a plain function with the experiment's
+``configuration``; every activity of one run finds the same :class:`DrillContext` through
+:func:`current`. The context holds the target, the run folder, the fault's injection time
+(monotonic and UTC), the observer, the canary, the load generator and the measurements.
+Secrets stay in memory here: they are never part of ``configuration`` (which the journal
+records) nor of any file in the run folder.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed, InterruptExecution
+from chaoslib.types import Configuration
+
+from mpac_drill import PROJECT_ROOT
+from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
+
+_REGISTRY: dict[str, DrillContext] = {}
+_LOCK = threading.Lock()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_run_dir(runs_dir: Path, scenario: str, target: str) -> Path:
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
+    return runs_dir / f"{stamp}-{scenario}-{target}"
+
+
+@dataclass
+class DrillContext:
+    target: Target
+    scenario: Scenario
+    catalog: Catalog
+    run_dir: Path
+    users: int
+    load_workers: int
+    dry_run: bool = False
+    started_utc: datetime = field(default_factory=utc_now)
+    started_mono: float = field(default_factory=time.monotonic)
+    injected_mono: float | None = None
+    injected_utc: datetime | None = None
+    fault: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    current_phase: str = "starting"
+    abort_reason: str | None = None
+    observer: Any = None
+    canary: Any = None
+    load: Any = None
+    impact: Any = None
+    dry_run_recorder: Any = None
+    listeners: list[Callable[[DrillContext], None]] = field(default_factory=list)
+    _sandbox: Any = None
+    _observer_stopped: bool = False
+
+    # ------------------------------------------------------------ settings
+
+    def setting(self, dotted: str) -> Any:
+        return self.target.require(dotted)
+
+    def recovery_bound_s(self) -> float:
+        """Give up waiting for recovery after this long: the target's bound, and never more
+        than twice the scenario's RTO target."""
+        bound = float(self.setting("drill.recovery_bound_s"))
+        if self.scenario.rto_s:
+            bound = min(bound, 2 * self.scenario.rto_s)
+        return bound
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.target.kind == "sandbox"
+
+    def sandbox(self) -> Any:
+        """The running sandbox (state, endpoints, secrets), read once per run."""
+        if self._sandbox is None:
+            from mpac_drill.sandbox import control
+
+            self._sandbox = control.view(self.target)
+        return self._sandbox
+
+    # ------------------------------------------------------------ progress
+
+    def phase(self, name: str) -> None:
+        self.current_phase = name
+        for fn in self.listeners:
+            fn(self)
+
+    def note(self, msg: str) -> None:
+        self.notes.append(msg)
+
+    def failed(self, msg: str) -> ActivityFailed:
+        return ActivityFailed(f"{self.scenario.id} on {self.target.name}: {msg}")
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    # ------------------------------------------------------------ the fault
+
+    def mark_injected(self, action: str, resources: list[str], **detail: Any) -> None:
+        """Record the injection instant; call immediately before the destructive call."""
+        self.injected_mono = time.monotonic()
+        self.injected_utc = utc_now()
+        self.fault = {"action": action, "resources": resources, "injected_at":
+                      iso(self.injected_utc), **detail}
+        self.phase("fault injected")
+
+    # ------------------------------------------------------------ observers
+
+    def endpoints(self) -> dict[str, str]:
+        if self.is_sandbox:
+            services = self.sandbox().endpoints["services"]
+            return {name: f"{url}/health" for name, url in services.items()}
+        return dict(self.setting("endpoints"))
+
+    def start_observer(self) -> None:
+        from probes.observer import Observer
+
+        if self.observer is not None:
+            return
+        self.observer = Observer(endpoints=self.endpoints(),
+                                 interval_s=float(self.setting("drill.observer_interval_s")),
+                                 timeout_s=1.0,
+                                 max_duration_s=self.recovery_bound_s() + 600)
+        self.observer.start()
+
+    def start_canary(self) -> None:
+        from probes.canary import Canary
+
+        if self.canary is not None:
+            return
+        if not self.is_sandbox:
+            self.note("canary not run: the AWS target gives no database DSN to the harness")
+            return
+        self.canary = Canary(dsn=self.sandbox().dsn("smartpos"), run_id=self.run_id,
+                             interval_s=float(self.setting("drill.canary_interval_s")),
+                             max_duration_s=self.recovery_bound_s() + 600)
+        self.canary.start()
+
+    def stop_observer(self) -> dict[str, Any]:
+        """Stop observer and canary, write ``timeline.csv`` and ``canary.csv`` (once)."""
+        if self._observer_stopped:
+            return {"stopped": False}
+        self._observer_stopped = True
+        out: dict[str, Any] = {"stopped": True}
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.write_csv(self.run_dir / "timeline.csv", self.injected_mono)
+            out["timeline"] = "timeline.csv"
+        if self.canary is not None:
+            self.canary.stop()
+            self.canary.write_csv(self.run_dir / "canary.csv", self.injected_mono)
+            out["canary"] = "canary.csv"
+        return out
+
+    # ------------------------------------------------------------ stop conditions
+
+    def check_stop_conditions(self) -> None:
+        """Abort (rollbacks run) when the load's failure share stays above the bound."""
+        if self.load is None or not hasattr(self.load, "recent_failure_rate"):
+            return
+        bound = float(self.target.get("stop.max_failure_rate", 1.0))
+        window = float(self.target.get("stop.max_failure_rate_for_s", 60))
+        if bound >= 1.0:
+            return
+        rate = self.load.recent_failure_rate(window)
+        if rate is not None and rate > bound:
+            self.abort_reason = (f"stop condition: load failure rate {rate:.0%} above "
+                                 f"{bound:.0%} for {window:.0f} s")
+            raise InterruptExecution(self.abort_reason)
+
+    # ------------------------------------------------------------ provenance
+
+    def harness_info(self) -> dict[str, Any]:
+        import platform
+        import subprocess
+
+        from mpac_drill import __version__
+
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
+                                    capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        return {"version": __version__, "git_commit": commit or None, "user": user,
+                "host": socket.gethostname(), "python": platform.python_version()}
+
+
+def _key(configuration: Configuration) -> str:
+    return str(Path(str(configuration.get("mpac_run_dir") or "auto")).resolve())
+
+
+def current(configuration: Configuration | None) -> DrillContext:
+    """The context of the run that ``configuration`` belongs to (created on first use)."""
+    configuration = configuration or {}
+    key = _key(configuration)
+    with _LOCK:
+        ctx = _REGISTRY.get(key)
+        if ctx is None:
+            ctx = _create(configuration)
+            _REGISTRY[_key({"mpac_run_dir": str(ctx.run_dir)})] = ctx
+            _REGISTRY[key] = ctx
+        return ctx
+
+
+def register(ctx: DrillContext) -> None:
+    with _LOCK:
+        _REGISTRY[_key({"mpac_run_dir": str(ctx.run_dir)})] = ctx
+
+
+def forget(ctx: DrillContext) -> None:
+    with _LOCK:
+        for k in [k for k, v in _REGISTRY.items() if v is ctx]:
+            del _REGISTRY[k]
+
+
+def _create(configuration: Configuration) -> DrillContext:
+    """For plain ``chaos run``: build the context from the experiment's configuration."""
+    target = load_target(str(configuration.get("mpac_target") or "sandbox"),
+                         configuration.get("mpac_set") or {})
+    catalog = load_catalog()
+    scenario = catalog.get(str(configuration.get("mpac_scenario")))
+    run_dir_cfg = configuration.get("mpac_run_dir")
+    run_dir = (Path(str(run_dir_cfg)) if run_dir_cfg else
+               new_run_dir(Path("runs"), scenario.id, target.name))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return DrillContext(target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
+                        users=int(configuration.get("mpac_users")
+                                  or target.get("load.users", 0)),
+                        load_workers=int(configuration.get("mpac_load_workers")
+                                         or target.get("load.workers", 0)))

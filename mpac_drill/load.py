@@ -1,0 +1,316 @@
+"""User traffic during a drill: locust in its own process(es), and what it measured.
+
+``LoadRunner`` starts ``python -m locust`` headless (standalone, or a master and N workers)
+in new sessions and stops it; locust is never imported here (gevent's monkey-patching
+breaks boto3). ``summarize`` turns the per-second files the locustfile writes into the run
+folder's ``load_per_second.csv`` and the run's totals.
+
+Run-folder layout (``out_dir``)::
+
+    load_per_second.csv          t_utc, name, requests, failures, p95_ms (+ "Aggregated")
+    locust/stats_stats.csv       locust's own CSV files (--csv locust/stats --csv-full-history)
+    locust/seconds-<pid>.csv     per-second figures of each locust process that sent requests
+    locust/locust.log            locust's output (locust-worker-<i>.log per worker)
+
+Example::
+
+    runner = LoadRunner(out_dir=run_dir, hosts={"portal": "http://127.0.0.1:18080",
+                        "smarttab": "http://127.0.0.1:18081", "pgw": "http://127.0.0.1:18082"},
+                        users=10, spawn_rate=10, run_time_s=120)
+    runner.start()
+    ...  # inject the fault, await recovery
+    runner.stop()
+    totals = summarize(run_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TypedDict
+
+from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill.errors import HarnessError
+
+logger = logging.getLogger("mpac_drill")
+
+DEFAULT_LOCUSTFILE = EXPERIMENTS_DIR / "load" / "locustfile.py"
+LOCUST_DIR = "locust"
+PER_SECOND_FILE = "load_per_second.csv"
+PER_SECOND_COLUMNS = ("t_utc", "name", "requests", "failures", "p95_ms")
+AGGREGATED = "Aggregated"
+HOST_ENV = {"portal": "MPAC_PORTAL_URL", "smarttab": "MPAC_SMARTTAB_URL", "pgw": "MPAC_PGW_URL"}
+#: What locust logs when users start: standalone ("Ramping to ...") and master ("Sending spawn
+#: jobs ... to N ready workers", once every expected worker has connected).
+_STARTED_MARKS = ("Ramping to", "Sending spawn jobs")
+
+
+class LoadSummary(TypedDict):
+    """The run's load totals (``measurements.load`` of ``result.json``)."""
+
+    requests: int
+    failures: int
+    p95_ms: float | None
+
+
+class LoadRunner:
+    """locust as child process(es): ``start()``, ``stop()``, then ``summarize(out_dir)``."""
+
+    def __init__(self, *, out_dir: Path, hosts: Mapping[str, str], users: int,
+                 spawn_rate: float, run_time_s: int, workers: int = 0,
+                 locustfile: Path = DEFAULT_LOCUSTFILE, master_port: int | None = None,
+                 start_timeout_s: float = 60.0) -> None:
+        """
+        :param out_dir: the run folder; locust's files go to ``out_dir/locust/``.
+        :param hosts: base URL per service: keys ``portal``, ``smarttab``, ``pgw``.
+        :param users: locust users (split over the three user classes).
+        :param spawn_rate: users started per second.
+        :param run_time_s: locust stops on its own after this long.
+        :param workers: 0 for one process; N for a master and N worker processes.
+        :param master_port: loopback port of the master (default: a free one).
+        :param start_timeout_s: how long ``start()`` waits for the users to start.
+        """
+        missing = sorted(set(HOST_ENV) - set(hosts))
+        if missing:
+            raise HarnessError(f"load: no host for {', '.join(missing)}")
+        if users < 1 or spawn_rate <= 0 or run_time_s < 1 or workers < 0:
+            raise HarnessError("load: users, spawn_rate and run_time_s must be positive, "
+                               "workers >= 0")
+        if not Path(locustfile).is_file():
+            raise HarnessError(f"load: locustfile {locustfile} not found")
+        self.out_dir = Path(out_dir)
+        self.hosts = {k: hosts[k].rstrip("/") for k in HOST_ENV}
+        self.users, self.spawn_rate, self.run_time_s = users, spawn_rate, run_time_s
+        self.workers, self.locustfile = workers, Path(locustfile)
+        self.master_port, self.start_timeout_s = master_port, start_timeout_s
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def locust_dir(self) -> Path:
+        return self.out_dir / LOCUST_DIR
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of every locust process started (master or standalone first)."""
+        return [proc.pid for proc in self._procs]
+
+    @property
+    def running(self) -> bool:
+        """True while any locust process is alive."""
+        return any(proc.poll() is None for proc in self._procs)
+
+    def start(self) -> None:
+        """Start locust and return once its users are starting.
+
+        :raises HarnessError: already started, or locust exited or did not start users in
+            ``start_timeout_s`` (the error quotes the end of its log).
+        """
+        if self._procs:
+            raise HarnessError("load: already started")
+        self.locust_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MPAC_LOAD_OUT": str(self.locust_dir), "PYTHONUNBUFFERED": "1",
+               **{HOST_ENV[k]: url for k, url in self.hosts.items()}}
+        base = [sys.executable, "-m", "locust", "-f", str(self.locustfile)]
+        main = [*base, "--headless", "--users", str(self.users),
+                "--spawn-rate", str(self.spawn_rate), "--run-time", f"{self.run_time_s}s",
+                "--csv", str(self.locust_dir / "stats"), "--csv-full-history",
+                "--only-summary", "--stop-timeout", "2", "--exit-code-on-error", "0"]
+        port = self.master_port or _free_port()
+        if self.workers:
+            main += ["--master", "--master-bind-host", "127.0.0.1",
+                     "--master-bind-port", str(port), "--expect-workers", str(self.workers),
+                     "--expect-workers-max-wait", str(int(self.start_timeout_s))]
+        log = self.locust_dir / "locust.log"
+        self._spawn(main, env, log)
+        for i in range(1, self.workers + 1):
+            self._spawn([*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
+                         str(port)], env, self.locust_dir / f"locust-worker-{i}.log")
+        logger.info("load: locust started (%d users, %d workers, %d s), pids %s",
+                    self.users, self.workers, self.run_time_s, self.pids)
+        try:
+            self._await_users(log)
+        except HarnessError:
+            self.stop()
+            raise
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        handle = log.open("ab")
+        self._logs.append(handle)
+        self._procs.append(subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=self.out_dir, start_new_session=True))
+
+    def _await_users(self, log: Path) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            dead = [proc for proc in self._procs if proc.poll() is not None]
+            if dead:
+                raise HarnessError(f"load: locust exited at start (exit {dead[0].returncode}); "
+                                   f"{_tail(log)}")
+            text = log.read_text(errors="replace")
+            if any(mark in text for mark in _STARTED_MARKS):
+                return
+            time.sleep(0.1)
+        raise HarnessError(f"load: locust started no users within {self.start_timeout_s:.0f} s; "
+                           f"{_tail(log)}")
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait for locust to finish on its own (``run_time_s``); True if every process ended."""
+        deadline = time.monotonic() + timeout_s
+        for proc in self._procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.0, deadline - time.monotonic()))
+        return not self.running
+
+    def stop(self, timeout_s: float = 10) -> None:
+        """SIGTERM each process group, wait up to ``timeout_s``, SIGKILL what is left.
+
+        Idempotent; does nothing when never started.
+        """
+        for proc in self._procs:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+        if not self.wait(timeout_s):
+            for proc in self._procs:
+                if proc.poll() is None:
+                    logger.warning("load: locust pid %d ignored SIGTERM; killing it", proc.pid)
+                    _signal_group(proc.pid, signal.SIGKILL)
+            for proc in self._procs:
+                proc.wait()
+        for handle in self._logs:
+            handle.close()
+        self._logs = []
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return f"no log at {log}"
+    return f"last lines of {log}:\n" + "\n".join(text) if text else f"{log} is empty"
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def summarize(out_dir: Path) -> LoadSummary:
+    """Merge ``locust/seconds-*.csv`` into ``load_per_second.csv`` and return the totals.
+
+    Rows of the same second and name from several processes are summed; their p95 is the
+    request-weighted mean of the processes' p95s (exact with one process). Each process
+    writes an exact ``Aggregated`` row per second; one is derived when missing. Totals come
+    from locust's ``stats_stats.csv`` ``Aggregated`` row when present (its 95% column for
+    p95), else from the per-second rows.
+    """
+    out_dir = Path(out_dir)
+    merged: dict[tuple[int, str], list[tuple[int, int, float]]] = defaultdict(list)
+    for path in sorted((out_dir / LOCUST_DIR).glob("seconds-*.csv")):
+        for key, figures in _read_seconds(path).items():
+            merged[key].append(figures)
+    rows = sorted(((second, name, *_merge(parts)) for (second, name), parts in merged.items()),
+                  key=lambda r: (r[0], r[1] == AGGREGATED, r[1]))
+    with (out_dir / PER_SECOND_FILE).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PER_SECOND_COLUMNS)
+        for second, name, requests, failures, p95 in rows:
+            t_utc = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            writer.writerow((t_utc, name, requests, failures, _fmt(p95)))
+    totals = _locust_totals(out_dir / LOCUST_DIR / "stats_stats.csv")
+    if totals is not None:
+        return totals
+    agg = [(r[2], r[3], r[4]) for r in rows if r[1] == AGGREGATED]
+    requests, failures, p95 = _merge(agg) if agg else (0, 0, None)
+    return LoadSummary(requests=requests, failures=failures, p95_ms=p95)
+
+
+def _read_seconds(path: Path) -> dict[tuple[int, str], tuple[int, int, float]]:
+    """One process's rows by (second, name), with an ``Aggregated`` row for every second.
+
+    A second written twice (a late request after the final flush) is merged.
+    """
+    parts: dict[tuple[int, str], list[tuple[int, int, float]]] = defaultdict(list)
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                figures = (int(row["requests"]), int(row["failures"]), float(row["p95_ms"]))
+                parts[(int(row["second"]), row["name"])].append(figures)
+            except (KeyError, TypeError, ValueError):
+                continue  # a line cut short when the process was killed
+    rows = {key: _merged(figures) for key, figures in parts.items()}
+    by_second: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
+    for (second, name), figures in rows.items():
+        if name != AGGREGATED:
+            by_second[second].append(figures)
+    for second, named in by_second.items():
+        if (second, AGGREGATED) not in rows:
+            requests, failures, _ = _merged(named)
+            rows[(second, AGGREGATED)] = (requests, failures, max(p[2] for p in named))
+    return rows
+
+
+def _merged(parts: list[tuple[int, int, float]]) -> tuple[int, int, float]:
+    requests, failures, p95 = _merge(parts)
+    return requests, failures, 0.0 if p95 is None else p95
+
+
+def _merge(parts: list[tuple[int, int, float]]) -> tuple[int, int, float | None]:
+    """Summed requests and failures; p95 as the request-weighted mean of the parts' p95."""
+    requests = sum(p[0] for p in parts)
+    failures = sum(p[1] for p in parts)
+    if requests == 0:
+        return 0, failures, None
+    return requests, failures, round(sum(p[0] * p[2] for p in parts) / requests, 1)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _locust_totals(path: Path) -> LoadSummary | None:
+    """Totals from the ``Aggregated`` row of locust's ``stats_stats.csv``, if readable."""
+    try:
+        with path.open(newline="") as handle:
+            row = next((r for r in csv.DictReader(handle) if r.get("Name") == AGGREGATED), None)
+    except OSError:
+        return None
+    if row is None:
+        return None
+    try:
+        requests, failures = int(row["Request Count"]), int(row["Failure Count"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    try:
+        p95: float | None = float(row["95%"])
+    except (KeyError, TypeError, ValueError):
+        p95 = None  # "N/A" when there were no requests
+    if p95 is not None and not math.isfinite(p95):
+        p95 = None
+    return LoadSummary(requests=requests, failures=failures, p95_ms=p95 if requests else None)
+
+
+__all__ = ["LoadRunner", "LoadSummary", "summarize", "DEFAULT_LOCUSTFILE", "PER_SECOND_COLUMNS",
+           "PER_SECOND_FILE", "LOCUST_DIR"]

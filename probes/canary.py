@@ -1,0 +1,174 @@
+"""The RPO canary: numbered writes through the services' database endpoint, and a ledger.
+
+Every ``interval_s`` the canary inserts row ``seq`` into ``canary`` through the same
+multi-host DSN the services use and records whether the database acknowledged the commit.
+After recovery it reads the rows back from whichever node is primary then. Exact counts:
+
+- ``acked_writes``: commits the database acknowledged;
+- ``lost_writes``: acknowledged rows missing after recovery;
+- ``rpo_s``: the span of data lost, from the last acknowledged write that survived before
+  the first lost one to the last lost write, by acknowledgement time (0 when none lost).
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+import psycopg
+from chaoslib.types import Configuration, Secrets
+
+CANARY_COLUMNS = ("seq", "sent_at", "t_rel_s", "ack_rel_s", "acked", "present")
+
+
+@dataclass
+class Write:
+    seq: int
+    sent_mono: float
+    sent_utc: datetime
+    ack_mono: float | None = None
+    present: bool | None = None
+
+    @property
+    def acked(self) -> bool:
+        return self.ack_mono is not None
+
+
+class Rpo(TypedDict):
+    acked_writes: int
+    lost_writes: int
+    rpo_s: float
+    lost_seqs: list[int]
+
+
+def compute_rpo(ledger: Sequence[Write]) -> Rpo:
+    """Lost writes and the RPO from a ledger whose ``present`` flags are filled in."""
+    acked = sorted((w for w in ledger if w.acked), key=lambda w: w.ack_mono or 0.0)
+    lost = [w for w in acked if not w.present]
+    if not lost:
+        return Rpo(acked_writes=len(acked), lost_writes=0, rpo_s=0.0, lost_seqs=[])
+    first = lost[0].ack_mono or 0.0
+    last = lost[-1].ack_mono or 0.0
+    survivors_before = [w.ack_mono or 0.0 for w in acked if w.present and (w.ack_mono or 0) < first]
+    start = max(survivors_before) if survivors_before else lost[0].sent_mono
+    return Rpo(acked_writes=len(acked), lost_writes=len(lost), rpo_s=round(last - start, 4),
+               lost_seqs=[w.seq for w in lost])
+
+
+class Canary:
+    """Writes ``(run_id, seq)`` rows every ``interval_s`` through ``dsn`` until stopped."""
+
+    def __init__(self, *, dsn: str, run_id: str, interval_s: float = 0.05,
+                 max_duration_s: float = 3600) -> None:
+        self._dsn = dsn  # holds the password: never logged, never written
+        self.run_id = run_id
+        self.interval_s = interval_s
+        self.max_duration_s = max_duration_s
+        self.ledger: list[Write] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="canary")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        conn: psycopg.Connection | None = None
+        seq = 0
+        start = next_at = time.monotonic()
+        while not self._stop.is_set() and next_at - start < self.max_duration_s:
+            seq += 1
+            w = Write(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC))
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._dsn, autocommit=True)
+                conn.execute("INSERT INTO canary (run_id, seq) VALUES (%s, %s)",
+                             (self.run_id, seq))
+                w.ack_mono = time.monotonic()
+            except psycopg.Error:
+                if conn is not None:
+                    conn.close()
+                conn = None
+            with self._lock:
+                self.ledger.append(w)
+            next_at += self.interval_s
+            delay = next_at - time.monotonic()
+            if delay < 0:
+                next_at = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def acked_count(self) -> int:
+        with self._lock:
+            return sum(1 for w in self.ledger if w.acked)
+
+    def read_back(self, timeout_s: float = 30) -> Rpo:
+        """Mark which writes survived (reading from the current primary) and compute RPO."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                    rows = conn.execute("SELECT seq FROM canary WHERE run_id = %s",
+                                        (self.run_id,)).fetchall()
+                break
+            except psycopg.Error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        present = {r[0] for r in rows}
+        for w in self.ledger:
+            w.present = w.seq in present
+        return compute_rpo(self.ledger)
+
+    def write_csv(self, path: Path, rel_to: float | None) -> None:
+        def rel(m: float | None) -> str:
+            return "" if m is None or rel_to is None else f"{m - rel_to:.4f}"
+
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CANARY_COLUMNS)
+            for x in self.ledger:
+                present = "" if not x.acked or x.present is None else int(x.present)
+                w.writerow([x.seq, x.sent_utc.isoformat(timespec="microseconds")
+                            .replace("+00:00", "Z"), rel(x.sent_mono), rel(x.ack_mono),
+                            int(x.acked), present])
+
+
+def measure_rpo(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Stop the canary, read its rows back from the current primary, report lost writes.
+
+    ::
+
+        - type: probe
+          name: measure-rpo
+          provider: {type: python, module: probes.canary, func: measure_rpo}
+    """
+    from mpac_drill.drill.context import current
+
+    ctx = current(configuration)
+    if ctx.canary is None:
+        raise ctx.failed("measure_rpo needs the canary started by start_observers")
+    ctx.phase("reading back canary")
+    ctx.canary.stop()
+    rpo = ctx.canary.read_back()
+    ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
+                            rpo_s=rpo["rpo_s"])
+    return {k: v for k, v in rpo.items() if k != "lost_seqs"} | {
+        "lost_seqs_sample": rpo["lost_seqs"][:20]}

@@ -1,0 +1,172 @@
+"""The observer: samples every service's health endpoint at a fixed interval.
+
+One thread per endpoint, each on a fixed schedule (``next += interval``, so latency does not
+drift the grid), recording the monotonic time, the UTC time, ok, HTTP status and latency.
+From these samples ``probes.recovery`` computes detection and RTO; ``timeline.csv`` keeps
+them for the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
+
+from chaoslib.types import Configuration, Secrets
+
+from probes.recovery import Sample
+
+TIMELINE_COLUMNS = ("t_utc", "t_rel_s", "service", "ok", "status", "latency_ms")
+
+
+class RawSample(TypedDict):
+    mono: float
+    utc: datetime
+    service: str
+    ok: bool
+    status: int
+    latency_ms: float
+
+
+def utc_iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def probe_http(url: str, timeout_s: float) -> tuple[bool, int]:
+    """One GET; ``(ok, status)`` with status 0 when nothing answered."""
+    parts = urlsplit(url)
+    conn_cls = (http.client.HTTPSConnection if parts.scheme == "https"
+                else http.client.HTTPConnection)
+    conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    try:
+        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return 200 <= resp.status < 300, resp.status
+    except (OSError, http.client.HTTPException):
+        return False, 0
+    finally:
+        conn.close()
+
+
+class Observer:
+    """Samples ``endpoints`` (service → health URL) every ``interval_s`` until stopped."""
+
+    def __init__(self, *, endpoints: dict[str, str], interval_s: float = 0.1,
+                 timeout_s: float = 1.0, max_duration_s: float = 3600) -> None:
+        self.endpoints = dict(endpoints)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.max_duration_s = max_duration_s
+        self._raw: list[RawSample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def services(self) -> list[str]:
+        return list(self.endpoints)
+
+    def start(self) -> None:
+        for name, url in self.endpoints.items():
+            t = threading.Thread(target=self._loop, args=(name, url), daemon=True,
+                                 name=f"observer-{name}")
+            t.start()
+            self._threads.append(t)
+
+    def _loop(self, name: str, url: str) -> None:
+        start = next_at = time.monotonic()
+        while not self._stop.is_set() and next_at - start < self.max_duration_s:
+            mono = time.monotonic()
+            utc = datetime.now(UTC)
+            ok, status = probe_http(url, self.timeout_s)
+            latency = (time.monotonic() - mono) * 1000
+            with self._lock:
+                self._raw.append(RawSample(mono=mono, utc=utc, service=name, ok=ok,
+                                           status=status, latency_ms=latency))
+            next_at += self.interval_s
+            delay = next_at - time.monotonic()
+            if delay < 0:  # a slow answer overran the slot: resume the grid from now
+                next_at = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout_s + 1)
+
+    def raw(self) -> list[RawSample]:
+        with self._lock:
+            return sorted(self._raw, key=lambda s: s["mono"])
+
+    def samples(self, *, rel_to: float, since: float | None = None) -> list[Sample]:
+        return [Sample(t=s["mono"] - rel_to, service=s["service"], ok=s["ok"])
+                for s in self.raw() if since is None or s["mono"] >= since]
+
+    def latest(self) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        for s in self.raw()[-3 * len(self.endpoints):]:
+            out[s["service"]] = s["ok"]
+        return out
+
+    def write_csv(self, path: Path, rel_to: float | None) -> None:
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(TIMELINE_COLUMNS)
+            for s in self.raw():
+                rel = "" if rel_to is None else f"{s['mono'] - rel_to:.4f}"
+                w.writerow([utc_iso(s["utc"]), rel, s["service"], int(s["ok"]), s["status"],
+                            f"{s['latency_ms']:.2f}"])
+
+
+def start_observers(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Start sampling every service's health endpoint and the RPO canary.
+
+    Undone by ``stop_observers`` (also listed in the rollbacks).
+
+    ::
+
+        - type: action
+          name: start-observers
+          provider: {type: python, module: probes.observer, func: start_observers}
+    """
+    from mpac_drill.drill.context import current
+
+    ctx = current(configuration)
+    ctx.phase("observing")
+    ctx.start_observer()
+    ctx.start_canary()
+    warmup = float(ctx.setting("drill.warmup_s"))
+    end = time.monotonic() + warmup
+    while time.monotonic() < end:  # a steady baseline before the fault
+        ctx.check_stop_conditions()
+        time.sleep(0.05)
+    return {"endpoints": ctx.observer.endpoints if ctx.observer else {},
+            "canary": ctx.canary is not None, "warmup_s": warmup}
+
+
+def stop_observers(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Stop the observer and the canary and write their artifacts (idempotent).
+
+    ::
+
+        - type: action
+          name: stop-observers
+          provider: {type: python, module: probes.observer, func: stop_observers}
+    """
+    from mpac_drill.drill.context import current
+
+    ctx = current(configuration)
+    return ctx.stop_observer()

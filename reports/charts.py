@@ -1,0 +1,156 @@
+"""Charts as PNG bytes: a drill's timeline, a region drill's steps, the quarterly trend.
+
+Figures are built with matplotlib's object API on the Agg backend (no pyplot state, no
+display). PNG metadata is fixed, so the same frames give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from reports import columns as C  # noqa: E402
+
+_PNG_METADATA = {"Software": None, "Creation Time": None}
+_DPI = 100
+_OK, _BAD, _INJECT, _DETECT, _RECOVER = "#2e7d32", "#c62828", "#000000", "#ef6c00", "#1565c0"
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, metadata=_PNG_METADATA)
+    return buf.getvalue()
+
+
+def _unit(span_s: float) -> tuple[float, str]:
+    return (60.0, "min") if span_s > 1200 else (1.0, "s")
+
+
+def _note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
+
+
+def _segments(samples: pd.DataFrame) -> pd.DataFrame:
+    """Runs of equal ``ok`` for one service: start, width and state of each."""
+    ordered = samples.sort_values(C.T_REL)
+    t = ordered[C.T_REL].to_numpy()
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    ends = np.append(t[1:], t[-1] + step)
+    return (
+        ordered.assign(_end=ends, _run=ordered[C.OK].ne(ordered[C.OK].shift()).cumsum())
+        .groupby("_run")
+        .agg(start=(C.T_REL, "first"), end=("_end", "last"), ok=(C.OK, "first"))
+        .assign(width=lambda d: d["end"] - d["start"])
+    )
+
+
+def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
+                   detect_s: float | None, rto_s: float | None,
+                   notes: tuple[str, ...] = ()) -> bytes:
+    """Health per service, requests and failures per second, p95 latency; fault markers."""
+    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    health, rate, latency = fig.subplots(3, 1, sharex=True, height_ratios=(1.1, 1, 0.9))
+    span = pd.concat([timeline[C.T_REL], traffic[C.T_REL]]).agg(["min", "max"])
+    scale, unit = _unit(float(span["max"] - span["min"]) if span.notna().all() else 0.0)
+    services = sorted(timeline[C.SERVICE].unique())
+    for i, service in enumerate(services):
+        seg = _segments(timeline.loc[timeline[C.SERVICE].eq(service)])
+        for state, colour in ((1, _OK), (0, _BAD)):
+            part = seg.loc[seg["ok"].eq(state)]
+            health.broken_barh(list(zip(part["start"] / scale, part["width"] / scale,
+                                        strict=True)),
+                               (i - 0.4, 0.8), facecolors=colour, linewidth=0)
+    health.set_yticks(range(len(services)), services)
+    health.set_ylim(-0.6, max(len(services), 1) - 0.4)
+    health.set_title(title, loc="left", fontsize=11)
+    health.set_ylabel("health")
+    if timeline.empty:
+        _note(health, notes[0] if notes else "no timeline")
+    if traffic.empty:
+        _note(rate, next((n for n in notes if "load" in n), "no load_per_second.csv"))
+    else:
+        x = traffic[C.T_REL] / scale
+        rate.plot(x, traffic[C.REQUESTS], color="#455a64", linewidth=1, label="requests/s")
+        rate.fill_between(x, 0, traffic[C.FAILURES], color=_BAD, alpha=0.6, step="mid",
+                          label="failures/s", linewidth=0)
+        rate.set_ylim(0, max(float(traffic[C.REQUESTS].max()), 1.0) * 1.35)
+        rate.legend(loc="upper right", ncols=2, fontsize=8, frameon=False)
+        latency.plot(x, traffic[C.P95], color="#6a1b9a", linewidth=1)
+    rate.set_ylabel("per second")
+    latency.set_ylabel("p95 ms")
+    latency.set_xlabel(f"{unit} since fault injection")
+    marks = [(0.0, _INJECT, "fault injected"), (detect_s, _DETECT, "detected"),
+             (rto_s, _RECOVER, "recovered")]
+    for ax in (health, rate, latency):
+        for at, colour, label in marks:
+            if at is not None and not pd.isna(at):
+                ax.axvline(at / scale, color=colour, linestyle="--", linewidth=1.2,
+                           label=label if ax is health else None)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    health.legend(loc="lower left", bbox_to_anchor=(0, 1.08), ncols=3, fontsize=8,
+                  frameon=False)
+    return _png(fig)
+
+
+def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
+    """A Gantt-style bar per step, from the run's start; red when the step failed."""
+    ordered = steps.fillna({C.STEP_OFFSET: 0.0, C.DURATION: 0.0})
+    span = float((ordered[C.STEP_OFFSET] + ordered[C.DURATION]).max() or 0.0)
+    scale, unit = _unit(span)
+    fig = Figure(figsize=(10, 1.2 + 0.42 * len(ordered)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(ordered))[::-1]
+    ax.barh(y, ordered[C.DURATION] / scale, left=ordered[C.STEP_OFFSET] / scale,
+            color=[_OK if ok else _BAD for ok in ordered[C.STEP_OK]], height=0.6)
+    for yi, (start, width) in zip(y, zip(ordered[C.STEP_OFFSET], ordered[C.DURATION],
+                                         strict=True), strict=True):
+        ax.text((start + width) / scale, yi, f" {width / scale:.1f} {unit}", va="center",
+                fontsize=8)
+    ax.set_yticks(y, ordered[C.STEP].tolist())
+    ax.set_xlabel(f"{unit} since the drill started")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    return _png(fig)
+
+
+def trend_chart(trend: pd.DataFrame, *, quarter: str, global_rto_s: float,
+                global_rpo_s: float) -> bytes:
+    """Worst RTO (log scale, minutes) and worst RPO (seconds) per scenario by quarter."""
+    quarters = sorted(trend[C.QUARTER].unique())
+    position = {q: i for i, q in enumerate(quarters)}
+    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    rto_ax, rpo_ax = fig.subplots(2, 1, sharex=True)
+    palette = matplotlib.colormaps["tab10"].colors
+    for i, (scenario, rows) in enumerate(trend.groupby(C.SCENARIO, sort=True)):
+        x = rows[C.QUARTER].map(position)
+        rto = rows[C.RTO_WORST].replace(np.inf, np.nan) / 60
+        style = {"marker": "o", "linewidth": 1.2, "color": palette[i % len(palette)]}
+        rto_ax.plot(x, rto, label=scenario, **style)
+        if rows[C.RPO_WORST].notna().any():
+            rpo_ax.plot(x, rows[C.RPO_WORST], **style)
+    rto_ax.axhline(global_rto_s / 60, color=_BAD, linestyle=":", label="runbook RTO")
+    rpo_ax.axhline(global_rpo_s, color=_BAD, linestyle=":", label="runbook RPO")
+    rto_ax.set_yscale("log")
+    rto_ax.set_ylabel("worst RTO (min, log)")
+    rpo_ax.set_ylabel("worst RPO (s)")
+    rto_ax.set_title(f"RTO and RPO per scenario by quarter ({quarter} shaded)", loc="left",
+                     fontsize=11)
+    if quarter in position:
+        for ax in (rto_ax, rpo_ax):
+            ax.axvspan(position[quarter] - 0.4, position[quarter] + 0.4, color="#fff3c4")
+    rpo_ax.set_xticks(range(len(quarters)), quarters)
+    rpo_ax.set_xlim(-0.6, max(len(quarters) - 0.4, 0.6))
+    rto_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    for ax in (rto_ax, rpo_ax):
+        ax.grid(color="#dddddd", linewidth=0.6)
+    return _png(fig)
+
+
+__all__ = ["timeline_chart", "steps_chart", "trend_chart"]
