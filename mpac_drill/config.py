@@ -10,6 +10,7 @@ to the network.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ TARGET_KINDS = ("sandbox", "aws")
 ENVIRONMENTS = ("sandbox", "staging", "production")
 _QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 _SET_RE = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)=(.*)$", re.DOTALL)
+# What yaml.safe_load raises besides YAMLError (bad dates, bad !!int/!!bool values, nesting).
+_YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Scenario:
     rpo_s: float | None
     gate: bool
     experiment: str | None
+    extra_targets: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ def _load_yaml(path: Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UsageError(f"{what} {path} is not valid YAML{where}") from None
+    except _YAML_VALUE_ERRORS as exc:  # PyYAML's constructors: 2026-13-45, !!int x, deep nesting
+        raise UsageError(f"{what} {path} is not valid YAML: {exc.__class__.__name__}") from None
 
 
 def parse_quarter(quarter: str) -> tuple[int, int]:
@@ -130,7 +136,8 @@ def parse_quarter(quarter: str) -> tuple[int, int]:
 def _number(value: Any, where: str, *, allow_none: bool = True) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            or not math.isfinite(value)):
         raise UsageError(f"{where} must be a non-negative number of seconds, not {value!r}")
     return float(value)
 
@@ -142,6 +149,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
         raise UsageError(f"catalog {path} must be a mapping with a 'scenarios' list")
     glob = data.get("global") or {}
+    if not isinstance(glob, dict):
+        raise UsageError(f"catalog {path}: 'global' must be a mapping of rto_s and rpo_s")
     scenarios: dict[str, Scenario] = {}
     for i, row in enumerate(data["scenarios"]):
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
@@ -159,15 +168,21 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 rpo_s=_number(row.get("rpo_s"), f"catalog {sid}.rpo_s"),
                 gate=bool(row.get("gate", False)),
                 experiment=row.get("experiment"),
+                extra_targets={str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
+                               for k, v in (row.get("targets") or {}).items()},
             )
         except KeyError as exc:
             raise UsageError(f"catalog {path}: scenario {sid!r} lacks {exc.args[0]!r}") from None
     schedule: dict[str, list[str]] = {}
     raw_schedule = data.get("schedule") or {}
+    if not isinstance(raw_schedule, dict):
+        raise UsageError(f"catalog {path}: 'schedule' must map Q1..Q4 to scenario ids")
     for q in ("Q1", "Q2", "Q3", "Q4"):
         entry = raw_schedule.get(q)
         ids = list(scenarios) if entry == "all" else entry
-        if not isinstance(ids, list) or any(s not in scenarios for s in ids):
+        if not isinstance(ids, list) or any(
+            not isinstance(s, str) or s not in scenarios for s in ids
+        ):
             raise UsageError(f"catalog {path}: schedule {q} must be 'all' or known scenario ids")
         schedule[q] = ids
     return Catalog(
@@ -192,16 +207,23 @@ def resolve_target_path(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     looks_like_path = "/" in name_or_path or candidate.suffix in (".yaml", ".yml", ".json")
     if looks_like_path:
-        if not candidate.is_file():
+        if not _is_file(candidate):
             raise UsageError(f"target file {name_or_path} does not exist")
         return candidate
     named = TARGETS_DIR / f"{name_or_path}.yaml"
-    if not named.is_file():
+    if not _is_file(named):
         raise UsageError(
             f"unknown target {name_or_path!r}: choose one of {', '.join(known_targets())} "
             "or give a path to a target file"
         )
     return named
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, ...
+        return False
 
 
 def parse_set(expr: str) -> tuple[str, Any]:
@@ -212,7 +234,7 @@ def parse_set(expr: str) -> tuple[str, Any]:
     key, raw = m.group(1), m.group(2)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, *_YAML_VALUE_ERRORS):
         value = raw
     return key, value
 
@@ -229,15 +251,22 @@ def _compatible(old: Any, new: Any) -> bool:
     return type(old) is type(new)
 
 
-def apply_overrides(settings: dict[str, Any], overrides: Mapping[str, Any], origin: str) -> dict:
-    """Return a copy of ``settings`` with each dotted key replaced; unknown keys are refused."""
+def apply_overrides(
+    settings: dict[str, Any], overrides: Mapping[str, Any], origin: str,
+    *, raw: Mapping[str, str] | None = None,
+) -> dict:
+    """Return a copy of ``settings`` with each dotted key replaced; unknown keys are refused.
+
+    ``raw`` holds the text typed after ``=`` for each key (``--set``): a string setting
+    takes that text, so ``account_id=012345670123`` is not read as an octal number.
+    """
     out = copy.deepcopy(settings)
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         node: Any = out
         for i, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
-                known = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+                known = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "none"
                 where = ".".join(parts[:i]) or "the top level"
                 raise UsageError(
                     f"--set {dotted}: {origin} has no key {part!r} under {where} "
@@ -248,6 +277,8 @@ def apply_overrides(settings: dict[str, Any], overrides: Mapping[str, Any], orig
         old = node[parts[-1]]
         if isinstance(old, dict):
             raise UsageError(f"--set {dotted}: that is a section, set one of its keys instead")
+        if isinstance(old, str) and raw and dotted in raw and isinstance(value, int | float):
+            value = raw[dotted].strip()  # 0123, 1:30, 1_000, yes: the text, not YAML's number
         if not _compatible(old, value):
             raise UsageError(
                 f"--set {dotted}={value!r}: expected a {type(old).__name__} like {old!r}"
@@ -284,7 +315,8 @@ def _check_durations(node: Any, path: Path, prefix: str) -> None:
         for k, v in node.items():
             _check_durations(v, path, f"{prefix}{k}.")
     elif prefix.rstrip(".").endswith(("_s", "_ms")) and node is not None:
-        if isinstance(node, bool) or not isinstance(node, int | float) or node < 0:
+        if (isinstance(node, bool) or not isinstance(node, int | float) or node < 0
+                or not math.isfinite(node)):
             raise UsageError(
                 f"target file {path}: {prefix.rstrip('.')} must be a non-negative number"
             )
@@ -295,14 +327,20 @@ def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ())
     path = resolve_target_path(name_or_path)
     settings = _load_yaml(path, "target file")
     _check_target(settings, path)
+    raw: dict[str, str] = {}
     if isinstance(sets, Mapping):
         overrides = dict(sets)
     else:
-        overrides = dict(parse_set(s) for s in sets)
-    settings = apply_overrides(settings, overrides, f"target {settings['name']!r}")
+        overrides = {}
+        for expr in sets:
+            key, value = parse_set(expr)
+            overrides[key], raw[key] = value, expr.split("=", 1)[1]
+    settings = apply_overrides(settings, overrides, f"target {settings['name']!r}", raw=raw)
     _check_target(settings, path)
-    return Target(name=str(settings["name"]), path=path.resolve(), settings=settings,
-                  overrides=overrides)
+    target = Target(name=str(settings["name"]), path=path.resolve(), settings=settings)
+    # Record what was set (the text for a string setting), not YAML's reading of it.
+    target.overrides.update({key: target.get(key) for key in overrides})
+    return target
 
 
 __all__ = [

@@ -222,9 +222,13 @@ def summarize(out_dir: Path) -> LoadSummary:
 
     Rows of the same second and name from several processes are summed; their p95 is the
     request-weighted mean of the processes' p95s (exact with one process). Each process
-    writes an exact ``Aggregated`` row per second; one is derived when missing. Totals come
-    from locust's ``stats_stats.csv`` ``Aggregated`` row when present (its 95% column for
-    p95), else from the per-second rows.
+    writes an exact ``Aggregated`` row per second; one is derived when missing.
+
+    Totals: ``requests`` and ``failures`` from the per-second files (they are written at
+    quit; locust's ``stats_stats.csv`` is rewritten once a second, so it can miss the last
+    second); ``p95_ms`` from the ``Aggregated`` 95% column of ``stats_stats.csv`` (the
+    whole run's distribution), else the request-weighted mean of the per-second p95s.
+    Without per-second files the counts come from ``stats_stats.csv`` too.
     """
     out_dir = Path(out_dir)
     merged: dict[tuple[int, str], list[tuple[int, int, float]]] = defaultdict(list)
@@ -239,11 +243,13 @@ def summarize(out_dir: Path) -> LoadSummary:
         for second, name, requests, failures, p95 in rows:
             t_utc = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             writer.writerow((t_utc, name, requests, failures, _fmt(p95)))
-    totals = _locust_totals(out_dir / LOCUST_DIR / "stats_stats.csv")
-    if totals is not None:
-        return totals
-    agg = [(r[2], r[3], r[4]) for r in rows if r[1] == AGGREGATED]
-    requests, failures, p95 = _merge(agg) if agg else (0, 0, None)
+    locust = _locust_totals(out_dir / LOCUST_DIR / "stats_stats.csv")
+    agg = [(r[2], r[3], r[4] or 0.0) for r in rows if r[1] == AGGREGATED]
+    if not agg:
+        return locust or LoadSummary(requests=0, failures=0, p95_ms=None)
+    requests, failures, p95 = _merge(agg)
+    if locust is not None and locust["p95_ms"] is not None:
+        p95 = locust["p95_ms"]
     return LoadSummary(requests=requests, failures=failures, p95_ms=p95)
 
 

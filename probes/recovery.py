@@ -47,8 +47,8 @@ def service_recovery(samples: Sequence[Sample], k: int) -> tuple[float | None, f
     detect = after[failed[0]]["t"]
     tail = after[failed[-1] + 1:]
     if len(tail) < k:
-        return detect, None
-    return detect, tail[0]["t"]
+        return round(detect, 4), None
+    return round(detect, 4), round(tail[0]["t"], 4)
 
 
 def compute_recovery(samples: Iterable[Sample], k: int) -> Recovery:

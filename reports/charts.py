@@ -127,7 +127,7 @@ def trend_chart(trend: pd.DataFrame, *, quarter: str, global_rto_s: float,
     position = {q: i for i, q in enumerate(quarters)}
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     rto_ax, rpo_ax = fig.subplots(2, 1, sharex=True)
-    palette = matplotlib.colormaps["tab10"].colors
+    palette = matplotlib.color_sequences["tab10"]
     for i, (scenario, rows) in enumerate(trend.groupby(C.SCENARIO, sort=True)):
         x = rows[C.QUARTER].map(position)
         rto = rows[C.RTO_WORST].replace(np.inf, np.nan) / 60

@@ -8,6 +8,7 @@ value from a run folder can inject markup.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -50,8 +51,8 @@ class Bullets:
 
 @dataclass(frozen=True)
 class Table:
-    header: list[str]
-    rows: list[list[Text]]
+    header: Sequence[str]
+    rows: Sequence[Sequence[Text]]
     right: set[int] = field(default_factory=set)  # column indexes aligned right (numbers)
 
 

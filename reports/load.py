@@ -87,6 +87,11 @@ def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
+def _optional(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
     """One checked ``result.json`` → one row of the runs frame (raises ``_Bad``)."""
     if not isinstance(data, Mapping):
@@ -126,8 +131,7 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         isinstance(v, str) for v in artifacts.values()
     ):
         raise _Bad("artifacts must map names to file names")
-    impact = data.get("impact") if isinstance(data.get("impact"), Mapping) else {}
-    harness = data.get("harness") if isinstance(data.get("harness"), Mapping) else {}
+    impact, harness = _optional(data, "impact"), _optional(data, "harness")
     reason = data.get("reason")
     return {
         C.RUN_ID: data["run_id"],
@@ -292,7 +296,7 @@ def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             **{c: pd.to_datetime(frame[c], utc=True) for c in (C.STARTED, C.ENDED, C.INJECTED)},
             **{c: pd.to_numeric(frame[c]).astype("float64") for c in _FLOATS},
             **{c: pd.to_numeric(frame[c]).astype("Int64") for c in _INTS},
-            **{C.PASSED: frame[C.PASSED].astype(bool), C.HAS_STEPS: frame[C.HAS_STEPS].astype(bool)},
+            **{c: frame[c].astype(bool) for c in (C.PASSED, C.HAS_STEPS)},
         )
         .sort_values([C.STARTED, C.RUN_ID], kind="stable")
         .reset_index(drop=True)
@@ -349,11 +353,10 @@ def load_traffic(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict
         zero = getattr(run, C.STARTED) if pd.isna(zero) else zero
         try:
             raw = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.LOAD_COLUMNS)
-            frame = (
-                raw.assign(**{C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601")})
-                .pipe(_aggregated)
-                .assign(**{C.T_REL: lambda d: (d[C.T_UTC] - zero).dt.total_seconds()})
-            )
+            frame = raw.assign(**{
+                C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601")
+            }).pipe(_aggregated)
+            frame = frame.assign(**{C.T_REL: (frame[C.T_UTC] - zero).dt.total_seconds()})
         except (ValueError, TypeError, OSError, pd.errors.ParserError) as exc:
             problems[run_id] = f"load_per_second.csv is unreadable: {exc}"
             continue

@@ -111,7 +111,7 @@ def scenario_summary(runs_q: pd.DataFrame, catalog: Catalog, quarter: str) -> pd
     present = set(runs_q[C.SCENARIO])
     order = [s for s in catalog.scenarios if s in scheduled or s in present]
     goal = targets(catalog)
-    measured_rpo = runs_q.groupby(C.SCENARIO)[C.RPO].apply(lambda s: s.notna().any())
+    measured_rpo = set(runs_q.loc[runs_q[C.RPO].notna(), C.SCENARIO])
     stats = _judged_stats(runs_q).reindex(order)
     frame = (
         goal.reindex(order)
@@ -121,7 +121,7 @@ def scenario_summary(runs_q: pd.DataFrame, catalog: Catalog, quarter: str) -> pd
             C.N_RUNS: lambda d: d[C.N_RUNS].fillna(0).astype(int),
             C.N_COMPLETED: lambda d: d[C.N_COMPLETED].fillna(0).astype(int),
             C.RPO_TARGET: lambda d: d[C.RPO_TARGET].where(
-                d[C.RPO_TARGET].notna() | ~measured_rpo.reindex(d.index, fill_value=False),
+                d[C.RPO_TARGET].notna() | ~d.index.isin(measured_rpo),
                 catalog.global_rpo_s),
         })
     )
@@ -218,11 +218,9 @@ def coverage(judged: pd.DataFrame, catalog: Catalog, quarter: str) -> pd.DataFra
     the end of ``quarter`` (PCI DSS 12.10.2 asks for a test at least every 12 months)."""
     window = quarters_back(quarter, 4)
     done = judged.loc[judged[C.JUDGED] & judged[C.QUARTER].isin(window)]
-    latest = done.groupby(C.SCENARIO)[C.QUARTER].max()
-    return (
-        pd.DataFrame({C.SCENARIO: list(catalog.scenarios)})
-        .assign(**{C.QUARTER: lambda d: d[C.SCENARIO].map(latest).fillna("")})
-    )
+    latest = done.groupby(C.SCENARIO)[C.QUARTER].max().to_dict()
+    return pd.DataFrame({C.SCENARIO: list(catalog.scenarios),
+                         C.QUARTER: [latest.get(s, "") for s in catalog.scenarios]})
 
 
 # ---------------------------------------------------------------- violations

@@ -6,8 +6,22 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from reports.document import (Block, Bullets, Code, Details, Doc, Heading, Image, Inline, Link,
-                              Mono, Para, Strong, Table, Text)
+from reports.document import (
+    Block,
+    Bullets,
+    Code,
+    Details,
+    Doc,
+    Heading,
+    Image,
+    Inline,
+    Link,
+    Mono,
+    Para,
+    Strong,
+    Table,
+    Text,
+)
 
 _CSS = """
 body { font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;

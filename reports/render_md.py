@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 
-from reports.document import (Block, Bullets, Code, Details, Doc, Heading, Image, Inline, Link,
-                              Mono, Para, Strong, Table, Text)
+from reports.document import (
+    Block,
+    Bullets,
+    Code,
+    Details,
+    Doc,
+    Heading,
+    Image,
+    Inline,
+    Link,
+    Mono,
+    Para,
+    Strong,
+    Table,
+    Text,
+)
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 
@@ -40,7 +55,7 @@ def text(value: Text, *, in_table: bool = False) -> str:
 
 
 def _table(t: Table) -> list[str]:
-    def row(cells: list) -> str:
+    def row(cells: Sequence[Text]) -> str:
         return "| " + " | ".join(text(c, in_table=True) for c in cells) + " |"
 
     rule = ["---:" if i in t.right else "---" for i in range(len(t.header))]

@@ -8,7 +8,19 @@ from reports import columns as C
 from reports import formatting as F
 from reports.controls import CONTROLS, RUNBOOK_FINDINGS, SECTION_CONTROLS
 from reports.data import ReportData
-from reports.document import Bullets, Code, Details, Doc, Link, Mono, Para, Strong, Table, slug
+from reports.document import (
+    Bullets,
+    Code,
+    Details,
+    Doc,
+    Link,
+    Mono,
+    Para,
+    Strong,
+    Table,
+    Text,
+    slug,
+)
 from reports.metrics import quarter_bounds, quarters_back
 
 #: Above this many artifact files the manifest is left to the ``.sha256`` file alone.
@@ -39,11 +51,11 @@ def header(doc: Doc, data: ReportData, manifest_file: str) -> None:
                   Mono("experiments/catalog.yaml"), "; the runbook's objectives are RTO ",
                   F.human(cat.global_rto_s), " and RPO ", F.human(cat.global_rpo_s), ".")))
     if data.no_runs:
-        doc.add(Para((Strong(f"No runs: no usable run folder has a started_at in {q}."),
-                      " Every scheduled scenario below is listed as not run.")))
+        doc.add(Para((Strong("No runs:"), " no usable run folder has a ", Mono("started_at"),
+                      f" in {q}. Every scheduled scenario below is listed as not run.")))
     who = (runs[C.USER] + "@" + runs[C.HOST]) if not runs.empty else pd.Series(dtype=str)
     harness = runs[C.VERSION] + " @ " + runs[C.COMMIT] if not runs.empty else who
-    rows = [
+    rows: list[list[Text]] = [
         ["Quarter", f"{q} ({start:%Y-%m-%d} to {end:%Y-%m-%d}, by each run's started_at, UTC)"],
         ["Target(s)", _counted(runs[C.TARGET]) or F.DASH],
         ["Drill dates", f"{F.when(runs[C.STARTED].min())} to {F.when(runs[C.ENDED].max())}"

@@ -3,7 +3,7 @@
 Each service listens on its own address, so every request uses an absolute URL from
 ``MPAC_PORTAL_URL``, ``MPAC_SMARTTAB_URL`` and ``MPAC_PGW_URL``. Besides locust's own CSV
 files, every process that sends requests (the standalone process, or each worker) appends
-per-second figures to ``$MPAC_LOAD_OUT/seconds-<pid>.csv``:
+per-second figures to ``$MPAC_LOAD_OUT/seconds-<pid>.csv`` (default: the current folder):
 ``second`` (UTC epoch), ``name`` (request type or ``Aggregated``), ``requests``,
 ``failures``, ``p95_ms``; a second is written once it is over, and the rest at quit.
 
@@ -34,6 +34,8 @@ from locust.runners import MasterRunner
 PORTAL = os.environ.get("MPAC_PORTAL_URL", "http://127.0.0.1:18080").rstrip("/")
 SMARTTAB = os.environ.get("MPAC_SMARTTAB_URL", "http://127.0.0.1:18081").rstrip("/")
 PGW = os.environ.get("MPAC_PGW_URL", "http://127.0.0.1:18082").rstrip("/")
+#: Think time between a user's requests, "min,max" seconds (default 0.02,0.1: ~15 req/s a user).
+WAIT_S = tuple(float(x) for x in os.environ.get("MPAC_LOAD_WAIT_S", "0.02,0.1").split(","))
 RETRY_SHARE = 0.10  # share of orders that are a POS terminal's retry of an earlier key
 AGGREGATED = "Aggregated"
 SECONDS_COLUMNS = ("second", "name", "requests", "failures", "p95_ms")
@@ -124,7 +126,7 @@ def _on_quit(**_: Any) -> None:
 
 class _MpacUser(FastHttpUser):
     abstract = True
-    wait_time = between(0.05, 0.2)
+    wait_time = between(WAIT_S[0], WAIT_S[-1])
     network_timeout = 5.0  # a request that hangs during an outage counts as failed
     connection_timeout = 2.0
 

@@ -1,13 +1,101 @@
-"""``mpac-drill run``."""
+"""``mpac-drill run SCENARIO``: one drill, one run folder, one verdict."""
 
 from __future__ import annotations
 
-import click
+from pathlib import Path
 
-from mpac_drill.errors import HarnessError
+import click
+from rich.table import Table
+
+from mpac_drill.cli import console, drill_options, err_console, runs_dir_option, target_options
+from mpac_drill.cli.live import DrillDisplay
+from mpac_drill.config import load_catalog, load_target
+from mpac_drill.drill.runner import RunOutcome, run_drill
+
+
+def _fmt(v: object, unit: str = " s") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}{unit}"
+    return f"{v}{unit}"
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("scenario", "status", "detect", "RTO", "RPO", "lost writes", "requests",
+                "failures", "verdict", "run folder"):
+        t.add_column(col, no_wrap=True)
+    for o in outcomes:
+        r, m = o.result, o.result["measurements"]
+        missed = [v["metric"] for v in r["verdicts"] if not v["passed"]]
+        if r.get("dry_run"):
+            verdict = "[cyan]dry run[/cyan]"
+        elif r["status"] != "completed":
+            verdict = f"[red]{r['status']}[/red]"
+        elif r["passed"]:
+            verdict = "[green]PASS[/green]"
+        else:
+            verdict = "[red]MISS[/red] " + ",".join(missed)
+        t.add_row(r["scenario"], r["status"], _fmt(m["detect_s"]), _fmt(m["rto_s"]),
+                  _fmt(m["rpo_s"]), _fmt(m["lost_writes"], ""),
+                  _fmt(m["load"]["requests"], ""), _fmt(m["load"]["failures"], ""), verdict,
+                  _short(o.run_dir))
+    return t
+
+
+def print_outcome(o: RunOutcome) -> None:
+    r = o.result
+    if r.get("dry_run"):
+        calls = r.get("planned_calls") or []
+        console.print(f"dry run of {r['scenario']} on {r['target']}: {len(calls)} AWS call(s) "
+                      "planned, none made")
+        for c in calls:
+            params = " ".join(f"{k}={v}" for k, v in sorted(c["params"].items()))
+            console.print(f"  {c['service']} {c['operation']} ({c['region']}) {params}",
+                          markup=False)
+    for v in r["verdicts"]:
+        mark = "[green]met[/green]" if v["passed"] else "[red]missed[/red]"
+        console.print(f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "
+                      f"{_fmt(v['target'], ''):>8}  {mark}")
+    if r.get("reason"):
+        err_console.print(f"  reason: {r['reason']}", markup=False)
 
 
 @click.command("run")
-def command() -> int:
-    """Not built yet."""
-    raise HarnessError("run is not built yet")
+@click.argument("scenario")
+@target_options
+@runs_dir_option
+@drill_options
+def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
+            users: int | None, load_workers: int | None, dry_run: bool) -> int:
+    """Run one drill: inject SCENARIO's fault, measure detect/RTO/RPO under load.
+
+    Writes runs/<UTC>-<scenario>-<target>/ with result.json, the Chaos Toolkit journal,
+    the observer timeline, the canary ledger and locust's history. Exit 0 when every
+    target is met, 1 when one is missed, 3 when the drill could not run.
+
+    \b
+    Examples:
+      mpac-drill run rds-failover
+      mpac-drill run rds-failover --set rds.failover_delay_s=3 --users 20
+      mpac-drill run ecs-task-failure --target staging --dry-run
+    """
+    catalog = load_catalog()
+    catalog.get(scenario)  # unknown scenario: usage error before anything starts
+    t = load_target(target, sets)
+    with DrillDisplay(scenario) as display:
+        outcome = run_drill(scenario, t, runs_dir=Path(runs_dir), users=users,
+                            load_workers=load_workers, dry_run=dry_run, listeners=[display],
+                            progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"),
+                            catalog=catalog)
+    console.print(summary_table([outcome]))
+    print_outcome(outcome)
+    return outcome.exit_code

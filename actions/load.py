@@ -1,0 +1,111 @@
+"""User load during a drill: locust as its own process(es), never imported here.
+
+``start_load`` starts locust headless against the target's services with the repo's
+locustfile; it stops by itself after the drill's bound (``--run-time``), and ``stop_load``
+(also a rollback) stops it earlier and merges its per-second history into
+``load_per_second.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from mpac_drill.drill.context import current
+from mpac_drill.load import LOCUST_DIR, LoadRunner, summarize
+
+__all__ = ["start_load", "stop_load", "LoadHandle"]
+
+
+class LoadHandle:
+    """A started :class:`LoadRunner` plus live figures read from its per-second files."""
+
+    def __init__(self, runner: LoadRunner, out_dir: Path) -> None:
+        self.runner = runner
+        self.out_dir = out_dir
+        self.stopped = False
+
+    def _recent(self, window_s: float) -> tuple[int, int]:
+        now = int(time.time())
+        req = fail = 0
+        for path in (self.out_dir / LOCUST_DIR).glob("seconds-*.csv"):
+            try:
+                with path.open(newline="") as fh:
+                    for row in csv.DictReader(fh):
+                        if row.get("name") == "Aggregated" and now - int(row["second"]) <= (
+                                window_s):
+                            req += int(row["requests"])
+                            fail += int(row["failures"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return req, fail
+
+    def recent_failure_rate(self, window_s: float) -> float | None:
+        req, fail = self._recent(window_s)
+        return fail / req if req else None
+
+    def recent_rate(self) -> tuple[float, float]:
+        """Requests and failures per second over the last few seconds."""
+        req, fail = self._recent(3)
+        return req / 3, fail / 3
+
+
+def start_load(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Start locust with the drill's ``--users`` and ``--load-workers`` (0 users: no load).
+
+    Undone by ``stop_load``; locust also stops on its own after the drill's time bound.
+
+    ::
+
+        - type: action
+          name: start-load
+          provider: {type: python, module: actions.load, func: start_load}
+    """
+    ctx = current(configuration)
+    if ctx.dry_run or ctx.users <= 0:
+        return {"started": False, "users": ctx.users}
+    if not ctx.is_sandbox:
+        services = {k: v.rsplit("/health", 1)[0] for k, v in ctx.endpoints().items()}
+    else:
+        services = ctx.sandbox().endpoints["services"]
+    hosts = {"portal": services["svc-portal"], "smarttab": services["svc-smarttab"],
+             "pgw": services["pgw"]}
+    ctx.phase(f"starting load ({ctx.users} users, {ctx.load_workers} workers)")
+    bound = ctx.recovery_bound_s() + float(ctx.setting("drill.warmup_s")) + 300
+    runner = LoadRunner(out_dir=ctx.run_dir, hosts=hosts, users=ctx.users,
+                        spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
+                        run_time_s=int(bound), workers=ctx.load_workers)
+    ctx.load = LoadHandle(runner, ctx.run_dir)
+    runner.start()
+    return {"started": True, "users": ctx.users, "workers": ctx.load_workers,
+            "pids": runner.pids, "run_time_s": int(bound)}
+
+
+def stop_load(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Stop locust (idempotent) and merge its per-second history into the run folder.
+
+    ::
+
+        - type: action
+          name: stop-load
+          provider: {type: python, module: actions.load, func: stop_load}
+    """
+    ctx = current(configuration)
+    handle: LoadHandle | None = ctx.load
+    if handle is None or handle.stopped:
+        return {"stopped": False}
+    handle.stopped = True
+    handle.runner.stop()
+    summary = summarize(ctx.run_dir)
+    ctx.measurements["load"] = dict(summary)
+    return {"stopped": True, **summary}

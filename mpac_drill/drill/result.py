@@ -1,0 +1,177 @@
+"""``result.json``: one run's summary, built from the drill context and the journal.
+
+The shape follows ``shared/contract/drill-result.schema.json``; extra keys are described in
+``docs/run-folder.md``. Verdicts compare each measurement with the catalog's targets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mpac_drill import PROJECT_ROOT
+from mpac_drill.drill.context import DrillContext, iso, utc_now
+from mpac_drill.errors import ExitCode
+
+SCHEMA_CANDIDATES = (PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",)
+ARTIFACTS = {"chaostoolkit_log": "chaostoolkit.log", "timeline": "timeline.csv", "canary": "canary.csv",
+             "load_per_second": "load_per_second.csv", "locust": "locust", "fault": "fault.json"}
+
+
+def _verdict(metric: str, value: float | None, target: float | None) -> dict[str, Any]:
+    passed = value is not None and target is not None and value <= target
+    margin = None if value is None or target is None else round(target - value, 4)
+    return {"metric": metric, "value": value, "target": target, "passed": passed,
+            "margin": margin}
+
+
+def _status(ctx: DrillContext, journal: dict[str, Any], signal_code: int | None
+            ) -> tuple[str, str | None]:
+    jstatus = journal.get("status")
+    if jstatus in ("interrupted", "aborted") or signal_code:
+        if ctx.abort_reason:
+            return "aborted", ctx.abort_reason
+        if signal_code == ExitCode.INTERRUPTED:
+            return "aborted", "interrupted by the operator (SIGINT); rollbacks ran"
+        if signal_code == ExitCode.TERMINATED:
+            return "aborted", "terminated (SIGTERM); rollbacks ran"
+        return "aborted", "the experiment was interrupted; rollbacks ran"
+    for run in journal.get("run", []):
+        if run.get("status") == "failed":
+            name = run.get("activity", {}).get("name", "?")
+            exc = run.get("exception") or ["unknown error"]
+            last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
+            return "failed", f"activity {name} failed: {last}"
+    before = (journal.get("steady_states") or {}).get("before") or {}
+    if before and not before.get("steady_state_met", True):
+        return "failed", "the platform was not healthy before the fault (steady state not met)"
+    if jstatus == "failed":
+        return "failed", "the experiment failed"
+    return "completed", None
+
+
+def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
+    out = list(ctx.extras.get("findings", []))
+    sid = ctx.scenario.id
+    if sid == "rds-failover" and m.get("rto_s") is not None:
+        out.append({"id": "F5", "section": "1.2",
+                    "summary": "runbook: standby promoted within 1-2 min, resolved in 2-5 min",
+                    "evidence": f"measured RTO {m['rto_s']:.2f} s on {ctx.target.name}"})
+        if ctx.fault.get("primary_before"):
+            out.append({"id": "F6", "section": "1.2",
+                        "summary": "the runbook's 'Role' query reads "
+                                   "ReadReplicaSourceDBInstanceIdentifier, which does not "
+                                   "say which node is primary",
+                        "evidence": f"primary before {ctx.fault['primary_before']}, after "
+                                    f"{ctx.extras.get('primary_after') or 'see journal'}"})
+    impact = ctx.extras.get("impact")
+    if sid == "redis-failover" and impact:
+        out.append({"id": "F7", "section": "1.3",
+                    "summary": "runbook: security impact low, tokens expire in 15 min",
+                    "evidence": f"a revoked token was accepted for "
+                                f"{impact['revoked_token_accepted_s']:.2f} s during the outage"})
+        out.append({"id": "F8", "section": "1.3",
+                    "summary": "runbook: duplicates handled at the DB layer",
+                    "evidence": f"{impact['duplicate_orders']} duplicate orders from "
+                                f"{impact['order_retries_sent']} retried orders"})
+    return out
+
+
+def build_result(ctx: DrillContext, journal: dict[str, Any], *,
+                 signal_code: int | None = None) -> dict[str, Any]:
+    status, reason = _status(ctx, journal, signal_code)
+    m = ctx.measurements
+    measurements = {
+        "detect_s": m.get("detect_s"),
+        "rto_s": m.get("rto_s"),
+        "rpo_s": m.get("rpo_s"),
+        "acked_writes": m.get("acked_writes"),
+        "lost_writes": m.get("lost_writes"),
+        "load": m.get("load") or {"requests": 0, "failures": 0, "p95_ms": None},
+    }
+    if m.get("rto_per_service"):
+        measurements["rto_per_service_s"] = m["rto_per_service"]
+    sc = ctx.scenario
+    verdicts = []
+    if not ctx.dry_run:
+        if sc.rto_s is not None:
+            verdicts.append(_verdict("rto_s", measurements["rto_s"], sc.rto_s))
+        if sc.rpo_s is not None:
+            verdicts.append(_verdict("rpo_s", measurements["rpo_s"], sc.rpo_s))
+        impact = ctx.extras.get("impact") or {}
+        for metric, target in sc.extra_targets.items():
+            verdicts.append(_verdict(metric, impact.get(metric), target))
+        after = (journal.get("steady_states") or {}).get("after")
+        if after is not None:
+            met = 1.0 if after.get("steady_state_met") else 0.0
+            verdicts.append({"metric": "steady_state_restored", "value": met, "target": 1.0,
+                             "passed": met == 1.0, "margin": None})
+    artifacts = {"journal": "journal.json"}
+    artifacts.update({k: v for k, v in ARTIFACTS.items() if (ctx.run_dir / v).exists()})
+    result: dict[str, Any] = {
+        "schema_version": 1,
+        "run_id": ctx.run_id,
+        "scenario": sc.id,
+        "runbook_section": sc.runbook_section,
+        "target": ctx.target.name,
+        "environment": ctx.target.environment,
+        "started_at": iso(ctx.started_utc),
+        "ended_at": iso(utc_now()),
+        "status": status,
+        "fault": {"action": ctx.fault.get("action", "not injected"),
+                  "resources": list(ctx.fault.get("resources", [])),
+                  "injected_at": ctx.fault.get("injected_at"),
+                  **{k: v for k, v in ctx.fault.items()
+                     if k not in ("action", "resources", "injected_at")}},
+        "measurements": measurements,
+        "verdicts": verdicts,
+        "passed": status == "completed" and bool(verdicts) and all(
+            v["passed"] for v in verdicts),
+        "artifacts": artifacts,
+        "targets": {"rto_s": sc.rto_s, "rpo_s": sc.rpo_s, **sc.extra_targets},
+        "settings": {"overrides": ctx.target.overrides, "users": ctx.users,
+                     "load_workers": ctx.load_workers,
+                     "observer_interval_s": ctx.target.get("drill.observer_interval_s"),
+                     "recovery_consecutive": ctx.target.get("drill.recovery_consecutive")},
+        "harness": ctx.harness_info(),
+        "findings": _findings(ctx, m),
+    }
+    if reason:
+        result["reason"] = reason
+    for key in ("ground_truth", "impact"):
+        if key in ctx.extras:
+            result[key] = ctx.extras[key]
+    if ctx.notes:
+        result["notes"] = list(ctx.notes)
+    if ctx.dry_run:
+        result["dry_run"] = True
+        result["planned_calls"] = list(getattr(ctx.dry_run_recorder, "calls", []) or [])
+    return result
+
+
+def validate(result: dict[str, Any]) -> list[str]:
+    """Errors against the contract schema (empty when valid or when no schema is found)."""
+    import jsonschema
+
+    for path in SCHEMA_CANDIDATES:
+        if path.is_file():
+            schema = json.loads(path.read_text())
+            validator = jsonschema.Draft202012Validator(schema)
+            return sorted(e.message for e in validator.iter_errors(result))
+    return []
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def exit_code_for(result: dict[str, Any], signal_code: int | None) -> ExitCode:
+    if result["status"] == "aborted":
+        return ExitCode(signal_code) if signal_code else ExitCode.TARGET_MISSED
+    if result["status"] == "failed":
+        return ExitCode.HARNESS
+    return ExitCode.OK if result["passed"] or result.get("dry_run") else ExitCode.TARGET_MISSED

@@ -1,0 +1,153 @@
+"""Run one drill: the scenario's Chaos Toolkit experiment, its run folder, its result.
+
+``run_drill`` is what ``mpac-drill run`` (and ``demo``, ``gate``, ``quarter``) call. It
+creates the run folder, starts the sandbox when needed, runs the experiment through
+chaoslib with rollbacks always played (also on failure and interruption), and writes
+``journal.json`` and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill.config import Catalog, Target, load_catalog
+from mpac_drill.drill import context as drill_context
+from mpac_drill.drill.context import DrillContext, new_run_dir
+from mpac_drill.drill.result import build_result, exit_code_for, validate, write_json
+from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
+
+Listener = Callable[[DrillContext], None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    result: dict[str, Any]
+    exit_code: ExitCode
+
+
+def _experiment(catalog: Catalog, scenario_id: str) -> tuple[Any, Path]:
+    from chaoslib.loader import load_experiment
+
+    sc = catalog.get(scenario_id)
+    if not sc.experiment:
+        raise UsageError(f"scenario {scenario_id} (runbook §{sc.runbook_section}) has no "
+                         "drill yet: see `mpac-drill scenarios`")
+    path = EXPERIMENTS_DIR / sc.experiment
+    try:
+        return load_experiment(str(path)), path
+    except Exception as exc:  # noqa: BLE001 - chaoslib raises several kinds
+        raise UsageError(f"experiment {path} cannot be loaded: {exc}") from None
+
+
+def _redact(journal: dict[str, Any]) -> dict[str, Any]:
+    """The journal as JSON-able data, with no secrets (they never enter it, but make sure)."""
+    from chaoslib import PayloadEncoder
+
+    data = json.loads(json.dumps(journal, cls=PayloadEncoder))
+    data.pop("secrets", None)
+    return data
+
+
+def run_drill(
+    scenario_id: str,
+    target: Target,
+    *,
+    runs_dir: Path,
+    users: int | None = None,
+    load_workers: int | None = None,
+    dry_run: bool = False,
+    listeners: list[Listener] | None = None,
+    progress: Callable[[str], None] = lambda m: None,
+    catalog: Catalog | None = None,
+) -> RunOutcome:
+    """Run one scenario on one target and write its run folder."""
+    from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+
+    catalog = catalog or load_catalog()
+    scenario = catalog.get(scenario_id)
+    experiment, path = _experiment(catalog, scenario_id)
+    try:
+        ensure_experiment_is_valid(experiment)
+    except Exception as exc:  # noqa: BLE001 - InvalidActivity, InvalidExperiment, ...
+        raise UsageError(f"experiment {path.name} is invalid: {exc}") from None
+    if target.kind == "sandbox" and not dry_run:
+        from mpac_drill.sandbox import control
+
+        control.up(target, progress)  # starts it, or checks it and sets the recovery delays
+    run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
+    run_dir.mkdir(parents=True, exist_ok=False)
+    ctx = DrillContext(
+        target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
+        users=int(users if users is not None else target.get("load.users", 0)),
+        load_workers=int(load_workers if load_workers is not None
+                         else target.get("load.workers", 0)),
+        dry_run=dry_run, listeners=list(listeners or []))
+    if dry_run:
+        from mpac_drill.aws import DryRun
+
+        ctx.dry_run_recorder = DryRun()
+    drill_context.register(ctx)
+    config_vars = {"mpac_target": str(target.path), "mpac_set": dict(target.overrides),
+                   "mpac_run_dir": str(run_dir), "mpac_scenario": scenario.id}
+    settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
+    signal_code: int | None = None
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal signal_code
+        signal_code = ExitCode.INTERRUPTED
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    journal: dict[str, Any] = {}
+    ctk_log = logging.getLogger("chaostoolkit")  # chaoslib's own lines go to the run folder
+    handler = logging.FileHandler(run_dir / "chaostoolkit.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    ctk_log.addHandler(handler)
+    ctk_log.setLevel(logging.INFO)
+    ctk_log.propagate = False
+    try:
+        journal = run_experiment(experiment, settings=settings,
+                                 experiment_vars=(config_vars, {}))
+    except Terminated:
+        signal_code = ExitCode.TERMINATED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _cleanup(ctx)
+        ctk_log.removeHandler(handler)
+        handler.close()
+    if journal.get("status") == "interrupted" and signal_code is None and not ctx.abort_reason:
+        signal_code = ExitCode.TERMINATED  # chaoslib turned our SIGTERM into an interruption
+    write_json(run_dir / "journal.json", _redact(journal) if journal else {"status": "aborted"})
+    if ctx.fault:
+        write_json(run_dir / "fault.json", ctx.fault)
+    result = build_result(ctx, journal, signal_code=signal_code)
+    errors = validate(result)
+    if errors:
+        raise HarnessError(f"result.json would break the contract: {errors[0]}")
+    write_json(run_dir / "result.json", result)
+    drill_context.forget(ctx)
+    return RunOutcome(run_dir=run_dir, result=result,
+                      exit_code=exit_code_for(result, signal_code))
+
+
+def _cleanup(ctx: DrillContext) -> None:
+    """Belt and braces after the rollbacks: nothing the drill started may outlive it."""
+    from actions.load import stop_load
+    from probes.observer import stop_observers
+
+    config = {"mpac_run_dir": str(ctx.run_dir)}
+    for fn in (stop_observers, stop_load):
+        try:
+            fn(configuration=config)
+        except Exception as exc:  # noqa: BLE001 - keep cleaning up
+            ctx.note(f"cleanup {fn.__name__}: {exc}")
+    if ctx.impact is not None:
+        ctx.impact.stop()
