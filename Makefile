@@ -17,7 +17,7 @@ venv: $(STAMP)
 ## Bring up the local sandbox, run the three core drills under load, print the summary.
 demo: $(STAMP)
 	$(BIN)/mpac-drill sandbox up
-	$(BIN)/mpac-drill demo
+	$(BIN)/mpac-drill gate --target sandbox; rc=$$?; $(BIN)/mpac-drill report; exit $$rc
 
 ## The whole test suite, sandbox drills included (what CI runs).
 test: $(STAMP)

@@ -28,6 +28,8 @@ _QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 _SET_RE = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)=(.*)$", re.DOTALL)
 # What yaml.safe_load raises besides YAMLError (bad dates, bad !!int/!!bool values, nesting).
 _YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
+# Scientific notation YAML 1.1 reads as a string (1e-3, 2.5e3): a number on the command line.
+_SCI_RE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ def parse_set(expr: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except (yaml.YAMLError, *_YAML_VALUE_ERRORS):
         value = raw
+    if isinstance(value, str) and _SCI_RE.match(raw.strip()):
+        value = float(raw)
     return key, value
 
 

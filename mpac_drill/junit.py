@@ -164,8 +164,9 @@ def _verdict_message(verdict: Mapping[str, Any]) -> str:
     text = f"{metric} = {shown}, {wanted}: {outcome}"
     margin = _number(verdict.get("margin"))
     if margin is None and value is not None and target is not None:
-        margin = target - value  # the catalog's targets are upper bounds
-    if margin is not None:
+        # The catalog's targets are upper bounds; show target - value only when it agrees.
+        margin = target - value if (target - value >= 0) == (outcome == "met") else None
+    if margin is not None and not math.isinf(margin):
         text += f" (margin {margin:+.1f}{unit})"
     return text
 
@@ -179,7 +180,9 @@ def _number(value: Any) -> float | None:
 def _figure(value: float) -> str:
     if math.isinf(value):
         return "never" if value > 0 else "-inf"
-    return f"{value:.1f}" if not value.is_integer() else f"{value:.0f}"
+    if value.is_integer():
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.3f}"
 
 
 def _duration_s(result: Mapping[str, Any]) -> float:

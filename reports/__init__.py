@@ -4,8 +4,10 @@ Pipeline: run folders → tidy frames (``load``) → pure metric functions (``me
 document blocks with charts (``sections``, ``drills``, ``charts``) → Markdown, HTML and CSV
 (``render_*``), written last. Only this package imports pandas and matplotlib.
 
->>> outcome = build_report("2026-Q4", runs_dir=Path("runs"), out_dir=Path("docs/dr-test-results"))
->>> outcome.exit_code  # 0 compliant, 1 a target missed, a scheduled drill not run, or no runs
+Example::
+
+    outcome = build_report("2026-Q4", runs_dir=Path("runs"), out_dir=Path("docs/dr-test-results"))
+    sys.exit(outcome.exit_code)  # 0 compliant; 1 a target missed, a drill not run, or no runs
 """
 
 from __future__ import annotations

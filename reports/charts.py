@@ -55,7 +55,8 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
                    detect_s: float | None, rto_s: float | None,
                    notes: tuple[str, ...] = ()) -> bytes:
     """Health per service, requests and failures per second, p95 latency; fault markers."""
-    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    fig = Figure(figsize=(10, 6.4))
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.08, hspace=0.12)
     health, rate, latency = fig.subplots(3, 1, sharex=True, height_ratios=(1.1, 1, 0.9))
     span = pd.concat([timeline[C.T_REL], traffic[C.T_REL]]).agg(["min", "max"])
     scale, unit = _unit(float(span["max"] - span["min"]) if span.notna().all() else 0.0)
@@ -69,8 +70,7 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
                                (i - 0.4, 0.8), facecolors=colour, linewidth=0)
     health.set_yticks(range(len(services)), services)
     health.set_ylim(-0.6, max(len(services), 1) - 0.4)
-    health.set_title(title, loc="left", fontsize=11)
-    health.set_ylabel("health")
+    fig.suptitle(title, x=0.12, y=0.975, ha="left", fontsize=11)
     if timeline.empty:
         _note(health, notes[0] if notes else "no timeline")
     if traffic.empty:
@@ -94,8 +94,8 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
                 ax.axvline(at / scale, color=colour, linestyle="--", linewidth=1.2,
                            label=label if ax is health else None)
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-    health.legend(loc="lower left", bbox_to_anchor=(0, 1.08), ncols=3, fontsize=8,
-                  frameon=False)
+    fig.legend(*health.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.115, 0.94), ncols=3, fontsize=8,
+               frameon=False)
     return _png(fig)
 
 
@@ -104,7 +104,9 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     ordered = steps.fillna({C.STEP_OFFSET: 0.0, C.DURATION: 0.0})
     span = float((ordered[C.STEP_OFFSET] + ordered[C.DURATION]).max() or 0.0)
     scale, unit = _unit(span)
-    fig = Figure(figsize=(10, 1.2 + 0.42 * len(ordered)), layout="constrained")
+    height = 1.3 + 0.42 * len(ordered)
+    fig = Figure(figsize=(10, height))
+    fig.subplots_adjust(left=0.2, right=0.95, top=1 - 0.45 / height, bottom=0.65 / height)
     ax = fig.subplots()
     y = np.arange(len(ordered))[::-1]
     ax.barh(y, ordered[C.DURATION] / scale, left=ordered[C.STEP_OFFSET] / scale,
@@ -114,6 +116,7 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
         ax.text((start + width) / scale, yi, f" {width / scale:.1f} {unit}", va="center",
                 fontsize=8)
     ax.set_yticks(y, ordered[C.STEP].tolist())
+    ax.set_xlim(left=0)
     ax.set_xlabel(f"{unit} since the drill started")
     ax.set_title(title, loc="left", fontsize=11)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
@@ -125,7 +128,8 @@ def trend_chart(trend: pd.DataFrame, *, quarter: str, global_rto_s: float,
     """Worst RTO (log scale, minutes) and worst RPO (seconds) per scenario by quarter."""
     quarters = sorted(trend[C.QUARTER].unique())
     position = {q: i for i, q in enumerate(quarters)}
-    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    fig = Figure(figsize=(10, 6.4))
+    fig.subplots_adjust(left=0.09, right=0.79, top=0.93, bottom=0.07, hspace=0.08)
     rto_ax, rpo_ax = fig.subplots(2, 1, sharex=True)
     palette = matplotlib.color_sequences["tab10"]
     for i, (scenario, rows) in enumerate(trend.groupby(C.SCENARIO, sort=True)):

@@ -8,6 +8,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,17 +80,24 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers,stop_early", [(0, False), (2, True)],
+                         ids=["standalone-run-time", "master-2-workers-sigterm"])
 def test_load_runner_run_writes_per_second_rows_and_stops(
-        tmp_path: Path, fake_hosts: dict[str, str], workers: int) -> None:
+        tmp_path: Path, fake_hosts: dict[str, str], workers: int, stop_early: bool) -> None:
     runner = LoadRunner(out_dir=tmp_path, hosts=fake_hosts, users=3, spawn_rate=10,
-                        run_time_s=4, workers=workers, master_port=_port() if workers else None)
+                        run_time_s=60 if stop_early else 4, workers=workers,
+                        master_port=_port() if workers else None)
     runner.start()
     try:
-        assert len(runner.pids) == 1 + workers
-        assert runner.wait(30), "locust did not stop on its own after --run-time"
+        assert len(runner.pids) == 1 + workers and runner.running
+        if stop_early:  # what a drill does: stop() long before --run-time
+            time.sleep(4)
+        else:
+            assert runner.wait(30), "locust did not stop on its own after --run-time"
     finally:
+        started = time.monotonic()
         runner.stop()
+        assert time.monotonic() - started < 10, "locust ignored SIGTERM"
     assert not any(_alive(pid) for pid in runner.pids)
     runner.stop()  # idempotent
 

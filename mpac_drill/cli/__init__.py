@@ -76,9 +76,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mpac_drill.cli import demo, gate, quarter, report, run, sandbox, scenarios
+    from mpac_drill.cli import gate, quarter, report, run, sandbox, scenarios
 
-    for mod in (sandbox, scenarios, run, demo, quarter, report, gate):
+    for mod in (sandbox, scenarios, run, quarter, report, gate):
         cli.add_command(mod.command)
 
 

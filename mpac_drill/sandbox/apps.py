@@ -80,9 +80,12 @@ class AppSettings:
         def number(name: str, default: float, kind: type = int) -> Any:
             raw = env.get(name, "").strip()
             try:
-                return kind(raw) if raw else kind(default)
+                value = kind(raw) if raw else kind(default)
             except ValueError:
-                raise SandboxError(f"{name} must be a number, got {raw!r}") from None
+                value = 0
+            if not value > 0:
+                raise SandboxError(f"{name} must be a positive number, got {raw!r}")
+            return value
 
         return cls(
             service=env.get("MPAC_SERVICE", "svc-portal"),
@@ -459,7 +462,9 @@ def _smarttab_routes(ctx: Context) -> list[Route]:
 
 async def _rate_count(redis: Redis, key: str) -> int:
     async with redis.pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, 2).execute()
+        pipe.incr(key)  # queued, sent by execute()
+        pipe.expire(key, 2)
+        count, _ = await pipe.execute()
     return int(count)
 
 

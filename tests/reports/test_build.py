@@ -290,3 +290,19 @@ def test_build_report_many_runs_charts_capped_rest_tabled(make_run, runs_dir, tm
     md = outcome.markdown.read_text(encoding="utf-8")
     assert f"<details><summary>Other runs of rds-failover in {Q} (12)</summary>" in md
     assert len(_csv(tmp_path / f"{Q}.csv")) == 14
+
+
+def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir, tmp_path,
+                                                             catalog):
+    empty = make_run("rds-failover", started_at="2026-11-01T10:00:00Z")
+    (empty / "timeline.csv").write_text("")
+    (empty / "load_per_second.csv").write_text("t_utc,name,requests,failures,p95_ms\n")
+    never = make_run("rds-failover", started_at="2026-11-02T10:00:00Z", status="failed",
+                     detect_s=None, rto_s=None, reason="sandbox did not start")
+    make_run.edit(never, lambda d: d["fault"].update(injected_at=None))
+    (never / "timeline.csv").write_text("t_utc,t_rel_s,service,ok,status,latency_ms\n")
+    outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
+    assert outcome.n_runs == 2 and not outcome.skipped
+    md = outcome.markdown.read_text(encoding="utf-8")
+    assert "timeline.csv is unreadable" in md
+    assert len(list(tmp_path.glob(f"{Q}-timeline-*.png"))) == 2

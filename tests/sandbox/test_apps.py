@@ -11,6 +11,8 @@ import jwt
 import pytest
 import requests
 
+from mpac_drill.errors import SandboxError
+from mpac_drill.sandbox.apps import AppSettings, create_app
 from mpac_drill.sandbox.schema import ORDERS_UNIQUE_CONSTRAINT, apply_schema
 
 pytestmark = pytest.mark.sandbox
@@ -289,3 +291,22 @@ def test_task_logs_never_hold_secrets(apps: Apps, app_secrets: dict[str, Any]) -
         text = task.log.read_text()
         assert app_secrets["pg_password"] not in text, task.service
         assert app_secrets["jwt_secret"] not in text, task.service
+
+
+def test_settings_from_env_parses_and_hides_secrets() -> None:
+    settings = AppSettings.from_env({
+        "MPAC_DATABASE_URL": "host=a password=pw-123", "MPAC_JWT_SECRET": "s3cret-value",
+        "MPAC_REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380", "MPAC_ORDERS_UNIQUE": "0",
+        "MPAC_JWT_LIFETIME_S": "60"})
+    assert settings.redis_sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
+    assert settings.redis_master == "mpac" and settings.orders_unique is False
+    assert settings.jwt_lifetime_s == 60 and settings.rate_limit_per_s == 1000
+    assert "pw-123" not in repr(settings) and "s3cret-value" not in repr(settings)
+    with pytest.raises(SandboxError, match="MPAC_RATE_LIMIT_PER_S"):
+        AppSettings.from_env({"MPAC_RATE_LIMIT_PER_S": "lots"})
+    with pytest.raises(SandboxError, match="MPAC_REDIS_SENTINELS"):
+        AppSettings.from_env({"MPAC_REDIS_SENTINELS": "127.0.0.1"})
+    with pytest.raises(SandboxError, match="MPAC_JWT_SECRET"):
+        create_app("svc-portal", AppSettings(redis_url="redis://127.0.0.1:1/0"))
+    with pytest.raises(SandboxError, match="unknown service"):
+        create_app("svc-billing", settings)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real sandbox (session-wide) and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mpac_drill import PROJECT_ROOT
+from mpac_drill.config import Target, load_target
+
+SCHEMA = PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> CliResult:
+    """Run ``mpac-drill`` as a user would: a separate process, real exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
+         *args], capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Target:
+    """The sandbox, up for the whole session, down at the end."""
+    from mpac_drill.sandbox import control
+
+    target = load_target("sandbox")
+    control.up(target)
+    yield target
+    control.down(target)
+
+
+@pytest.fixture(scope="session")
+def result_schema() -> dict:
+    if not SCHEMA.is_file():
+        pytest.skip(f"contract schema not found at {SCHEMA}")
+    return json.loads(SCHEMA.read_text())
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "runs"
+    d.mkdir()
+    return d
