@@ -72,7 +72,7 @@ def start_load(
     if ctx.dry_run or ctx.users <= 0:
         return {"started": False, "users": ctx.users}
     if not ctx.is_sandbox:
-        services = {k: v.rsplit("/health", 1)[0] for k, v in ctx.endpoints().items()}
+        services = {k: v.split("/health", 1)[0] for k, v in ctx.endpoints().items()}
     else:
         services = ctx.sandbox().endpoints["services"]
     hosts = {"portal": services["svc-portal"], "smarttab": services["svc-smarttab"],

@@ -158,6 +158,10 @@ def load_catalog(path: Path | None = None) -> Catalog:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise UsageError(f"catalog {path}: scenario #{i + 1} needs an 'id'")
         sid = row["id"]
+        extra = row.get("targets") or {}
+        if not isinstance(extra, dict):
+            raise UsageError(f"catalog {path}: scenario {sid!r}: targets must map metrics to "
+                             "numbers")
         try:
             scenarios[sid] = Scenario(
                 id=sid,
@@ -171,7 +175,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 gate=bool(row.get("gate", False)),
                 experiment=row.get("experiment"),
                 extra_targets={str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
-                               for k, v in (row.get("targets") or {}).items()},
+                               for k, v in extra.items()},
             )
         except KeyError as exc:
             raise UsageError(f"catalog {path}: scenario {sid!r} lacks {exc.args[0]!r}") from None
@@ -289,9 +293,9 @@ def apply_overrides(
             )
         if isinstance(old, str) and not isinstance(value, str):
             value = str(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if dotted.endswith(("_s", "_ms")) and value < 0:
-                raise UsageError(f"--set {dotted}={value}: a duration cannot be negative")
+        if (isinstance(value, int | float) and not isinstance(value, bool)
+                and dotted.endswith(("_s", "_ms")) and value < 0):
+            raise UsageError(f"--set {dotted}={value}: a duration cannot be negative")
         node[parts[-1]] = value
     return out
 
@@ -318,12 +322,13 @@ def _check_durations(node: Any, path: Path, prefix: str) -> None:
     if isinstance(node, dict):
         for k, v in node.items():
             _check_durations(v, path, f"{prefix}{k}.")
-    elif prefix.rstrip(".").endswith(("_s", "_ms")) and node is not None:
-        if (isinstance(node, bool) or not isinstance(node, int | float) or node < 0
-                or not math.isfinite(node)):
-            raise UsageError(
-                f"target file {path}: {prefix.rstrip('.')} must be a non-negative number"
-            )
+    elif prefix.rstrip(".").endswith(("_s", "_ms")) and node is not None and (
+        isinstance(node, bool) or not isinstance(node, int | float) or node < 0
+        or not math.isfinite(node)
+    ):
+        raise UsageError(
+            f"target file {path}: {prefix.rstrip('.')} must be a non-negative number"
+        )
 
 
 def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ()) -> Target:

@@ -44,7 +44,8 @@ def probe_http(url: str, timeout_s: float) -> tuple[bool, int]:
                 else http.client.HTTPConnection)
     conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
     try:
-        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
         resp.read()
         return 200 <= resp.status < 300, resp.status

@@ -77,12 +77,14 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
         _note(rate, next((n for n in notes if "load" in n), "no load_per_second.csv"))
     else:
         x = traffic[C.T_REL] / scale
-        rate.plot(x, traffic[C.REQUESTS], color="#455a64", linewidth=1, label="requests/s")
-        rate.fill_between(x, 0, traffic[C.FAILURES], color=_BAD, alpha=0.6, step="mid",
+        # locust counts per wall-clock second: each value covers [t, t + 1)
+        rate.step(x, traffic[C.REQUESTS], where="post", color="#455a64", linewidth=1,
+                  label="requests/s")
+        rate.fill_between(x, 0, traffic[C.FAILURES], color=_BAD, alpha=0.6, step="post",
                           label="failures/s", linewidth=0)
         rate.set_ylim(0, max(float(traffic[C.REQUESTS].max()), 1.0) * 1.35)
         rate.legend(loc="upper right", ncols=2, fontsize=8, frameon=False)
-        latency.plot(x, traffic[C.P95], color="#6a1b9a", linewidth=1)
+        latency.step(x, traffic[C.P95], where="post", color="#6a1b9a", linewidth=1)
     rate.set_ylabel("per second")
     latency.set_ylabel("p95 ms")
     latency.set_xlabel(f"{unit} since fault injection")
@@ -94,8 +96,8 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
                 ax.axvline(at / scale, color=colour, linestyle="--", linewidth=1.2,
                            label=label if ax is health else None)
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-    fig.legend(*health.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.115, 0.94), ncols=3, fontsize=8,
-               frameon=False)
+    fig.legend(*health.get_legend_handles_labels(), loc="upper left",
+               bbox_to_anchor=(0.115, 0.94), ncols=3, fontsize=8, frameon=False)
     return _png(fig)
 
 

@@ -80,6 +80,12 @@ def _num(value: Any, where: str, *, integer: bool = False) -> float | int | None
     return value
 
 
+def _lenient(value: Any) -> float | None:
+    """An optional figure (impact checks): a number, or None for anything else."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else None
+
+
 def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key)
     if not isinstance(value, Mapping):
@@ -101,6 +107,8 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         raise _Bad(f"result.json lacks {', '.join(missing)}")
     if data["schema_version"] != 1:
         raise _Bad(f"schema_version {data['schema_version']!r} is not 1")
+    if data.get("dry_run"):
+        raise _Bad("dry run: nothing was injected, nothing measured")
     for key in ("run_id", "target", "runbook_section"):
         if not isinstance(data[key], str) or not data[key]:
             raise _Bad(f"{key} must be a non-empty string")
@@ -152,7 +160,7 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         C.FAILURES: _num(load["failures"], "measurements.load.failures", integer=True),
         C.P95: load.get("p95_ms") if isinstance(load.get("p95_ms"), int | float) else None,
         C.PASSED: data["passed"],
-        **{k: _num(impact.get(k), f"impact.{k}") for k in _IMPACT},
+        **{k: _lenient(impact.get(k)) for k in _IMPACT},
         C.USER: str(harness.get("user") or "unknown"),
         C.HOST: str(harness.get("host") or "unknown"),
         C.VERSION: str(harness.get("version") or "unknown"),
@@ -307,10 +315,15 @@ def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError("the file is empty") from None
     lacking = [c for c in needed if c not in frame.columns]
     if lacking:
         raise ValueError(f"lacks column {', '.join(lacking)}")
+    if frame.empty:
+        raise ValueError("no rows")
     return frame.loc[:, list(needed)]
 
 
@@ -354,7 +367,9 @@ def load_traffic(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict
         try:
             raw = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.LOAD_COLUMNS)
             frame = raw.assign(**{
-                C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601")
+                C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601"),
+                **{c: pd.to_numeric(raw[c], errors="raise").astype("float64")
+                   for c in (C.REQUESTS, C.FAILURES, C.P95)},
             }).pipe(_aggregated)
             frame = frame.assign(**{C.T_REL: (frame[C.T_UTC] - zero).dt.total_seconds()})
         except (ValueError, TypeError, OSError, pd.errors.ParserError) as exc:

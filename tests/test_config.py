@@ -26,7 +26,7 @@ from mpac_drill.config import (
 )
 from mpac_drill.errors import UsageError
 
-FAST = settings(max_examples=150, deadline=None,
+FAST = settings(max_examples=80, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -105,6 +105,8 @@ def catalog_rows(draw: st.DrawFn) -> Any:
         "recovery": "health green", "rto_s": draw(DURATIONS | BAD_DURATIONS),
         "rpo_s": draw(DURATIONS | BAD_DURATIONS), "gate": draw(st.booleans()),
         "experiment": draw(st.none() | st.just("ecs-task-failure.yaml")),
+        "targets": draw(st.dictionaries(st.sampled_from(["duplicate_orders", "x_s"]),
+                                        DURATIONS | BAD_DURATIONS, max_size=2) | VALUES),
     }
     for key in draw(st.sets(st.sampled_from(sorted(row)), max_size=2)):
         del row[key]
@@ -114,7 +116,8 @@ def catalog_rows(draw: st.DrawFn) -> Any:
 @st.composite
 def catalog_documents(draw: st.DrawFn) -> Any:
     doc: dict[str, Any] = {"scenarios": draw(st.lists(catalog_rows(), max_size=4))}
-    schedule_entry = (st.just("all") | st.lists(SCENARIO_IDS, max_size=3) | VALUES)
+    schedule_entry = (st.just("all") | st.just([]) | st.lists(SCENARIO_IDS, max_size=3)
+                      | VALUES)
     if draw(st.booleans()):
         doc["schedule"] = {q: draw(schedule_entry) for q in ("Q1", "Q2", "Q3", "Q4")
                            if draw(st.integers(0, 9)) > 0}
@@ -279,6 +282,7 @@ def test_parse_quarter_round_trip(year: int, q: int) -> None:
 _TARGET_HEAD = "name: t\nkind: sandbox\nenvironment: sandbox\n"
 _ROW = ("- {id: a, runbook_section: '1.1', system: s, fault: f, recovery: r, rto_s: %s, "
         "rpo_s: 0}\n")
+_SCHEDULE = "schedule: {Q1: [], Q2: [], Q3: [], Q4: all}\n"
 
 BAD_SETS = ["", "=1", "noequals", ".a=1", "a..b=1", "a b=1", "1a=2"]
 BAD_QUARTERS = ["", "2027Q1", "2027-Q5", "2027-Q0", "27-Q1", "2027-q1", "2027-Q1-x", None, 2027]
@@ -296,19 +300,21 @@ BAD_TARGET_FILES = [
     _TARGET_HEAD + "x: !!int abc\n", _TARGET_HEAD + "x: !!bool maybe\n",
     _TARGET_HEAD + "x: !!python/name:os.system\n", _TARGET_HEAD + "rds: {failover_delay_s: -1}\n",
     _TARGET_HEAD + "failover_delay_s: .nan\n", _TARGET_HEAD + "down_after_ms: .inf\n",
-    _TARGET_HEAD + "delay_s: soon\n", _TARGET_HEAD + "delay_s: true\n", "[" * 5000,
+    _TARGET_HEAD + "delay_s: soon\n", _TARGET_HEAD + "delay_s: true\n", "[" * 1000,
     _TARGET_HEAD + "? [a]\n: b\n",
 ]
 BAD_CATALOGS = [
     "", "scenarios: 3", "scenarios: [3]", "scenarios: [{id: a}]", "- a\n- b\n",
-    "scenarios:\n" + _ROW % "-1", "scenarios:\n" + _ROW % "fast", "scenarios:\n" + _ROW % ".nan",
-    "scenarios:\n" + _ROW % "true", "scenarios: []\nglobal: [1]\n",
-    "scenarios: []\nglobal: {rto_s: -1}\n", "scenarios: []\nschedule: [1]\n",
+    *("scenarios:\n" + _ROW % bad + _SCHEDULE for bad in ("-1", "fast", ".nan", ".inf", "true")),
+    "scenarios: []\nglobal: [1]\n" + _SCHEDULE, "scenarios: []\nglobal: {rto_s: -1}\n" + _SCHEDULE,
+    "scenarios: []\nglobal: {rpo_s: .nan}\n" + _SCHEDULE, "scenarios: []\nschedule: [1]\n",
     "scenarios:\n" + _ROW % "1" + "schedule: {Q1: [{a: 1}], Q2: [], Q3: [], Q4: all}\n",
     "scenarios:\n" + _ROW % "1" + "schedule: {Q1: [b], Q2: [], Q3: [], Q4: all}\n",
     "scenarios:\n" + _ROW % "1" + "schedule: {Q1: [a], Q2: [a], Q3: [a]}\n",
     "scenarios:\n" + _ROW % "1" + "schedule: {Q1: a, Q2: [], Q3: [], Q4: all}\n",
-    "scenarios: [{id: 2026-13-45}]",
+    "scenarios: [{id: 2026-13-45}]", "scenarios:\n" + _ROW % "1" + "schedule: 1\n",
+    "scenarios:\n" + _ROW.replace("rpo_s: 0", "targets: [1]") % "1" + _SCHEDULE,
+    "scenarios:\n" + _ROW.replace("rpo_s: 0", "targets: {dup: -1}") % "1" + _SCHEDULE,
 ]
 
 
@@ -377,6 +383,18 @@ def test_catalog_unknown_scenario_and_bad_quarter_usage_error() -> None:
         catalog.get("nope")
     with pytest.raises(UsageError, match="bad quarter"):
         catalog.for_quarter("2027-Q9")
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-3", 0.001), ("2.5E+1", 25.0), (".5e1", 5.0),
+                                            ("1.0e+2", 100.0), ("3", 3)])
+def test_set_numeric_key_scientific_notation_taken_as_number(text: str, value: float) -> None:
+    target = load_target("sandbox", [f"rds.failover_delay_s={text}"])
+    assert target.get("rds.failover_delay_s") == value
+
+
+def test_set_quoted_text_stays_text() -> None:
+    assert parse_set('ecs.cluster="1e3"') == ("ecs.cluster", "1e3")
+    assert load_target("staging", ['ecs.cluster="0123"']).get("ecs.cluster") == "0123"
 
 
 @given(st.floats(allow_nan=False))

@@ -134,7 +134,7 @@ class DrillContext:
     def endpoints(self) -> dict[str, str]:
         if self.is_sandbox:
             services = self.sandbox().endpoints["services"]
-            return {name: f"{url}/health" for name, url in services.items()}
+            return {name: f"{url}/health?deep=1" for name, url in services.items()}
         return dict(self.setting("endpoints"))
 
     def start_observer(self) -> None:

@@ -312,7 +312,15 @@ async def _heartbeat(conn: psycopg.AsyncConnection) -> None:
 
 
 def _health(ctx: Context) -> Handler:
-    """``GET /health``: a real write to each dependency; 503 names the failed ones."""
+    """``GET /health``: a real write to each dependency; 503 names the failed ones.
+
+    Without ``?deep=1`` (what the ALB checks) only the dependencies the service cannot serve
+    without make it 503: the database. Redis is a cache, a revocation list and a rate
+    limiter that the services fail open on (runbook 1.3), so a Redis outage leaves the
+    tasks in service and shows as ``"degraded"``. With ``?deep=1`` (what the drill's
+    observer samples) every dependency must work: "auth, idempotency and rate limiting
+    work again".
+    """
 
     async def check(name: str, awaitable: Awaitable[Any]) -> tuple[str, str]:
         try:
@@ -326,10 +334,15 @@ def _health(ctx: Context) -> Handler:
         if ctx.db is not None:
             probes.append(check("database", ctx.db.run(_heartbeat, idempotent=True)))
         checks = dict(await asyncio.gather(*probes))
-        failed = sorted(name for name, state in checks.items() if state != "ok")
+        deep = request.query_params.get("deep") in ("1", "true", "yes")
+        bad = sorted(name for name, state in checks.items() if state != "ok")
+        failed = bad if deep else [name for name in bad if name != "redis"]
         body: dict[str, Any] = {"ok": not failed, "service": ctx.service, "checks": checks}
         if failed:
             body["failed"] = failed
+        degraded = sorted(set(bad) - set(failed))
+        if degraded:
+            body["degraded"] = degraded
         return JSONResponse(body, status_code=503 if failed else 200)
 
     return health

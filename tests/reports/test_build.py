@@ -304,5 +304,6 @@ def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir,
     outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
     assert outcome.n_runs == 2 and not outcome.skipped
     md = outcome.markdown.read_text(encoding="utf-8")
-    assert "timeline.csv is unreadable" in md
+    assert "timeline.csv is unreadable: the file is empty" in md
+    assert escape("load_per_second.csv is unreadable: no rows") in md
     assert len(list(tmp_path.glob(f"{Q}-timeline-*.png"))) == 2

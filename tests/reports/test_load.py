@@ -123,3 +123,20 @@ def test_load_traffic_no_aggregated_rows_summed_per_second(make_run, runs_dir, c
     assert frame[C.REQUESTS].tolist() == [15, 7]
     assert frame[C.FAILURES].tolist() == [3, 0]
     assert frame[C.T_REL].tolist() == [0.0, 1.0]
+
+
+def test_load_runs_dry_run_skipped_as_not_a_drill(make_run, runs_dir, catalog):
+    folder = make_run()
+    make_run.edit(folder, lambda d: d.update(dry_run=True))
+    runset = _load(runs_dir, catalog)
+    assert runset.runs.empty
+    assert _reason(runset, folder).startswith("dry run")
+
+
+def test_load_runs_malformed_impact_value_nulled_run_kept(make_run, runs_dir, catalog):
+    make_run("redis-failover", rpo_s=None,
+             impact={"revoked_token_accepted_s": "n/a", "duplicate_orders": 0,
+                     "rate_limit_bypassed": True, "order_retries_sent": 40})
+    runs = _load(runs_dir, catalog).runs
+    assert runs[C.REVOKED_S].isna().all() and runs[C.BYPASSED].isna().all()
+    assert runs[C.DUPLICATES].tolist() == [0]

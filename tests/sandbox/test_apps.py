@@ -70,17 +70,21 @@ def test_health_all_dependencies_up_200(apps: Apps) -> None:
         assert all(state == "ok" for state in body["checks"].values())
 
 
-def test_health_redis_stopped_503_names_redis(apps: Apps, redis_server: RedisServer,
-                                              poll: Poll) -> None:
+def test_health_redis_stopped_deep_503_shallow_degraded(apps: Apps, redis_server: RedisServer,
+                                                        poll: Poll) -> None:
     with redis_server.stopped():
         for name in ("portal", "smarttab", "pgw"):
-            response = call("GET", f"{apps[name].url}/health")
+            response = call("GET", f"{apps[name].url}/health?deep=1")
             assert response.status_code == 503, name
             body = response.json()
             assert body["failed"] == ["redis"], body
             assert body["checks"]["redis"].startswith("unavailable")
             assert body["checks"].get("database", "ok") == "ok"
-    poll(lambda: call("GET", f"{apps['portal'].url}/health").status_code == 200, 10,
+            # the ALB's check: the service fails open on Redis, so it stays in service
+            shallow = call("GET", f"{apps[name].url}/health")
+            assert shallow.status_code == 200, name
+            assert shallow.json()["degraded"] == ["redis"]
+    poll(lambda: call("GET", f"{apps['portal'].url}/health?deep=1").status_code == 200, 10,
              "portal healthy again once Redis is back (through Sentinel)")
 
 
