@@ -142,6 +142,7 @@ def measure(runs_dir: Path, out_dir: Path) -> None:
         "skipped": len(outcome.skipped), "files": len(outcome.paths),
         "md_bytes": outcome.markdown.stat().st_size,
         "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
     }))
 
 
@@ -178,6 +179,8 @@ def main() -> int:
         print(f"wall time   {wall:6.2f} s  (import {m['import_s']:.2f} s + build "
               f"{m['build_s']:.2f} s)  goal <= {GOAL_WALL_S:.0f} s  "
               f"{'ok' if wall <= GOAL_WALL_S else 'MISSED'}")
+        print(f"cpu time    {m['cpu_s']:6.2f} s  (user + sys of the report process; wall time "
+              "above it means the machine was busy)")
         print(f"peak memory {rss / 2**20:6.0f} MiB (ru_maxrss of the report process)  "
               f"goal <= {GOAL_RSS_BYTES / 2**30:.0f} GiB  "
               f"{'ok' if rss <= GOAL_RSS_BYTES else 'MISSED'}")
