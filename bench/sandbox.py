@@ -12,8 +12,10 @@ PostgreSQL's shared buffers and the forked workers' shared pages once per proces
 its sum overstates what the sandbox costs. Goals: up in at most 10 s, at most 512 MiB PSS.
 The sandbox is stopped at the end.
 
-The sandbox's ports are fixed by the target: a sandbox that is already running (someone
-may be using it) is left alone and the benchmark refuses to run.
+The sandbox's ports and state folder are fixed by the target: a sandbox that is already
+running (someone may be using it), or that ran in the last ``--quiet-s`` seconds (a test
+session may be between two drills), is left alone and the benchmark refuses to run;
+``--force`` skips the second check only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mpac_drill.sandbox.procs import marked_processes  # noqa: E402
 
 GOAL_UP_S = 10.0
 GOAL_PSS_BYTES = 512 * 1024**2
+QUIET_S = 120.0
 MIB = 1024**2
 CLI = [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())"]
 
@@ -72,6 +75,15 @@ def _memory(state_dir: Path) -> tuple[int, int, dict[str, list[int]], int]:
     return pss, rss, dict(by_name), unreadable
 
 
+def _idle_s(state_dir: Path) -> float:
+    """Seconds since the sandbox's daemon last wrote its log or state (inf: never ran)."""
+    stamps = []
+    for name in ("daemon.log", "state.json"):
+        with contextlib.suppress(FileNotFoundError):
+            stamps.append((state_dir / name).stat().st_mtime)
+    return time.time() - max(stamps) if stamps else float("inf")
+
+
 def _verdict(value: float, goal: float) -> str:
     return "met" if value <= goal else "MISSED"
 
@@ -81,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="cold starts to time (default 3)")
     parser.add_argument("--settle-s", type=float, default=2.0,
                         help="quiet seconds after the last start before memory is read")
+    parser.add_argument("--quiet-s", type=float, default=QUIET_S,
+                        help="refuse when the sandbox ran this recently (default 120)")
+    parser.add_argument("--force", action="store_true",
+                        help="run although the sandbox ran recently (never when it runs)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -90,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if control.status(target)["running"]:
         print(f"a sandbox is already running (state folder {state_dir}): not touching it; "
               "stop it with `mpac-drill sandbox down` and run the benchmark again",
+              file=sys.stderr)
+        return 2
+    idle_s = _idle_s(state_dir)
+    if idle_s < args.quiet_s and not args.force:
+        print(f"the sandbox ran {idle_s:.0f} s ago (state folder {state_dir}): someone may be "
+              f"between two drills; wait {args.quiet_s:.0f} s of quiet or pass --force",
               file=sys.stderr)
         return 2
 

@@ -1,0 +1,79 @@
+"""The command line as a user meets it: help, bad input, exit codes, dry runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli
+
+COMMANDS = [("sandbox",), ("sandbox", "up"), ("sandbox", "status"), ("sandbox", "down"),
+            ("scenarios",), ("run",), ("quarter",), ("report",), ("gate",)]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(cmd):
+    r = run_cli(*cmd, "--help", timeout=60)
+    assert r.code == 0, r.err
+    assert "mpac-drill" in r.out and ("Example" in r.out or "example" in r.out), r.out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("scenarios", "--target", "nope"), "unknown target 'nope'"),
+    (("scenarios", "--set", "rds.nope=1"), "has no key 'nope'"),
+    (("scenarios", "--set", "rds.failover_delay_s=fast"), "expected a float"),
+    (("scenarios", "--set", "rds.failover_delay_s=-3"), "cannot be negative"),
+    (("scenarios", "--set", "novalue"), "expected key.path=value"),
+    (("run", "no-such-scenario"), "unknown scenario 'no-such-scenario'"),
+    (("run", "region-failover", "--dry-run"), "has no drill yet"),
+    (("report", "2026-Q5"), "bad quarter"),
+    (("quarter", "26Q1"), "bad quarter"),
+    (("gate", "--scenarios", ","), "--scenarios is empty"),
+    (("run",), "Missing argument"),
+    (("frobnicate",), "No such command"),
+])
+def test_bad_input_one_line_exit_2_no_traceback(args, fragment):
+    r = run_cli(*args, timeout=60)
+    assert r.code == 2, (r.code, r.err)
+    assert fragment in r.err
+    assert r.err.strip().count("\n") == 0, r.err
+    assert "Traceback" not in r.err + r.out
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("name: x\nkind: sandbox\n  bad: [indent\n", "not valid YAML"),
+    ("- just\n- a list\n", "must be a YAML mapping"),
+    ("name: x\nkind: gcp\nenvironment: staging\n", "kind must be one of"),
+    ("name: x\nkind: aws\nenvironment: staging\ndrill: {recovery_bound_s: -5}\n",
+     "must be a non-negative number"),
+])
+def test_malformed_target_file_is_a_usage_error(tmp_path, content, fragment):
+    path = tmp_path / "t.yaml"
+    path.write_text(content)
+    r = run_cli("scenarios", "--target", str(path), timeout=60)
+    assert r.code == 2 and fragment in r.err and "Traceback" not in r.err, r.err
+
+
+def test_scenarios_lists_the_catalog():
+    r = run_cli("scenarios", timeout=60)
+    assert r.code == 0
+    for sid in ("ecs-task-failure", "rds-failover", "redis-failover", "region-failover",
+                "pgw-region-failover", "obs-failure", "rds-pitr"):
+        assert sid in r.out
+
+
+@pytest.mark.parametrize("scenario, operation", [
+    ("ecs-task-failure", "ecs ListTasks"),
+    ("rds-failover", "rds DescribeDBInstances"),
+    ("redis-failover", "elasticache DescribeReplicationGroups"),
+])
+def test_dry_run_on_staging_prints_aws_calls_and_makes_none(scenario, operation, runs_dir):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(runs_dir), "AWS_EC2_METADATA_DISABLED": "true",
+           "NO_PROXY": "*"}  # no credentials at all: a dry run needs none
+    import os
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    r = run_cli("run", scenario, "--target", "staging", "--dry-run", "--runs-dir",
+                str(runs_dir), timeout=120, env=env)
+    assert r.code == 0, r.err
+    assert "none made" in r.out and operation in r.out, r.out
+    results = list(runs_dir.glob("*/result.json"))
+    assert len(results) == 1
