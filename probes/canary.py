@@ -163,7 +163,11 @@ def measure_rpo(
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
+    if ctx.dry_run:
+        return {"dry_run": True}
     if ctx.canary is None:
+        if not ctx.is_sandbox:  # no DSN for the harness on AWS: RPO stays unmeasured
+            return {"measured": False, "reason": "no canary on this target"}
         raise ctx.failed("measure_rpo needs the canary started by start_observers")
     ctx.phase("reading back canary")
     ctx.canary.stop()

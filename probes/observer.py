@@ -143,6 +143,8 @@ def start_observers(
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
+    if ctx.dry_run:
+        return {"dry_run": True, "endpoints": ctx.endpoints()}
     ctx.phase("observing")
     ctx.start_observer()
     ctx.start_canary()

@@ -104,6 +104,8 @@ def measure_rto(
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
+    if ctx.dry_run:
+        return {"dry_run": True, "detect_s": None, "rto_s": None}
     obs = ctx.observer
     if obs is None or ctx.injected_mono is None:
         raise ctx.failed("measure_rto needs a running observer and an injected fault")

@@ -50,7 +50,13 @@ def out_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def drill_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--users``, ``--load-workers``, ``--dry-run``: shared by commands that run drills."""
+    """``--users``, ``--load-workers``, ``--dry-run`` and the production guard's flags:
+    shared by commands that run drills."""
+    f = click.option("--ticket", default=None, metavar="CHG-123",
+                     help="Change ticket; required with --allow-production.")(f)
+    f = click.option("--allow-production", is_flag=True,
+                     help="Permit a drill on a production target (the target file must "
+                          "also say allow_production: true).")(f)
     f = click.option("--dry-run", is_flag=True,
                      help="Print every step and AWS call the drill would make; make none.")(f)
     f = click.option("--load-workers", type=click.IntRange(0, 64), default=None,

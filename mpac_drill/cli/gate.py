@@ -33,7 +33,8 @@ def gate_exit_code(outcomes: list[RunOutcome]) -> ExitCode:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), default=None,
               help="Write JUnit XML here: one test case per scenario and measured target.")
 def command(target: str, sets: tuple[str, ...], runs_dir: str, users: int | None,
-            load_workers: int | None, dry_run: bool, scenario_list: str | None,
+            load_workers: int | None, dry_run: bool,
+            allow_production: bool, ticket: str | None, scenario_list: str | None,
             junit_path: str | None) -> int:
     """Run the gate drills and exit 0 only when every measured target is met.
 
@@ -66,6 +67,7 @@ def command(target: str, sets: tuple[str, ...], runs_dir: str, users: int | None
         with DrillDisplay(sc.id) as display:
             outcome = run_drill(sc.id, t, runs_dir=Path(runs_dir), users=users,
                                 load_workers=load_workers, dry_run=dry_run,
+                                allow_production=allow_production, ticket=ticket,
                                 listeners=[display], catalog=catalog,
                                 progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
         outcomes.append(outcome)

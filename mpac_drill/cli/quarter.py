@@ -29,7 +29,8 @@ from mpac_drill.errors import ExitCode
 @out_option
 @drill_options
 def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out_dir: str,
-            users: int | None, load_workers: int | None, dry_run: bool) -> int:
+            users: int | None, load_workers: int | None, dry_run: bool,
+            allow_production: bool, ticket: str | None) -> int:
     """Run the drills runbook §5 schedules for QUARTER (YYYY-QN), then write its report.
 
     Q1 region failover, Q2 point-in-time restore, Q3 PGW failover, Q4 every scenario (the
@@ -59,6 +60,7 @@ def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out
         with DrillDisplay(sc.id) as display:
             outcome = run_drill(sc.id, t, runs_dir=Path(runs_dir), users=users,
                                 load_workers=load_workers, dry_run=dry_run,
+                                allow_production=allow_production, ticket=ticket,
                                 listeners=[display], catalog=catalog,
                                 progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
         outcomes.append(outcome)

@@ -75,7 +75,8 @@ def print_outcome(o: RunOutcome) -> None:
 @runs_dir_option
 @drill_options
 def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
-            users: int | None, load_workers: int | None, dry_run: bool) -> int:
+            users: int | None, load_workers: int | None, dry_run: bool,
+            allow_production: bool, ticket: str | None) -> int:
     """Run one drill: inject SCENARIO's fault, measure detect/RTO/RPO under load.
 
     Writes runs/<UTC>-<scenario>-<target>/ with result.json, the Chaos Toolkit journal,
@@ -93,7 +94,9 @@ def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
     t = load_target(target, sets)
     with DrillDisplay(scenario) as display:
         outcome = run_drill(scenario, t, runs_dir=Path(runs_dir), users=users,
-                            load_workers=load_workers, dry_run=dry_run, listeners=[display],
+                            load_workers=load_workers, dry_run=dry_run,
+                                allow_production=allow_production, ticket=ticket,
+                                listeners=[display],
                             progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"),
                             catalog=catalog)
     console.print(summary_table([outcome]))

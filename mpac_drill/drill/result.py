@@ -15,7 +15,8 @@ from mpac_drill.drill.context import DrillContext, iso, utc_now
 from mpac_drill.errors import ExitCode
 
 SCHEMA_CANDIDATES = (PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",)
-ARTIFACTS = {"chaostoolkit_log": "chaostoolkit.log", "timeline": "timeline.csv", "canary": "canary.csv",
+ARTIFACTS = {"chaostoolkit_log": "chaostoolkit.log",
+             "timeline": "timeline.csv", "canary": "canary.csv",
              "load_per_second": "load_per_second.csv", "locust": "locust", "fault": "fault.json"}
 
 

@@ -67,9 +67,20 @@ def run_drill(
     listeners: list[Listener] | None = None,
     progress: Callable[[str], None] = lambda m: None,
     catalog: Catalog | None = None,
+    allow_production: bool = False,
+    ticket: str | None = None,
 ) -> RunOutcome:
-    """Run one scenario on one target and write its run folder."""
+    """Run one scenario on one target and write its run folder.
+
+    Refused for production without ``allow_production`` and a ``ticket``, for an AWS
+    account other than the target's, and while another drill holds the target's lock.
+    """
     from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+
+    from mpac_drill.safety import DrillLock, check_production_guard
+
+    check_production_guard(target, allow_production=allow_production, ticket=ticket,
+                           dry_run=dry_run)
 
     catalog = catalog or load_catalog()
     scenario = catalog.get(scenario_id)
@@ -83,7 +94,20 @@ def run_drill(
 
         control.up(target, progress)  # starts it, or checks it and sets the recovery delays
     run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
-    run_dir.mkdir(parents=True, exist_ok=False)
+    lock = DrillLock(Path(runs_dir).resolve() / ".locks", target.name, scenario.id, run_dir)
+    lock.acquire()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        return _run_locked(scenario_id, target, run_dir, experiment, catalog, users,
+                           load_workers, dry_run, listeners, run_experiment)
+    finally:
+        lock.release()
+
+
+def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any,
+                catalog: Catalog, users: int | None, load_workers: int | None, dry_run: bool,
+                listeners: list[Listener] | None, run_experiment: Any) -> RunOutcome:
+    scenario = catalog.get(scenario_id)
     ctx = DrillContext(
         target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
         users=int(users if users is not None else target.get("load.users", 0)),
@@ -93,7 +117,15 @@ def run_drill(
     if dry_run:
         from mpac_drill.aws import DryRun
 
-        ctx.dry_run_recorder = DryRun()
+        # Canned answers so the plan shows the destructive calls too, with placeholders
+        # where only a live account would know the value.
+        ctx.dry_run_recorder = DryRun(responses={
+            "ecs.ListTasks": {"taskArns": ["<each-running-task-of-the-service>"]},
+            "elasticache.DescribeReplicationGroups": {"ReplicationGroups": [{
+                "ReplicationGroupId": str(target.get("elasticache.replication_group", "")),
+                "NodeGroups": [{"NodeGroupId": str(target.get("elasticache.node_group",
+                                                              "0001"))}]}]},
+        })
     drill_context.register(ctx)
     config_vars = {"mpac_target": str(target.path), "mpac_set": dict(target.overrides),
                    "mpac_run_dir": str(run_dir), "mpac_scenario": scenario.id}

@@ -7,6 +7,7 @@ and sweeps every process carrying the sandbox marker on ``down``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -218,10 +219,8 @@ def down(target: Target, progress: Progress = lambda m: None, timeout_s: float =
     state = read_state(sdir)
     if state and pid_alive(int(state["daemon_pid"])):
         progress("stopping sandbox daemon")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(state["daemon_pid"]), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and pid_alive(int(state["daemon_pid"])):
             time.sleep(0.05)

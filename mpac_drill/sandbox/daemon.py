@@ -175,8 +175,10 @@ class Daemon:
             self.albs[name] = AlbListener(
                 service=name, port=s["ecs"]["services"][name]["port"],
                 targets=[AlbTarget(t.name, t.port) for t in svc.tasks],
-                health_interval_s=a["health_interval_s"], healthy_threshold=a["healthy_threshold"],
-                unhealthy_threshold=a["unhealthy_threshold"], health_timeout_s=a["health_timeout_s"])
+                health_interval_s=a["health_interval_s"],
+                healthy_threshold=a["healthy_threshold"],
+                unhealthy_threshold=a["unhealthy_threshold"],
+                health_timeout_s=a["health_timeout_s"])
             await self.albs[name].start()
         await self._step("ecs", self._wait_tasks_healthy(60))
         self.starting = ""

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mpac_drill.sandbox.procs import record_spawn
-from typing import Any
 
 
 @dataclass
