@@ -119,7 +119,7 @@ def test_dependencies_hung_requests_fail_fast(apps: Apps, pg: PgServer,
     with redis_server.frozen():
         response = call("GET", f"{apps['portal'].url}/verify", headers=bearer(token))
         assert response.headers["X-Revocation-Check"] == "skipped"
-        assert call("GET", f"{apps['smarttab'].url}/health").json()["failed"] == ["redis"]
+        assert call("GET", f"{apps['smarttab'].url}/health?deep=1").json()["failed"] == ["redis"]
     with pg.frozen():
         assert call("GET", f"{apps['pgw'].url}/health").json()["failed"] == ["database"]
         assert order(apps["smarttab"], key()).status_code == 503
