@@ -9,7 +9,6 @@ locustfile; it stops by itself after the drill's bound (``--run-time``), and ``s
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +28,43 @@ class LoadHandle:
         self.out_dir = out_dir
         self.stopped = False
 
-    def _recent(self, window_s: float) -> tuple[int, int]:
-        now = int(time.time())
-        req = fail = 0
+    def _seconds(self) -> dict[int, tuple[int, int]]:
+        """Per wall-clock second: (requests, failures), summed over locust processes."""
+        out: dict[int, tuple[int, int]] = {}
         for path in (self.out_dir / LOCUST_DIR).glob("seconds-*.csv"):
             try:
                 with path.open(newline="") as fh:
                     for row in csv.DictReader(fh):
-                        if row.get("name") == "Aggregated" and now - int(row["second"]) <= (
-                                window_s):
-                            req += int(row["requests"])
-                            fail += int(row["failures"])
+                        if row.get("name") != "Aggregated":
+                            continue
+                        sec = int(row["second"])
+                        req, fail = out.get(sec, (0, 0))
+                        out[sec] = (req + int(row["requests"]), fail + int(row["failures"]))
             except (OSError, ValueError, KeyError):
                 continue
-        return req, fail
+        return out
 
-    def recent_failure_rate(self, window_s: float) -> float | None:
-        req, fail = self._recent(window_s)
-        return fail / req if req else None
+    def failing_for_s(self, bound: float) -> int:
+        """How many of the latest seconds in a row had a failure share above ``bound``."""
+        seconds = self._seconds()
+        run = 0
+        for sec in sorted(seconds, reverse=True):
+            req, fail = seconds[sec]
+            if req and fail / req > bound:
+                run += 1
+            else:
+                break
+        return run
 
     def recent_rate(self) -> tuple[float, float]:
-        """Requests and failures per second over the last few seconds."""
-        req, fail = self._recent(3)
-        return req / 3, fail / 3
+        """Requests and failures per second over the last three complete seconds."""
+        seconds = self._seconds()
+        latest = sorted(seconds)[-3:]
+        if not latest:
+            return 0.0, 0.0
+        req = sum(seconds[s][0] for s in latest)
+        fail = sum(seconds[s][1] for s in latest)
+        return req / len(latest), fail / len(latest)
 
 
 def start_load(

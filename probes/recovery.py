@@ -91,7 +91,8 @@ def measure_rto(
 ) -> dict[str, Any]:
     """Wait until every observed service is healthy again, then report detect and RTO.
 
-    Waits at most the target's ``drill.recovery_bound_s``. When no sample fails within
+    Waits at most the recovery bound (the target's ``drill.recovery_bound_s``, never more
+    than twice the RTO target); past it the drill is aborted. When no sample fails within
     ``detect_window_s`` of the fault, the fault caused no observable outage (RTO 0).
     After recovery it keeps observing for ``drill.cooldown_s`` so a relapse is caught.
 
@@ -123,8 +124,10 @@ def measure_rto(
                 samples, obs.services, k):
             break
         if elapsed >= bound:
-            ctx.note(f"not recovered within the bound of {bound:.0f} s")
-            break
+            result = compute_recovery(obs.samples(rel_to=t0), k)
+            ctx.measurements.update(detect_s=result["detect_s"], rto_s=result["rto_s"],
+                                    rto_per_service=result["per_service"])
+            ctx.abort(f"stop condition: not recovered within the hard bound of {bound:g} s")
         ctx.check_stop_conditions()
         time.sleep(obs.interval_s / 2)
     ctx.phase("cooldown")

@@ -73,6 +73,7 @@ class DrillContext:
     listeners: list[Callable[[DrillContext], None]] = field(default_factory=list)
     _sandbox: Any = None
     _observer_stopped: bool = False
+    _alarms_checked: float = -1e9
 
     # ------------------------------------------------------------ settings
 
@@ -180,18 +181,36 @@ class DrillContext:
     # ------------------------------------------------------------ stop conditions
 
     def check_stop_conditions(self) -> None:
-        """Abort (rollbacks run) when the load's failure share stays above the bound."""
-        if self.load is None or not hasattr(self.load, "recent_failure_rate"):
+        """Abort the drill (rollbacks then run) when a stop condition of the target holds:
+        the load's failure share above ``stop.max_failure_rate`` for longer than
+        ``stop.max_failure_rate_for_s``, or (AWS) a ``stop.cloudwatch_alarms`` alarm in
+        ALARM. The recovery bound is checked by ``measure_rto``."""
+        if self.dry_run:
             return
         bound = float(self.target.get("stop.max_failure_rate", 1.0))
         window = float(self.target.get("stop.max_failure_rate_for_s", 60))
-        if bound >= 1.0:
-            return
-        rate = self.load.recent_failure_rate(window)
-        if rate is not None and rate > bound:
-            self.abort_reason = (f"stop condition: load failure rate {rate:.0%} above "
-                                 f"{bound:.0%} for {window:.0f} s")
-            raise InterruptExecution(self.abort_reason)
+        if self.load is not None and bound < 1.0:
+            failing = self.load.failing_for_s(bound)
+            if failing > window:
+                self.abort(f"stop condition: load failure share above {bound:.0%} for "
+                           f"{failing} s (allowed {window:g} s)")
+        alarms = self.target.get("stop.cloudwatch_alarms") or []
+        if alarms and not self.is_sandbox:
+            now = time.monotonic()
+            if now - self._alarms_checked >= 10:
+                self._alarms_checked = now
+                from mpac_drill.backends.aws import alarms_in_alarm
+
+                firing = alarms_in_alarm(self.target, list(alarms))
+                if firing:
+                    self.abort(f"stop condition: CloudWatch alarm {', '.join(firing)} in ALARM")
+
+    def abort(self, reason: str) -> None:
+        """End the drill now: chaoslib records an interruption and plays the rollbacks."""
+        self.abort_reason = reason
+        self.note(reason)
+        self.phase(f"aborting: {reason}")
+        raise InterruptExecution(reason)
 
     # ------------------------------------------------------------ provenance
 

@@ -132,12 +132,25 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     signal_code: int | None = None
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        # The first signal interrupts the method; later ones are noted and ignored so the
+        # rollbacks, the cleanup and result.json always finish.
         nonlocal signal_code
-        signal_code = ExitCode.INTERRUPTED
-        raise KeyboardInterrupt
+        if signal_code is not None:
+            return
+        if signum == signal.SIGINT:
+            signal_code = ExitCode.INTERRUPTED
+            raise KeyboardInterrupt
+        signal_code = ExitCode.TERMINATED
+        raise Terminated
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    def defer(signum: int, frame: Any) -> None:
+        nonlocal signal_code
+        if signal_code is None:
+            signal_code = (ExitCode.INTERRUPTED if signum == signal.SIGINT
+                           else ExitCode.TERMINATED)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     journal: dict[str, Any] = {}
     ctk_log = logging.getLogger("chaostoolkit")  # chaoslib's own lines go to the run folder
     handler = logging.FileHandler(run_dir / "chaostoolkit.log")
@@ -148,26 +161,49 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
     try:
         journal = run_experiment(experiment, settings=settings,
                                  experiment_vars=(config_vars, {}))
-    except Terminated:
-        signal_code = ExitCode.TERMINATED
+    except (Terminated, KeyboardInterrupt):
+        # a signal outside chaoslib's own handling: play the rollbacks ourselves
+        signal_code = signal_code or ExitCode.INTERRUPTED
+        for sig in previous:
+            signal.signal(sig, defer)
+        _rollback_after_escape(ctx, experiment, config_vars)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig in previous:
+            signal.signal(sig, defer)
         _cleanup(ctx)
         ctk_log.removeHandler(handler)
         handler.close()
-    if journal.get("status") == "interrupted" and signal_code is None and not ctx.abort_reason:
-        signal_code = ExitCode.TERMINATED  # chaoslib turned our SIGTERM into an interruption
-    write_json(run_dir / "journal.json", _redact(journal) if journal else {"status": "aborted"})
-    if ctx.fault:
-        write_json(run_dir / "fault.json", ctx.fault)
-    result = build_result(ctx, journal, signal_code=signal_code)
-    errors = validate(result)
-    if errors:
-        raise HarnessError(f"result.json would break the contract: {errors[0]}")
-    write_json(run_dir / "result.json", result)
-    drill_context.forget(ctx)
+    try:
+        if journal.get("status") == "interrupted" and signal_code is None and (
+                not ctx.abort_reason):
+            signal_code = ExitCode.TERMINATED  # chaoslib turned a SIGTERM into an interruption
+        write_json(run_dir / "journal.json",
+                   _redact(journal) if journal else {"status": "interrupted"})
+        if ctx.fault:
+            write_json(run_dir / "fault.json", ctx.fault)
+        result = build_result(ctx, journal, signal_code=signal_code)
+        errors = validate(result)
+        if errors:
+            raise HarnessError(f"result.json would break the contract: {errors[0]}")
+        write_json(run_dir / "result.json", result)
+    finally:
+        drill_context.forget(ctx)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     return RunOutcome(run_dir=run_dir, result=result,
                       exit_code=exit_code_for(result, signal_code))
+
+
+def _rollback_after_escape(ctx: DrillContext, experiment: Any,
+                           config_vars: dict[str, Any]) -> None:
+    """Run the experiment's rollbacks when an interruption escaped chaoslib."""
+    from chaoslib.activity import execute_activity
+
+    for activity in experiment.get("rollbacks", []):
+        try:
+            execute_activity(experiment, activity, configuration=config_vars, secrets={})
+        except Exception as exc:  # noqa: BLE001 - every rollback gets its turn
+            ctx.note(f"rollback {activity.get('name')}: {exc}")
 
 
 def _cleanup(ctx: DrillContext) -> None:

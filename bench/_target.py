@@ -1,0 +1,56 @@
+"""The benchmarks' own sandbox: a copy of the sandbox target on ports nobody else uses.
+
+Benchmarks start and stop a sandbox; the default one (``.sandbox``, ports 15432.., 16379..,
+26379.., 18080.., 18100..) may be in use by a developer or a test session, so a benchmark
+writes a copy of ``experiments/targets/sandbox.yaml`` with its own state folder and ports in
+43xxx (PostgreSQL), 44xxx (Redis, Sentinels) and 45xxx (listeners, tasks), and brings that
+one up and down.
+
+    path = write_bench_target(Path("/tmp/bench"))
+    target = load_target(str(path))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_TARGET = ROOT / "experiments" / "targets" / "sandbox.yaml"
+BENCH_NAME = "sandbox-bench"
+BENCH_STATE_DIR = ".sandbox-bench"  # git-ignored (.sandbox-*/), relative to the project root
+BENCH_PORTS: dict[str, Any] = {
+    "rds.primary_port": 43432,
+    "rds.standby_port": 43433,
+    "redis.primary_port": 44379,
+    "redis.replica_port": 44380,
+    "redis.sentinel_ports": [44381, 44382, 44383],
+    "ecs.task_port_base": 45100,
+}
+BENCH_SERVICE_PORT_BASE = 45080
+
+
+def bench_settings(base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (the sandbox target's settings) moved to the benchmark's state folder and ports."""
+    out = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
+    out["name"] = BENCH_NAME
+    out["state_dir"] = BENCH_STATE_DIR
+    for dotted, value in BENCH_PORTS.items():
+        section, key = dotted.split(".")
+        out[section][key] = value
+    for i, name in enumerate(out["ecs"]["services"]):
+        out["ecs"]["services"][name]["port"] = BENCH_SERVICE_PORT_BASE + i
+    return out
+
+
+def write_bench_target(folder: Path, base: Path = SANDBOX_TARGET) -> Path:
+    """Write ``folder/sandbox-bench.yaml`` (the benchmark's target) and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = bench_settings(yaml.safe_load(base.read_text(encoding="utf-8")))
+    path = folder / f"{BENCH_NAME}.yaml"
+    header = (f"# Written by bench/_target.py from {base.name}: the benchmarks' own sandbox\n"
+              f"# (state folder {BENCH_STATE_DIR}, ports 43xxx/44xxx/45xxx).\n")
+    path.write_text(header + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return path
