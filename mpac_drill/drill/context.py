@@ -206,11 +206,19 @@ class DrillContext:
                     self.abort(f"stop condition: CloudWatch alarm {', '.join(firing)} in ALARM")
 
     def abort(self, reason: str) -> None:
-        """End the drill now: chaoslib records an interruption and plays the rollbacks."""
+        """End the drill now: chaoslib records an interruption and plays the rollbacks.
+
+        chaoslib wraps an activity's exceptions into ``ActivityFailed`` and carries on with
+        the method, so the way out is its own: SIGUSR1 (``exit_gracefully``), which raises
+        ``SystemExit`` here and stops the method before any further fault.
+        """
+        from chaoslib.exit import exit_gracefully
+
         self.abort_reason = reason
         self.note(reason)
         self.phase(f"aborting: {reason}")
-        raise InterruptExecution(reason)
+        exit_gracefully()
+        raise InterruptExecution(reason)  # only reached outside chaoslib's signal handling
 
     # ------------------------------------------------------------ provenance
 
