@@ -150,6 +150,20 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
             signal_code = (ExitCode.INTERRUPTED if signum == signal.SIGINT
                            else ExitCode.TERMINATED)
 
+    def on_term_in_chaoslib(signum: int, frame: Any) -> None:
+        # chaoslib's own SIGTERM handler raises InterruptExecution, which its Python
+        # provider then wraps into ActivityFailed, so the method went on. Leave the way
+        # its SIGUSR1 does instead: SystemExit, the method stops, the rollbacks run.
+        nonlocal signal_code
+        if signal_code is not None:
+            return
+        signal_code = ExitCode.TERMINATED
+        raise SystemExit(20)
+
+    import chaoslib.exit as ctk_exit
+
+    ctk_terminate = ctk_exit._terminate_now
+    ctk_exit._terminate_now = on_term_in_chaoslib  # type: ignore[assignment]
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     journal: dict[str, Any] = {}
     ctk_log = logging.getLogger("chaostoolkit")  # chaoslib's own lines go to the run folder
@@ -170,6 +184,7 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
     finally:
         for sig in previous:
             signal.signal(sig, defer)
+        ctk_exit._terminate_now = ctk_terminate  # type: ignore[assignment]
         _cleanup(ctx)
         ctk_log.removeHandler(handler)
         handler.close()
