@@ -77,3 +77,54 @@ def test_dry_run_on_staging_prints_aws_calls_and_makes_none(scenario, operation,
     assert "none made" in r.out and operation in r.out, r.out
     results = list(runs_dir.glob("*/result.json"))
     assert len(results) == 1
+
+
+def _aws_target(tmp_path, endpoint: str) -> str:
+    from mpac_drill import TARGETS_DIR
+
+    text = (TARGETS_DIR / "staging.yaml").read_text().replace(
+        "endpoint_url: null", f"endpoint_url: {endpoint}")
+    path = tmp_path / "aws.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("creds, fragment", [
+    (False, "no AWS credentials"),
+    (True, "127.0.0.1:9"),
+])
+def test_aws_without_credentials_or_endpoint_fails_one_line_nothing_written(tmp_path, creds,
+                                                                           fragment):
+    import os
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "AWS_MAX_ATTEMPTS": "1"}
+    if creds:
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    runs = tmp_path / "runs"
+    r = run_cli("run", "ecs-task-failure", "--target", _aws_target(tmp_path,
+                "http://127.0.0.1:9"), "--runs-dir", str(runs), timeout=120, env=env)
+    assert r.code == 3, (r.code, r.err)
+    assert fragment in r.err, r.err
+    assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+    assert not list(runs.glob("*/result.json"))  # refused before anything was written
+
+
+def test_experiment_with_a_wrong_argument_name_is_a_usage_error(tmp_path):
+    from dataclasses import replace
+
+    from mpac_drill import EXPERIMENTS_DIR
+    from mpac_drill.config import load_catalog, load_target
+    from mpac_drill.drill.runner import run_drill
+    from mpac_drill.errors import UsageError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXPERIMENTS_DIR / "ecs-task-failure.yaml").read_text().replace(
+        "arguments: {service: svc-portal}", "arguments: {servce: svc-portal}"))
+    catalog = load_catalog()
+    sc = replace(catalog.get("ecs-task-failure"), experiment=str(bad))
+    catalog.scenarios["ecs-task-failure"] = sc
+    with pytest.raises(UsageError, match="invalid"):
+        run_drill("ecs-task-failure", load_target("sandbox"), runs_dir=tmp_path / "runs",
+                  catalog=catalog, dry_run=True)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
