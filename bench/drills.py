@@ -291,11 +291,11 @@ def _drill(target_path: Path, plan: Plan, i: int, runs_dir: Path, users: int) ->
         t_call = time.time()
         with _TaskProbe(urls) as probe:
             outcome = run_drill(plan.scenario, target, runs_dir=runs_dir, users=users)
+            t_return = time.time()
         d.task_ready = probe.first_ready
     except DrillError as exc:
         d.wall_s, d.error = time.time() - t_call, f"{exc.__class__.__name__}: {exc}"
         return d
-    t_return = time.time()
     d.wall_s, d.run_dir, d.result = t_return - t_call, outcome.run_dir, outcome.result
     d.t_call, d.t_return = t_call, t_return
     if outcome.exit_code == ExitCode.INTERRUPTED:
@@ -542,7 +542,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="think time min,max s for 4. (0,0; the locustfile's is 0.02,0.1)")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.runs
-    d1, d2 = (float(x) for x in args.delays.split(","))
+    try:
+        d1, d2 = (float(x) for x in args.delays.split(","))
+    except ValueError:
+        parser.error(f"--delays {args.delays!r}: expected two numbers D1,D2")
     if rounds < 1 or d2 <= d1:
         parser.error("--runs must be >= 1 and --delays D1,D2 with D2 > D1")
 
@@ -587,18 +590,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         code = int(ExitCode.HARNESS)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop `down`
         if started_here or not args.target:
             with contextlib.suppress(Exception):
                 control.down(target)
         else:
             print(f"the sandbox of {target_path} was already running: left running")
 
-    _report(drills, plans, load, target, sdir, args, code)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _report(drills, plans, load, target, sdir, args)
     return code
 
 
 def _report(drills: list[Drill], plans: list[Plan], load: dict[int, dict[str, float]],
-            target: Target, sdir: Path, args: argparse.Namespace, code: int) -> None:
+            target: Target, sdir: Path, args: argparse.Namespace) -> None:
     if not drills:
         return
     odd: list[str] = []

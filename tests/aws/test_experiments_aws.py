@@ -1,0 +1,54 @@
+"""The same experiment on AWS: ``ecs-task-failure`` run end to end against moto.
+
+The AWS control plane is moto on loopback; the health endpoints the observer samples and
+locust loads are the sandbox's services (also loopback), so nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mpac_drill.drill.runner import run_drill
+from mpac_drill.errors import ExitCode, UsageError
+
+pytestmark = [pytest.mark.aws, pytest.mark.sandbox]
+
+
+def _endpoint_overrides(sandbox) -> dict[str, Any]:
+    base = {"svc-portal": 18080, "svc-smarttab": 18081, "pgw": 18082}
+    ports = {n: c["port"] for n, c in sandbox.require("ecs.services").items()}
+    assert set(ports) == set(base)
+    return {f"endpoints.{n}": f"http://127.0.0.1:{p}/health" for n, p in ports.items()}
+
+
+def test_ecs_experiment_on_aws_stops_the_service_tasks(sandbox, ecs_service, moto, tmp_path):
+    target, arns = ecs_service(tasks=3, desired=3)
+    from mpac_drill.config import load_target
+
+    aws = load_target(str(target.path), {**target.overrides, **_endpoint_overrides(sandbox),
+                                          "account_id": "123456789012",
+                                          "drill.warmup_s": 1, "drill.cooldown_s": 0.5,
+                                          "drill.observer_interval_s": 0.1})
+    outcome = run_drill("ecs-task-failure", aws, runs_dir=tmp_path / "runs", users=2)
+    r = outcome.result
+    assert r["status"] == "completed", r.get("reason")
+    assert r["fault"]["action"] == "ecs:StopTask"
+    assert sorted(r["fault"]["resources"]) == sorted(arns)
+    tasks = moto("ecs").describe_tasks(cluster=aws.get("ecs.cluster"), tasks=arns)["tasks"]
+    assert {t["lastStatus"] for t in tasks} == {"STOPPED"}
+    assert r["measurements"]["rpo_s"] is None  # no canary DSN on AWS: not measured
+    assert r["measurements"]["load"]["requests"] > 0
+    assert outcome.exit_code == ExitCode.OK  # moto stops nothing real: no outage observed
+
+
+def test_aws_account_mismatch_is_refused_before_any_fault(ecs_service, moto, tmp_path):
+    target, arns = ecs_service(tasks=2, desired=2)
+    from mpac_drill.config import load_target
+
+    aws = load_target(str(target.path), {**target.overrides, "account_id": "999999999999"})
+    with pytest.raises(UsageError, match="account"):
+        run_drill("ecs-task-failure", aws, runs_dir=tmp_path / "runs", users=0)
+    tasks = moto("ecs").describe_tasks(cluster=aws.get("ecs.cluster"), tasks=arns)["tasks"]
+    assert {t["lastStatus"] for t in tasks} == {"RUNNING"}
