@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from mpac_drill.cli import console, drill_options, err_console, runs_dir_option, target_options
-from mpac_drill.cli.live import DrillDisplay
-from mpac_drill.cli.run import print_outcome, summary_table
+from mpac_drill.cli.run import DrillOptions, run_series, summary_table
 from mpac_drill.config import load_catalog, load_target
-from mpac_drill.drill.runner import RunOutcome, run_drill
+from mpac_drill.drill.runner import RunOutcome
 from mpac_drill.errors import ExitCode, UsageError
 
 
@@ -60,26 +59,13 @@ def command(target: str, sets: tuple[str, ...], runs_dir: str, users: int | None
     if not_ready:
         raise UsageError(f"no drill yet for {', '.join(not_ready)}: see `mpac-drill scenarios`")
     t = load_target(target, sets)
-    outcomes: list[RunOutcome] = []
-    for i, sc in enumerate(scenarios, 1):
-        err_console.print(f"[bold]gate {i}/{len(scenarios)}: {sc.id}[/bold] "
-                          f"(runbook §{sc.runbook_section}) on {t.name}")
-        with DrillDisplay(sc.id) as display:
-            outcome = run_drill(sc.id, t, runs_dir=Path(runs_dir), users=users,
-                                load_workers=load_workers, dry_run=dry_run,
-                                allow_production=allow_production, ticket=ticket,
-                                listeners=[display], catalog=catalog,
-                                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
-        outcomes.append(outcome)
-        print_outcome(outcome)
-        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            break
+    series = run_series("gate", scenarios, t, catalog, DrillOptions(
+        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+    outcomes = series.outcomes
     if junit_path:
         from mpac_drill.junit import write_junit
 
         write_junit([o.result for o in outcomes], Path(junit_path))
         err_console.print(f"JUnit XML written to {junit_path}")
     console.print(summary_table(outcomes, title=f"resilience gate on {t.name}"))
-    interrupted = [o.exit_code for o in outcomes
-                   if o.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED)]
-    return interrupted[0] if interrupted else gate_exit_code(outcomes)
+    return series.interrupted or gate_exit_code(outcomes)

@@ -14,11 +14,9 @@ from mpac_drill.cli import (
     runs_dir_option,
     target_options,
 )
-from mpac_drill.cli.live import DrillDisplay
 from mpac_drill.cli.report import write_report
-from mpac_drill.cli.run import print_outcome, summary_table
+from mpac_drill.cli.run import DrillOptions, run_series, summary_table
 from mpac_drill.config import load_catalog, load_target, parse_quarter
-from mpac_drill.drill.runner import RunOutcome, run_drill
 from mpac_drill.errors import ExitCode
 
 
@@ -46,27 +44,11 @@ def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out
     catalog = load_catalog()
     t = load_target(target, sets)
     scheduled = catalog.for_quarter(quarter)
-    outcomes: list[RunOutcome] = []
-    not_run: dict[str, str] = {}
-    for i, sc in enumerate(scheduled, 1):
-        if not sc.experiment:
-            not_run[sc.id] = "no drill for this scenario yet (runbook §" \
-                             f"{sc.runbook_section}; see `mpac-drill scenarios`)"
-            err_console.print(f"[yellow]{quarter} {i}/{len(scheduled)}: {sc.id} not run: "
-                              f"{not_run[sc.id]}[/yellow]")
-            continue
-        err_console.print(f"[bold]{quarter} {i}/{len(scheduled)}: {sc.id}[/bold] "
-                          f"(runbook §{sc.runbook_section}) on {t.name}")
-        with DrillDisplay(sc.id) as display:
-            outcome = run_drill(sc.id, t, runs_dir=Path(runs_dir), users=users,
-                                load_workers=load_workers, dry_run=dry_run,
-                                allow_production=allow_production, ticket=ticket,
-                                listeners=[display], catalog=catalog,
-                                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
-        outcomes.append(outcome)
-        print_outcome(outcome)
-        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            return outcome.exit_code
+    series = run_series(quarter, scheduled, t, catalog, DrillOptions(
+        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+    if series.interrupted:
+        return series.interrupted
+    outcomes = series.outcomes
     if outcomes:
         console.print(summary_table(outcomes, title=f"{quarter} drills on {t.name}"))
     if dry_run:

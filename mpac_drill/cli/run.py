@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -9,8 +10,9 @@ from rich.table import Table
 
 from mpac_drill.cli import console, drill_options, err_console, runs_dir_option, target_options
 from mpac_drill.cli.live import DrillDisplay
-from mpac_drill.config import load_catalog, load_target
+from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
 from mpac_drill.drill.runner import RunOutcome, run_drill
+from mpac_drill.errors import ExitCode, UsageError
 
 
 def _fmt(v: object, unit: str = " s") -> str:
@@ -49,6 +51,53 @@ def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> T
                   _fmt(m["load"]["requests"], ""), _fmt(m["load"]["failures"], ""), verdict,
                   _short(o.run_dir))
     return t
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """The drill flags every drill-running command shares."""
+
+    runs_dir: Path
+    users: int | None = None
+    load_workers: int | None = None
+    dry_run: bool = False
+    allow_production: bool = False
+    ticket: str | None = None
+
+
+@dataclass
+class Series:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+    interrupted: ExitCode | None = None
+
+
+def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: Catalog,
+               opts: DrillOptions) -> Series:
+    """Run drills one after another with the live display; stop at an interruption.
+    A scenario without a drill is recorded as not run, with the reason."""
+    series = Series()
+    for i, sc in enumerate(scenarios, 1):
+        head = f"{label} {i}/{len(scenarios)}: {sc.id}"
+        if not sc.experiment:
+            series.not_run[sc.id] = (f"no drill for this scenario yet (runbook "
+                                     f"§{sc.runbook_section}; see `mpac-drill scenarios`)")
+            err_console.print(f"[yellow]{head} not run: {series.not_run[sc.id]}[/yellow]")
+            continue
+        err_console.print(f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) on {target.name}")
+        with DrillDisplay(sc.id) as display:
+            outcome = run_drill(
+                sc.id, target, runs_dir=opts.runs_dir, users=opts.users,
+                load_workers=opts.load_workers, dry_run=opts.dry_run,
+                allow_production=opts.allow_production, ticket=opts.ticket,
+                listeners=[display], catalog=catalog,
+                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
+        series.outcomes.append(outcome)
+        print_outcome(outcome)
+        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            series.interrupted = outcome.exit_code
+            break
+    return series
 
 
 def print_outcome(o: RunOutcome) -> None:
@@ -90,15 +139,13 @@ def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
       mpac-drill run ecs-task-failure --target staging --dry-run
     """
     catalog = load_catalog()
-    catalog.get(scenario)  # unknown scenario: usage error before anything starts
+    sc = catalog.get(scenario)  # unknown scenario: usage error before anything starts
+    if not sc.experiment:
+        raise UsageError(f"scenario {scenario} (runbook §{sc.runbook_section}) has no drill "
+                         "yet: see `mpac-drill scenarios`")
     t = load_target(target, sets)
-    with DrillDisplay(scenario) as display:
-        outcome = run_drill(scenario, t, runs_dir=Path(runs_dir), users=users,
-                            load_workers=load_workers, dry_run=dry_run,
-                                allow_production=allow_production, ticket=ticket,
-                                listeners=[display],
-                            progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"),
-                            catalog=catalog)
+    series = run_series("drill", [sc], t, catalog, DrillOptions(
+        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+    outcome = series.outcomes[0]
     console.print(summary_table([outcome]))
-    print_outcome(outcome)
     return outcome.exit_code
