@@ -84,7 +84,9 @@ def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: C
                                      f"§{sc.runbook_section}; see `mpac-drill scenarios`)")
             err_console.print(f"[yellow]{head} not run: {series.not_run[sc.id]}[/yellow]")
             continue
-        err_console.print(f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) on {target.name}")
+        if label:  # a series announces each drill; a single `run` goes straight to it
+            err_console.print(f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) "
+                              f"on {target.name}")
         with DrillDisplay(sc.id) as display:
             outcome = run_drill(
                 sc.id, target, runs_dir=opts.runs_dir, users=opts.users,
@@ -144,7 +146,7 @@ def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
         raise UsageError(f"scenario {scenario} (runbook §{sc.runbook_section}) has no drill "
                          "yet: see `mpac-drill scenarios`")
     t = load_target(target, sets)
-    series = run_series("drill", [sc], t, catalog, DrillOptions(
+    series = run_series("", [sc], t, catalog, DrillOptions(
         Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
     outcome = series.outcomes[0]
     console.print(summary_table([outcome]))
