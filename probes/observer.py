@@ -127,10 +127,11 @@ class Observer:
 
 
 def start_observers(
+    canary: bool = True,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Start sampling every service's health endpoint and the RPO canary.
+    """Start sampling every service's health endpoint and (``canary``) the RPO canary.
 
     Undone by ``stop_observers`` (also listed in the rollbacks).
 
@@ -147,7 +148,8 @@ def start_observers(
         return {"dry_run": True, "endpoints": ctx.endpoints()}
     ctx.phase("observing")
     ctx.start_observer()
-    ctx.start_canary()
+    if canary:
+        ctx.start_canary()
     warmup = float(ctx.setting("drill.warmup_s"))
     end = time.monotonic() + warmup
     while time.monotonic() < end:  # a steady baseline before the fault

@@ -100,9 +100,9 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
             verdicts.append(_verdict("rto_s", measurements["rto_s"], sc.rto_s))
         if sc.rpo_s is not None:
             verdicts.append(_verdict("rpo_s", measurements["rpo_s"], sc.rpo_s))
-        impact = ctx.extras.get("impact") or {}
+        checks = {**(ctx.extras.get("impact") or {}), **(ctx.extras.get("obs") or {})}
         for metric, target in sc.extra_targets.items():
-            verdicts.append(_verdict(metric, impact.get(metric), target))
+            verdicts.append(_verdict(metric, checks.get(metric), target))
         after = (journal.get("steady_states") or {}).get("after")
         if after is not None:
             met = 1.0 if after.get("steady_state_met") else 0.0
@@ -140,7 +140,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
     }
     if reason:
         result["reason"] = reason
-    for key in ("ground_truth", "impact"):
+    for key in ("ground_truth", "impact", "obs"):
         if key in ctx.extras:
             result[key] = ctx.extras[key]
     if ctx.notes:

@@ -49,7 +49,7 @@ def _port_settings(target: Target) -> list[tuple[str, int]]:
     out += [(f"ecs.services.{n}.port", c["port"])
             for n, c in target.require("ecs.services").items()]
     base, per = target.require("ecs.task_port_base"), target.require("ecs.tasks_per_service")
-    n_tasks = per * len(target.require("ecs.services"))
+    n_tasks = sum(int(c.get("tasks", per)) for c in target.require("ecs.services").values())
     out += [(f"ecs.task_port_base+{i}", base + i) for i in range(n_tasks)]
     return [(k, int(v)) for k, v in out]
 

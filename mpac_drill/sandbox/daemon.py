@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mpac_drill import EXPERIMENTS_DIR
 from mpac_drill.sandbox.alb import AlbListener, AlbTarget
 from mpac_drill.sandbox.ecs import EcsCluster
 from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
@@ -133,7 +134,9 @@ class Daemon:
                 "MPAC_JWT_SECRET": self.secrets["jwt_secret"],
                 "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
                 "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
-                "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0"}
+                "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0",
+                "MPAC_OBS_BUCKET": str(self.state_dir / "bucket" / "obs"),
+                "MPAC_OBS_DASHBOARDS": str(EXPERIMENTS_DIR / "obs" / "dashboards")}
 
     async def _step(self, name: str, coro: Any) -> None:
         self.starting = name
@@ -168,7 +171,9 @@ class Daemon:
             log_dir=self.state_dir / "ecs", service_names=list(s["ecs"]["services"]),
             tasks_per_service=s["ecs"]["tasks_per_service"],
             port_base=s["ecs"]["task_port_base"], env=self._task_env(),
-            task_start_delay_s=s["ecs"]["task_start_delay_s"], on_event=self.event)
+            task_start_delay_s=s["ecs"]["task_start_delay_s"], on_event=self.event,
+            task_counts={n: int(c["tasks"]) for n, c in s["ecs"]["services"].items()
+                         if "tasks" in c})
         await self._step("ecs", self.ecs.start())
         a = s["alb"]
         for name, svc in self.ecs.services.items():

@@ -55,12 +55,13 @@ class EcsCluster:
     @classmethod
     def build(cls, *, log_dir: Path, service_names: list[str], tasks_per_service: int,
               port_base: int, env: dict[str, str], task_start_delay_s: float,
-              on_event: Callable[[str], None]) -> EcsCluster:
+              on_event: Callable[[str], None],
+              task_counts: dict[str, int] | None = None) -> EcsCluster:
         services = {}
         port = port_base
         for name in service_names:
             tasks = []
-            for i in range(tasks_per_service):
+            for i in range((task_counts or {}).get(name, tasks_per_service)):
                 tasks.append(Task(service=name, index=i + 1, port=port))
                 port += 1
             services[name] = EcsService(name, tasks)

@@ -27,10 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, build the app and serve it until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(
         prog="python -m mpac_drill.sandbox.task",
-        description="Run one task of an MPAC service (svc-portal, svc-smarttab, pgw).",
+        description="Run one task of an MPAC service (svc-portal, svc-smarttab, pgw, "
+                    "mpac-obs).",
         epilog="example: python -m mpac_drill.sandbox.task --service pgw --port 18102",
     )
-    parser.add_argument("--service", choices=SERVICES, default=os.environ.get("MPAC_SERVICE"),
+    parser.add_argument("--service", choices=(*SERVICES, "mpac-obs"),
+                        default=os.environ.get("MPAC_SERVICE"),
                         help="the service to run (default: $MPAC_SERVICE)")
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
     args = parser.parse_args(argv)
@@ -39,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        app = create_app(args.service, AppSettings.from_env())
+        if args.service == "mpac-obs":
+            from mpac_drill.sandbox.obs import create_obs_app
+
+            app = create_obs_app()
+        else:
+            app = create_app(args.service, AppSettings.from_env())
     except DrillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

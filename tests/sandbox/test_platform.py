@@ -148,7 +148,7 @@ def test_down_after_killed_up_leaves_no_process(tmp_path):
     text = (PROJECT_ROOT / "experiments/targets/sandbox.yaml").read_text()
     for old, new in (("15432", "25432"), ("15433", "25433"), ("16379", "26479"),
                      ("16380", "26480"), ("26379, 26380, 26381", "26481, 26482, 26483"),
-                     ("18080", "28080"), ("18081", "28081"), ("18082", "28082"),
+                     ("18080", "28080"), ("18081", "28081"), ("18082", "28082"), ("18083", "28083"),
                      ("task_port_base: 18100", "task_port_base: 28100"),
                      ("state_dir: .sandbox", f"state_dir: {tmp_path / 'state'}")):
         text = text.replace(old, new)
