@@ -96,7 +96,7 @@ def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
             time.sleep(0.005)
     ctx.mark_injected("rds:RebootDBInstance(ForceFailover)", [p["name"]], db=db,
                       primary_before=p["name"], standby=standby[0]["name"] if standby else None)
-    if detached_at is not None:
+    if detached_at is not None and ctx.injected_mono is not None:
         ctx.fault["standby_detached_s_before"] = round(ctx.injected_mono - detached_at, 4)
     kill_tree(int(p["pid"]), signal.SIGKILL)
     return {"db": db, "primary_before": p["name"], "api_call": "sandbox: kill primary",

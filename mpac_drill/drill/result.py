@@ -83,7 +83,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
                  signal_code: int | None = None) -> dict[str, Any]:
     status, reason = _status(ctx, journal, signal_code)
     m = ctx.measurements
-    measurements = {
+    measurements: dict[str, Any] = {
         "detect_s": m.get("detect_s"),
         "rto_s": m.get("rto_s"),
         "rpo_s": m.get("rpo_s"),

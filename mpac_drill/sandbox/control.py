@@ -93,8 +93,9 @@ def read_state(sdir: Path) -> dict[str, Any] | None:
 
 
 def _daemon_running(state: dict[str, Any] | None) -> bool:
-    return bool(state) and state["phase"] in ("starting", "ready") and pid_alive(
-        int(state["daemon_pid"]))
+    if not state:
+        return False
+    return state["phase"] in ("starting", "ready") and pid_alive(int(state["daemon_pid"]))
 
 
 def status(target: Target) -> dict[str, Any]:

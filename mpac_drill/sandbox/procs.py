@@ -167,7 +167,7 @@ def record_spawn(pid: int) -> None:
 
 
 def _recorded(state_dir: Path) -> list[psutil.Process]:
-    out = []
+    out: list[psutil.Process] = []
     try:
         lines = (state_dir / PIDS_FILE).read_text().split("\n")
     except FileNotFoundError:

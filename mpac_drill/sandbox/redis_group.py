@@ -167,8 +167,9 @@ class RedisGroup:
                     async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
                         m = await r.execute_command("SENTINEL", "MASTER", MASTER_NAME)
                         d = dict(zip(m[::2], m[1::2], strict=False)) if isinstance(m, list) else m
-                        seen.append(int(d.get(b"num-other-sentinels", d.get("num-other-sentinels",
-                                                                              0))))
+                        others = d.get(b"num-other-sentinels",
+                                       d.get("num-other-sentinels", 0)) or 0
+                        seen.append(int(others))
                 if all(n >= len(self.sentinels) - 1 for n in seen):
                     return
             except (aredis.RedisError, OSError):
