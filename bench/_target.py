@@ -12,6 +12,7 @@ one up and down.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,14 @@ BENCH_SERVICE_PORT_BASE = 45080
 
 def bench_settings(base: dict[str, Any]) -> dict[str, Any]:
     """``base`` (the sandbox target's settings) moved to the benchmark's state folder and ports."""
-    out = yaml.safe_load(yaml.safe_dump(base))  # a deep copy
+    out = copy.deepcopy(base)
     out["name"] = BENCH_NAME
     out["state_dir"] = BENCH_STATE_DIR
     for dotted, value in BENCH_PORTS.items():
         section, key = dotted.split(".")
         out[section][key] = value
-    for i, name in enumerate(out["ecs"]["services"]):
-        out["ecs"]["services"][name]["port"] = BENCH_SERVICE_PORT_BASE + i
+    for i, service in enumerate(out["ecs"]["services"].values()):  # in the file's order
+        service["port"] = BENCH_SERVICE_PORT_BASE + i
     return out
 
 

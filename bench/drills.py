@@ -29,7 +29,7 @@ By default the benchmark starts its own sandbox (``bench/_target.py``: state fol
 ``.sandbox-bench``, ports 43xxx-45xxx) so it never touches one a developer or a test uses,
 and stops it at the end, also on Ctrl-C. Run folders go to a temporary folder (printed).
 Exit 0 whatever the figures (a benchmark, not a test); 3 when the sandbox cannot start,
-130 when interrupted.
+130 on Ctrl-C and 143 on SIGTERM (the figures so far are still printed).
 """
 
 from __future__ import annotations
@@ -583,9 +583,9 @@ def main(argv: list[str] | None = None) -> int:
                                     users=args.load_users, seconds=args.load_seconds,
                                     workers=workers, wait=args.load_wait)
             print(f"locust {workers} workers: {load[workers]['rps']:.0f} req/s", flush=True)
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, Terminated) as exc:
         print("interrupted: stopping the sandbox; figures so far follow", file=sys.stderr)
-        code = int(ExitCode.INTERRUPTED)
+        code = int(ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED)
     except DrillError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         code = int(ExitCode.HARNESS)
