@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import http.client
+import random
 import threading
 import time
 from datetime import UTC, datetime
@@ -150,7 +151,9 @@ def start_observers(
     ctx.start_observer()
     if canary:
         ctx.start_canary()
-    warmup = float(ctx.setting("drill.warmup_s"))
+    # A random part of one sampling interval, so the fault does not always land at the same
+    # point between two samples (that would bias every RTO by the same fraction of a slot).
+    warmup = float(ctx.setting("drill.warmup_s")) + random.uniform(0, ctx.observer.interval_s)
     end = time.monotonic() + warmup
     while time.monotonic() < end:  # a steady baseline before the fault
         ctx.check_stop_conditions()

@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 import uvicorn
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("MPAC_SERVICE"),
                         help="the service to run (default: $MPAC_SERVICE)")
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--not-before", type=float, default=0.0, metavar="EPOCH",
+                        help="boot now, but open the port only at this UNIX time (the ECS "
+                             "supervisor's task start delay, exact whatever the boot time)")
     args = parser.parse_args(argv)
     if args.service is None:
         parser.error("--service is required (or set MPAC_SERVICE)")
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except DrillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    wait = args.not_before - time.time()
+    if wait > 0:  # imports and app are ready; the "task" starts serving at its start time
+        time.sleep(wait)
     uvicorn.run(app, host=HOST, port=args.port, access_log=False, log_level="warning",
                 lifespan="on", timeout_graceful_shutdown=2, server_header=False)
     return int(ExitCode.OK)
