@@ -1,4 +1,4 @@
-"""``mpac-drill sandbox up|status|down``: the local miniature MPAC platform."""
+"""``mpac-drill sandbox up|status|down|snapshots``: the local miniature MPAC platform."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table
 from mpac_drill.cli import console, err_console, target_options
 from mpac_drill.config import load_target
 from mpac_drill.errors import ExitCode
-from mpac_drill.sandbox import control
+from mpac_drill.sandbox import control, snapshots
 
 
 def _progress(msg: str) -> None:
@@ -27,6 +27,7 @@ def command() -> None:
       mpac-drill sandbox up
       mpac-drill sandbox up --set ecs.tasks_per_service=3
       mpac-drill sandbox status --json
+      mpac-drill sandbox snapshots
       mpac-drill sandbox down
     """
 
@@ -74,6 +75,35 @@ def down(target: str, sets: tuple[str, ...]) -> int:
     """
     control.down(load_target(target, sets), _progress)
     _progress("down")
+    return ExitCode.OK
+
+
+@command.command("snapshots")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+def snapshots_(target: str, sets: tuple[str, ...], as_json: bool) -> int:
+    """List the base backups and the WAL archive in the sandbox's bucket (RDS backups).
+
+    Works while the sandbox is down too (the bucket stays until the next `up`).
+    Example: mpac-drill sandbox snapshots --json
+    """
+    snap = snapshots.list_snapshots(snapshots.bucket_dir(control.state_dir(
+        load_target(target, sets))))
+    if as_json:
+        click.echo(json.dumps(snap, indent=2))
+        return ExitCode.OK
+    table = Table(title=f"base backups in {snap['bucket']}", title_justify="left")
+    for col in ("taken (UTC)", "size", "took", "WAL start LSN", "timeline", "from"):
+        table.add_column(col)
+    for b in snap["base_backups"]:
+        table.add_row(b["finished_at"], f"{b['size_bytes'] / 1e6:.1f} MB",
+                      f"{b['duration_s']:.2f} s", b["start_lsn"], str(b["timeline"]), b["source"])
+    console.print(table)
+    wal = snap["wal"]
+    newest = (f"newest {wal['newest_file']} archived {wal['newest_at']} "
+              f"({wal['newest_age_s']:.1f} s ago)" if wal["newest_at"] else "empty")
+    console.print(f"WAL archive: {wal['files']} files, {wal['size_bytes'] / 1e6:.1f} MB; "
+                  f"{newest}", markup=False)
     return ExitCode.OK
 
 

@@ -140,7 +140,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
     }
     if reason:
         result["reason"] = reason
-    for key in ("ground_truth", "impact", "obs"):
+    for key in ("ground_truth", "impact", "obs", "steps", "pitr"):
         if key in ctx.extras:
             result[key] = ctx.extras[key]
     if ctx.notes:

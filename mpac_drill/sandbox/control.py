@@ -29,7 +29,7 @@ from mpac_drill.sandbox.procs import MARKER_ENV, pid_alive, port_is_free, sweep
 Progress = Callable[[str], None]
 _STRUCTURAL = ("rds.primary_port", "rds.standby_port", "rds.synchronous", "redis.primary_port",
                "redis.replica_port", "redis.sentinel_ports", "ecs.tasks_per_service",
-               "ecs.task_port_base", "ecs.services", "alb", "app")
+               "ecs.task_port_base", "ecs.services", "alb", "app", "backup")
 
 
 def state_dir(target: Target) -> Path:
@@ -124,8 +124,8 @@ def _structure(settings: dict[str, Any]) -> dict[str, Any]:
     for k in _STRUCTURAL:
         node: Any = settings
         for part in k.split("."):
-            node = node[part]
-        out[k] = node
+            node = node.get(part) if isinstance(node, dict) else None
+        out[k] = node  # None: a sandbox started before the setting existed
     return out
 
 

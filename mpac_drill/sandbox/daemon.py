@@ -4,7 +4,8 @@ Run by ``mpac-drill sandbox up`` as a detached process (``python -m
 mpac_drill.sandbox.daemon STATE_DIR``). It reads ``target.json`` and ``secrets.json`` from the
 state folder, starts RDS, ElastiCache, the ECS services and their ALBs, and writes
 ``state.json`` (roles, pids, addresses, health, events) every quarter second. It reads
-``tuning.json`` for recovery delays a drill may change while it runs. SIGTERM stops it all.
+``tuning.json`` for recovery delays a drill may change while it runs. It takes base backups
+into the state folder's bucket on the target's schedule (``snapshots.py``). SIGTERM stops it all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill.errors import SandboxError
+from mpac_drill.sandbox import snapshots
 from mpac_drill.sandbox.alb import AlbListener, AlbTarget
 from mpac_drill.sandbox.ecs import EcsCluster
 from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
@@ -32,6 +35,9 @@ from mpac_drill.sandbox.redis_group import MASTER_NAME, RedisGroup
 log = logging.getLogger("mpac_drill.sandbox")
 TUNABLES = ("rds.failover_delay_s", "ecs.task_start_delay_s", "redis.restart_failed_node_s",
             "redis.down_after_ms")
+#: For target files written before the ``backup`` section existed.
+BACKUP_DEFAULTS = {"base_interval_s": 60.0, "wal_archive_timeout_s": 1,
+                   "retain_base_backups": 3}
 
 
 def utc_now() -> str:
@@ -68,6 +74,11 @@ class Daemon:
         self.ecs: EcsCluster | None = None
         self.albs: dict[str, AlbListener] = {}
         self.stop_event = asyncio.Event()
+        self.backup = {**BACKUP_DEFAULTS, **(self.settings.get("backup") or {})}
+        self.bucket = snapshots.bucket_dir(state_dir)
+        self.backups: dict[str, Any] = {"taken": 0, "kept": 0, "newest": None, "error": None}
+        self._first_backup = asyncio.Event()
+        self._backup_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ state
 
@@ -103,6 +114,14 @@ class Daemon:
                         "pid": os.getpid(), "address": f"127.0.0.1:{alb.port}",
                         "healthy": any(alb.health().values()),
                         "detail": f"{sum(alb.health().values())}/{len(alb.targets)} healthy"})
+        if self._backup_task is not None:
+            b = self.backups
+            detail = (f"{b['kept']} base backups, newest {b['newest']}" if b["newest"]
+                      else "first base backup running")
+            out.append({"name": "backup", "kind": "backup", "role": "scheduler", "pid": None,
+                        "address": str(self.bucket), "healthy": b["kept"] > 0,
+                        "detail": detail + (f"; last attempt: {b['error']}" if b["error"]
+                                            else "")})
         return out
 
     def write_state(self) -> None:
@@ -145,12 +164,14 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
+        snapshots.reset_bucket(self.bucket)
         self.pg = PgCluster(
             base_dir=self.state_dir / "rds", primary_port=s["rds"]["primary_port"],
             standby_port=s["rds"]["standby_port"], password=self.secrets["db_password"],
             env=self._env(), failover_delay_s=s["rds"]["failover_delay_s"],
             synchronous=s["rds"]["synchronous"], rebuild_standby=s["rds"]["rebuild_standby"],
-            on_event=self.event)
+            archive_command=snapshots.archive_command(self.bucket),
+            archive_timeout_s=int(self.backup["wal_archive_timeout_s"]), on_event=self.event)
         self.redis = RedisGroup(
             base_dir=self.state_dir / "redis", primary_port=s["redis"]["primary_port"],
             replica_port=s["redis"]["replica_port"], sentinel_ports=s["redis"]["sentinel_ports"],
@@ -167,6 +188,7 @@ class Daemon:
         await asyncio.to_thread(apply_schema, multihost_dsn(ports, "smartpos", pw),
                                 multihost_dsn(ports, "pgw", pw),
                                 orders_unique=s["app"]["orders_unique_key"])
+        self._backup_task = asyncio.ensure_future(self._backup_loop())
         self.ecs = EcsCluster.build(
             log_dir=self.state_dir / "ecs", service_names=list(s["ecs"]["services"]),
             tasks_per_service=s["ecs"]["tasks_per_service"],
@@ -186,6 +208,7 @@ class Daemon:
                 health_timeout_s=a["health_timeout_s"])
             await self.albs[name].start()
         await self._step("ecs", self._wait_tasks_healthy(60))
+        await self._step("backup", self._wait_first_backup(60))
         self.starting = ""
         self.phase = "ready"
         self.event("sandbox ready")
@@ -200,6 +223,47 @@ class Daemon:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"ecs: task {sick[0]} never passed its health check "
                            f"(see {self.state_dir / 'ecs'})")
+
+    async def _backup_loop(self) -> None:
+        """A base backup of the primary now and every ``backup.base_interval_s`` (RDS's
+        automated backups); the oldest beyond ``backup.retain_base_backups`` are removed
+        with the WAL only they needed. A failed attempt (no primary during a failover) is
+        retried after a second."""
+        assert self.pg is not None
+        interval = float(self.backup["base_interval_s"])
+        keep = max(2, int(self.backup["retain_base_backups"]))
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            primary = self.pg.primary()
+            try:
+                if primary is None:
+                    raise SandboxError("no primary to back up")
+                rec = await snapshots.take_base_backup(
+                    self.bucket, port=primary.port, passfile=self.pg.passfile,
+                    env=self._env(), source=primary.name)
+                removed, wal_removed = snapshots.prune(self.bucket, keep)
+                self.backups.update(taken=self.backups["taken"] + 1, newest=rec["finished_at"],
+                                    error=None, kept=len(snapshots.list_base_backups(self.bucket)))
+                self.event(f"backup: base backup {rec['id']} of {primary.name} "
+                           f"({rec['size_bytes'] / 1e6:.1f} MB in {rec['duration_s']:.2f} s)"
+                           + (f"; removed {len(removed)} older with {wal_removed} WAL files"
+                              if removed else ""))
+                self._first_backup.set()
+                next_at += interval
+            except (SandboxError, OSError, KeyError, ValueError) as exc:
+                self.backups["error"] = str(exc)
+                self.event(f"backup: {exc}; retrying in 1 s")
+                next_at = loop.time() + min(interval, 1.0)
+            next_at = max(next_at, loop.time())  # a slow backup does not cause a burst
+            await asyncio.sleep(next_at - loop.time())
+
+    async def _wait_first_backup(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._first_backup.wait(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"backup: no base backup after {timeout_s:.0f} s: "
+                               f"{self.backups['error'] or 'still running'}") from None
 
     def _apply_tuning(self) -> None:
         path = self.state_dir / "tuning.json"
@@ -272,6 +336,10 @@ class Daemon:
         return code
 
     async def shutdown(self) -> None:
+        if self._backup_task is not None:
+            self._backup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._backup_task
         for alb in self.albs.values():
             await alb.stop()
         for part in (self.ecs, self.redis, self.pg):

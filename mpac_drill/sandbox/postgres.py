@@ -34,6 +34,9 @@ log = logging.getLogger("mpac_drill.sandbox")
 
 USER = "mpac"
 DATABASES = ("smartpos", "pgw")
+#: WAL segment size (MB). 1 MB instead of 16: ``archive_timeout`` switches segments every
+#: few seconds, and each switch archives (and keeps in ``wal_keep_size``) a whole segment.
+WAL_SEGMENT_MB = 1
 
 _CONF = """
 listen_addresses = '127.0.0.1'
@@ -52,6 +55,18 @@ wal_receiver_status_interval = 1s
 wal_sender_timeout = 10s
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
+"""
+
+# WAL archiving (plays RDS's transaction-log backups). ``always``: the standby archives the
+# segments it receives too, so a segment the primary completed but had no time to archive
+# before it crashed is still in the bucket. Segments are created sparse and never recycled,
+# so a segment cut short by ``archive_timeout`` costs a few KB on disk and in the bucket.
+_ARCHIVE_CONF = """
+archive_mode = always
+archive_command = '{command}'
+archive_timeout = {timeout_s}
+wal_init_zero = off
+wal_recycle = off
 """
 
 
@@ -103,6 +118,8 @@ class PgCluster:
     failover_delay_s: float = 1.0
     synchronous: bool = True
     rebuild_standby: bool = True
+    archive_command: str | None = None  # None: no WAL archiving
+    archive_timeout_s: int = 60
     on_event: Callable[[str], None] = lambda msg: None
     nodes: list[PgNode] = field(default_factory=list)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -154,12 +171,18 @@ class PgCluster:
             chown_for_postgres(f)
         await self._run([pg_bin("initdb"), "-D", str(a.data_dir), "-U", USER, "-E", "UTF8",
                          "--auth-host=scram-sha-256", "--auth-local=trust",
-                         f"--pwfile={pwfile}", "--no-sync", "--no-instructions"], "initdb")
+                         f"--pwfile={pwfile}", "--no-sync", "--no-instructions",
+                         f"--wal-segsize={WAL_SEGMENT_MB}"], "initdb")
         pwfile.unlink()
         a.sock_dir.mkdir(exist_ok=True)
         chown_for_postgres(a.sock_dir)
+        # The standby's configuration is a copy of this file (pg_basebackup), so both nodes
+        # archive with the same command, before and after a failover.
         with (a.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(_CONF.format(sock=a.sock_dir))
+            if self.archive_command is not None:
+                fh.write(_ARCHIVE_CONF.format(command=self.archive_command.replace("'", "''"),
+                                              timeout_s=max(1, int(self.archive_timeout_s))))
         await self._launch(a, "primary")
         for db in DATABASES:
             await self._sql(a.port, f"CREATE DATABASE {db} OWNER {USER}")

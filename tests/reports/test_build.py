@@ -266,7 +266,7 @@ def test_build_report_scheduled_not_run_listed_with_reason(make_run, runs_dir, t
     (row,) = _rows(_section(md, "Compliance summary"), "rds-pitr")
     assert row[8:] == ["0", "not run"]
     assert "**rds-pitr: scheduled, not run.** Evidence: scheduled for 2027-Q2" in md
-    assert "**Not run.** Scheduled for 2027-Q2: no experiment exists" in md
+    assert "**Not run.** Scheduled for 2027-Q2: no run folder has a started" in md
 
 
 def test_build_report_hostile_run_text_escaped(make_run, runs_dir, tmp_path, catalog):
