@@ -119,7 +119,7 @@ def test_run_folder_has_timeline_and_load_history(ecs_runs):
     with (o.run_dir / "timeline.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     services = {r["service"] for r in rows}
-    assert services == {"svc-portal", "svc-smarttab", "pgw"}
+    assert services == {"svc-portal", "svc-smarttab", "pgw", "mpac-obs"}
     assert any(r["ok"] == "0" and r["service"] == "svc-portal" for r in rows)
     with (o.run_dir / "load_per_second.csv").open() as fh:
         load = list(csv.DictReader(fh))
