@@ -3,7 +3,8 @@
 Benchmarks start and stop a sandbox; the default one (``.sandbox``, ports 15432.., 16379..,
 26379.., 18080.., 18100..) may be in use by a developer or a test session, so a benchmark
 writes a copy of ``experiments/targets/sandbox.yaml`` with its own state folder and ports in
-43xxx (PostgreSQL), 44xxx (Redis, Sentinels) and 45xxx (listeners, tasks), and brings that
+29xxx (PostgreSQL, Redis, Sentinels, listeners, tasks; below Linux's ephemeral range
+32768-60999, where TIME-WAIT sockets of other sandboxes can hold a port), and brings that
 one up and down.
 
     path = write_bench_target(Path("/tmp/bench"))
@@ -23,14 +24,14 @@ SANDBOX_TARGET = ROOT / "experiments" / "targets" / "sandbox.yaml"
 BENCH_NAME = "sandbox-bench"
 BENCH_STATE_DIR = ".sandbox-bench"  # git-ignored (.sandbox-*/), relative to the project root
 BENCH_PORTS: dict[str, Any] = {
-    "rds.primary_port": 43432,
-    "rds.standby_port": 43433,
-    "redis.primary_port": 44379,
-    "redis.replica_port": 44380,
-    "redis.sentinel_ports": [44381, 44382, 44383],
-    "ecs.task_port_base": 45100,
+    "rds.primary_port": 29432,
+    "rds.standby_port": 29433,
+    "redis.primary_port": 29379,
+    "redis.replica_port": 29380,
+    "redis.sentinel_ports": [29381, 29382, 29383],
+    "ecs.task_port_base": 29100,
 }
-BENCH_SERVICE_PORT_BASE = 45080
+BENCH_SERVICE_PORT_BASE = 29080
 
 
 def bench_settings(base: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +53,6 @@ def write_bench_target(folder: Path, base: Path = SANDBOX_TARGET) -> Path:
     settings = bench_settings(yaml.safe_load(base.read_text(encoding="utf-8")))
     path = folder / f"{BENCH_NAME}.yaml"
     header = (f"# Written by bench/_target.py from {base.name}: the benchmarks' own sandbox\n"
-              f"# (state folder {BENCH_STATE_DIR}, ports 43xxx/44xxx/45xxx).\n")
+              f"# (state folder {BENCH_STATE_DIR}, ports 29xxx, below the ephemeral range).\n")
     path.write_text(header + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import run_cli
 
 COMMANDS = [("sandbox",), ("sandbox", "up"), ("sandbox", "status"), ("sandbox", "down"),
+            ("sandbox", "snapshots"),
             ("scenarios",), ("run",), ("quarter",), ("report",), ("gate",)]
 
 
