@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill import EXPERIMENTS_DIR, PROJECT_ROOT
 from mpac_drill.config import Catalog, Target, load_catalog
 from mpac_drill.drill import context as drill_context
 from mpac_drill.drill.context import DrillContext, new_run_dir
@@ -24,6 +24,7 @@ from mpac_drill.drill.result import build_result, exit_code_for, validate, write
 from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
 
 Listener = Callable[[DrillContext], None]
+LOCK_DIR = PROJECT_ROOT / ".locks"  # git-ignored
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,16 @@ def run_drill(
         ensure_experiment_is_valid(experiment)
     except Exception as exc:  # noqa: BLE001 - InvalidActivity, InvalidExperiment, ...
         raise UsageError(f"experiment {path.name} is invalid: {exc}") from None
-    if target.kind == "sandbox" and not dry_run:
-        from mpac_drill.sandbox import control
-
-        control.up(target, progress)  # starts it, or checks it and sets the recovery delays
     run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
-    lock = DrillLock(Path(runs_dir).resolve() / ".locks", target.name, scenario.id, run_dir)
+    # One drill per target at a time, whatever --runs-dir each uses: taken before the
+    # sandbox is touched, so a refused drill changes nothing (not even recovery delays).
+    lock = DrillLock(LOCK_DIR, target.name, scenario.id, run_dir)
     lock.acquire()
     try:
+        if target.kind == "sandbox" and not dry_run:
+            from mpac_drill.sandbox import control
+
+            control.up(target, progress)  # starts it, or checks it and sets the delays
         run_dir.mkdir(parents=True, exist_ok=False)
         return _run_locked(scenario_id, target, run_dir, experiment, catalog, users,
                            load_workers, dry_run, listeners, run_experiment)

@@ -100,3 +100,29 @@ def test_gate_writes_junit_and_report_matches_runs(sandbox, runs_dir, tmp_path):
     # Q4's schedule holds all seven scenarios; four have no drill yet: not compliant, exit 1
     assert rep.code in (0, 1)
     assert "not run" in md.lower()
+
+
+def test_second_drill_on_same_target_is_refused_while_one_runs(sandbox, runs_dir):
+    import subprocess
+    import sys
+    import time
+
+    from mpac_drill import PROJECT_ROOT
+
+    first = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
+         "run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs_dir)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(runs_dir.glob("*-ecs-task-failure-sandbox")):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.1)
+        second = run_cli("run", "rds-failover", "--runs-dir", str(runs_dir))
+        assert second.code == 2, second.err
+        assert "already running against target sandbox: ecs-task-failure" in second.err
+        assert second.err.strip().count("\n") == 0
+    finally:
+        assert first.wait(timeout=120) == 0
+    assert len(list(runs_dir.glob("*/result.json"))) == 1  # the refused one wrote nothing
+    control.wait_healthy(sandbox, timeout_s=30)
