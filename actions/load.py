@@ -84,7 +84,9 @@ def start_load(
     ctx = current(configuration)
     if ctx.dry_run or ctx.users <= 0:
         return {"started": False, "users": ctx.users}
-    if not ctx.is_sandbox:
+    if ctx.front_door is not None:  # the region drill: users know only the front door
+        services = ctx.front_door.urls()
+    elif not ctx.is_sandbox:
         services = {k: v.split("/health", 1)[0] for k, v in ctx.endpoints().items()}
     else:
         services = ctx.sandbox().endpoints["services"]

@@ -116,12 +116,13 @@ class Canary:
         with self._lock:
             return sum(1 for w in self.ledger if w.acked)
 
-    def read_back(self, timeout_s: float = 30) -> Rpo:
-        """Mark which writes survived (reading from the current primary) and compute RPO."""
+    def read_back(self, timeout_s: float = 30, dsn: str | None = None) -> Rpo:
+        """Mark which writes survived (reading from the current primary, or from ``dsn``:
+        the region drill's restored DR database) and compute RPO."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(dsn or self._dsn, autocommit=True) as conn:
                     rows = conn.execute("SELECT seq FROM canary WHERE run_id = %s",
                                         (self.run_id,)).fetchall()
                 break
@@ -152,7 +153,8 @@ def measure_rpo(
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Stop the canary, read its rows back from the current primary, report lost writes.
+    """Stop the canary, read its rows back from the current primary (the region drill: from
+    the restored DR database), report lost writes.
 
     ::
 
@@ -171,7 +173,7 @@ def measure_rpo(
         raise ctx.failed("measure_rpo needs the canary started by start_observers")
     ctx.phase("reading back canary")
     ctx.canary.stop()
-    rpo = ctx.canary.read_back()
+    rpo = ctx.canary.read_back(dsn=ctx.rpo_dsn)
     ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
                             rpo_s=rpo["rpo_s"])
     return {k: v for k, v in rpo.items() if k != "lost_seqs"} | {

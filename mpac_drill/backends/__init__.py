@@ -19,3 +19,14 @@ def backend_for(target: Target) -> ModuleType:
     from mpac_drill.backends import aws
 
     return aws
+
+
+def region_backend_for(target: Target) -> ModuleType:
+    """The region drills' backend (runbook §1.4): ``sandbox_region`` or ``aws_region``."""
+    if target.kind == "sandbox":
+        from mpac_drill.backends import sandbox_region
+
+        return sandbox_region
+    from mpac_drill.backends import aws_region
+
+    return aws_region

@@ -70,6 +70,8 @@ class DrillContext:
     load: Any = None
     impact: Any = None
     dry_run_recorder: Any = None
+    front_door: Any = None  # the region drill's "Route53" (sandbox/route53.py): users' address
+    rpo_dsn: str | None = None  # where the canary reads back (the region drill: the DR database)
     listeners: list[Callable[[DrillContext], None]] = field(default_factory=list)
     _sandbox: Any = None
     _observer_stopped: bool = False
@@ -133,6 +135,8 @@ class DrillContext:
     # ------------------------------------------------------------ observers
 
     def endpoints(self) -> dict[str, str]:
+        if self.front_door is not None:
+            return {name: f"{url}/health?deep=1" for name, url in self.front_door.urls().items()}
         if self.is_sandbox:
             services = self.sandbox().endpoints["services"]
             return {name: f"{url}/health?deep=1" for name, url in services.items()}

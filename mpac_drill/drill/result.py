@@ -17,7 +17,9 @@ from mpac_drill.errors import ExitCode
 SCHEMA_CANDIDATES = (PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",)
 ARTIFACTS = {"chaostoolkit_log": "chaostoolkit.log",
              "timeline": "timeline.csv", "canary": "canary.csv",
-             "load_per_second": "load_per_second.csv", "locust": "locust", "fault": "fault.json"}
+             "load_per_second": "load_per_second.csv", "locust": "locust", "fault": "fault.json",
+             "dr_daemon_log": "dr-daemon.log", "payments": "payments.csv",
+             "reconciliation": "reconciliation.csv"}
 
 
 def _verdict(metric: str, value: float | None, target: float | None) -> dict[str, Any]:
@@ -66,6 +68,16 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                                    "say which node is primary",
                         "evidence": f"primary before {ctx.fault['primary_before']}, after "
                                     f"{ctx.extras.get('primary_after') or 'see journal'}"})
+    if sid == "region-failover" and ctx.extras.get("region"):
+        out += _region_findings(ctx.extras["region"], m)
+    rec = ctx.extras.get("reconciliation")
+    if sid == "pgw-region-failover" and rec:
+        out.append({"id": "F9", "section": "1.5",
+                    "summary": "runbook: QR transactions during the outage window may need "
+                               "manual reconciliation (which ones is not said)",
+                    "evidence": f"{rec['payments_missing']} of {rec['payments_acked']} "
+                                f"acknowledged QR payments missing after the restore "
+                                f"(amount {rec['amount_missing']}), listed in {rec['file']}"})
     impact = ctx.extras.get("impact")
     if sid == "redis-failover" and impact:
         out.append({"id": "F7", "section": "1.3",
@@ -76,6 +88,43 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                     "summary": "runbook: duplicates handled at the DB layer",
                     "evidence": f"{impact['duplicate_orders']} duplicate orders from "
                                 f"{impact['order_retries_sent']} retried orders"})
+    return out
+
+
+#: Runbook §1.4's steps and the region each names (``--region``).
+RUNBOOK_14_STEPS = (("activate DR environment", "ap-northeast-1"),
+                    ("update Route53 record", "ap-northeast-1"),
+                    ("restore latest RDS snapshot", "ap-northeast-1"),
+                    ("update DATABASE_URL in SSM", "ap-northeast-1"))
+
+
+def _region_findings(region: dict[str, Any], m: dict[str, Any]) -> list[dict[str, str]]:
+    """F1 (steps naming the failed region), F2 (detection from outside), F3 (RPO bounded by
+    what the DR side holds) from the region drill's record."""
+    failed, dr = region.get("primary", "?"), region.get("dr", "?")
+    wrong = [step for step, named in RUNBOOK_14_STEPS if named == failed]
+    out = [{"id": "F1", "section": "1.4",
+            "summary": f"runbook runs {len(wrong)} DR steps with --region {failed}, the "
+                       f"failed region; the DR standby is {dr}",
+            "evidence": f"steps naming {failed}: {', '.join(wrong) or 'none'}; the drill ran "
+                        f"them in {dr} (DR stack {region.get('dr_state_dir', '?')}), while "
+                        f"nothing of {failed} answered"}]
+    if m.get("detect_s") is not None:
+        out.append({"id": "F2", "section": "1.4",
+                    "summary": f"runbook: detection by an external health check from {failed} "
+                               f"failing for >5 minutes",
+                    "evidence": f"detected {m['detect_s']:.2f} s after the loss by an "
+                                f"observer outside {failed} (through the front door); a check "
+                                f"inside {failed} was lost with it"})
+    age = region.get("newest_wal_age_at_loss_s")
+    rpo = "not measured" if m.get("rpo_s") is None else (
+        f"measured RPO {m['rpo_s']:.2f} s, {m.get('lost_writes')} acknowledged writes lost")
+    out.append({"id": "F3", "section": "1.4",
+                "summary": "runbook: RPO 15 min from regional automated backups; the DR "
+                           "region restores only what was copied there",
+                "evidence": f"the DR side held base backup {region.get('newest_base_backup')} "
+                            f"and WAL up to {region.get('newest_wal_file')} archived "
+                            f"{age if age is not None else '?'} s before the loss; {rpo}"})
     return out
 
 
@@ -140,7 +189,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
     }
     if reason:
         result["reason"] = reason
-    for key in ("ground_truth", "impact", "obs", "steps", "pitr"):
+    for key in ("ground_truth", "impact", "obs", "steps", "pitr", "region", "reconciliation"):
         if key in ctx.extras:
             result[key] = ctx.extras[key]
     if ctx.notes:

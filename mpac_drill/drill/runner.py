@@ -237,3 +237,8 @@ def _cleanup(ctx: DrillContext) -> None:
             ctx.note(f"cleanup {fn.__name__}: {exc}")
     if ctx.impact is not None:
         ctx.impact.stop()
+    if ctx.extras.get("_payments") is not None:  # the PGW region drill's payment client
+        ctx.extras["_payments"].stop()
+    if ctx.front_door is not None:  # the region drill's front door, if fail_back did not run
+        ctx.front_door.stop()
+        ctx.front_door = None

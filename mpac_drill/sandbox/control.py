@@ -39,7 +39,8 @@ def state_dir(target: Target) -> Path:
     return d if d.is_absolute() else PROJECT_ROOT / d
 
 
-def _port_settings(target: Target) -> list[tuple[str, int]]:
+def port_settings(target: Target) -> list[tuple[str, int]]:
+    """Every port the sandbox of ``target`` listens on, with the setting naming it."""
     out = [("rds.primary_port", target.require("rds.primary_port")),
            ("rds.standby_port", target.require("rds.standby_port")),
            ("redis.primary_port", target.require("redis.primary_port")),
@@ -147,7 +148,17 @@ def up(target: Target, progress: Progress = lambda m: None, timeout_s: float = 9
         leftovers = sweep(sdir)
         if leftovers:
             progress(f"stopped {leftovers} process(es) left by an earlier sandbox")
-    for setting, port in _port_settings(target):
+    spawn(target)
+    progress("starting sandbox daemon")
+    return wait_healthy(target, progress, timeout_s)
+
+
+def spawn(target: Target, secrets_: dict[str, str] | None = None) -> Path:
+    """Start the daemon of a sandbox that is down, without waiting (``up`` waits). Fresh
+    secrets unless ``secrets_`` (the region drill's DR stack restores the primary's
+    database, so it keeps its password)."""
+    sdir = state_dir(target)
+    for setting, port in port_settings(target):
         if not port_is_free(port):
             raise UsageError(f"port {port} ({setting}) is already in use: free it or "
                              f"--set {setting.split('[')[0].split('+')[0]}=...")
@@ -155,15 +166,15 @@ def up(target: Target, progress: Progress = lambda m: None, timeout_s: float = 9
     (sdir / "state.json").unlink(missing_ok=True)
     (sdir / "tuning.json").unlink(missing_ok=True)
     write_json_atomic(sdir / "target.json", target.settings)
-    write_json_atomic(sdir / "secrets.json", {"db_password": secrets.token_urlsafe(18),
-                                              "jwt_secret": secrets.token_urlsafe(32)}, 0o600)
+    write_json_atomic(sdir / "secrets.json", secrets_ or {
+        "db_password": secrets.token_urlsafe(18), "jwt_secret": secrets.token_urlsafe(32)},
+        0o600)
     env = {**os.environ, MARKER_ENV: str(sdir.resolve())}
     with (sdir / "daemon.log").open("ab") as logf:
         subprocess.Popen([sys.executable, "-m", "mpac_drill.sandbox.daemon", str(sdir)],
                          env=env, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
                          start_new_session=True, cwd=PROJECT_ROOT)
-    progress("starting sandbox daemon")
-    return wait_healthy(target, progress, timeout_s)
+    return sdir
 
 
 def wait_healthy(target: Target, progress: Progress = lambda m: None,
@@ -215,8 +226,16 @@ def tune(target: Target, progress: Progress = lambda m: None, timeout_s: float =
 
 
 def down(target: Target, progress: Progress = lambda m: None, timeout_s: float = 20) -> int:
-    """Stop the daemon and every process it started; return how many were swept."""
+    """Stop the daemon and every process it started, and the region drill's DR stack
+    (``<state_dir>-dr``) if one was left behind; return how many were swept."""
     sdir = state_dir(target)
+    dr = sdir.with_name(sdir.name + "-dr")
+    swept = stop_dir(dr, progress, timeout_s) if dr.is_dir() else 0
+    return swept + stop_dir(sdir, progress, timeout_s)
+
+
+def stop_dir(sdir: Path, progress: Progress = lambda m: None, timeout_s: float = 20) -> int:
+    """``down`` of the sandbox whose state lives in ``sdir``."""
     state = read_state(sdir)
     if state and pid_alive(int(state["daemon_pid"])):
         progress("stopping sandbox daemon")

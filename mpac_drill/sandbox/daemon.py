@@ -6,6 +6,11 @@ state folder, starts RDS, ElastiCache, the ECS services and their ALBs, and writ
 ``state.json`` (roles, pids, addresses, health, events) every quarter second. It reads
 ``tuning.json`` for recovery delays a drill may change while it runs. It takes base backups
 into the state folder's bucket on the target's schedule (``snapshots.py``). SIGTERM stops it all.
+
+Restore mode (``rds.restore_from_bucket``: another sandbox's bucket; the region drill's DR
+stack): ElastiCache first, then RDS restored from that bucket instead of ``initdb``
+(``restore.py``), then the ECS tasks once the ``DATABASE_URL`` parameter
+(``<state dir>/ssm/DATABASE_URL``, the "SSM parameter") exists, with that DSN.
 """
 
 from __future__ import annotations
@@ -162,8 +167,31 @@ class Daemon:
         self.write_state()
         await coro
 
+    def milestone(self, msg: str) -> None:
+        """An event the harness waits for while the daemon starts (state.json at once)."""
+        self.event(msg)
+        self.write_state()
+
+    async def _ssm_parameters(self, timeout_s: float = 300) -> dict[str, str]:
+        """Restore mode: wait for the ``DATABASE_URL`` parameter; return every parameter of
+        ``<state dir>/ssm/`` as the tasks' ``MPAC_<NAME>`` variables."""
+        ssm = self.state_dir / "ssm"
+        self.milestone(f"dr: waiting for the DATABASE_URL parameter ({ssm / 'DATABASE_URL'})")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not (ssm / "DATABASE_URL").is_file():
+            if loop.time() > deadline:
+                raise RuntimeError(f"ssm: no DATABASE_URL parameter after {timeout_s:g} s")
+            await asyncio.sleep(0.02)
+        params = {f"MPAC_{p.name}": p.read_text().strip() for p in ssm.iterdir()
+                  if p.is_file() and p.name.isupper()}
+        self.milestone(f"dr: parameters {', '.join(sorted(params))} read; starting the ECS "
+                       "services with them")
+        return params
+
     async def start(self) -> None:
         s = self.settings
+        restore_from = s["rds"].get("restore_from_bucket")
         snapshots.reset_bucket(self.bucket)
         self.pg = PgCluster(
             base_dir=self.state_dir / "rds", primary_port=s["rds"]["primary_port"],
@@ -171,15 +199,22 @@ class Daemon:
             env=self._env(), failover_delay_s=s["rds"]["failover_delay_s"],
             synchronous=s["rds"]["synchronous"], rebuild_standby=s["rds"]["rebuild_standby"],
             archive_command=snapshots.archive_command(self.bucket),
-            archive_timeout_s=int(self.backup["wal_archive_timeout_s"]), on_event=self.event)
+            archive_timeout_s=int(self.backup["wal_archive_timeout_s"]), on_event=self.event,
+            restore_from=Path(restore_from) if restore_from else None)
         self.redis = RedisGroup(
             base_dir=self.state_dir / "redis", primary_port=s["redis"]["primary_port"],
             replica_port=s["redis"]["replica_port"], sentinel_ports=s["redis"]["sentinel_ports"],
             env=self._env(), down_after_ms=s["redis"]["down_after_ms"],
             failover_timeout_ms=s["redis"]["failover_timeout_ms"],
             restart_failed_node_s=s["redis"]["restart_failed_node_s"], on_event=self.event)
-        await asyncio.gather(self._step("rds", self.pg.start()),
-                             self._step("elasticache", self.redis.start()))
+        if restore_from:  # the DR stack: one stage after the other, each a milestone
+            await self._step("elasticache", self.redis.start())
+            self.milestone("dr: elasticache ready")
+            await self._step("rds", self.pg.start())
+            self.milestone(f"dr: rds restored from {restore_from}")
+        else:
+            await asyncio.gather(self._step("rds", self.pg.start()),
+                                 self._step("elasticache", self.redis.start()))
         from mpac_drill.sandbox.schema import apply_schema
 
         pw = self.secrets["db_password"]
@@ -189,10 +224,13 @@ class Daemon:
                                 multihost_dsn(ports, "pgw", pw),
                                 orders_unique=s["app"]["orders_unique_key"])
         self._backup_task = asyncio.ensure_future(self._backup_loop())
+        task_env = self._task_env()
+        if restore_from:
+            task_env.update(await self._ssm_parameters())
         self.ecs = EcsCluster.build(
             log_dir=self.state_dir / "ecs", service_names=list(s["ecs"]["services"]),
             tasks_per_service=s["ecs"]["tasks_per_service"],
-            port_base=s["ecs"]["task_port_base"], env=self._task_env(),
+            port_base=s["ecs"]["task_port_base"], env=task_env,
             task_start_delay_s=s["ecs"]["task_start_delay_s"], on_event=self.event,
             task_counts={n: int(c["tasks"]) for n, c in s["ecs"]["services"].items()
                          if "tasks" in c})
@@ -208,6 +246,7 @@ class Daemon:
                 health_timeout_s=a["health_timeout_s"])
             await self.albs[name].start()
         await self._step("ecs", self._wait_tasks_healthy(60))
+        self.milestone("ecs: services healthy behind their ALBs")
         await self._step("backup", self._wait_first_backup(60))
         self.starting = ""
         self.phase = "ready"

@@ -120,6 +120,8 @@ class PgCluster:
     rebuild_standby: bool = True
     archive_command: str | None = None  # None: no WAL archiving
     archive_timeout_s: int = 60
+    restore_from: Path | None = None  # a bucket: restore the primary from it (restore.py)
+    restored: dict[str, Any] | None = None
     on_event: Callable[[str], None] = lambda msg: None
     nodes: list[PgNode] = field(default_factory=list)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -159,7 +161,8 @@ class PgCluster:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """initdb the primary, create the databases, build and start the standby."""
+        """initdb the primary (or restore it from ``restore_from``), create the databases,
+        build and start the standby."""
         a, b = self.nodes
         for d in (a.data_dir, b.data_dir):
             shutil.rmtree(d, ignore_errors=True)
@@ -169,6 +172,13 @@ class PgCluster:
         for f in (pwfile, self.passfile):
             f.chmod(0o600)
             chown_for_postgres(f)
+        if self.restore_from is not None:
+            pwfile.unlink()
+            from mpac_drill.sandbox.restore import restore_primary
+
+            self.restored = await restore_primary(self, a, self.restore_from)
+            await self._build_standby(b, a)
+            return
         await self._run([pg_bin("initdb"), "-D", str(a.data_dir), "-U", USER, "-E", "UTF8",
                          "--auth-host=scram-sha-256", "--auth-local=trust",
                          f"--pwfile={pwfile}", "--no-sync", "--no-instructions",

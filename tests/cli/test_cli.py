@@ -25,7 +25,6 @@ def test_every_command_has_help_with_an_example(cmd):
     (("scenarios", "--set", "rds.failover_delay_s=-3"), "cannot be negative"),
     (("scenarios", "--set", "novalue"), "expected key.path=value"),
     (("run", "no-such-scenario"), "unknown scenario 'no-such-scenario'"),
-    (("run", "region-failover", "--dry-run"), "has no drill yet"),
     (("report", "2026-Q5"), "bad quarter"),
     (("quarter", "26Q1"), "bad quarter"),
     (("gate", "--scenarios", ","), "--scenarios is empty"),

@@ -80,7 +80,7 @@ def test_scenario_summary_scheduled_not_run_listed_with_reason(make_run, runs_di
     summary = metrics.scenario_summary(judged, catalog, "2026-Q1").set_index(C.SCENARIO)
     assert summary.index.tolist() == ["rds-failover", "region-failover"]
     assert summary.loc["region-failover", C.VERDICT] == C.NOT_RUN
-    assert "experiment null" in summary.loc["region-failover", C.NOT_RUN_REASON]
+    assert "no run folder" in summary.loc["region-failover", C.NOT_RUN_REASON]
     assert not summary.loc["rds-failover", C.SCHEDULED]
 
 

@@ -1,0 +1,213 @@
+"""QR payments during the PGW region drill (runbook §1.5) and the reconciliation list.
+
+A payment client posts one QR payment (``POST /payments/qr``, a unique ``payment_id``)
+every ``drill.canary_interval_s`` through the users' address of mpac-pgw (the front door)
+and keeps a ledger: sent, acknowledged (HTTP 200/201). After the failover the ledger is
+checked against the restored DR database: every acknowledged payment missing there is the
+runbook's "QR transactions during outage window may need manual reconciliation", made a
+list (``reconciliation.csv``, runbook finding F9). ``payments.csv`` keeps the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from chaoslib.types import Configuration, Secrets
+
+from probes.canary import Write, compute_rpo
+
+__all__ = ["start_payments", "reconcile_payments", "stop_payments", "QrPayments"]
+PAYMENT_COLUMNS = ("payment_id", "client", "amount", "sent_at", "t_rel_s", "ack_rel_s",
+                   "acked", "status", "present")
+RECONCILIATION_COLUMNS = ("payment_id", "client", "amount", "sent_at", "acked_at_rel_s")
+
+
+@dataclass
+class Payment(Write):
+    payment_id: str = ""
+    client: str = ""
+    amount: int = 0
+    status: int = 0
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class QrPayments:
+    """Posts QR payments to ``base_url`` every ``interval_s`` until stopped."""
+
+    def __init__(self, *, base_url: str, run_id: str, interval_s: float = 0.05,
+                 max_duration_s: float = 3600) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.run_id = run_id
+        self.interval_s = interval_s
+        self.max_duration_s = max_duration_s
+        self.ledger: list[Payment] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="qr-payments")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _post(self, p: Payment) -> int:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=1.0)
+        try:
+            conn.request("POST", "/payments/qr", body=json.dumps(
+                {"payment_id": p.payment_id, "client": p.client, "amount": p.amount}),
+                headers={"Content-Type": "application/json", "Connection": "close"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            return 0
+        finally:
+            conn.close()
+
+    def _loop(self) -> None:
+        seq = 0
+        start = next_at = time.monotonic()
+        while not self._stop.is_set() and next_at - start < self.max_duration_s:
+            seq += 1
+            p = Payment(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC),
+                        payment_id=f"{self.run_id}-qr-{seq}", client=f"drill-{seq % 7}",
+                        amount=random.randint(100, 20_000))
+            p.status = self._post(p)
+            if p.status in (200, 201):
+                p.ack_mono = time.monotonic()
+            self.ledger.append(p)
+            next_at += self.interval_s
+            delay = next_at - time.monotonic()
+            if delay < 0:
+                next_at, delay = time.monotonic(), 0
+            self._stop.wait(delay)
+
+    def write_csv(self, path: Path, rel_to: float | None) -> None:
+        def rel(m: float | None) -> str:
+            return "" if m is None or rel_to is None else f"{m - rel_to:.4f}"
+
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(PAYMENT_COLUMNS)
+            for p in self.ledger:
+                present = "" if not p.acked or p.present is None else int(p.present)
+                w.writerow([p.payment_id, p.client, p.amount, _iso(p.sent_utc),
+                            rel(p.sent_mono), rel(p.ack_mono), int(p.acked), p.status,
+                            present])
+
+
+def start_payments(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Start posting QR payments through the users' address of mpac-pgw (the front door
+    when one is open). Stopped by ``reconcile_payments`` or ``stop_payments``.
+
+    ::
+
+        - type: action
+          name: start-payments
+          provider: {type: python, module: probes.payments, func: start_payments}
+    """
+    from mpac_drill.drill.context import current
+
+    ctx = current(configuration)
+    if ctx.dry_run:
+        return {"dry_run": True}
+    if not ctx.is_sandbox:
+        ctx.note("QR payments not posted: no reconciliation on this target")
+        return {"started": False}
+    base = (ctx.front_door.urls() if ctx.front_door is not None
+            else ctx.sandbox().endpoints["services"])["pgw"]
+    payments = QrPayments(base_url=base, run_id=ctx.run_id,
+                          interval_s=float(ctx.setting("drill.canary_interval_s")),
+                          max_duration_s=ctx.recovery_bound_s() + 600)
+    ctx.extras["_payments"] = payments
+    payments.start()
+    return {"started": True, "url": f"{base}/payments/qr"}
+
+
+def stop_payments(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Stop the payment client (idempotent; a rollback).
+
+    ::
+
+        - type: action
+          name: stop-payments
+          provider: {type: python, module: probes.payments, func: stop_payments}
+    """
+    from mpac_drill.drill.context import current
+
+    payments = current(configuration).extras.get("_payments")
+    if payments is None:
+        return {"stopped": False}
+    payments.stop()
+    return {"stopped": True}
+
+
+def reconcile_payments(
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Stop the payments, look each acknowledged one up in the restored pgw database, write
+    ``payments.csv`` and ``reconciliation.csv`` (acknowledged but missing), and set
+    ``acked_writes``, ``lost_writes`` and ``rpo_s`` from the payments.
+
+    ::
+
+        - type: probe
+          name: reconcile-payments
+          provider: {type: python, module: probes.payments, func: reconcile_payments}
+    """
+    from mpac_drill.drill.context import current
+
+    ctx = current(configuration)
+    payments: QrPayments | None = ctx.extras.get("_payments")
+    if ctx.dry_run or payments is None:
+        return {"reconciled": False}
+    ctx.phase("reconciling QR payments")
+    payments.stop()
+    dsn = (ctx.extras.get("_dr_dsn") or {}).get("pgw") or ctx.sandbox().dsn("pgw")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT payment_id FROM qr_payments WHERE payment_id LIKE %s",
+                            (f"{ctx.run_id}-qr-%",)).fetchall()
+    present = {r[0] for r in rows}
+    for p in payments.ledger:
+        p.present = p.payment_id in present
+    rpo = compute_rpo(payments.ledger)
+    missing = [p for p in payments.ledger if p.acked and not p.present]
+    payments.write_csv(ctx.run_dir / "payments.csv", ctx.injected_mono)
+    with (ctx.run_dir / "reconciliation.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(RECONCILIATION_COLUMNS)
+        for p in missing:
+            rel = "" if ctx.injected_mono is None or p.ack_mono is None else (
+                f"{p.ack_mono - ctx.injected_mono:.4f}")
+            w.writerow([p.payment_id, p.client, p.amount, _iso(p.sent_utc), rel])
+    ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
+                            rpo_s=rpo["rpo_s"])
+    ctx.extras["reconciliation"] = {
+        "payments_acked": rpo["acked_writes"], "payments_missing": len(missing),
+        "amount_missing": sum(p.amount for p in missing), "file": "reconciliation.csv"}
+    return dict(ctx.extras["reconciliation"]) | {"rpo_s": rpo["rpo_s"]}
