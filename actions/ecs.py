@@ -47,6 +47,9 @@ def stop_tasks(
     ctx.phase(f"stopping tasks of {service}")
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("kill tasks (SIGKILL)", service=service, count=count,
+                            percent=percent)
         return backend.stop_tasks(ctx, service, count, percent)
     ctx.mark_injected("ecs:StopTask", [service], service=service)
     result = backend.stop_tasks(ctx.target, service, count=count, percent=percent,
@@ -69,6 +72,8 @@ def await_service_healthy(
     ctx = current(configuration)
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("wait until the sandbox is healthy", service=service)
         return backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
     return dict(backend.wait_service_stable(ctx.target, service, timeout_s,
                                             dry_run=ctx.dry_run_recorder))

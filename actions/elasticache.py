@@ -32,6 +32,8 @@ def failover_primary(
     ctx.phase("failing the Redis primary")
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("crash the Redis primary (Sentinel promotes the replica)")
         return backend.failover_elasticache(ctx)
     group = str(ctx.setting("elasticache.replication_group"))
     ctx.mark_injected("elasticache:TestFailover", [group])
@@ -47,6 +49,8 @@ def await_available(
     ctx = current(configuration)
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("wait until primary and replica are whole again")
         out = backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
         out["primary_after"] = backend.primary_after(ctx, "elasticache")
         return out

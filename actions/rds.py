@@ -47,6 +47,9 @@ def failover_primary(
     ctx.phase("failing over the RDS primary")
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("crash the PostgreSQL primary (controller promotes the standby)",
+                            db=db)
         return backend.failover_rds(ctx, db)
     ident = str(ctx.setting(f"rds.{db}.identifier"))
     ctx.mark_injected("rds:failover", [ident], db=db)
@@ -71,8 +74,11 @@ def await_available(
     ctx = current(configuration)
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
+        if ctx.dry_run:
+            return ctx.plan("wait until primary and standby are whole again", db=db)
         out = backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
         out["primary_after"] = backend.primary_after(ctx, "rds")
+        ctx.extras["primary_after"] = out["primary_after"]
         return out
     primary = backend.rds_primary(ctx.target, db, dry_run=ctx.dry_run_recorder)
     return {"primary_after": dict(primary) if primary else None}

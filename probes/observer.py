@@ -146,7 +146,7 @@ def start_observers(
 
     ctx = current(configuration)
     if ctx.dry_run:
-        return {"dry_run": True, "endpoints": ctx.endpoints()}
+        return {"dry_run": True}
     ctx.phase("observing")
     ctx.start_observer()
     if canary:

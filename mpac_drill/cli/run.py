@@ -112,6 +112,10 @@ def print_outcome(o: RunOutcome) -> None:
             params = " ".join(f"{k}={v}" for k, v in sorted(c["params"].items()))
             console.print(f"  {c['service']} {c['operation']} ({c['region']}) {params}",
                           markup=False)
+        for step in r.get("planned_steps") or []:
+            detail = " ".join(f"{k}={v}" for k, v in step.items()
+                              if k != "action" and v is not None)
+            console.print(f"  sandbox: {step['action']} {detail}".rstrip(), markup=False)
     for v in r["verdicts"]:
         mark = "[green]met[/green]" if v["passed"] else "[red]missed[/red]"
         console.print(f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "

@@ -116,6 +116,12 @@ class DrillContext:
     def note(self, msg: str) -> None:
         self.notes.append(msg)
 
+    def plan(self, action: str, **detail: Any) -> dict[str, Any]:
+        """In a dry run on the sandbox: note what would be done, do nothing."""
+        step = {"action": action, **detail}
+        self.extras.setdefault("planned_steps", []).append(step)
+        return {"dry_run": True, **step}
+
     def failed(self, msg: str) -> ActivityFailed:
         return ActivityFailed(f"{self.scenario.id} on {self.target.name}: {msg}")
 

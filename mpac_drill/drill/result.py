@@ -197,6 +197,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
     if ctx.dry_run:
         result["dry_run"] = True
         result["planned_calls"] = list(getattr(ctx.dry_run_recorder, "calls", []) or [])
+        result["planned_steps"] = list(ctx.extras.get("planned_steps", []))
     return result
 
 

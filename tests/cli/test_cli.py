@@ -128,3 +128,19 @@ def test_experiment_with_a_wrong_argument_name_is_a_usage_error(tmp_path):
         run_drill("ecs-task-failure", load_target("sandbox"), runs_dir=tmp_path / "runs",
                   catalog=catalog, dry_run=True)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("scenario", ["ecs-task-failure", "rds-failover", "redis-failover"])
+def test_dry_run_on_sandbox_touches_nothing(scenario, runs_dir):
+    import json as _json
+
+    def pids():
+        r = run_cli("sandbox", "status", "--json", timeout=60)
+        st = _json.loads(r.out)
+        return st["running"], sorted((c["name"], c["pid"]) for c in st["components"])
+
+    before = pids()
+    r = run_cli("run", scenario, "--dry-run", "--runs-dir", str(runs_dir), timeout=120)
+    assert r.code == 0, r.err
+    assert "sandbox: " in r.out and "none made" in r.out
+    assert pids() == before  # nothing started, nothing killed
