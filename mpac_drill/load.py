@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TypedDict
 
+import psutil
+
 from mpac_drill import EXPERIMENTS_DIR
 from mpac_drill.errors import HarnessError
 
@@ -190,9 +192,31 @@ class LoadRunner:
                     _signal_group(proc.pid, signal.SIGKILL)
             for proc in self._procs:
                 proc.wait()
+        self._stop_strays(timeout_s)
         for handle in self._logs:
             handle.close()
         self._logs = []
+
+    def _stop_strays(self, timeout_s: float) -> None:
+        """Stop locust processes of this run that were never recorded: an interrupt can
+        land between ``Popen`` starting one and the list holding it. Their command line
+        or their ``MPAC_LOAD_OUT`` names this run's ``locust/`` folder."""
+        mark = str(self.locust_dir)
+        strays = []
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if proc.pid == os.getpid():
+                    continue
+                if (mark in " ".join(proc.info["cmdline"] or [])
+                        or proc.environ().get("MPAC_LOAD_OUT") == mark):
+                    strays.append(proc)
+        for proc in strays:
+            logger.warning("load: stopping unrecorded locust pid %d", proc.pid)
+            _signal_group(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(strays, timeout=timeout_s)
+        for proc in alive:
+            _signal_group(proc.pid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=2)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
