@@ -33,8 +33,9 @@ def _short(path: Path) -> str:
 def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> Table:
     t = Table(title=title, title_justify="left")
     for col in ("scenario", "status", "detect", "RTO", "RPO", "lost writes", "requests",
-                "failures", "verdict", "run folder"):
-        t.add_column(col, no_wrap=True)
+                "failures", "verdict"):
+        t.add_column(col, no_wrap=True, min_width=len(col))
+    t.add_column("run folder", overflow="fold")  # the one column that may wrap
     for o in outcomes:
         r, m = o.result, o.result["measurements"]
         missed = [v["metric"] for v in r["verdicts"] if not v["passed"]]
