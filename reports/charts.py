@@ -108,7 +108,10 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     scale, unit = _unit(span)
     height = 1.3 + 0.42 * len(ordered)
     fig = Figure(figsize=(10, height))
-    fig.subplots_adjust(left=0.2, right=0.95, top=1 - 0.45 / height, bottom=0.65 / height)
+    # room on the left for the longest step name (about 0.09 inch a character at 10 pt)
+    longest = int(ordered[C.STEP].astype(str).str.len().max() or 10)
+    left = min(0.45, (0.3 + 0.09 * longest) / 10)
+    fig.subplots_adjust(left=left, right=0.95, top=1 - 0.45 / height, bottom=0.65 / height)
     ax = fig.subplots()
     y = np.arange(len(ordered))[::-1]
     ax.barh(y, ordered[C.DURATION] / scale, left=ordered[C.STEP_OFFSET] / scale,
