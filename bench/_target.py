@@ -13,7 +13,6 @@ one up and down.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_TARGET = ROOT / "experiments" / "targets" / "sandbox.yaml"
 BENCH_NAME = "sandbox-bench"
 BENCH_STATE_DIR = ".sandbox-bench"  # git-ignored (.sandbox-*/), relative to the project root
-BENCH_PORTS: dict[str, Any] = {
-    "rds.primary_port": 29432,
-    "rds.standby_port": 29433,
-    "redis.primary_port": 29379,
-    "redis.replica_port": 29380,
-    "redis.sentinel_ports": [29381, 29382, 29383],
-    "ecs.task_port_base": 29100,
-}
-BENCH_SERVICE_PORT_BASE = 29080
+BENCH_PORT_BLOCK = 29000
 
 
 def bench_settings(base: dict[str, Any]) -> dict[str, Any]:
     """``base`` (the sandbox target's settings) moved to the benchmark's state folder and ports."""
-    out = copy.deepcopy(base)
-    out["name"] = BENCH_NAME
-    out["state_dir"] = BENCH_STATE_DIR
-    for dotted, value in BENCH_PORTS.items():
-        section, key = dotted.split(".")
-        out[section][key] = value
-    for i, service in enumerate(out["ecs"]["services"].values()):  # in the file's order
-        service["port"] = BENCH_SERVICE_PORT_BASE + i
-    return out
+    from mpac_drill.sandbox.control import private_settings
+
+    return private_settings(base, name=BENCH_NAME, state_dir=BENCH_STATE_DIR,
+                            port_block=BENCH_PORT_BLOCK)
 
 
 def write_bench_target(folder: Path, base: Path = SANDBOX_TARGET) -> Path:

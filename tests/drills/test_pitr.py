@@ -34,20 +34,11 @@ from mpac_drill.sandbox.procs import pid_alive, postgres_home
 
 STEPS = ["choose base backup", "wait for WAL archive past T", "copy base backup",
          "configure recovery", "replay WAL to T", "promote", "verify"]
-_PORTS = {"rds": {"primary_port": 21432, "standby_port": 21433},
-          "redis": {"primary_port": 21379, "replica_port": 21380,
-                    "sentinel_ports": [21381, 21382, 21383]}}
-
-
 def pitr_settings(state_dir: Path) -> dict:
     """The sandbox target on ports 21xxx with its own state folder."""
-    settings = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
-    settings.update(name="sandbox-pitr-test", state_dir=str(state_dir))
-    for section, ports in _PORTS.items():
-        settings[section].update(ports)
-    settings["ecs"]["task_port_base"] = 21100
-    for i, svc in enumerate(settings["ecs"]["services"].values()):
-        svc["port"] = 21080 + i
+    base = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
+    settings = control.private_settings(base, name="sandbox-pitr-test", state_dir=state_dir,
+                                        port_block=21000)
     settings["backup"]["base_interval_s"] = 600
     return settings
 

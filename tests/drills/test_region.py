@@ -34,20 +34,11 @@ from mpac_drill.sandbox.procs import marked_processes, port_is_free, postgres_ho
 from mpac_drill.sandbox.route53 import FrontDoor
 
 OFFSET, FRONT = 1000, 2000
-_PORTS = {"rds": {"primary_port": 24432, "standby_port": 24433},
-          "redis": {"primary_port": 24379, "replica_port": 24380,
-                    "sentinel_ports": [24381, 24382, 24383]}}
-
-
 def region_settings(state_dir: Path) -> dict:
     """The sandbox target on ports 24xxx with its own state folder."""
-    settings = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
-    settings.update(name="sandbox-region-test", state_dir=str(state_dir))
-    for section, ports in _PORTS.items():
-        settings[section].update(ports)
-    settings["ecs"]["task_port_base"] = 24100
-    for i, svc in enumerate(settings["ecs"]["services"].values()):
-        svc["port"] = 24080 + i
+    base = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
+    settings = control.private_settings(base, name="sandbox-region-test",
+                                        state_dir=state_dir, port_block=24000)
     settings["backup"]["base_interval_s"] = 600
     settings["region"].update(dr_port_offset=OFFSET, front_door_port_offset=FRONT)
     return settings
