@@ -135,6 +135,10 @@ def measure_rto(
     while time.monotonic() < cooldown_end:
         time.sleep(0.05)
     result = compute_recovery(obs.samples(rel_to=t0), k)
+    procedure = ctx.extras.get("procedure_rto_s")
+    if procedure is not None and result["rto_s"] is not None:
+        # a declared (not observable) outage: recovery is the procedure's end at the earliest
+        result["rto_s"] = max(result["rto_s"], float(procedure))
     ctx.measurements.update(detect_s=result["detect_s"], rto_s=result["rto_s"],
                             rto_per_service=result["per_service"])
     return dict(result)

@@ -1,23 +1,30 @@
-"""The region drill (runbook §1.4) on AWS: the DR plan in the target's DR region.
+"""The region drills (runbook §1.4, §1.5) on AWS: the DR procedure, for real, in the DR region.
 
-Not built yet beyond the plan: a real region cannot be "lost" on demand, and the DR calls
-(``restore_db_instance_from_db_snapshot`` in ``aws.dr_region``, the Route53 change, the SSM
-``SecureString`` update, ECS force-new-deployment) live in ``backends/aws_dr.py`` when that
-module exists: its ``plan_region_failover`` is called for a dry run (the plan, step by
-step, with the AWS calls) and ``runbook_region_findings`` gives finding F1.
-Without it, or for a live run, each function raises a clear ``ActivityFailed``.
+A real region cannot be lost on demand, so on AWS the primary region is *declared* lost
+(the injection instant is marked; the primary keeps running and is never touched) and the
+runbook's procedure then runs for real against ``aws.dr_region`` through
+``backends/aws_dr.py``: newest snapshot the DR region holds, restore it (bounded wait),
+point the DATABASE_URL (or PGW_BASE_URL) parameter at it, force a new deployment of the
+services, switch the Route53 record (``route53.dr_dns_name``), verify health through the
+target's endpoints. Each step is timed into ``steps``. ``fail_back`` undoes what was done:
+the record and the parameter get their previous values, the restored instance is deleted.
+A dry run prints the same plan and makes no call.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.drill.context import DrillContext
 
 NOT_BUILT = "region failover on AWS: not built yet"
+_STATE = "_aws_dr_state"  # what fail_back must undo (in memory only: holds no secret)
 
 
 def _aws_dr() -> Any:
@@ -42,36 +49,150 @@ def close_front_door(ctx: DrillContext) -> bool:
 
 def lose_region(ctx: DrillContext) -> dict[str, Any]:
     primary, dr = regions(ctx.target)
-    if not ctx.dry_run:
-        raise ActivityFailed(f"{NOT_BUILT}: losing {primary} is not simulated on AWS")
-    return {"dry_run": True, "region": primary, "dr_region": dr}
+    if ctx.dry_run:
+        return {"dry_run": True, "region": primary, "dr_region": dr}
+    # Nothing is broken in the primary: the drill declares it lost and fails over.
+    ctx.mark_injected("region:declared-lost", [primary], dr_region=dr, simulated=True)
+    ctx.note(f"{primary} declared lost (a region cannot be taken down on demand); the DR "
+             f"procedure ran for real in {dr}")
+    return {"region": primary, "dr_region": dr, "simulated": True}
+
+
+def _findings(ctx: DrillContext, mod: Any, system: str) -> None:
+    if not hasattr(mod, "runbook_region_findings"):
+        return
+    ctx.extras.setdefault("findings", []).extend(
+        {"id": f["id"], "section": f["section"],
+         "summary": f"runbook step {f['step']} ({f['action']}) runs in "
+                    f"{f['runbook_region']}, not the DR region {f['dr_region']}",
+         "evidence": f["evidence"]}
+        for f in mod.runbook_region_findings(ctx.target)
+        if f["section"] == ("1.5" if system == "pgw" else "1.4"))
+
+
+def _with_endpoint(url: str, host: str, port: int | None) -> str:
+    """``url`` (a DATABASE_URL) with its host and port replaced, credentials kept."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    netloc = f"{userinfo}{host}" + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _wait_healthy(ctx: DrillContext, deadline: float) -> int:
+    from probes.observer import probe_http
+
+    checks = 0
+    while True:
+        checks += 1
+        if all(probe_http(u, 2.0)[0] for u in ctx.endpoints().values()):
+            return checks
+        if time.monotonic() > deadline:
+            raise ActivityFailed("DR services not healthy within the recovery bound")
+        time.sleep(1.0)
 
 
 def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
                     system: str = "smartpos") -> dict[str, Any]:
-    if not ctx.dry_run:
-        raise ActivityFailed(NOT_BUILT)
     mod = _aws_dr()
-    if mod is None or not hasattr(mod, "plan_region_failover"):
-        return {"dry_run": True, "plan": None, "reason": f"{NOT_BUILT} (no aws_dr module)"}
-    from mpac_drill.aws import DryRun
+    if mod is None:
+        raise ActivityFailed(f"{NOT_BUILT} (no aws_dr module)")
+    _findings(ctx, mod, system)
+    if ctx.dry_run:
+        from mpac_drill.aws import DryRun
 
-    plan = mod.plan_region_failover(ctx.target, system=system,
-                                    dry_run=ctx.dry_run_recorder or DryRun())
-    if hasattr(mod, "runbook_region_findings"):
-        ctx.extras.setdefault("findings", []).extend(
-            {"id": f["id"], "section": f["section"],
-             "summary": f"runbook step {f['step']} ({f['action']}) runs in "
-                        f"{f['runbook_region']}, not the DR region {f['dr_region']}",
-             "evidence": f["evidence"]}
-            for f in mod.runbook_region_findings(ctx.target)
-            if f["section"] == ("1.5" if system == "pgw" else "1.4"))
-    return {"dry_run": True, "plan": [dict(s) for s in plan]}
+        plan = mod.plan_region_failover(ctx.target, system=system,
+                                        dry_run=ctx.dry_run_recorder or DryRun())
+        return {"dry_run": True, "plan": [dict(s) for s in plan]}
+    if ctx.injected_mono is None or ctx.injected_utc is None:
+        raise ActivityFailed("fail_over_to_dr needs lose_region first")
+    from mpac_drill.aws import client
+    from mpac_drill.backends.sandbox import _Steps
+
+    t = ctx.target
+    db = "pgw" if system == "pgw" else "smartpos"
+    param = "pgw_base_url" if system == "pgw" else "database_url"
+    dr = regions(t)[1]
+    deadline = ctx.injected_mono + timeout_s
+    steps = _Steps(ctx, ctx.injected_mono, ctx.injected_utc)
+    undo: dict[str, Any] = ctx.extras.setdefault(_STATE, {})
+    with steps.step("find the newest snapshot in the DR region") as d:
+        snap = mod.latest_snapshot(t, db)
+        if snap is None:
+            raise ActivityFailed(f"no snapshot of {t.get(f'rds.{db}.identifier')} in {dr} "
+                                 "(runbook finding F3: nothing was copied there)")
+        d["detail"] = f"{snap['snapshot_id']}, data as of {snap['data_as_of']}"
+        ctx.extras["dr_snapshot"] = dict(snap)
+        # F3: what the DR region holds bounds the loss: RPO = loss - newest data there
+        as_of = datetime.fromisoformat(str(snap["data_as_of"]).replace("Z", "+00:00"))
+        ctx.measurements["rpo_s"] = round(max(0.0, (ctx.injected_utc - as_of)
+                                              .total_seconds()), 3)
+        ctx.extras.setdefault("findings", []).append({
+            "id": "F3", "section": "1.4",
+            "summary": "the DR region holds only the snapshots copied there",
+            "evidence": f"newest in {dr}: {snap['snapshot_id']} (data as of "
+                        f"{snap['data_as_of']}); RPO {ctx.measurements['rpo_s']:.0f} s"})
+    with steps.step("restore snapshot") as d:
+        restored = mod.restore_from_snapshot(
+            t, db, snap["snapshot_id"],
+            timeout_s=max(1.0, deadline - time.monotonic()), poll_s=2.0)
+        undo["restored_instance"] = restored["identifier"]
+        if not restored["available"]:
+            raise ActivityFailed(f"{restored['identifier']} not available in time")
+        d["detail"] = f"{restored['identifier']} at {restored['endpoint_address']}"
+    with steps.step(f"update {param.upper()} (SSM)") as d:
+        ssm = client("ssm", t, region=dr)
+        name = str(t.require(f"ssm.{param}"))
+        old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        undo["parameter"] = (param, old)  # kept in memory for fail_back, never written
+        value = (_with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
+                 if system != "pgw" else str(t.get("route53.dr_dns_name") or old))
+        result = mod.put_parameter(t, param, value)
+        d["detail"] = f"{name} version {result['version']} in {dr}"
+    with steps.step("restart services") as d:
+        services = list(t.require("ecs.services"))
+        for svc in services:
+            mod.force_new_deployment(t, svc)
+        d["detail"] = ", ".join(services)
+    with steps.step("switch Route53 record") as d:
+        dns = t.get("route53.dr_dns_name")
+        if not dns:
+            raise ActivityFailed("route53.dr_dns_name (the DR load balancer) is not set in "
+                                 f"target {t.name}")
+        change = mod.switch_record(t, to_dns_name=str(dns))
+        undo["record"] = change["previous"]
+        d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
+    with steps.step("verify health") as d:
+        d["detail"] = f"{_wait_healthy(ctx, deadline)} check(s)"
+    # users never saw the primary go down, so the outage is the procedure itself
+    ctx.extras["procedure_rto_s"] = round(time.monotonic() - ctx.injected_mono, 4)
+    return {"dr_region": dr, "restored_instance": restored["identifier"],
+            "steps": [s["name"] for s in ctx.extras["steps"]]}
 
 
 def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
-    """Nothing was changed on AWS (the steps above refuse to run): nothing to undo."""
-    return {"dry_run": ctx.dry_run, "failed_back": None}
+    """Undo what the failover changed: record, parameter, restored instance (idempotent)."""
+    undo = ctx.extras.pop(_STATE, None)
+    if ctx.dry_run or not undo:
+        return {"dry_run": ctx.dry_run, "failed_back": None}
+    from mpac_drill.aws import client
+
+    mod = _aws_dr()
+    t = ctx.target
+    dr = regions(t)[1]
+    done: dict[str, Any] = {}
+    if undo.get("record"):
+        mod.switch_record(t, to_dns_name=str(undo["record"][0]))
+        done["record"] = "restored"
+    if undo.get("parameter"):
+        param, old = undo["parameter"]
+        mod.put_parameter(t, param, old)
+        done["parameter"] = "restored"
+    if undo.get("restored_instance"):
+        client("rds", t, region=dr).delete_db_instance(
+            DBInstanceIdentifier=undo["restored_instance"], SkipFinalSnapshot=True,
+            DeleteAutomatedBackups=True)
+        done["deleted"] = undo["restored_instance"]
+    return {"failed_back": done}
 
 
 __all__ = ["open_front_door", "close_front_door", "lose_region", "fail_over_to_dr",

@@ -143,18 +143,18 @@ def test_front_door_forwards_to_its_record_and_follows_a_route53_change():
     assert port_is_free(24900)
 
 
-def test_region_failover_on_aws_refuses_clearly_unless_dry_run():
+def test_region_failover_on_aws_needs_the_declared_loss_first_and_dry_run_plans():
     target = load_target("staging")
     catalog = load_catalog()
     ctx = DrillContext(target=target, scenario=catalog.get("region-failover"),
                        catalog=catalog, run_dir=Path("/nonexistent"), users=0, load_workers=0)
-    with pytest.raises(ActivityFailed, match="not built yet"):
+    with pytest.raises(ActivityFailed, match="needs lose_region first"):
         aws_region.fail_over_to_dr(ctx)
-    with pytest.raises(ActivityFailed, match="not built yet"):
-        aws_region.lose_region(ctx)
+    assert aws_region.fail_back(ctx)["failed_back"] is None  # nothing done: nothing to undo
     ctx.dry_run = True
+    assert aws_region.lose_region(ctx)["dry_run"] is True
+    assert ctx.injected_mono is None  # a dry run marks no fault
     assert aws_region.fail_over_to_dr(ctx)["dry_run"] is True
-    assert aws_region.fail_back(ctx)["failed_back"] is None
 
 
 # ---------------------------------------------------------------- on a real sandbox

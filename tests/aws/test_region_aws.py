@@ -1,0 +1,95 @@
+"""region-failover on AWS (moto): the runbook §1.4 procedure for real in the DR region.
+
+The primary region is declared lost (nothing in it is touched); the DR steps run against
+moto's us-east-1, the health endpoints are the sandbox's services on loopback. Afterwards
+fail_back has put the record and the parameter back and deleted the restored instance.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+from mpac_drill.config import load_target
+from mpac_drill.drill.runner import run_drill
+from mpac_drill.errors import ExitCode
+
+pytestmark = [pytest.mark.aws, pytest.mark.sandbox]
+DR = "us-east-1"
+OLD_URL = "postgresql://app:{secret}@mpac-smartpos-staging.old.rds.amazonaws.com:5432/smartpos"
+
+
+def _c(service: str, url: str, region: str = DR) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=url)
+
+
+def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url,
+                                                                  tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    ident = f"mpac-smartpos-{tag}"
+    rds = _c("rds", moto_url)
+    rds.create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro",
+                           Engine="postgres", MasterUsername="app",
+                           MasterUserPassword="x" * 12, AllocatedStorage=20)
+    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
+    secret = f"pw{tag}DoNotWrite"
+    ssm_name = f"/mpac-smartpos/{tag}/DATABASE_URL"
+    _c("ssm", moto_url).put_parameter(Name=ssm_name, Value=OLD_URL.format(secret=secret),
+                                      Type="SecureString")
+    ecs = _c("ecs", moto_url)
+    cluster = f"mpac-smartpos-{tag}"
+    ecs.create_cluster(clusterName=cluster)
+    td = ecs.register_task_definition(
+        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    for svc in ("svc-portal", "svc-smarttab"):
+        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
+    r53 = _c("route53", moto_url)
+    zone = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"]
+    zid = zone["Id"].split("/")[-1]
+    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
+            "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
+    services = sandbox.require("ecs.services")
+    target = load_target("staging", {
+        "aws.endpoint_url": moto_url, "account_id": "123456789012",
+        "rds.smartpos.identifier": ident, "ssm.database_url": ssm_name,
+        "ecs.cluster": cluster, "route53.hosted_zone_id": zid,
+        "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
+        **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
+           for n in ("svc-portal", "svc-smarttab", "pgw")},
+        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1})
+
+    outcome = run_drill("region-failover", target, runs_dir=tmp_path / "runs", users=2)
+    r = outcome.result
+    assert r["status"] == "completed", r.get("reason")
+    assert outcome.exit_code == ExitCode.OK
+    names = [s["name"] for s in r["steps"]]
+    assert names == ["find the newest snapshot in the DR region", "restore snapshot",
+                     "update DATABASE_URL (SSM)", "restart services", "switch Route53 record",
+                     "verify health"]
+    assert all(s["ok"] for s in r["steps"])
+    total = sum(s["duration_s"] for s in r["steps"])
+    assert r["measurements"]["rto_s"] >= total  # the procedure is the outage
+    assert {f["id"] for f in r["findings"]} >= {"F1"}
+    # fail_back: record and parameter back, restored instance deleted
+    rec = r53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    cname = next(x for x in rec if x["Type"] == "CNAME")
+    assert cname["ResourceRecords"][0]["Value"].startswith("primary-alb")
+    value = _c("ssm", moto_url).get_parameter(Name=ssm_name, WithDecryption=True)
+    assert value["Parameter"]["Value"] == OLD_URL.format(secret=secret)
+    dbs = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]]
+    assert not [d for d in dbs if d.startswith(f"{ident}-dr-")]
+    # nothing in the primary region was touched, and the password is nowhere on disk
+    primary = _c("rds", moto_url, "ap-northeast-1").describe_db_instances()["DBInstances"]
+    assert not [d for d in primary if d["DBInstanceIdentifier"].startswith(ident)]
+    for path in outcome.run_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    journal = json.loads((outcome.run_dir / "journal.json").read_text())
+    assert journal["rollbacks"]
