@@ -24,7 +24,13 @@ from reports import columns as C
 from reports import drills, metrics, sections
 from reports.data import ReportData
 from reports.document import Doc
-from reports.load import Skipped, load_runs, load_timelines, load_traffic
+from reports.load import (
+    Skipped,
+    load_reconciliation,
+    load_runs,
+    load_timelines,
+    load_traffic,
+)
 from reports.render_csv import render_csv
 from reports.render_html import render_html
 from reports.render_md import render_markdown
@@ -83,7 +89,7 @@ def collect(quarter: str, runs_dir: Path, catalog: Catalog) -> ReportData:
         trend=metrics.trend(judged), coverage=metrics.coverage(judged, catalog, quarter),
         findings=runset.findings, steps=runset.steps, manifest=runset.manifest,
         skipped=runset.skipped, detail=detail, timelines=timelines, traffic=traffic,
-        problems=problems,
+        problems=problems, reconciliation=load_reconciliation(runs_dir, runs_q),
     )
 
 

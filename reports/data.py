@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -33,6 +33,7 @@ class ReportData:
     timelines: pd.DataFrame  # samples of the detailed runs only
     traffic: pd.DataFrame  # load per second of the detailed runs only
     problems: dict[str, list[str]]  # run id → notes about unreadable artifacts
+    reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)  # PGW drills' lists
 
     @property
     def no_runs(self) -> bool:

@@ -15,6 +15,8 @@ from reports.document import Details, Doc, Image, Mono, Para, Strong, Table
 from reports.metrics import FULL_DETAIL_MAX_RUNS
 from reports.sections import answers
 
+RECONCILIATION_SHOWN = 50
+
 
 def chart_file(quarter: str, kind: str, run_id: str) -> str:
     """``2026-Q4-timeline-<run id>.png``, with anything unsafe in a file name replaced."""
@@ -110,7 +112,28 @@ def _run_section(doc: Doc, data: ReportData, r: dict, timeline: pd.DataFrame,
     impact = _impact(r)
     if impact is not None:
         doc.add(impact)
+    _reconciliation(doc, data, r)
     _steps(doc, data, r)
+
+
+def _reconciliation(doc: Doc, data: ReportData, r: dict) -> None:
+    """Runbook 1.5: the QR payments that need manual reconciliation, listed."""
+    if data.reconciliation.empty:
+        return
+    rows = data.reconciliation.loc[data.reconciliation[C.RUN_ID].eq(r[C.RUN_ID])]
+    if rows.empty and r[C.SCENARIO] != "pgw-region-failover":
+        return
+    shown = rows.head(RECONCILIATION_SHOWN)
+    doc.add(Para((Strong("QR payments to reconcile (runbook 1.5)"),
+                  f": {len(rows)} acknowledged before the loss and missing after the "
+                  "restore" + (f"; the first {len(shown)} below, all in " if len(rows) >
+                              len(shown) else "; all in "),
+                  Mono("reconciliation.csv"), " of the run folder.")))
+    if not shown.empty:
+        doc.add(Table(["Payment", "Client", "Amount", "Sent at"],
+                      [[p, c, a, s] for p, c, a, s in shown.loc[
+                          :, ["payment_id", "client", "amount", "sent_at"]].itertuples(
+                          index=False)], right={2}))
 
 
 def _others(runs: pd.DataFrame) -> Table:

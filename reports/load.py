@@ -353,6 +353,30 @@ def load_timelines(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, di
     return frame.loc[:, columns], problems
 
 
+RECONCILIATION_FILE = "reconciliation.csv"
+RECONCILIATION_COLUMNS = ["payment_id", "client", "amount", "sent_at"]
+
+
+def load_reconciliation(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """The QR payments each PGW region drill lists for manual reconciliation (runbook 1.5):
+    acknowledged during the outage window and missing after the restore."""
+    parts = []
+    for run in runs.itertuples(index=False):
+        path = runs_dir / getattr(run, C.FOLDER) / RECONCILIATION_FILE
+        if not path.is_file():
+            continue
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, pd.errors.ParserError, ValueError):
+            continue
+        if set(RECONCILIATION_COLUMNS) <= set(raw.columns):
+            parts.append(raw.loc[:, RECONCILIATION_COLUMNS].assign(
+                **{C.RUN_ID: getattr(run, C.RUN_ID)}))
+    columns = [C.RUN_ID, *RECONCILIATION_COLUMNS]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return frame.loc[:, columns]
+
+
 def load_traffic(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """locust's per-second totals of the given runs, with seconds since injection."""
     parts, problems = [], {}

@@ -307,3 +307,19 @@ def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir,
     assert "timeline.csv is unreadable: the file is empty" in md
     assert escape("load_per_second.csv is unreadable: no rows") in md
     assert len(list(tmp_path.glob(f"{Q}-timeline-*.png"))) == 2
+
+
+def test_build_report_pgw_reconciliation_list_rendered_from_run_folder(make_run, runs_dir,
+                                                                        tmp_path):
+    from reports import build_report
+
+    folder = make_run("pgw-region-failover", rto_s=300.0, rpo_s=0.4, lost=3)
+    rows = [f"drill-qr-{i},drill-{i % 2},{100 + i},2026-11-10T10:00:0{i}.000000Z,-0.{i}"
+            for i in range(3)]
+    (folder / "reconciliation.csv").write_text(
+        "payment_id,client,amount,sent_at,acked_at_rel_s\n" + "\n".join(rows) + "\n")
+    out = build_report("2026-Q4", runs_dir=runs_dir, out_dir=tmp_path / "out")
+    md = out.markdown.read_text()
+    assert "QR payments to reconcile (runbook 1.5)**: 3 acknowledged" in md
+    for i in range(3):
+        assert f"| drill-qr-{i} | drill-{i % 2} | {100 + i} |" in md
