@@ -144,8 +144,14 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         name = str(t.require(f"ssm.{param}"))
         old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
         undo["parameter"] = (param, old)  # kept in memory for fail_back, never written
-        value = (_with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
-                 if system != "pgw" else str(t.get("route53.dr_dns_name") or old))
+        if system == "pgw":
+            value = str(t.get("pgw.dr_base_url") or "")
+            if not value:
+                raise ActivityFailed(f"pgw.dr_base_url (the DR PGW endpoint) is not set in "
+                                     f"target {t.name}")
+        else:
+            value = _with_endpoint(old, restored["endpoint_address"],
+                                   restored["endpoint_port"])
         result = mod.put_parameter(t, param, value)
         d["detail"] = f"{name} version {result['version']} in {dr}"
     with steps.step("restart services") as d:
