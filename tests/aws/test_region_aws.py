@@ -93,3 +93,53 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
             assert secret.encode() not in path.read_bytes(), path
     journal = json.loads((outcome.run_dir / "journal.json").read_text())
     assert journal["rollbacks"]
+
+
+def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, moto_url,
+                                                                      tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    ident = f"mpac-pgw-{tag}"
+    rds = _c("rds", moto_url)
+    rds.create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro",
+                           Engine="postgres", MasterUsername="app",
+                           MasterUserPassword="x" * 12, AllocatedStorage=20)
+    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
+    name = f"/mpac-smartpos/{tag}/PGW_BASE_URL"
+    old = "https://pgw.ap-northeast-1.example.internal"
+    _c("ssm", moto_url).put_parameter(Name=name, Value=old, Type="SecureString")
+    ecs = _c("ecs", moto_url)
+    cluster = f"mpac-smartpos-{tag}"
+    ecs.create_cluster(clusterName=cluster)
+    td = ecs.register_task_definition(
+        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    for svc in ("svc-portal", "svc-smarttab"):
+        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
+    r53 = _c("route53", moto_url)
+    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)[
+        "HostedZone"]["Id"].split("/")[-1]
+    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
+            "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
+    services = sandbox.require("ecs.services")
+    target = load_target("staging", {
+        "aws.endpoint_url": moto_url, "account_id": "123456789012",
+        "rds.pgw.identifier": ident, "ssm.pgw_base_url": name, "ecs.cluster": cluster,
+        "route53.hosted_zone_id": zid,
+        "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
+        "pgw.dr_base_url": "https://pgw.us-east-1.example.internal",
+        **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
+           for n in ("svc-portal", "svc-smarttab", "pgw")},
+        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1})
+    outcome = run_drill("pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2)
+    r = outcome.result
+    assert r["status"] == "completed", r.get("reason")
+    steps = {s["name"]: s for s in r["steps"]}
+    assert "update PGW_BASE_URL (SSM)" in steps and all(s["ok"] for s in r["steps"])
+    assert "restore snapshot" in steps and ident in steps["restore snapshot"]["detail"]
+    # fail_back put the old PGW_BASE_URL back and deleted the restored pgw instance
+    value = _c("ssm", moto_url).get_parameter(Name=name, WithDecryption=True)
+    assert value["Parameter"]["Value"] == old
+    dbs = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]]
+    assert not [d for d in dbs if d.startswith(f"{ident}-dr-")]
