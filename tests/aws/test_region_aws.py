@@ -27,19 +27,19 @@ def _c(service: str, url: str, region: str = DR) -> Any:
     return boto3.client(service, region_name=region, endpoint_url=url)
 
 
-def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url,
-                                                                  tmp_path):
+def _dr_region(moto_url: str, sandbox, *, db_ident: str, param_name: str, param_value: str,
+               **overrides: Any):
+    """In moto's DR region: a DB instance with a snapshot, the SSM parameter, an ECS cluster
+    with the services, a hosted zone whose record points at the primary. Returns the staging
+    target wired to all of it (health endpoints: the sandbox's services) and the zone id."""
     tag = uuid.uuid4().hex[:6]
-    ident = f"mpac-smartpos-{tag}"
     rds = _c("rds", moto_url)
-    rds.create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro",
+    rds.create_db_instance(DBInstanceIdentifier=db_ident, DBInstanceClass="db.t3.micro",
                            Engine="postgres", MasterUsername="app",
                            MasterUserPassword="x" * 12, AllocatedStorage=20)
-    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
-    secret = f"pw{tag}DoNotWrite"
-    ssm_name = f"/mpac-smartpos/{tag}/DATABASE_URL"
-    _c("ssm", moto_url).put_parameter(Name=ssm_name, Value=OLD_URL.format(secret=secret),
-                                      Type="SecureString")
+    rds.create_db_snapshot(DBInstanceIdentifier=db_ident,
+                           DBSnapshotIdentifier=f"{db_ident}-snap")
+    _c("ssm", moto_url).put_parameter(Name=param_name, Value=param_value, Type="SecureString")
     ecs = _c("ecs", moto_url)
     cluster = f"mpac-smartpos-{tag}"
     ecs.create_cluster(clusterName=cluster)
@@ -49,21 +49,35 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     for svc in ("svc-portal", "svc-smarttab"):
         ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
     r53 = _c("route53", moto_url)
-    zone = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"]
-    zid = zone["Id"].split("/")[-1]
+    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)[
+        "HostedZone"]["Id"].split("/")[-1]
     r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
         "Action": "UPSERT", "ResourceRecordSet": {
             "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
             "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
     services = sandbox.require("ecs.services")
     target = load_target("staging", {
-        "aws.endpoint_url": moto_url, "account_id": "123456789012",
-        "rds.smartpos.identifier": ident, "ssm.database_url": ssm_name,
-        "ecs.cluster": cluster, "route53.hosted_zone_id": zid,
+        "aws.endpoint_url": moto_url, "account_id": "123456789012", "ecs.cluster": cluster,
+        "route53.hosted_zone_id": zid,
         "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
         **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
            for n in ("svc-portal", "svc-smarttab", "pgw")},
-        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1})
+        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1,
+        **overrides})
+    return target, zid
+
+
+def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url,
+                                                                  tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    ident = f"mpac-smartpos-{tag}"
+    secret = f"pw{tag}DoNotWrite"
+    ssm_name = f"/mpac-smartpos/{tag}/DATABASE_URL"
+    target, zid = _dr_region(moto_url, sandbox, db_ident=ident, param_name=ssm_name,
+                             param_value=OLD_URL.format(secret=secret),
+                             **{"rds.smartpos.identifier": ident,
+                                "ssm.database_url": ssm_name})
+    rds, r53 = _c("rds", moto_url), _c("route53", moto_url)
 
     outcome = run_drill("region-failover", target, runs_dir=tmp_path / "runs", users=2)
     r = outcome.result
@@ -99,39 +113,13 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
                                                                       tmp_path):
     tag = uuid.uuid4().hex[:6]
     ident = f"mpac-pgw-{tag}"
-    rds = _c("rds", moto_url)
-    rds.create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro",
-                           Engine="postgres", MasterUsername="app",
-                           MasterUserPassword="x" * 12, AllocatedStorage=20)
-    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
     name = f"/mpac-smartpos/{tag}/PGW_BASE_URL"
     old = "https://pgw.ap-northeast-1.example.internal"
-    _c("ssm", moto_url).put_parameter(Name=name, Value=old, Type="SecureString")
-    ecs = _c("ecs", moto_url)
-    cluster = f"mpac-smartpos-{tag}"
-    ecs.create_cluster(clusterName=cluster)
-    td = ecs.register_task_definition(
-        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
-    )["taskDefinition"]["taskDefinitionArn"]
-    for svc in ("svc-portal", "svc-smarttab"):
-        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
-    r53 = _c("route53", moto_url)
-    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)[
-        "HostedZone"]["Id"].split("/")[-1]
-    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
-        "Action": "UPSERT", "ResourceRecordSet": {
-            "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
-            "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
-    services = sandbox.require("ecs.services")
-    target = load_target("staging", {
-        "aws.endpoint_url": moto_url, "account_id": "123456789012",
-        "rds.pgw.identifier": ident, "ssm.pgw_base_url": name, "ecs.cluster": cluster,
-        "route53.hosted_zone_id": zid,
-        "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
-        "pgw.dr_base_url": "https://pgw.us-east-1.example.internal",
-        **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
-           for n in ("svc-portal", "svc-smarttab", "pgw")},
-        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1})
+    target, _ = _dr_region(moto_url, sandbox, db_ident=ident, param_name=name,
+                           param_value=old,
+                           **{"rds.pgw.identifier": ident, "ssm.pgw_base_url": name,
+                              "pgw.dr_base_url": "https://pgw.us-east-1.example.internal"})
+    rds = _c("rds", moto_url)
     outcome = run_drill("pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2)
     r = outcome.result
     assert r["status"] == "completed", r.get("reason")
