@@ -137,7 +137,7 @@ class Canary:
 
     def write_csv(self, path: Path, rel_to: float | None) -> None:
         def rel(m: float | None) -> str:
-            return "" if m is None or rel_to is None else f"{m - rel_to:.4f}"
+            return "" if m is None or rel_to is None else f"{m - rel_to:.6f}"
 
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)

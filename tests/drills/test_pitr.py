@@ -126,10 +126,17 @@ def test_pitr_drill_restores_every_acknowledged_write_before_t_and_none_after(
     # the drill's counts agree with the ledger it wrote (times relative to the restore start)
     age = r["fault"]["restore_age_s"]
     rows = _canary(pitr_run.run_dir)
-    before = [x for x in rows if x["acked"] == "1" and float(x["ack_rel_s"]) <= -age]
-    after = [x for x in rows if float(x["t_rel_s"]) > -age]
-    assert m["acked_writes"] == p["acked_before_target"] == len(before) >= 20
-    assert p["written_after_target"] == len(after) >= 20
+    # canary.csv holds times rounded to the microsecond: a write within that of T may fall
+    # either side of it in this recount, never in the drill's (it compares exact clocks)
+    eps = 1e-6
+    acked = [float(x["ack_rel_s"]) for x in rows if x["acked"] == "1"]
+    sent = [float(x["t_rel_s"]) for x in rows]
+    assert m["acked_writes"] == p["acked_before_target"] >= 20
+    assert (sum(t <= -age - eps for t in acked) <= p["acked_before_target"]
+            <= sum(t <= -age + eps for t in acked))
+    assert (sum(t > -age + eps for t in sent) <= p["written_after_target"]
+            <= sum(t > -age - eps for t in sent))
+    assert p["written_after_target"] >= 20
     # precision: the restore is complete up to within the archive timeout of T
     bound = pitr_sandbox.require("backup.wal_archive_timeout_s")
     assert r["ground_truth"]["wal_archive_timeout_s"] == bound
