@@ -13,6 +13,7 @@ import urllib.request
 import psycopg
 import pytest
 import redis
+import yaml
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import load_target
@@ -151,23 +152,21 @@ def test_busy_port_is_a_usage_error(sandbox, tmp_path):
 
 def test_down_after_killed_up_leaves_no_process(tmp_path):
     """A second sandbox on other ports: `up` killed half-way, then `down` sweeps it all."""
-    text = (PROJECT_ROOT / "experiments/targets/sandbox.yaml").read_text()
-    for old, new in (("15432", "25432"), ("15433", "25433"), ("16379", "26479"),
-                     ("16380", "26480"), ("26379, 26380, 26381", "26481, 26482, 26483"),
-                     ("18080", "28080"), ("18081", "28081"), ("18082", "28082"), ("18083", "28083"),
-                     ("task_port_base: 18100", "task_port_base: 28100"),
-                     ("state_dir: .sandbox", f"state_dir: {tmp_path / 'state'}")):
-        text = text.replace(old, new)
+    base = yaml.safe_load((PROJECT_ROOT / "experiments/targets/sandbox.yaml").read_text())
     path = tmp_path / "other.yaml"
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(control.private_settings(
+        base, name="sandbox-killed-up", state_dir=tmp_path / "state", port_block=12000)))
     target = load_target(str(path))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
-         "sandbox", "up", "--target", str(path)], cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errlog = tmp_path / "up.err"
+    with errlog.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys; from mpac_drill.cli import main; sys.exit(main())",
+             "sandbox", "up", "--target", str(path)], cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL, stderr=err)
     sdir = control.state_dir(target)
     # kill the CLI and the daemon as soon as some platform processes exist
-    assert _wait(lambda: len(marked_processes(sdir)) >= 4, 30, 0.05)
+    assert _wait(lambda: len(marked_processes(sdir)) >= 4, 30, 0.05), errlog.read_text()
     proc.kill()
     proc.wait()
     st = control.read_state(sdir)
