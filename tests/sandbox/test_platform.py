@@ -18,7 +18,7 @@ import yaml
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import load_target
 from mpac_drill.sandbox import control
-from mpac_drill.sandbox.procs import kill_tree, marked_processes
+from mpac_drill.sandbox.procs import kill_tree, marked_processes, port_is_free
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.sandbox
@@ -154,9 +154,12 @@ def test_down_after_killed_up_leaves_no_process(tmp_path):
     """A second sandbox on other ports: `up` killed half-way, then `down` sweeps it all."""
     base = yaml.safe_load((PROJECT_ROOT / "experiments/targets/sandbox.yaml").read_text())
     path = tmp_path / "other.yaml"
-    path.write_text(yaml.safe_dump(control.private_settings(
-        base, name="sandbox-killed-up", state_dir=tmp_path / "state", port_block=12000)))
-    target = load_target(str(path))
+    for block in (12000, 13000, 14000, 19000, 20000):  # the first block wholly free now
+        path.write_text(yaml.safe_dump(control.private_settings(
+            base, name="sandbox-killed-up", state_dir=tmp_path / "state", port_block=block)))
+        target = load_target(str(path))
+        if all(port_is_free(p) for _, p in control.port_settings(target)):
+            break
     errlog = tmp_path / "up.err"
     with errlog.open("wb") as err:
         proc = subprocess.Popen(
