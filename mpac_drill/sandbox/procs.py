@@ -191,7 +191,10 @@ def marked_processes(state_dir: Path) -> list[psutil.Process]:
         if p.pid == me:
             continue
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            if p.environ().get(MARKER_ENV) == marker:
+            # Redis overwrites its environment; a node spawned just before the daemon died
+            # is in no ledger either, but it runs inside the state folder (``--dir``)
+            if p.environ().get(MARKER_ENV) == marker or (
+                    p.cwd() + "/").startswith(marker + "/"):
                 roots.append(p)
     found: dict[int, psutil.Process] = {}
     for p in roots:
