@@ -1,11 +1,14 @@
 """QR payments during the PGW region drill (runbook §1.5) and the reconciliation list.
 
 A payment client posts one QR payment (``POST /payments/qr``, a unique ``payment_id``)
-every ``drill.canary_interval_s`` through the users' address of mpac-pgw (the front door)
-and keeps a ledger: sent, acknowledged (HTTP 200/201). After the failover the ledger is
-checked against the restored DR database: every acknowledged payment missing there is the
-runbook's "QR transactions during outage window may need manual reconciliation", made a
-list (``reconciliation.csv``, runbook finding F9). ``payments.csv`` keeps the ledger.
+every ``drill.canary_interval_s`` to mpac-smartpos (svc-smarttab, through the users' front
+door), which forwards it to the PGW its ``PGW_BASE_URL`` names, as a terminal's payment
+goes; it keeps a ledger: sent, acknowledged (HTTP 200/201). So payments are acknowledged
+again after the failover only when runbook 1.5 step 2 moved ``PGW_BASE_URL``.
+After the failover the ledger is checked against the restored DR database: every
+acknowledged payment missing there is the runbook's "QR transactions during outage window
+may need manual reconciliation", made a list (``reconciliation.csv``, runbook finding F9).
+``payments.csv`` keeps the ledger.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class QrPayments:
             self._thread.join(timeout=5)
 
     def _post(self, p: Payment) -> int:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=1.0)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
         try:
             conn.request("POST", "/payments/qr", body=json.dumps(
                 {"payment_id": p.payment_id, "client": p.client, "amount": p.amount}),
@@ -118,8 +121,9 @@ def start_payments(
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Start posting QR payments through the users' address of mpac-pgw (the front door
-    when one is open). Stopped by ``reconcile_payments`` or ``stop_payments``.
+    """Start posting QR payments to mpac-smartpos (svc-smarttab, through the front door when
+    one is open), which forwards them to its PGW. Stopped by ``reconcile_payments`` or
+    ``stop_payments``.
 
     ::
 
@@ -136,7 +140,7 @@ def start_payments(
         ctx.note("QR payments not posted: no reconciliation on this target")
         return {"started": False}
     base = (ctx.front_door.urls() if ctx.front_door is not None
-            else ctx.sandbox().endpoints["services"])["pgw"]
+            else ctx.sandbox().endpoints["services"])["svc-smarttab"]
     payments = QrPayments(base_url=base, run_id=ctx.run_id,
                           interval_s=float(ctx.setting("drill.canary_interval_s")),
                           max_duration_s=ctx.recovery_bound_s() + 600)

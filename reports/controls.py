@@ -57,6 +57,9 @@ RUNBOOK_FINDINGS = (
                          "handled at the DB layer"),
     Finding("F9", "1.5", "QR transactions in the outage window may need manual "
                          "reconciliation, with no list of which"),
+    # found by the drills themselves (not in RUNBOOK-FINDINGS.md)
+    Finding("F12", "1.4", "the region failover restores mpac-smartpos in us-east-1 and never "
+                          "moves its PGW_BASE_URL, so QR payments still go to the lost region"),
 )
 
 __all__ = ["SOC2", "PCI", "CONTROLS", "SECTION_CONTROLS", "Finding", "RUNBOOK_FINDINGS"]

@@ -65,6 +65,11 @@ def dr_target(target: Target) -> Target:
     s["ecs"]["task_port_base"] += off
     for svc in s["ecs"]["services"].values():
         svc["port"] += off
+    # mpac-smartpos's configuration, copied to the DR region, still names the primary's PGW
+    # until runbook 1.5 step 2 writes PGW_BASE_URL (the DR daemon's ssm/ parameters win)
+    pgw = target.settings["ecs"]["services"].get("pgw")
+    if pgw is not None:
+        s["app"].setdefault("pgw_base_url", f"http://127.0.0.1:{pgw['port']}")
     dr = Target(name=s["name"], path=target.path, settings=s, overrides=target.overrides)
     mine = {p for _, p in control.port_settings(target)}
     clash = mine & {p for _, p in control.port_settings(dr)}
@@ -308,15 +313,42 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
                              f"{', '.join(sorted(pending))}")
         if pending:
             time.sleep(0.02)
+    qr = _qr_path(door, f"http://127.0.0.1:{_alb_ports(dr)['pgw']}",
+                  f"http://127.0.0.1:{_alb_ports(ctx.target)['pgw']}")
+    if system == "pgw" and not qr["to_dr_pgw"]:
+        steps.add(names[6], switched, time.monotonic() - switched, False, qr["detail"])
+        raise ctx.failed(f"mpac-smartpos QR payments after the failover: {qr['detail']}")
     verified = time.monotonic()
     steps.add(names[6], switched, verified - switched, True,
-              f"{len(urls)} services answer /health?deep=1 through the front door")
+              f"{len(urls)} services answer /health?deep=1 through the front door; "
+              f"{qr['detail']}")
+    ctx.extras["qr_path"] = qr
     region = ctx.extras.setdefault("region", {})
     region.update(dr_state_dir=str(dr_dir), dr_port_offset=dr.settings["region"][
         "dr_port_offset"], front_door=door.urls(), route53_change=change,
         procedure_s=round(verified - t0, 4), system=system)
     return {"dr_region": dr_region, "procedure_s": round(verified - t0, 4),
             "steps": [s["name"] for s in ctx.extras["steps"]]}
+
+
+def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
+    """Where mpac-smartpos (svc-smarttab, through the front door) sends QR payments now,
+    from its deep health: the PGW_BASE_URL its tasks run with and whether that PGW answers."""
+    import json
+    import urllib.request
+
+    url = f"{door.urls()['svc-smarttab']}/health?deep=1"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:  # loopback only
+            down = json.loads(resp.read()).get("downstream") or {}
+    except (OSError, ValueError) as exc:
+        down = {"pgw": f"health unreadable: {type(exc).__name__}", "pgw_base_url": ""}
+    base, state = str(down.get("pgw_base_url", "")), str(down.get("pgw", "?"))
+    where = ("the DR PGW" if base == dr_pgw else
+             "the lost region's PGW" if base == lost_pgw else "an unknown PGW")
+    return {"pgw_base_url": base, "pgw": state, "to_dr_pgw": base == dr_pgw and state == "ok",
+            "in_lost_region": base == lost_pgw,
+            "detail": f"mpac-smartpos sends QR payments to {base or '(none)'} ({where}): {state}"}
 
 
 # ---------------------------------------------------------------- failback

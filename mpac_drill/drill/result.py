@@ -70,6 +70,12 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                                     f"{ctx.extras.get('primary_after') or 'see journal'}"})
     if sid == "region-failover" and ctx.extras.get("region"):
         out += _region_findings(ctx.extras["region"], m)
+    qr = ctx.extras.get("qr_path")
+    if sid == "region-failover" and qr and not qr["to_dr_pgw"]:
+        out.append({"id": "F12", "section": "1.4",
+                    "summary": "runbook 1.4 brings mpac-smartpos up in the DR region but never "
+                               "moves PGW_BASE_URL; QR payments wait for 1.5",
+                    "evidence": f"after the 1.4 steps {qr['detail']}"})
     rec = ctx.extras.get("reconciliation")
     if sid == "pgw-region-failover" and rec:
         out.append({"id": "F9", "section": "1.5",
@@ -189,7 +195,8 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
     }
     if reason:
         result["reason"] = reason
-    for key in ("ground_truth", "impact", "obs", "steps", "pitr", "region", "reconciliation"):
+    for key in ("ground_truth", "impact", "obs", "steps", "pitr", "region", "reconciliation",
+                "qr_path"):
         if key in ctx.extras:
             result[key] = ctx.extras[key]
     if ctx.notes:

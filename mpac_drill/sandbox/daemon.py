@@ -159,6 +159,10 @@ class Daemon:
                 "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
                 "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
                 "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0",
+                # svc-smarttab's PGW: this sandbox's pgw ALB unless the target names another
+                # (the DR copy names the primary region's, until runbook 1.5 step 2 moves it)
+                "MPAC_PGW_BASE_URL": (s["app"].get("pgw_base_url")
+                                      or self.endpoints()["services"].get("pgw", "")),
                 "MPAC_OBS_BUCKET": str(self.state_dir / "bucket" / "obs"),
                 "MPAC_OBS_DASHBOARDS": str(EXPERIMENTS_DIR / "obs" / "dashboards")}
 

@@ -253,6 +253,10 @@ def test_region_failover_reports_the_runbook_findings(region_run):
     assert "ap-northeast-1" in found["F1"]["summary"] and "us-east-1" in found["F1"]["summary"]
     assert "detected" in found["F2"]["evidence"]
     assert r["region"]["newest_wal_file"] in found["F3"]["evidence"]
+    # 1.4 leaves PGW_BASE_URL alone: the DR smartpos still sends QR payments to the lost PGW
+    assert r["qr_path"]["in_lost_region"] and not r["qr_path"]["to_dr_pgw"]
+    assert r["qr_path"]["pgw"].startswith("unreachable")
+    assert "the lost region's PGW" in found["F12"]["evidence"]
 
 
 @pytest.mark.sandbox
@@ -361,6 +365,11 @@ def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
     assert all(s["ok"] for s in r["steps"])
     assert abs(sum(s["duration_s"] for s in r["steps"]) - r["measurements"]["rto_s"]) <= 0.5
     assert seen["param"] == f"http://127.0.0.1:{24082 + OFFSET}"  # the DR PGW's ALB
+    # mpac-smartpos's tasks took it: its QR payments go to the DR PGW, which answers
+    assert r["qr_path"] == {**r["qr_path"], "pgw_base_url": seen["param"], "pgw": "ok",
+                            "to_dr_pgw": True, "in_lost_region": False}
+    assert "the DR PGW" in r["steps"][-1]["detail"]
+    assert "F12" not in {f["id"] for f in r["findings"]}
     with (outcome.run_dir / "payments.csv").open() as fh:
         ledger = list(csv.DictReader(fh))
     acked = {x["payment_id"] for x in ledger if x["acked"] == "1"}

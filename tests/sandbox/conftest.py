@@ -286,23 +286,26 @@ def sentinel(sandbox_root: Path, redis_server: RedisServer) -> Iterator[RedisSer
 @pytest.fixture(scope="session")
 def apps(sandbox_root: Path, pg: PgServer, redis_server: RedisServer,
          sentinel: RedisServer) -> Iterator[dict[str, AppTask]]:
-    """Running tasks: portal (via Sentinel), smarttab (multi-host DSN), smarttab_nu, pgw."""
+    """Running tasks: portal (via Sentinel), smarttab (multi-host DSN), smarttab_nu, pgw;
+    smarttab's PGW_BASE_URL is pgw, smarttab_nu's a port where nothing listens."""
     dead_port = free_port()  # nothing listens here: the DSN's first host is "down"
     multi = (f"host=127.0.0.1,127.0.0.1 port={dead_port},{pg.port} dbname=smartpos user=mpac "
              f"password={PG_PASSWORD} target_session_attrs=read-write connect_timeout=1")
     redis_url = f"redis://127.0.0.1:{redis_server.port}/0"
     common = {"MPAC_JWT_SECRET": JWT_SECRET, "MPAC_REDIS_URL": redis_url,
               "MPAC_RATE_LIMIT_PER_S": str(RATE_LIMIT)}
-    specs = {
+    pgw = AppTask(sandbox_root, "pgw", {**common, "MPAC_PGW_DATABASE_URL": pg.conninfo("pgw")})
+    specs = {  # smarttab forwards QR payments to pgw; smarttab_nu to a port nobody answers
         "portal": ("svc-portal", {"MPAC_REDIS_URL": "", "MPAC_REDIS_SENTINELS":
                                   f"127.0.0.1:{sentinel.port}", "MPAC_REDIS_MASTER": "mpac"}),
-        "smarttab": ("svc-smarttab", {"MPAC_DATABASE_URL": multi}),
+        "smarttab": ("svc-smarttab", {"MPAC_DATABASE_URL": multi, "MPAC_PGW_BASE_URL": pgw.url}),
         "smarttab_nu": ("svc-smarttab", {"MPAC_DATABASE_URL": pg.conninfo("smartpos_nu"),
-                                         "MPAC_ORDERS_UNIQUE": "0"}),
-        "pgw": ("pgw", {"MPAC_PGW_DATABASE_URL": pg.conninfo("pgw")}),
+                                         "MPAC_ORDERS_UNIQUE": "0",
+                                         "MPAC_PGW_BASE_URL": f"http://127.0.0.1:{dead_port}"}),
     }
     tasks = {key: AppTask(sandbox_root, service, {**common, **env})
              for key, (service, env) in specs.items()}
+    tasks["pgw"] = pgw
     try:
         for task in tasks.values():
             task.wait_listening()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+import psycopg
 import pytest
 import requests
 
@@ -278,6 +279,36 @@ def test_pgw_redis_stopped_rate_limit_off_recorded(
 
 
 # --- schema and secrets ---------------------------------------------------------------------
+
+
+# --- mpac-smartpos -> PGW (PGW_BASE_URL, runbook 1.5) -----------------------------------------
+
+
+def test_smarttab_qr_payment_forwarded_to_pgw_base_url(apps: Apps, pg: PgServer) -> None:
+    pid = f"fw-{uuid.uuid4().hex}"
+    response = pay(apps["smarttab"], pid)
+    assert response.status_code == 201, response.text
+    assert response.headers["X-PGW"] == apps["pgw"].url
+    assert response.json()["payment_id"] == pid
+    with psycopg.connect(pg.conninfo("pgw")) as conn:
+        rows = conn.execute("SELECT count(*) FROM qr_payments WHERE payment_id = %s",
+                            (pid,)).fetchone()
+    assert rows == (1,)  # stored by the PGW, not by smarttab
+    assert pay(apps["smarttab"], pid).status_code == 200  # pgw's replay passes through
+    body = call("GET", f"{apps['smarttab'].url}/health?deep=1").json()
+    assert body["downstream"] == {"pgw": "ok", "pgw_base_url": apps["pgw"].url}
+
+
+def test_smarttab_qr_pgw_unreachable_502_health_stays_ok(apps: Apps) -> None:
+    response = pay(apps["smarttab_nu"], f"fw-{uuid.uuid4().hex}")
+    assert response.status_code == 502, response.text
+    dead = response.headers["X-PGW"]
+    assert dead != apps["pgw"].url and response.json()["pgw_base_url"] == dead
+    # runbook 1.5: QR payments down, card and cash unaffected: smarttab stays in service
+    health = call("GET", f"{apps['smarttab_nu'].url}/health?deep=1")
+    assert health.status_code == 200
+    assert health.json()["downstream"]["pgw"].startswith("unreachable")
+    assert "downstream" not in call("GET", f"{apps['pgw'].url}/health?deep=1").json()
 
 
 def test_apply_schema_twice_toggles_orders_constraint(pg: PgServer) -> None:
