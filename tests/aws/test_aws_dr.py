@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill import aws
-from mpac_drill.backends import aws_dr
+from mpac_drill.backends import aws_dr, aws_dr_rds
 from mpac_drill.config import Target, load_target
 from mpac_drill.errors import UsageError
 from tests.aws.test_aws_backend import wire  # noqa: F401 - the wire fixture
@@ -146,7 +146,7 @@ def _stub_restore(monkeypatch: pytest.MonkeyPatch, statuses: list[str]) -> list[
         stubbers.append(stubber)
         return made
 
-    monkeypatch.setattr(aws_dr, "client", factory)
+    monkeypatch.setattr(aws_dr_rds, "client", factory)  # the restore's module
     return stubbers
 
 

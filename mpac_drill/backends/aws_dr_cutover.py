@@ -1,0 +1,144 @@
+"""The cut-over steps of the region-level DR drills (runbook §1.4, §1.5): point the Route53
+record at the DR load balancer, the SSM parameters at the DR stack, and redeploy the ECS
+services so they read them.
+
+Plain functions taking an ``aws`` target first, building their clients through
+:func:`mpac_drill.aws.client` in the target's DR region (``aws.dr_region``) unless told
+otherwise (Route53 is global). Re-exported by :mod:`mpac_drill.backends.aws_dr`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypedDict
+
+from mpac_drill.aws import DryRun, client
+from mpac_drill.backends.aws_dr_rds import _dr_region, _dry
+from mpac_drill.config import Target
+from mpac_drill.errors import UsageError
+
+logger = logging.getLogger("mpac_drill")
+
+
+class RecordChange(TypedDict):
+    hosted_zone_id: str
+    record: str
+    record_type: str
+    ttl: int
+    to_dns_name: str
+    previous: list[str]  # the record's values before the change: what undoes it
+    change_id: str | None
+    status: str | None
+    dry_run: bool
+
+
+class ParameterResult(TypedDict):  # never the value: it is a secret
+    name_key: str
+    name: str
+    region: str
+    type: str
+    version: int | None
+    dry_run: bool
+
+
+class DeploymentResult(TypedDict):
+    cluster: str
+    service: str
+    region: str
+    deployment_id: str | None
+    rollout_state: str | None
+    dry_run: bool
+
+
+def switch_record(
+    target: Target,
+    *,
+    to_dns_name: str,
+    record_type: str = "CNAME",
+    ttl: int = 60,
+    dry_run: DryRun | None = None,
+) -> RecordChange:
+    """UPSERT ``route53.record`` in ``route53.hosted_zone_id`` to ``to_dns_name``
+    (runbook §1.4 step 3). Route53 is global: botocore calls its one endpoint, region
+    ``aws-global`` (signed for us-east-1), whatever the target's regions. Reads the record
+    first; undone by switching back to ``previous``.
+
+    :param to_dns_name: the DR load balancer's DNS name (a plain record, not an alias).
+    :param record_type: ``CNAME`` unless the record is another type.
+    :param ttl: seconds resolvers may cache the answer.
+    """
+    zone = str(target.require("route53.hosted_zone_id")).rsplit("/", 1)[-1]
+    record = str(target.require("route53.record"))
+    route53 = client("route53", target, dry_run=dry_run)
+    current = route53.list_resource_record_sets(
+        HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
+    ).get("ResourceRecordSets", [])
+    previous = [r["Value"] for s in current[:1]
+                if s.get("Name", "").rstrip(".") == record.rstrip(".")
+                and s.get("Type") == record_type for r in s.get("ResourceRecords", [])]
+    logger.info("route53 UPSERT %s %s -> %s (zone %s, was %s)%s", record_type, record,
+                to_dns_name, zone, ", ".join(previous) or "absent", _dry(dry_run))
+    change = route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={
+        "Comment": "mpac-drill region failover",
+        "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": record, "Type": record_type, "TTL": ttl,
+            "ResourceRecords": [{"Value": to_dns_name}]}}]}).get("ChangeInfo", {})
+    return RecordChange(hosted_zone_id=zone, record=record, record_type=record_type, ttl=ttl,
+                        to_dns_name=to_dns_name, previous=previous, change_id=change.get("Id"),
+                        status=change.get("Status"), dry_run=dry_run is not None)
+
+
+def put_parameter(
+    target: Target, name_key: str, value: str, *, region: str | None = None,
+    dry_run: DryRun | None = None,
+) -> ParameterResult:
+    """Write ``value`` to the SSM parameter ``ssm.<name_key>`` as a SecureString,
+    overwriting it, in the DR region (runbook §1.4 step 5, §1.5 step 2). The value is
+    never logged nor returned. Undone by writing the old value back.
+
+    :param name_key: a key of ``ssm`` in the target: ``database_url`` or ``pgw_base_url``.
+    :param value: the new value (a secret).
+    :param region: default the target's ``aws.dr_region``.
+    """
+    name = target.get(f"ssm.{name_key}")
+    if not name:
+        raise UsageError(f"target {target.name!r} has no setting 'ssm.{name_key}'")
+    ssm = client("ssm", target, region=_dr_region(target, region), dry_run=dry_run)
+    logger.info("ssm PutParameter %s SecureString overwrite (%s)%s",
+                name, ssm.meta.region_name, _dry(dry_run))
+    answer = ssm.put_parameter(Name=str(name), Value=value, Type="SecureString",
+                               Overwrite=True)
+    version = answer.get("Version")
+    return ParameterResult(name_key=name_key, name=str(name), region=ssm.meta.region_name,
+                           type="SecureString", version=int(version) if version else None,
+                           dry_run=dry_run is not None)
+
+
+def force_new_deployment(
+    target: Target, service: str, *, region: str | None = None,
+    dry_run: DryRun | None = None,
+) -> DeploymentResult:
+    """UpdateService forceNewDeployment on ``ecs.cluster`` in the DR region, so new tasks
+    start and read the new SSM parameters (§1.4 lacks this step; §1.1 has the command).
+    Nothing to undo.
+
+    :param service: a key of ``ecs.services`` in the target, or an ECS service name.
+    :param region: default the target's ``aws.dr_region``.
+    """
+    cluster = str(target.require("ecs.cluster"))
+    name = str(target.get(f"ecs.services.{service}.service", service))
+    ecs = client("ecs", target, region=_dr_region(target, region), dry_run=dry_run)
+    logger.info("ecs UpdateService forceNewDeployment %s (cluster %s, %s)%s",
+                name, cluster, ecs.meta.region_name, _dry(dry_run))
+    answer = ecs.update_service(cluster=cluster, service=name, forceNewDeployment=True)
+    primary = [d for d in answer.get("service", {}).get("deployments", [])
+               if d.get("status") == "PRIMARY"]
+    return DeploymentResult(
+        cluster=cluster, service=name, region=ecs.meta.region_name,
+        deployment_id=primary[0].get("id") if primary else None,
+        rollout_state=primary[0].get("rolloutState") if primary else None,
+        dry_run=dry_run is not None)
+
+
+__all__ = ["RecordChange", "ParameterResult", "DeploymentResult", "switch_record",
+           "put_parameter", "force_new_deployment"]
