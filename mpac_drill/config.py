@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,11 @@ def parse_quarter(quarter: str) -> tuple[int, int]:
     if not m:
         raise UsageError(f"bad quarter {quarter!r}: expected YYYY-QN, for example 2027-Q1")
     return int(m.group(1)), int(m.group(2))
+
+
+def quarter_label(when: datetime) -> str:
+    """The calendar quarter of a UTC instant: ``2026-11-27T...`` → ``"2026-Q4"``."""
+    return f"{when.year}-Q{(when.month - 1) // 3 + 1}"
 
 
 def _number(value: Any, where: str, *, allow_none: bool = True) -> float | None:

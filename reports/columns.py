@@ -20,7 +20,8 @@ REASON = "reason"
 STARTED = "started_at"
 ENDED = "ended_at"
 INJECTED = "injected_at"
-QUARTER = "quarter"
+QUARTER = "quarter"  # the quarter a run counts in (judge_runs)
+RUN_FOR = "run_for"  # result.json ``quarter``: the quarter it was run for ("" when absent)
 
 # --- runs frame: measurements (result.json ``measurements``)
 DETECT = "detect_s"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ STATUSES = ("completed", "aborted", "failed")
 _MEASURED = ("detect_s", "rto_s", "rpo_s", "acked_writes", "lost_writes")
 _REQUIRED = ("schema_version", "run_id", "scenario", "runbook_section", "target", "started_at",
              "ended_at", "status", "fault", "measurements", "verdicts", "passed", "artifacts")
+_QUARTER = re.compile(r"\d{4}-Q[1-4]")
 _IMPACT = (C.REVOKED_S, C.TOKEN_LIFETIME_S, C.DUPLICATES, C.BYPASSED)
 
 
@@ -118,6 +120,9 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         raise _Bad(f"status {data['status']!r} is not one of {', '.join(STATUSES)}")
     if not isinstance(data["passed"], bool):
         raise _Bad("passed must be true or false")
+    run_for = data.get("quarter", "")
+    if run_for and not (isinstance(run_for, str) and _QUARTER.fullmatch(run_for)):
+        raise _Bad(f"quarter {run_for!r} is not YYYY-QN")
     started = _time(data["started_at"], "started_at")
     ended = _time(data["ended_at"], "ended_at")
     assert started is not None and ended is not None
@@ -149,6 +154,7 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         C.STATUS: data["status"],
         C.REASON: reason if isinstance(reason, str) else "",
         C.STARTED: started,
+        C.RUN_FOR: run_for or "",
         C.ENDED: ended,
         C.INJECTED: injected,
         C.DETECT: values["detect_s"],
@@ -286,7 +292,7 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
 
 
 _RUN_COLS = (C.RUN_ID, C.FOLDER, C.SCENARIO, C.SECTION, C.TARGET, C.STATUS, C.REASON,
-             C.STARTED, C.ENDED, C.INJECTED, C.DETECT, C.RTO, C.RPO, C.ACKED, C.LOST,
+             C.STARTED, C.RUN_FOR, C.ENDED, C.INJECTED, C.DETECT, C.RTO, C.RPO, C.ACKED, C.LOST,
              C.REQUESTS, C.FAILURES, C.P95, C.PASSED, *_IMPACT, C.USER, C.HOST, C.VERSION,
              C.COMMIT, C.RESULT_SHA, C.MISSING, C.FINDING_IDS, C.HAS_STEPS, C.TIMELINE_FILE,
              C.LOAD_FILE)

@@ -59,7 +59,10 @@ def targets(catalog: Catalog) -> pd.DataFrame:
 
 
 def judge_runs(runs: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Add quarter, targets, margins and per-run RTO/RPO verdicts to the runs frame."""
+    """Add quarter, targets, margins and per-run RTO/RPO verdicts to the runs frame.
+
+    A run counts in the quarter it was run for (result.json ``quarter``, written by
+    ``mpac-drill quarter``), else in the calendar quarter of its ``started_at``."""
     goal = targets(catalog)
     judged = runs[C.STATUS].eq("completed")
     rto_target = runs[C.SCENARIO].map(goal[C.RTO_TARGET]).astype("float64")
@@ -68,7 +71,7 @@ def judge_runs(runs: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     rto_ok = runs[C.RTO].notna() & runs[C.RTO].le(rto_target)
     rpo_ok = runs[C.RPO].notna() & runs[C.RPO].le(rpo_target)
     return runs.assign(**{
-        C.QUARTER: quarter_of(runs[C.STARTED]),
+        C.QUARTER: runs[C.RUN_FOR].where(runs[C.RUN_FOR].ne(""), quarter_of(runs[C.STARTED])),
         C.JUDGED: judged,
         C.RTO_TARGET: rto_target,
         C.RPO_TARGET: rpo_target,

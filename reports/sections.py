@@ -22,6 +22,7 @@ from reports.document import (
     slug,
 )
 from reports.metrics import quarter_bounds, quarters_back
+from reports.metrics import quarter_of as calendar_quarter
 
 #: Above this many artifact files the manifest is left to the ``.sha256`` file alone.
 MANIFEST_INLINE_MAX = 400
@@ -51,12 +52,14 @@ def header(doc: Doc, data: ReportData, manifest_file: str) -> None:
                   Mono("experiments/catalog.yaml"), "; the runbook's objectives are RTO ",
                   F.human(cat.global_rto_s), " and RPO ", F.human(cat.global_rpo_s), ".")))
     if data.no_runs:
-        doc.add(Para((Strong("No runs:"), " no usable run folder has a ", Mono("started_at"),
-                      f" in {q}. Every scheduled scenario below is listed as not run.")))
+        doc.add(Para((Strong("No runs:"), f" no usable run folder counts in {q} (run for it, "
+                      "or with a ", Mono("started_at"), " in it). Every scheduled scenario "
+                      "below is listed as not run.")))
     who = (runs[C.USER] + "@" + runs[C.HOST]) if not runs.empty else pd.Series(dtype=str)
     harness = runs[C.VERSION] + " @ " + runs[C.COMMIT] if not runs.empty else who
     rows: list[list[Text]] = [
-        ["Quarter", f"{q} ({start:%Y-%m-%d} to {end:%Y-%m-%d}, by each run's started_at, UTC)"],
+        ["Quarter", f"{q} ({start:%Y-%m-%d} to {end:%Y-%m-%d} UTC; each run counts in the "
+                    "quarter it was run for, else in that of its started_at)"],
         ["Target(s)", _counted(runs[C.TARGET]) or F.DASH],
         ["Drill dates", f"{F.when(runs[C.STARTED].min())} to {F.when(runs[C.ENDED].max())}"
          if not runs.empty else F.DASH],
@@ -70,6 +73,13 @@ def header(doc: Doc, data: ReportData, manifest_file: str) -> None:
         ["Artifact manifest", (Mono(manifest_file), " (sha256sum format, paths relative to ",
                                Mono(f"{data.runs_dir_name}/"), ")")],
     ]
+    outside = runs.loc[calendar_quarter(runs[C.STARTED]).ne(q)] if not runs.empty else runs
+    if not outside.empty:
+        rows.insert(3, ["Runs dated outside the quarter", (
+            f"{len(outside)} run(s) were run for {q} on other dates (",
+            ", ".join(f"{r[C.RUN_ID]} on {F.when(r[C.STARTED])}"
+                      for r in outside.head(5).to_dict("records")),
+            ", ..." if len(outside) > 5 else "", "): run with mpac-drill quarter " + q)])
     doc.add(Table(["Report", ""], rows))
 
 

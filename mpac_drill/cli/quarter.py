@@ -33,19 +33,22 @@ def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out
 
     Q1 region failover, Q2 point-in-time restore, Q3 PGW failover, Q4 every scenario (the
     schedule lives in experiments/catalog.yaml). A scheduled scenario that cannot run yet is
-    reported as "not run" with the reason, never dropped.
+    reported as "not run" with the reason, never dropped. Each run's result.json records
+    QUARTER as the quarter it was run for, so a drill run ahead of (or after) its quarter
+    counts there; the report names every run dated outside its quarter.
 
     \b
     Examples:
       mpac-drill quarter 2026-Q4
       mpac-drill quarter 2027-Q1 --target staging
     """
-    parse_quarter(quarter)
+    year, q = parse_quarter(quarter)
     catalog = load_catalog()
     t = load_target(target, sets)
     scheduled = catalog.for_quarter(quarter)
     series = run_series(quarter, scheduled, t, catalog, DrillOptions(
-        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket,
+        quarter=f"{year}-Q{q}"))
     if series.interrupted:
         return series.interrupted
     outcomes = series.outcomes

@@ -64,6 +64,7 @@ class DrillOptions:
     dry_run: bool = False
     allow_production: bool = False
     ticket: str | None = None
+    quarter: str | None = None  # the quarter the drills run for (`quarter` only)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: C
                 sc.id, target, runs_dir=opts.runs_dir, users=opts.users,
                 load_workers=opts.load_workers, dry_run=opts.dry_run,
                 allow_production=opts.allow_production, ticket=opts.ticket,
-                listeners=[display], catalog=catalog,
+                quarter=opts.quarter, listeners=[display], catalog=catalog,
                 progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
         series.outcomes.append(outcome)
         print_outcome(outcome)

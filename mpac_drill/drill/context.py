@@ -55,6 +55,7 @@ class DrillContext:
     users: int
     load_workers: int
     dry_run: bool = False
+    quarter: str | None = None  # the quarter the drill runs for (`quarter`); else its date's
     started_utc: datetime = field(default_factory=utc_now)
     started_mono: float = field(default_factory=time.monotonic)
     injected_mono: float | None = None

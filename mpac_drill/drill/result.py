@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mpac_drill import PROJECT_ROOT
+from mpac_drill.config import quarter_label
 from mpac_drill.drill.context import DrillContext, iso, utc_now
 from mpac_drill.errors import ExitCode
 
@@ -173,6 +174,7 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
         "target": ctx.target.name,
         "environment": ctx.target.environment,
         "started_at": iso(ctx.started_utc),
+        "quarter": ctx.quarter or quarter_label(ctx.started_utc),
         "ended_at": iso(utc_now()),
         "status": status,
         "fault": {"action": ctx.fault.get("action", "not injected"),

@@ -70,11 +70,14 @@ def run_drill(
     catalog: Catalog | None = None,
     allow_production: bool = False,
     ticket: str | None = None,
+    quarter: str | None = None,
 ) -> RunOutcome:
     """Run one scenario on one target and write its run folder.
 
     Refused for production without ``allow_production`` and a ``ticket``, for an AWS
     account other than the target's, and while another drill holds the target's lock.
+    ``quarter`` (``YYYY-QN``): the quarter the drill is run for (``mpac-drill quarter``),
+    recorded in result.json; by default the calendar quarter of its start.
     """
     from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 
@@ -102,21 +105,22 @@ def run_drill(
             control.up(target, progress)  # starts it, or checks it and sets the delays
         run_dir.mkdir(parents=True, exist_ok=False)
         return _run_locked(scenario_id, target, run_dir, experiment, catalog, users,
-                           load_workers, dry_run, listeners, run_experiment)
+                           load_workers, dry_run, listeners, run_experiment, quarter)
     finally:
         lock.release()
 
 
 def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any,
                 catalog: Catalog, users: int | None, load_workers: int | None, dry_run: bool,
-                listeners: list[Listener] | None, run_experiment: Any) -> RunOutcome:
+                listeners: list[Listener] | None, run_experiment: Any,
+                quarter: str | None = None) -> RunOutcome:
     scenario = catalog.get(scenario_id)
     ctx = DrillContext(
         target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
         users=int(users if users is not None else target.get("load.users", 0)),
         load_workers=int(load_workers if load_workers is not None
                          else target.get("load.workers", 0)),
-        dry_run=dry_run, listeners=list(listeners or []))
+        dry_run=dry_run, listeners=list(listeners or []), quarter=quarter)
     if dry_run:
         from mpac_drill.aws import DryRun
 

@@ -79,6 +79,22 @@ def test_dry_run_on_staging_prints_aws_calls_and_makes_none(scenario, operation,
     assert len(results) == 1
 
 
+def test_quarter_records_the_quarter_each_drill_was_run_for(runs_dir):
+    import json
+    from datetime import UTC, datetime
+
+    r = run_cli("quarter", "2031-Q2", "--target", "staging", "--dry-run", "--runs-dir",
+                str(runs_dir), timeout=120)
+    assert r.code == 0, r.err
+    (result,) = [json.loads(p.read_text()) for p in runs_dir.glob("*/result.json")]
+    assert result["scenario"] == "rds-pitr" and result["quarter"] == "2031-Q2"
+    r = run_cli("run", "ecs-task-failure", "--target", "staging", "--dry-run", "--runs-dir",
+                str(runs_dir / "single"), timeout=120)
+    (single,) = [json.loads(p.read_text()) for p in (runs_dir / "single").glob("*/result.json")]
+    now = datetime.now(UTC)
+    assert single["quarter"] == f"{now.year}-Q{(now.month - 1) // 3 + 1}"  # its date's
+
+
 def _aws_target(tmp_path, endpoint: str) -> str:
     from mpac_drill import TARGETS_DIR
 

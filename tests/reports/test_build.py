@@ -224,8 +224,31 @@ def test_build_report_no_runs_says_so_signals_no_runs(make_run, runs_dir, tmp_pa
     assert outcome.exit_code == ExitCode.TARGET_MISSED
     assert outcome.not_run == list(catalog.scenarios)
     md = outcome.markdown.read_text(encoding="utf-8")
-    assert f"**No runs:** no usable run folder has a `started_at` in {Q}." in md
+    assert f"**No runs:** no usable run folder counts in {Q} (run for it, or with a `started_at`" in md
     assert len(_csv(tmp_path / "out" / f"{Q}.csv")) == 0
+
+
+def test_build_report_run_for_a_quarter_counts_there_and_is_named(make_run, runs_dir,
+                                                                  tmp_path, catalog):
+    early = make_run("rds-pitr", started_at="2026-11-27T10:00:00Z")
+    make_run.edit(early, lambda r: r.update(quarter="2027-Q2"))
+    make_run("rds-failover", started_at="2026-11-27T11:00:00Z")  # no quarter: its date's
+    ahead = build_report("2027-Q2", runs_dir=runs_dir, out_dir=tmp_path / "a", catalog=catalog)
+    assert ahead.n_runs == 1 and ahead.not_run == []
+    md = ahead.markdown.read_text(encoding="utf-8")
+    assert "Runs dated outside the quarter" in md and early.name.split("_")[0] in md
+    now = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path / "b", catalog=catalog)
+    assert now.n_runs == 1
+    assert "Runs dated outside the quarter" not in now.markdown.read_text(encoding="utf-8")
+
+
+def test_build_report_malformed_run_quarter_skipped_with_reason(make_run, runs_dir, tmp_path,
+                                                                catalog):
+    bad = make_run("rds-failover")
+    make_run.edit(bad, lambda r: r.update(quarter="2026-Q9"))
+    outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
+    assert outcome.no_runs
+    assert "quarter '2026-Q9' is not YYYY-QN" in outcome.markdown.read_text(encoding="utf-8")
 
 
 def test_build_report_empty_runs_dir_no_runs(runs_dir, tmp_path, catalog):
