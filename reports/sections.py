@@ -76,10 +76,11 @@ def header(doc: Doc, data: ReportData, manifest_file: str) -> None:
     outside = runs.loc[calendar_quarter(runs[C.STARTED]).ne(q)] if not runs.empty else runs
     if not outside.empty:
         rows.insert(3, ["Runs dated outside the quarter", (
-            f"{len(outside)} run(s) were run for {q} on other dates (",
-            ", ".join(f"{r[C.RUN_ID]} on {F.when(r[C.STARTED])}"
-                      for r in outside.head(5).to_dict("records")),
-            ", ..." if len(outside) > 5 else "", "): run with mpac-drill quarter " + q)])
+            f"{len(outside)} run(s) were run for {q} (", Mono(f"mpac-drill quarter {q}"),
+            ") on dates outside it: ", ", ".join(
+                f"{r[C.RUN_ID]} on {F.when(r[C.STARTED])}"
+                for r in outside.head(5).to_dict("records")),
+            ", ..." if len(outside) > 5 else "")])
     doc.add(Table(["Report", ""], rows))
 
 
