@@ -297,8 +297,8 @@ def apply_overrides(
             raise UsageError(
                 f"--set {dotted}={value!r}: expected a {type(old).__name__} like {old!r}"
             )
-        if isinstance(old, str) and not isinstance(value, str):
-            value = str(value)
+        if isinstance(old, str) and value is not None and not isinstance(value, str):
+            value = str(value)  # null unsets the setting, as in the target files
         if (isinstance(value, int | float) and not isinstance(value, bool)
                 and dotted.endswith(("_s", "_ms")) and value < 0):
             raise UsageError(f"--set {dotted}={value}: a duration cannot be negative")

@@ -116,6 +116,17 @@ class Canary:
         with self._lock:
             return sum(1 for w in self.ledger if w.acked)
 
+    def wait_acked(self, timeout_s: float) -> bool:
+        """Wait until the database has acknowledged one write: ``False`` after ``timeout_s``
+        (or once the canary has stopped) without one."""
+        deadline = time.monotonic() + timeout_s
+        while self.acked_count() == 0:
+            stopped = self._thread is None or not self._thread.is_alive()
+            if stopped or time.monotonic() >= deadline:
+                return self.acked_count() > 0
+            time.sleep(0.02)
+        return True
+
     def read_back(self, timeout_s: float = 30, dsn: str | None = None) -> Rpo:
         """Mark which writes survived (reading from the current primary, or from ``dsn``:
         the region drill's restored DR database) and compute RPO."""

@@ -129,28 +129,45 @@ class Observer:
 
 def start_observers(
     canary: bool = True,
+    canary_on_aws: bool = False,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
     """Start sampling every service's health endpoint and (``canary``) the RPO canary.
 
+    On an AWS target the canary writes into the real database, so it runs only where the
+    experiment asks for it (``canary_on_aws``: rds-failover, whose RPO it measures) and the
+    target names the SSM parameter holding the DSN (``database.dsn_ssm_parameter``). A DSN
+    that cannot be read or takes no write fails this action, and the fault that follows is
+    refused. In a dry run nothing starts; on AWS the canary's GetParameter is planned.
+
     Undone by ``stop_observers`` (also listed in the rollbacks).
+
+    :param canary: run the RPO canary
+    :param canary_on_aws: on an AWS target too (the region drills measure RPO their own way)
 
     ::
 
         - type: action
           name: start-observers
-          provider: {type: python, module: probes.observer, func: start_observers}
+          provider: {type: python, module: probes.observer, func: start_observers,
+                     arguments: {canary_on_aws: true}}
     """
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
+    run_canary = canary and (ctx.is_sandbox or canary_on_aws)
     if ctx.dry_run:
+        if run_canary and not ctx.is_sandbox:
+            ctx.start_canary()  # records the planned GetParameter; reads and connects nothing
         return {"dry_run": True}
     ctx.phase("observing")
     ctx.start_observer()
-    if canary:
+    if run_canary:
         ctx.start_canary()
+    elif canary:
+        ctx.note("canary not run: on AWS only a drill that asks for it (canary_on_aws) writes "
+                 "canary rows into the database")
     # A random part of one sampling interval, so the fault does not always land at the same
     # point between two samples (that would bias every RTO by the same fraction of a slot).
     warmup = float(ctx.setting("drill.warmup_s")) + random.uniform(0, ctx.observer.interval_s)

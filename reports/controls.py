@@ -58,6 +58,10 @@ RUNBOOK_FINDINGS = (
     Finding("F9", "1.5", "QR transactions in the outage window may need manual "
                          "reconciliation, with no list of which"),
     # found by the drills themselves (not in RUNBOOK-FINDINGS.md)
+    Finding("F10", "1.6", "recovery by re-deploying the ECS stack, yet a new EC2 OBS box "
+                          "re-attaches the S3 buckets"),
+    Finding("F11", "1.6", "mpac-obs has no DR region: a region loss takes observability down "
+                          "with it"),
     Finding("F12", "1.4", "the region failover restores mpac-smartpos in us-east-1 and never "
                           "moves its PGW_BASE_URL, so QR payments still go to the lost region"),
 )

@@ -26,6 +26,8 @@ logger = logging.getLogger("mpac_drill")
 #: The call runbook §1.2 gives for a manual RDS failover.
 RUNBOOK_RDS_CALL = "failover-db-cluster"
 _RDS_CALLS = {"instance": "reboot-db-instance --force-failover", "cluster": RUNBOOK_RDS_CALL}
+#: The ECS service key of mpac-obs, which runs in its own stack (target section ``obs``).
+OBS_SERVICE = "mpac-obs"
 
 
 class StopTasksResult(TypedDict):
@@ -103,8 +105,7 @@ def stop_tasks(
     :raises ActivityFailed: when the service has no task to stop (outside a dry run).
     """
     _check_share(count, percent)
-    cluster = str(target.require("ecs.cluster"))
-    name = _ecs_service(target, service)
+    cluster, name = ecs_location(target, service, dry=dry_run is not None)
     ecs = client("ecs", target, dry_run=dry_run)
     region = ecs.meta.region_name
     pages = ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=name,
@@ -168,8 +169,7 @@ def wait_service_stable(
 
 
 def _service_state(ecs: BaseClient, target: Target, service: str, dry: bool) -> ServiceStableResult:
-    cluster = str(target.require("ecs.cluster"))
-    name = _ecs_service(target, service)
+    cluster, name = ecs_location(target, service, dry=dry)
     region = ecs.meta.region_name
     found = ecs.describe_services(cluster=cluster, services=[name])
     services = found.get("services", [])
@@ -185,6 +185,25 @@ def _service_state(ecs: BaseClient, target: Target, service: str, dry: bool) -> 
 
 def _ecs_service(target: Target, service: str) -> str:
     return str(target.get(f"ecs.services.{service}.service", service))
+
+
+def ecs_location(target: Target, service: str, *, dry: bool = False) -> tuple[str, str]:
+    """``(cluster, ECS service name)`` of ``service``.
+
+    ``mpac-obs`` runs in its own stack (runbook §1.6): ``obs.cluster`` and ``obs.service``
+    of the target, when it has an ``obs`` section; an unset one is a usage error, or the
+    placeholder ``UNSET.obs.<key>`` in a dry run's plan. Any other service is in
+    ``ecs.cluster``, named by ``ecs.services.<service>.service`` (else ``service`` itself).
+    """
+    if service != OBS_SERVICE or not isinstance(target.get("obs"), dict):
+        return str(target.require("ecs.cluster")), _ecs_service(target, service)
+    names = []
+    for key in ("obs.cluster", "obs.service"):
+        value = target.get(key)
+        if not value and not dry:
+            raise UsageError(f"target {target.name!r} ({target.path}) does not set {key}")
+        names.append(str(value or f"UNSET.{key}"))
+    return names[0], names[1]
 
 
 def _check_share(count: int | None, percent: float | None) -> None:
@@ -394,6 +413,8 @@ __all__ = [
     "RdsFailoverResult",
     "CacheFailoverResult",
     "RUNBOOK_RDS_CALL",
+    "OBS_SERVICE",
+    "ecs_location",
     "stop_tasks",
     "tasks_running",
     "wait_service_stable",

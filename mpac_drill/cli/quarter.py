@@ -48,7 +48,7 @@ def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out
     scheduled = catalog.for_quarter(quarter)
     series = run_series(quarter, scheduled, t, catalog, DrillOptions(
         Path(runs_dir), users, load_workers, dry_run, allow_production, ticket,
-        quarter=f"{year}-Q{q}"))
+        quarter=f"{year}-Q{q}"), skip_unready=True)
     if series.interrupted:
         return series.interrupted
     outcomes = series.outcomes

@@ -11,7 +11,7 @@ from rich.table import Table
 from mpac_drill.cli import console, drill_options, err_console, runs_dir_option, target_options
 from mpac_drill.cli.live import DrillDisplay
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
-from mpac_drill.drill.runner import RunOutcome, run_drill
+from mpac_drill.drill.runner import RunOutcome, check_target_for, run_drill
 from mpac_drill.errors import ExitCode, UsageError
 
 
@@ -75,16 +75,28 @@ class Series:
 
 
 def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: Catalog,
-               opts: DrillOptions) -> Series:
+               opts: DrillOptions, *, skip_unready: bool = False) -> Series:
     """Run drills one after another with the live display; stop at an interruption.
-    A scenario without a drill is recorded as not run, with the reason."""
+    A scenario without a drill is recorded as not run, with the reason; so is one whose
+    target leaves a name it needs unset when ``skip_unready`` (else: a usage error before
+    any drill runs)."""
     series = Series()
+    unready: dict[str, str] = {}
+    for sc in scenarios:  # before any drill: a target lacking a name refuses them all ...
+        try:
+            check_target_for(sc.id, target, dry_run=opts.dry_run)
+        except UsageError as exc:
+            if not skip_unready:
+                raise
+            unready[sc.id] = f"{exc}"  # ... or, for a quarter, that drill is not run
     for i, sc in enumerate(scenarios, 1):
         head = f"{label} {i}/{len(scenarios)}: {sc.id}"
-        if not sc.experiment:
-            series.not_run[sc.id] = (f"no drill for this scenario yet (runbook "
-                                     f"§{sc.runbook_section}; see `mpac-drill scenarios`)")
-            err_console.print(f"[yellow]{head} not run: {series.not_run[sc.id]}[/yellow]")
+        if not sc.experiment or sc.id in unready:
+            series.not_run[sc.id] = unready.get(sc.id) or (
+                f"no drill for this scenario yet (runbook §{sc.runbook_section}; see "
+                "`mpac-drill scenarios`)")
+            err_console.print(f"{head} not run: {series.not_run[sc.id]}", style="yellow",
+                              markup=False)
             continue
         if label:  # a series announces each drill; a single `run` goes straight to it
             err_console.print(f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) "
@@ -116,8 +128,9 @@ def print_outcome(o: RunOutcome) -> None:
                           markup=False)
         for step in r.get("planned_steps") or []:
             detail = " ".join(f"{k}={v}" for k, v in step.items()
-                              if k != "action" and v is not None)
-            console.print(f"  sandbox: {step['action']} {detail}".rstrip(), markup=False)
+                              if k not in ("action", "on") and v is not None)
+            console.print(f"  {step.get('on', 'sandbox')}: {step['action']} {detail}".rstrip(),
+                          markup=False)
     for v in r["verdicts"]:
         mark = "[green]met[/green]" if v["passed"] else "[red]missed[/red]"
         console.print(f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "

@@ -26,6 +26,7 @@ from chaoslib.types import Configuration
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
+from mpac_drill.errors import DrillError
 
 _REGISTRY: dict[str, DrillContext] = {}
 _LOCK = threading.Lock()
@@ -73,6 +74,7 @@ class DrillContext:
     dry_run_recorder: Any = None
     front_door: Any = None  # the region drill's "Route53" (sandbox/route53.py): users' address
     rpo_dsn: str | None = None  # where the canary reads back (the region drill: the DR database)
+    fault_refused: str | None = None  # why no fault may be injected: a measurement did not start
     listeners: list[Callable[[DrillContext], None]] = field(default_factory=list)
     _sandbox: Any = None
     _observer_stopped: bool = False
@@ -132,7 +134,13 @@ class DrillContext:
     # ------------------------------------------------------------ the fault
 
     def mark_injected(self, action: str, resources: list[str], **detail: Any) -> None:
-        """Record the injection instant; call immediately before the destructive call."""
+        """Record the injection instant; call immediately before the destructive call.
+
+        Refuses (``ActivityFailed``, before anything is recorded) when a measurement the drill
+        needs could not start (``fault_refused``): a drill injects no fault it cannot measure.
+        """
+        if self.fault_refused:
+            raise self.failed(f"fault not injected: {self.fault_refused}")
         self.injected_mono = time.monotonic()
         self.injected_utc = utc_now()
         self.fault = {"action": action, "resources": resources, "injected_at":
@@ -147,7 +155,10 @@ class DrillContext:
         if self.is_sandbox:
             services = self.sandbox().endpoints["services"]
             return {name: f"{url}/health?deep=1" for name, url in services.items()}
-        return dict(self.setting("endpoints"))
+        endpoints = dict(self.setting("endpoints"))
+        if self.scenario.system == "mpac-obs":  # its own stack, observed in its own drill
+            endpoints["mpac-obs"] = str(self.setting("obs.health_url"))
+        return endpoints
 
     def start_observer(self) -> None:
         from probes.observer import Observer
@@ -161,17 +172,63 @@ class DrillContext:
         self.observer.start()
 
     def start_canary(self) -> None:
+        """Start the RPO canary (idempotent).
+
+        Sandbox: through the services' DSN. AWS: through the DSN in the SSM SecureString
+        ``database.dsn_ssm_parameter`` (``backends/aws_canary.py``), once it has connected,
+        the ``canary`` table is there and a first write was acknowledged; without that key
+        the canary is not run and RPO is not measured (noted). In a dry run on AWS the
+        GetParameter is only planned: nothing is read, nothing connects.
+
+        :raises ActivityFailed: on AWS, the DSN cannot be read or does not take writes; the
+            fault is then refused (:meth:`mark_injected`).
+        """
         from probes.canary import Canary
 
         if self.canary is not None:
             return
         if not self.is_sandbox:
-            self.note("canary not run: the AWS target gives no database DSN to the harness")
+            self._start_aws_canary()
+            return
+        if self.dry_run:
             return
         self.canary = Canary(dsn=self.sandbox().dsn("smartpos"), run_id=self.run_id,
                              interval_s=float(self.setting("drill.canary_interval_s")),
                              max_duration_s=self.recovery_bound_s() + 600)
         self.canary.start()
+
+    def _start_aws_canary(self) -> None:
+        from mpac_drill.aws import DryRun
+        from mpac_drill.backends import aws_canary
+        from probes.canary import Canary
+
+        if aws_canary.dsn_parameter(self.target) is None:
+            self.note(f"canary not run: the target sets no {aws_canary.DSN_PARAMETER_KEY}, "
+                      "so the harness has no database DSN (RPO not measured)")
+            return
+        dry = (self.dry_run_recorder or DryRun()) if self.dry_run else None
+        try:
+            database = aws_canary.canary_database(self.target, dry_run=dry)
+        except Exception as exc:  # noqa: BLE001 - whatever stops the canary stops the fault
+            # our messages name the parameter, never the DSN; of anything else only the class
+            known = isinstance(exc, ActivityFailed | DrillError)
+            self.fault_refused = f"canary not started: {exc if known else type(exc).__name__}"
+            raise self.failed(self.fault_refused) from None
+        if database is None:  # a dry run: the GetParameter is in the plan
+            return
+        interval_s = float(self.setting("drill.canary_interval_s"))
+        canary = Canary(dsn=database.dsn, run_id=self.run_id, interval_s=interval_s,
+                        max_duration_s=self.recovery_bound_s() + 600)
+        canary.start()
+        wait_s = max(10.0, 5 * interval_s)
+        if not canary.wait_acked(wait_s):
+            canary.stop()
+            self.fault_refused = (f"canary not started: the database of {database.source} "
+                                  f"acknowledged no write within {wait_s:g} s")
+            raise self.failed(self.fault_refused)
+        self.canary = canary
+        self.note(f"canary: DSN from {database.source}"
+                  + ("; table canary created" if database.table_created else ""))
 
     def stop_observer(self) -> dict[str, Any]:
         """Stop observer and canary, write ``timeline.csv`` and ``canary.csv`` (once)."""

@@ -57,6 +57,21 @@ def _redact(journal: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False) -> None:
+    """Refuse, before anything runs, a drill whose target leaves a name it needs unset.
+
+    obs-failure on AWS needs the target's ``obs`` section filled in (the runbook names none
+    of it). A dry run is never refused: its plan shows the unset names.
+
+    :raises UsageError: one line naming the unset keys.
+    """
+    if dry_run or scenario_id != "obs-failure":
+        return
+    from mpac_drill.backends import obs_backend_for
+
+    obs_backend_for(target).check_target(target)
+
+
 def run_drill(
     scenario_id: str,
     target: Target,
@@ -83,6 +98,7 @@ def run_drill(
 
     from mpac_drill.safety import DrillLock, check_production_guard
 
+    check_target_for(scenario_id, target, dry_run=dry_run)
     check_production_guard(target, allow_production=allow_production, ticket=ticket,
                            dry_run=dry_run)
 

@@ -8,16 +8,22 @@ folder outlives every task) and, at start, provisions the dashboards found in
 
 Endpoints: ``GET /health`` (bucket writable, dashboards provisioned), ``POST /push``
 ``{"stream", "line"}``, ``GET /query?stream=NAME`` (every line, oldest first),
-``GET /dashboards`` (uid, title, sha256 of the file it came from).
+``GET /dashboards`` (uid, title, sha256 of the file it came from), and the two calls of
+Grafana's HTTP API the drill makes, in Grafana's shape: ``GET /api/dashboards/uid/{uid}``
+(``{"dashboard": <the file's JSON>, "meta": {"provisioned": true, ...}}``, 404
+``{"message": "Dashboard not found"}``) and ``GET /api/search?type=dash-db``. With an API
+token (``api_token`` or ``$MPAC_OBS_API_TOKEN``) the ``/api`` calls need
+``Authorization: Bearer <token>``, as Grafana's do.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import os
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +33,88 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mpac_drill.errors import SandboxError
+from mpac_drill.grafana import dashboard_files
 
 _STREAM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def provision(dashboards_dir: Path) -> list[dict[str, Any]]:
     """Read every dashboard file (as Grafana's file provisioner does)."""
-    out = []
-    for path in sorted(dashboards_dir.glob("*.json")):
-        raw = path.read_bytes()
-        doc = json.loads(raw)
-        out.append({"uid": doc["uid"], "title": doc["title"], "file": path.name,
-                    "sha256": hashlib.sha256(raw).hexdigest(),
-                    "panels": len(doc.get("panels", []))})
-    return out
+    return [dict(d) for d in dashboard_files(dashboards_dir)]
 
 
-def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = None) -> Starlette:
+def _slug(title: str) -> str:
+    return _SLUG.sub("-", title.lower()).strip("-")
+
+
+def _grafana_api(dashboards: list[dict[str, Any]], dashboards_dir: Path, started: float,
+                 api_token: str) -> list[Route]:
+    """``/api/dashboards/uid/{uid}`` and ``/api/search`` over the provisioned files."""
+    stamp = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+    docs: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
+    for i, d in enumerate(dashboards, 1):
+        doc = json.loads((dashboards_dir / d["file"]).read_bytes())
+        doc.update(id=i, version=doc.get("version") or 1)
+        docs[d["uid"]] = (i, doc, d)
+
+    def refused(request: Request) -> JSONResponse | None:
+        if not api_token:
+            return None
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
+            return None
+        return JSONResponse({"message": "Unauthorized"}, status_code=401)
+
+    async def dashboard_by_uid(request: Request) -> JSONResponse:
+        if (denied := refused(request)) is not None:
+            return denied
+        found = docs.get(request.path_params["uid"])
+        if found is None:
+            return JSONResponse({"message": "Dashboard not found"}, status_code=404)
+        _, doc, d = found
+        slug = _slug(d["title"])
+        meta = {"type": "db", "canSave": False, "canEdit": True, "canAdmin": False,
+                "canStar": True, "canDelete": False, "slug": slug,
+                "url": f"/d/{d['uid']}/{slug}", "expires": "0001-01-01T00:00:00Z",
+                "created": stamp, "updated": stamp, "updatedBy": "Anonymous",
+                "createdBy": "Anonymous", "version": doc["version"], "hasAcl": False,
+                "isFolder": False, "folderId": 0, "folderUid": "", "folderTitle": "General",
+                "folderUrl": "", "provisioned": True, "provisionedExternalId": d["file"]}
+        return JSONResponse({"dashboard": doc, "meta": meta})
+
+    async def search(request: Request) -> JSONResponse:
+        if (denied := refused(request)) is not None:
+            return denied
+        q = request.query_params
+        if q.get("type", "dash-db") != "dash-db":
+            return JSONResponse([])  # no folders here
+        words, tags = q.get("query", "").lower(), set(q.getlist("tag"))
+        uids = set(q.getlist("dashboardUIDs"))
+        hits = []
+        for uid, (i, doc, d) in docs.items():
+            if (words and words not in d["title"].lower()) or (uids and uid not in uids) or (
+                    tags and not tags <= set(doc.get("tags", []))):
+                continue
+            slug = _slug(d["title"])
+            hits.append({"id": i, "uid": uid, "title": d["title"], "uri": f"db/{slug}",
+                         "url": f"/d/{uid}/{slug}", "slug": "", "type": "dash-db",
+                         "tags": list(doc.get("tags", [])), "isStarred": False,
+                         "sortMeta": 0})
+        hits.sort(key=lambda h: str(h["title"]).lower())
+        try:
+            limit = max(1, int(q.get("limit", "1000")))
+        except ValueError:
+            return JSONResponse({"message": "bad limit"}, status_code=400)
+        return JSONResponse(hits[:limit])
+
+    return [Route("/api/dashboards/uid/{uid}", dashboard_by_uid, methods=["GET"]),
+            Route("/api/search", search, methods=["GET"])]
+
+
+def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = None,
+                   api_token: str | None = None) -> Starlette:
     bucket = Path(bucket or os.environ.get("MPAC_OBS_BUCKET", ""))
     dashboards_dir = Path(dashboards_dir or os.environ.get("MPAC_OBS_DASHBOARDS", ""))
     if not str(bucket) or not dashboards_dir.is_dir():
@@ -51,6 +122,7 @@ def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = Non
     bucket.mkdir(parents=True, exist_ok=True)
     dashboards = provision(dashboards_dir)
     started = time.time()
+    token = api_token if api_token is not None else os.environ.get("MPAC_OBS_API_TOKEN", "")
 
     async def health(request: Request) -> JSONResponse:
         probe = bucket / ".health"
@@ -94,6 +166,7 @@ def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = Non
         Route("/push", push, methods=["POST"]),
         Route("/query", query, methods=["GET"]),
         Route("/dashboards", list_dashboards, methods=["GET"]),
+        *_grafana_api(dashboards, dashboards_dir, started, token),
     ])
 
 

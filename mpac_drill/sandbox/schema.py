@@ -17,7 +17,7 @@ from mpac_drill.errors import SandboxError
 ORDERS_UNIQUE_CONSTRAINT = "orders_idempotency_key_key"
 _LOCK_ID = 0x6D706163  # "mpac": serialises concurrent apply_schema calls
 
-_CANARY_SQL = """
+CANARY_SQL = """
 CREATE TABLE IF NOT EXISTS canary (
     run_id text NOT NULL,
     seq bigint NOT NULL,
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS orders_idempotency_key_idx ON orders (idempotency_key);
-""" + _CANARY_SQL
+""" + CANARY_SQL
 
 PGW_SQL = _HEARTBEAT_SQL + """
 CREATE TABLE IF NOT EXISTS qr_payments (
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS qr_payments (
     rate_limit_checked bool NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-""" + _CANARY_SQL
+""" + CANARY_SQL
 
 
 def apply_schema(smartpos_conninfo: str, pgw_conninfo: str, *, orders_unique: bool = True) -> None:
@@ -96,4 +96,4 @@ def _set_orders_unique(conn: psycopg.Connection, unique: bool) -> None:
         conn.execute(f"ALTER TABLE orders DROP CONSTRAINT {ORDERS_UNIQUE_CONSTRAINT}")
 
 
-__all__ = ["SMARTPOS_SQL", "PGW_SQL", "ORDERS_UNIQUE_CONSTRAINT", "apply_schema"]
+__all__ = ["CANARY_SQL", "SMARTPOS_SQL", "PGW_SQL", "ORDERS_UNIQUE_CONSTRAINT", "apply_schema"]

@@ -83,7 +83,8 @@ def test_cloudwatch_alarm_in_alarm_aborts_before_the_fault(sandbox, ecs_service,
 
 def test_fault_that_fails_still_plays_rollbacks(sandbox, ecs_service, tmp_path):
     target, _ = ecs_service(tasks=1, desired=1)
-    aws = _aws_drill_target(sandbox, target, **{"rds.smartpos.identifier": "no-such-db"})
+    aws = _aws_drill_target(sandbox, target, **{"rds.smartpos.identifier": "no-such-db",
+                                                "database.dsn_ssm_parameter": None})  # no canary
     outcome = run_drill("rds-failover", aws, runs_dir=tmp_path / "runs", users=2)
     r = outcome.result
     assert r["status"] == "failed"

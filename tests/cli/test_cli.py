@@ -160,3 +160,23 @@ def test_dry_run_on_sandbox_touches_nothing(scenario, runs_dir):
     assert r.code == 0, r.err
     assert "sandbox: " in r.out and "none made" in r.out
     assert pids() == before  # nothing started, nothing killed
+
+
+def test_gate_with_an_unready_obs_drill_refuses_before_any_drill(runs_dir):
+    r = run_cli("gate", "--target", "staging", "--scenarios", "ecs-task-failure,obs-failure",
+                "--runs-dir", str(runs_dir), timeout=120)
+    assert r.code == 2, r.err
+    assert "does not set obs.cluster" in r.err and r.err.strip().count("\n") == 0
+    assert not list(runs_dir.iterdir())  # not even the ECS drill ran
+
+
+def test_quarter_series_records_an_unready_obs_drill_as_not_run(runs_dir):
+    from mpac_drill.cli.run import DrillOptions, run_series
+    from mpac_drill.config import load_catalog, load_target
+
+    catalog = load_catalog()
+    series = run_series("2031-Q4", [catalog.get("obs-failure")], load_target("staging"),
+                        catalog, DrillOptions(runs_dir), skip_unready=True)
+    assert series.outcomes == []
+    assert "obs.buckets.loki" in series.not_run["obs-failure"]
+    assert not list(runs_dir.iterdir())
