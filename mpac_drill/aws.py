@@ -252,4 +252,9 @@ def _show(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-__all__ = ["client", "DryRun", "DryRunCall", "AwsCallFailed", "resource_of"]
+def dry_note(dry_run: DryRun | None) -> str:
+    """`` [dry-run]`` for a log line about a call that is only recorded, else nothing."""
+    return " [dry-run]" if dry_run is not None else ""
+
+
+__all__ = ["client", "DryRun", "DryRunCall", "AwsCallFailed", "dry_note", "resource_of"]

@@ -4,6 +4,8 @@ Each function takes an ``aws`` target first, builds its clients through
 :func:`mpac_drill.aws.client` (so ``aws.endpoint_url`` points it at moto in tests, and a
 :class:`~mpac_drill.aws.DryRun` records instead of calling), and returns a JSON-able
 ``TypedDict``. Failed calls raise ``ActivityFailed`` naming the resource and region.
+ECS, ElastiCache, CloudWatch and STS are here; RDS failover (``aws_rds.py``) and
+point-in-time restore (``aws_pitr.py``) are re-exported from their modules.
 """
 
 from __future__ import annotations
@@ -11,21 +13,33 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from botocore.client import BaseClient
 from chaoslib.exceptions import ActivityFailed
 
-from mpac_drill.aws import AwsCallFailed, DryRun, client
+from mpac_drill.aws import DryRun, client
+from mpac_drill.aws import dry_note as _dry
+from mpac_drill.backends.aws_pitr import (
+    PitrDeleteResult,
+    PitrRestoreResult,
+    PitrStep,
+    delete_restored_db_instance,
+    pitr_identifier,
+    restore_db_instance_to_point_in_time,
+)
+from mpac_drill.backends.aws_rds import (
+    RUNBOOK_RDS_CALL,
+    RdsFailoverResult,
+    RdsPrimary,
+    failover_rds,
+    rds_primary,
+)
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 
 logger = logging.getLogger("mpac_drill")
 
-#: The call runbook §1.2 gives for a manual RDS failover.
-RUNBOOK_RDS_CALL = "failover-db-cluster"
-_RDS_CALLS = {"instance": "reboot-db-instance --force-failover", "cluster": RUNBOOK_RDS_CALL}
 #: The ECS service key of mpac-obs, which runs in its own stack (target section ``obs``).
 OBS_SERVICE = "mpac-obs"
 
@@ -48,26 +62,6 @@ class ServiceStableResult(TypedDict):
     desired: int
     running: int
     waited_s: float
-
-
-class RdsPrimary(TypedDict):
-    instance: str | None
-    availability_zone: str | None
-    standby_availability_zone: str | None
-    status: str | None
-
-
-class RdsFailoverResult(TypedDict):
-    db: str
-    identifier: str
-    type: str
-    region: str
-    api_call: str
-    runbook_call: str
-    runbook_call_correct: bool
-    primary_before: RdsPrimary | None
-    primary_after: RdsPrimary | None
-    dry_run: bool
 
 
 class CacheFailoverResult(TypedDict):
@@ -226,83 +220,6 @@ def _how_many(running: int, count: int | None, percent: float | None) -> int:
     return running
 
 
-# ---------------------------------------------------------------- RDS
-
-
-def failover_rds(
-    target: Target, db: str = "smartpos", dry_run: DryRun | None = None
-) -> RdsFailoverResult:
-    """Fail the RDS primary over to its standby (runbook §1.2); RDS promotes the standby.
-
-    ``rds.<db>.type`` picks the call: ``instance`` (Multi-AZ DB instance) →
-    RebootDBInstance with ForceFailover; ``cluster`` (Aurora / Multi-AZ DB cluster) →
-    FailoverDBCluster. The result records the primary seen just before and just after the
-    call (an instance reboot moves it minutes later: see :func:`rds_primary`) and whether
-    the runbook's ``failover-db-cluster`` is the right call for this database (findings
-    F4/F6: it is not for a DB instance).
-
-    :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
-    """
-    identifier, kind = _rds_settings(target, db)
-    rds = client("rds", target, dry_run=dry_run)
-    region = rds.meta.region_name
-    before = _rds_primary(rds, identifier, kind)
-    logger.info("rds %s %s (%s)%s", _RDS_CALLS[kind], identifier, region, _dry(dry_run))
-    if kind == "instance":
-        rds.reboot_db_instance(DBInstanceIdentifier=identifier, ForceFailover=True)
-    else:
-        rds.failover_db_cluster(DBClusterIdentifier=identifier)
-    after = _rds_primary(rds, identifier, kind)
-    return RdsFailoverResult(
-        db=db, identifier=identifier, type=kind, region=region, api_call=_RDS_CALLS[kind],
-        runbook_call=RUNBOOK_RDS_CALL, runbook_call_correct=_RDS_CALLS[kind] == RUNBOOK_RDS_CALL,
-        primary_before=before, primary_after=after, dry_run=dry_run is not None,
-    )
-
-
-def rds_primary(
-    target: Target, db: str = "smartpos", dry_run: DryRun | None = None
-) -> RdsPrimary | None:
-    """Where the primary of ``rds.<db>`` is now (``None`` only in a dry run).
-
-    :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
-    """
-    identifier, kind = _rds_settings(target, db)
-    return _rds_primary(client("rds", target, dry_run=dry_run), identifier, kind)
-
-
-def _rds_settings(target: Target, db: str) -> tuple[str, str]:
-    identifier = str(target.require(f"rds.{db}.identifier"))
-    kind = str(target.require(f"rds.{db}.type"))
-    if kind not in _RDS_CALLS:
-        raise UsageError(f"target {target.name!r}: rds.{db}.type must be instance or cluster, "
-                         f"not {kind!r}")
-    return identifier, kind
-
-
-def _rds_primary(rds: BaseClient, identifier: str, kind: str) -> RdsPrimary | None:
-    if kind == "cluster":
-        clusters = rds.describe_db_clusters(DBClusterIdentifier=identifier).get("DBClusters", [])
-        if not clusters:
-            return None
-        writers = [m["DBInstanceIdentifier"] for m in clusters[0].get("DBClusterMembers", [])
-                   if m.get("IsClusterWriter")]
-        if not writers:
-            return RdsPrimary(instance=None, availability_zone=None,
-                              standby_availability_zone=None, status=clusters[0].get("Status"))
-        identifier = writers[0]
-    found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances", [])
-    if not found:
-        return None
-    inst = found[0]
-    return RdsPrimary(
-        instance=identifier,
-        availability_zone=inst.get("AvailabilityZone"),
-        standby_availability_zone=inst.get("SecondaryAvailabilityZone"),
-        status=inst.get("DBInstanceStatus"),
-    )
-
-
 # ---------------------------------------------------------------- ElastiCache
 
 
@@ -402,8 +319,6 @@ def account_id(target: Target) -> str:
 # ---------------------------------------------------------------- helpers
 
 
-def _dry(dry_run: DryRun | None) -> str:
-    return " [dry-run]" if dry_run is not None else ""
 
 
 __all__ = [
@@ -431,183 +346,3 @@ __all__ = [
     "restore_db_instance_to_point_in_time",
     "delete_restored_db_instance",
 ]
-
-
-# ---------------------------------------------------------------- RDS point-in-time restore
-
-
-class PitrStep(TypedDict):
-    name: str
-    started_at: str
-    duration_s: float
-    ok: bool
-    detail: str
-
-
-class PitrRestoreResult(TypedDict):
-    db: str
-    source: str
-    target_identifier: str
-    region: str
-    requested_restore_time: str
-    restore_time: str  # what was sent: the requested time, or LatestRestorableTime if earlier
-    latest_restorable_time: str | None
-    status: str | None
-    available: bool
-    waited_s: float
-    endpoint: str | None
-    steps: list[PitrStep]
-    dry_run: bool
-
-
-class PitrDeleteResult(TypedDict):
-    identifier: str
-    region: str
-    status: str
-    dry_run: bool
-
-
-#: DB instance states a restore does not come back from.
-_RESTORE_FAILED = frozenset({"failed", "incompatible-restore", "incompatible-parameters",
-                             "incompatible-network", "storage-full",
-                             "inaccessible-encryption-credentials"})
-
-
-def pitr_identifier(source: str, at: datetime) -> str:
-    """``<source>-pitr-<UTC yyyymmddHHMMSS>``, cut to RDS's 63 characters (runbook §2.3)."""
-    suffix = f"-pitr-{at.astimezone(UTC).strftime('%Y%m%d%H%M%S')}"
-    return source[: 63 - len(suffix)].rstrip("-") + suffix
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _step(name: str, started: datetime, t0: float, detail: str, ok: bool = True) -> PitrStep:
-    return PitrStep(name=name, started_at=_iso(started),
-                    duration_s=round(time.monotonic() - t0, 4), ok=ok, detail=detail)
-
-
-def restore_db_instance_to_point_in_time(
-    target: Target,
-    db: str,
-    restore_time: datetime,
-    *,
-    timeout_s: float,
-    poll_s: float = 15.0,
-    dry_run: DryRun | None = None,
-) -> PitrRestoreResult:
-    """Restore ``rds.<db>.identifier`` to ``restore_time`` into a new DB instance
-    ``<identifier>-pitr-<stamp>`` (RestoreDBInstanceToPointInTime, runbook §2.3) and poll
-    DescribeDBInstances until it is ``available``: a waiter bounded by ``timeout_s``.
-
-    A restore time later than the source's LatestRestorableTime is moved back to it (RDS
-    refuses later times) and both are reported. Does not raise on timeout (``available``
-    says); raises ``ActivityFailed`` when the new instance lands in a failed state. Undone
-    by :func:`delete_restored_db_instance`. Multi-AZ DB clusters are not supported yet.
-
-    :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
-    :param restore_time: the point in time (timezone-aware).
-    :param timeout_s: the longest wait for ``available``, in seconds.
-    :param poll_s: seconds between two DescribeDBInstances calls.
-    """
-    source, kind = _rds_settings(target, db)
-    if kind != "instance":
-        raise UsageError(f"target {target.name!r}: rds.{db} is a DB cluster; point-in-time "
-                         "restore is implemented for DB instances only")
-    rds = client("rds", target, dry_run=dry_run)
-    region = rds.meta.region_name
-    new_id = pitr_identifier(source, datetime.now(UTC))
-    steps: list[PitrStep] = []
-    started, t0 = datetime.now(UTC), time.monotonic()
-    found = rds.describe_db_instances(DBInstanceIdentifier=source).get("DBInstances", [])
-    if not found and dry_run is None:
-        raise ActivityFailed(f"RDS instance {source} not found in {region}")
-    latest = found[0].get("LatestRestorableTime") if found else None
-    when = min(restore_time, latest) if latest is not None else restore_time
-    steps.append(_step("check source", started, t0, f"{source} in {region}; latest "
-                       f"restorable time {_iso(latest) if latest else 'unknown'}"))
-    params: dict[str, Any] = {
-        "SourceDBInstanceIdentifier": source, "TargetDBInstanceIdentifier": new_id,
-        "RestoreTime": when, "DeletionProtection": False,
-        "Tags": [{"Key": "mpac-drill", "Value": "rds-pitr"}]}
-    if target.get(f"rds.{db}.pitr_instance_class"):
-        params["DBInstanceClass"] = str(target.get(f"rds.{db}.pitr_instance_class"))
-    started, t0 = datetime.now(UTC), time.monotonic()
-    logger.info("rds RestoreDBInstanceToPointInTime %s -> %s at %s (%s)%s",
-                source, new_id, _iso(when), region, _dry(dry_run))
-    answer = rds.restore_db_instance_to_point_in_time(**params)
-    status = (answer.get("DBInstance") or {}).get("DBInstanceStatus")
-    steps.append(_step("restore call", started, t0, f"{new_id} to {_iso(when)}: {status}"))
-    started, t0 = datetime.now(UTC), time.monotonic()
-    endpoint, available = None, False
-    while dry_run is None:
-        found = rds.describe_db_instances(DBInstanceIdentifier=new_id).get("DBInstances", [])
-        inst = found[0] if found else {}
-        status = inst.get("DBInstanceStatus", status)
-        if status == "available":
-            available = True
-            endpoint = (inst.get("Endpoint") or {}).get("Address")
-            break
-        if status in _RESTORE_FAILED:
-            steps.append(_step("wait until available", started, t0, str(status), ok=False))
-            raise ActivityFailed(f"RDS restore {new_id} ({region}) ended {status}")
-        waited = time.monotonic() - t0
-        if waited >= timeout_s:
-            logger.warning("RDS restore %s (%s) not available after %.0f s: %s",
-                           new_id, region, waited, status)
-            break
-        time.sleep(min(poll_s, timeout_s - waited))
-    waited = round(time.monotonic() - t0, 4)
-    steps.append(_step("wait until available", started, t0, f"{status} after {waited} s",
-                       ok=available or dry_run is not None))
-    return PitrRestoreResult(
-        db=db, source=source, target_identifier=new_id, region=region,
-        requested_restore_time=_iso(restore_time), restore_time=_iso(when),
-        latest_restorable_time=_iso(latest) if latest else None, status=status,
-        available=available, waited_s=waited, endpoint=endpoint, steps=steps,
-        dry_run=dry_run is not None)
-
-
-def delete_restored_db_instance(
-    target: Target,
-    identifier: str,
-    *,
-    db: str = "smartpos",
-    timeout_s: float = 1800,
-    poll_s: float = 15.0,
-    dry_run: DryRun | None = None,
-) -> PitrDeleteResult:
-    """Delete a DB instance made by :func:`restore_db_instance_to_point_in_time`
-    (DeleteDBInstance, no final snapshot, automated backups deleted). Refuses any name that
-    is not ``<source>-pitr-...`` of ``rds.<db>``; retries while RDS says the instance is
-    still busy (creating), for at most ``timeout_s``; a missing instance is already deleted.
-
-    :param identifier: the restored instance's identifier.
-    :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
-    """
-    source, _ = _rds_settings(target, db)
-    prefix = pitr_identifier(source, datetime.now(UTC))[:-14]  # "<source>-pitr-"
-    if not (identifier.startswith(prefix) and identifier[len(prefix):].isdigit()):
-        raise UsageError(f"refusing to delete {identifier}: not a point-in-time copy of "
-                         f"{source}")
-    rds = client("rds", target, dry_run=dry_run)
-    region = rds.meta.region_name
-    logger.info("rds DeleteDBInstance %s (%s)%s", identifier, region, _dry(dry_run))
-    t0 = time.monotonic()
-    while True:
-        try:
-            answer = rds.delete_db_instance(DBInstanceIdentifier=identifier,
-                                            SkipFinalSnapshot=True,
-                                            DeleteAutomatedBackups=True)
-            status = str((answer.get("DBInstance") or {}).get("DBInstanceStatus", "deleting"))
-            break
-        except AwsCallFailed as exc:
-            if exc.code == "DBInstanceNotFound":
-                status = "not found"
-                break
-            if exc.code != "InvalidDBInstanceState" or time.monotonic() - t0 >= timeout_s:
-                raise
-            time.sleep(poll_s)
-    return PitrDeleteResult(identifier=identifier, region=region, status=status,
-                            dry_run=dry_run is not None)

@@ -13,7 +13,8 @@ import logging
 from typing import TypedDict
 
 from mpac_drill.aws import DryRun, client
-from mpac_drill.backends.aws_dr_rds import _dr_region, _dry
+from mpac_drill.aws import dry_note as _dry
+from mpac_drill.backends.aws_dr_rds import _dr_region
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 

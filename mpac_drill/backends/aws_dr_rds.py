@@ -19,14 +19,12 @@ from typing import Any, TypedDict
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.aws import DryRun, client
+from mpac_drill.aws import dry_note as _dry
+from mpac_drill.backends.aws_pitr import RESTORE_FAILED
 from mpac_drill.config import Target
 
 logger = logging.getLogger("mpac_drill")
 
-#: DB instance states a restore does not come back from.
-_RESTORE_FAILED = frozenset({"failed", "incompatible-restore", "incompatible-parameters",
-                             "incompatible-network", "storage-full",
-                             "inaccessible-encryption-credentials"})
 
 
 class SnapshotInfo(TypedDict):
@@ -135,7 +133,7 @@ def restore_from_snapshot(
     status = inst.get("DBInstanceStatus")
     t0 = time.monotonic()
     while dry_run is None and status != "available":
-        if status in _RESTORE_FAILED:
+        if status in RESTORE_FAILED:
             raise ActivityFailed(f"RDS restore of {snapshot_id} into {new_id} ({where}) "
                                  f"ended {status}")
         waited = time.monotonic() - t0
@@ -183,8 +181,6 @@ def _iso(dt: Any) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _dry(dry_run: DryRun | None) -> str:
-    return " [dry-run]" if dry_run is not None else ""
 
 
 __all__ = ["SnapshotInfo", "RestoreResult", "latest_snapshot", "restore_from_snapshot"]
