@@ -16,11 +16,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from chaoslib.exceptions import ActivityFailed
-
 from mpac_drill.aws import DryRun, client
 from mpac_drill.aws import dry_note as _dry
-from mpac_drill.backends.aws_pitr import RESTORE_FAILED
+from mpac_drill.backends.aws_pitr import wait_available
 from mpac_drill.config import Target
 
 logger = logging.getLogger("mpac_drill")
@@ -132,18 +130,10 @@ def restore_from_snapshot(
     inst = rds.restore_db_instance_from_db_snapshot(**params).get("DBInstance") or {}
     status = inst.get("DBInstanceStatus")
     t0 = time.monotonic()
-    while dry_run is None and status != "available":
-        if status in RESTORE_FAILED:
-            raise ActivityFailed(f"RDS restore of {snapshot_id} into {new_id} ({where}) "
-                                 f"ended {status}")
-        waited = time.monotonic() - t0
-        if waited >= timeout_s:
-            logger.warning("RDS restore %s (%s) not available after %.0f s: %s",
-                           new_id, where, waited, status)
-            break
-        time.sleep(min(poll_s, timeout_s - waited))
-        found = rds.describe_db_instances(DBInstanceIdentifier=new_id).get("DBInstances", [])
-        inst = found[0] if found else inst
+    if dry_run is None and status != "available":
+        inst, _ = wait_available(rds, new_id, inst, where=where,
+                                 what=f"of {snapshot_id} into {new_id}", timeout_s=timeout_s,
+                                 poll_s=poll_s)
         status = inst.get("DBInstanceStatus", status)
     endpoint = inst.get("Endpoint") or {}
     port = endpoint.get("Port")

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from botocore.client import BaseClient
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.aws import AwsCallFailed, DryRun, client
@@ -58,6 +59,33 @@ class PitrDeleteResult(TypedDict):
 RESTORE_FAILED = frozenset({"failed", "incompatible-restore", "incompatible-parameters",
                              "incompatible-network", "storage-full",
                              "inaccessible-encryption-credentials"})
+
+
+def wait_available(rds: BaseClient, identifier: str, answered: dict[str, Any], *, where: str,
+                   what: str, timeout_s: float, poll_s: float) -> tuple[dict[str, Any], bool]:
+    """Poll DescribeDBInstances on a restored instance until it is ``available`` →
+    ``(instance, True)``; past ``timeout_s`` a warning and ``(last seen, False)``.
+
+    :param answered: the ``DBInstance`` the restore call answered (the starting point).
+    :param what: names the restore in the error.
+    :raises ActivityFailed: a state a restore does not come back from (``RESTORE_FAILED``).
+    """
+    t0, inst = time.monotonic(), answered
+    status = inst.get("DBInstanceStatus")
+    while True:
+        if status == "available":
+            return inst, True
+        if status in RESTORE_FAILED:
+            raise ActivityFailed(f"RDS restore {what} ({where}) ended {status}")
+        waited = time.monotonic() - t0
+        if waited >= timeout_s:
+            logger.warning("RDS restore %s (%s) not available after %.0f s: %s",
+                           identifier, where, waited, status)
+            return inst, False
+        time.sleep(min(poll_s, timeout_s - waited))
+        found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances", [])
+        inst = found[0] if found else inst
+        status = inst.get("DBInstanceStatus", status)
 
 
 def pitr_identifier(source: str, at: datetime) -> str:
@@ -128,23 +156,16 @@ def restore_db_instance_to_point_in_time(
     steps.append(_step("restore call", started, t0, f"{new_id} to {_iso(when)}: {status}"))
     started, t0 = datetime.now(UTC), time.monotonic()
     endpoint, available = None, False
-    while dry_run is None:
-        found = rds.describe_db_instances(DBInstanceIdentifier=new_id).get("DBInstances", [])
-        inst = found[0] if found else {}
+    if dry_run is None:
+        try:
+            inst, available = wait_available(rds, new_id, answer.get("DBInstance") or {},
+                                             where=region, what=new_id,
+                                             timeout_s=timeout_s, poll_s=poll_s)
+        except ActivityFailed as exc:
+            steps.append(_step("wait until available", started, t0, str(exc), ok=False))
+            raise
         status = inst.get("DBInstanceStatus", status)
-        if status == "available":
-            available = True
-            endpoint = (inst.get("Endpoint") or {}).get("Address")
-            break
-        if status in RESTORE_FAILED:
-            steps.append(_step("wait until available", started, t0, str(status), ok=False))
-            raise ActivityFailed(f"RDS restore {new_id} ({region}) ended {status}")
-        waited = time.monotonic() - t0
-        if waited >= timeout_s:
-            logger.warning("RDS restore %s (%s) not available after %.0f s: %s",
-                           new_id, region, waited, status)
-            break
-        time.sleep(min(poll_s, timeout_s - waited))
+        endpoint = (inst.get("Endpoint") or {}).get("Address") if available else None
     waited = round(time.monotonic() - t0, 4)
     steps.append(_step("wait until available", started, t0, f"{status} after {waited} s",
                        ok=available or dry_run is not None))
@@ -200,6 +221,6 @@ def delete_restored_db_instance(
                             dry_run=dry_run is not None)
 
 
-__all__ = ["PitrStep", "PitrRestoreResult", "PitrDeleteResult", "RESTORE_FAILED",
+__all__ = ["PitrStep", "PitrRestoreResult", "PitrDeleteResult", "RESTORE_FAILED", "wait_available",
            "pitr_identifier", "restore_db_instance_to_point_in_time",
            "delete_restored_db_instance"]
