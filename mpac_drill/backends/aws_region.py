@@ -169,10 +169,44 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
     with steps.step("verify health") as d:
         d["detail"] = f"{_wait_healthy(ctx, deadline)} check(s)"
+    qr = _qr_path(t, regions(t)[0], dr)
+    if qr is not None:  # runbook finding F12: which PGW mpac-smartpos in the DR region calls
+        ctx.extras["qr_path"] = qr
     # users never saw the primary go down, so the outage is the procedure itself
     ctx.extras["procedure_rto_s"] = round(time.monotonic() - ctx.injected_mono, 4)
     return {"dr_region": dr, "restored_instance": restored["identifier"],
             "steps": [s["name"] for s in ctx.extras["steps"]]}
+
+
+def _qr_path(t: Any, primary: str, dr: str) -> dict[str, Any] | None:
+    """What mpac-smartpos's ``PGW_BASE_URL`` (``ssm.pgw_base_url``, read in the DR region)
+    names after the procedure: the DR PGW (``pgw.dr_base_url``, or a host naming the DR
+    region), the lost region's, or nothing. Only scheme, host, port and path are kept."""
+    from mpac_drill.aws import AwsCallFailed, client
+
+    name = str(t.get("ssm.pgw_base_url") or "")
+    if not name:
+        return None
+    try:
+        value = str(client("ssm", t, region=dr).get_parameter(
+            Name=name, WithDecryption=True)["Parameter"]["Value"])
+    except AwsCallFailed as exc:
+        if exc.code != "ParameterNotFound":
+            raise
+        value = ""
+    parts = urlsplit(value.strip())
+    host = parts.hostname or ""
+    shown = urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""),
+                        parts.path, "", "")) if host else ""
+    dr_url = str(t.get("pgw.dr_base_url") or "").rstrip("/")
+    to_dr = bool(host) and (shown.rstrip("/") == dr_url if dr_url else dr in host)
+    in_lost = primary in host
+    where = ("the DR PGW" if to_dr else "the lost region's PGW" if in_lost else
+             "no PGW: the parameter is missing there" if not host else
+             "a PGW not known to be in the DR region")
+    return {"pgw_base_url": shown, "pgw": "not probed on AWS", "to_dr_pgw": to_dr,
+            "in_lost_region": in_lost,
+            "detail": f"{name} in {dr} names {shown or '(nothing)'} ({where})"}
 
 
 def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:

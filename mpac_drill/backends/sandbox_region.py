@@ -345,7 +345,8 @@ def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
         down = {"pgw": f"health unreadable: {type(exc).__name__}", "pgw_base_url": ""}
     base, state = str(down.get("pgw_base_url", "")), str(down.get("pgw", "?"))
     where = ("the DR PGW" if base == dr_pgw else
-             "the lost region's PGW" if base == lost_pgw else "an unknown PGW")
+             "the lost region's PGW, kept by the DR copy of its configuration until runbook "
+             "1.5 step 2 moves it" if base == lost_pgw else "an unknown PGW")
     return {"pgw_base_url": base, "pgw": state, "to_dr_pgw": base == dr_pgw and state == "ok",
             "in_lost_region": base == lost_pgw,
             "detail": f"mpac-smartpos sends QR payments to {base or '(none)'} ({where}): {state}"}

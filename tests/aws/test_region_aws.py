@@ -90,7 +90,10 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     assert all(s["ok"] for s in r["steps"])
     total = sum(s["duration_s"] for s in r["steps"])
     assert r["measurements"]["rto_s"] >= total  # the procedure is the outage
-    assert {f["id"] for f in r["findings"]} >= {"F1"}
+    found = {f["id"]: f for f in r["findings"]}
+    assert set(found) >= {"F1", "F12"}
+    # 1.4 never wrote PGW_BASE_URL in us-east-1: mpac-smartpos there has no PGW to call
+    assert r["qr_path"]["to_dr_pgw"] is False and "missing there" in found["F12"]["evidence"]
     # fail_back: record and parameter back, restored instance deleted
     rec = r53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
     cname = next(x for x in rec if x["Type"] == "CNAME")
@@ -125,6 +128,8 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     assert r["status"] == "completed", r.get("reason")
     steps = {s["name"]: s for s in r["steps"]}
     assert "update PGW_BASE_URL (SSM)" in steps and all(s["ok"] for s in r["steps"])
+    assert r["qr_path"]["to_dr_pgw"] and r["qr_path"]["pgw_base_url"] == (
+        "https://pgw.us-east-1.example.internal")
     assert "restore snapshot" in steps and ident in steps["restore snapshot"]["detail"]
     # fail_back put the old PGW_BASE_URL back and deleted the restored pgw instance
     value = _c("ssm", moto_url).get_parameter(Name=name, WithDecryption=True)
