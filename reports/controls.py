@@ -63,7 +63,8 @@ RUNBOOK_FINDINGS = (
     Finding("F11", "1.6", "mpac-obs has no DR region: a region loss takes observability down "
                           "with it"),
     Finding("F12", "1.4", "the region failover restores mpac-smartpos in us-east-1 and never "
-                          "moves its PGW_BASE_URL, so QR payments still go to the lost region"),
+                          "moves its PGW_BASE_URL: its QR payments have no working PGW until "
+                          "1.5 runs"),
 )
 
 __all__ = ["SOC2", "PCI", "CONTROLS", "SECTION_CONTROLS", "Finding", "RUNBOOK_FINDINGS"]
