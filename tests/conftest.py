@@ -12,8 +12,9 @@ import pytest
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Target, load_target
+from mpac_drill.drill.result import SCHEMA_CANDIDATES
 
-SCHEMA = PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json"
+SCHEMA = next((p for p in SCHEMA_CANDIDATES if p.is_file()), SCHEMA_CANDIDATES[-1])
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from mpac_drill.config import Catalog, load_catalog
+from mpac_drill.drill.result import SCHEMA_CANDIDATES
 
-SCHEMA_PATH = (Path(__file__).resolve().parents[3] / "shared" / "contract"
-               / "drill-result.schema.json")
+SCHEMA_PATH = next((p for p in SCHEMA_CANDIDATES if p.is_file()), SCHEMA_CANDIDATES[-1])
 SERVICES = ("svc-portal", "svc-smarttab", "pgw")
 SECTIONS = {"ecs-task-failure": "1.1", "rds-failover": "1.2", "redis-failover": "1.3",
             "region-failover": "1.4", "pgw-region-failover": "1.5", "obs-failure": "1.6",
