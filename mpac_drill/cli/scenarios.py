@@ -8,8 +8,9 @@ import click
 from rich.table import Table
 
 from mpac_drill.cli import console, target_options
-from mpac_drill.config import load_catalog, load_target
-from mpac_drill.errors import ExitCode
+from mpac_drill.config import Target, load_catalog, load_target
+from mpac_drill.drill.runner import check_target_for
+from mpac_drill.errors import ExitCode, UsageError
 
 
 def _fmt_s(v: float | None) -> str:
@@ -22,16 +23,29 @@ def _fmt_s(v: float | None) -> str:
     return f"{v:g} s"
 
 
+def _readiness(scenario_id: str, has_drill: bool, target: Target) -> str:
+    """``ready`` on this target, ``not yet`` (no drill), or ``needs <keys>`` (unset names)."""
+    if not has_drill:
+        return "not yet"
+    try:
+        check_target_for(scenario_id, target)
+    except UsageError as exc:
+        unset = str(exc).partition(" does not set ")[2].partition(", which")[0]
+        return f"needs {unset}" if unset else "refused: see `run --dry-run`"
+    return "ready"
+
+
 @click.command("scenarios")
 @target_options
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     """List the drill scenarios with their runbook section, targets and schedule.
 
-    Targets come from experiments/catalog.yaml, never from code.
+    Targets come from experiments/catalog.yaml, never from code. The drill column says
+    whether each drill can run on --target, or which of its names the target leaves unset.
     Example: mpac-drill scenarios --json
     """
-    load_target(target, sets)  # validates --target/--set like every command
+    t = load_target(target, sets)  # validates --target/--set like every command
     cat = load_catalog()
     if as_json:
         click.echo(json.dumps({
@@ -49,6 +63,6 @@ def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     for s in cat.scenarios.values():
         table.add_row(s.id, f"§{s.runbook_section}", s.system, s.fault, _fmt_s(s.rto_s),
                       _fmt_s(s.rpo_s), ",".join(quarters[s.id]), "yes" if s.gate else "",
-                      "ready" if s.experiment else "not yet")
+                      _readiness(s.id, bool(s.experiment), t))
     console.print(table)
     return ExitCode.OK

@@ -57,19 +57,34 @@ def _redact(journal: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: What the region drills on AWS need that the runbook does not name.
+_REGION_KEYS = {"region-failover": ("route53.dr_dns_name",),
+                "pgw-region-failover": ("route53.dr_dns_name", "pgw.dr_base_url")}
+
+
 def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False) -> None:
     """Refuse, before anything runs, a drill whose target leaves a name it needs unset.
 
-    obs-failure on AWS needs the target's ``obs`` section filled in (the runbook names none
-    of it). A dry run is never refused: its plan shows the unset names.
+    On AWS, obs-failure needs the target's ``obs`` section, region-failover the DR load
+    balancer the Route53 record moves to (``route53.dr_dns_name``), pgw-region-failover that
+    and the DR PGW endpoint (``pgw.dr_base_url``): the runbook names none of them. Refused
+    here, a region drill never restores a snapshot it cannot finish switching to. A dry run
+    is never refused: its plan shows the unset names.
 
     :raises UsageError: one line naming the unset keys.
     """
-    if dry_run or scenario_id != "obs-failure":
+    if dry_run:
         return
-    from mpac_drill.backends import obs_backend_for
+    if scenario_id == "obs-failure":
+        from mpac_drill.backends import obs_backend_for
 
-    obs_backend_for(target).check_target(target)
+        obs_backend_for(target).check_target(target)
+    elif scenario_id in _REGION_KEYS and target.kind != "sandbox":
+        missing = [key for key in _REGION_KEYS[scenario_id] if not target.get(key)]
+        if missing:
+            raise UsageError(f"target {target.name!r} ({target.path}) does not set "
+                             f"{', '.join(missing)}, which {scenario_id} on AWS needs (the "
+                             "runbook names none of them): fill them in")
 
 
 def run_drill(

@@ -29,6 +29,11 @@ def test_every_command_has_help_with_an_example(cmd):
     (("quarter", "26Q1"), "bad quarter"),
     (("gate", "--scenarios", ","), "--scenarios is empty"),
     (("run",), "Missing argument"),
+    # the runbook names neither the DR load balancer nor the DR PGW: refused before any call
+    (("run", "region-failover", "--target", "staging"),
+     "does not set route53.dr_dns_name, which region-failover on AWS needs"),
+    (("run", "pgw-region-failover", "--target", "staging"),
+     "does not set route53.dr_dns_name, pgw.dr_base_url, which pgw-region-failover"),
     (("frobnicate",), "No such command"),
 ])
 def test_bad_input_one_line_exit_2_no_traceback(args, fragment):
@@ -51,6 +56,21 @@ def test_malformed_target_file_is_a_usage_error(tmp_path, content, fragment):
     path.write_text(content)
     r = run_cli("scenarios", "--target", str(path), timeout=60)
     assert r.code == 2 and fragment in r.err and "Traceback" not in r.err, r.err
+
+
+def test_scenarios_says_which_names_a_target_leaves_unset():
+    import os
+
+    wide = {**os.environ, "COLUMNS": "300"}
+    r = run_cli("scenarios", "--target", "staging", timeout=60, env=wide)
+    assert r.code == 0, r.err
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
+            for line in r.out.splitlines() if line.startswith("│")}
+    assert rows["ecs-task-failure"] == "ready"
+    assert rows["region-failover"] == "needs route53.dr_dns_name"
+    assert rows["obs-failure"].startswith("needs obs.cluster")
+    sandbox = run_cli("scenarios", timeout=60, env=wide)
+    assert sandbox.out.count("ready") == 7
 
 
 def test_scenarios_lists_the_catalog():
