@@ -65,6 +65,8 @@ RUNBOOK_FINDINGS = (
     Finding("F12", "1.4", "the region failover restores mpac-smartpos in us-east-1 and never "
                           "moves its PGW_BASE_URL: its QR payments have no working PGW until "
                           "1.5 runs"),
+    Finding("F13", "1.5", "the PGW database is restored into mpac-pgw-dr, yet no step points "
+                          "the DR PGW at it"),
 )
 
 __all__ = ["SOC2", "PCI", "CONTROLS", "SECTION_CONTROLS", "Finding", "RUNBOOK_FINDINGS"]

@@ -65,7 +65,9 @@ def plan_region_failover(
 
     smartpos: newest snapshot, restore, DATABASE_URL, force a new deployment of each
     ``ecs.services``, Route53 last (the runbook switches DNS at step 3, before the database
-    exists in the DR region). pgw: newest mpac-pgw snapshot, restore, PGW_BASE_URL.
+    exists in the DR region). pgw: newest mpac-pgw snapshot, restore, PGW_BASE_URL, the DR
+    PGW's DATABASE_URL (``ssm.pgw_database_url``; §1.5 has no such step: F13), deployments,
+    Route53.
     Activating the DR stack (``make deploy-...``, ``provision.sh``) is not an AWS call and
     is not in the plan.
     """
@@ -90,6 +92,14 @@ def plan_region_failover(
     if system == "pgw":
         record("point PGW_BASE_URL at the DR PGW", put_parameter, "pgw_base_url",
                str(target.get("pgw.dr_base_url") or "<DR PGW base URL>"))
+        if target.get("ssm.pgw_database_url"):
+            record("point the DR PGW's DATABASE_URL at the restored database (not in the "
+                   "runbook: F13)", put_parameter, "pgw_database_url",
+                   f"postgresql://<user>:<password>@{endpoint}/<db>")
+        for key in target.get("ecs.services") or {}:
+            record(f"force a new deployment of {key}", force_new_deployment, key)
+        record("switch the Route53 record to the DR load balancer", switch_record,
+               to_dns_name=str(target.get("route53.dr_dns_name") or "<DR load balancer>"))
         return steps
     record("point DATABASE_URL at the restored database", put_parameter, "database_url",
            f"postgresql://<user>:<password>@{endpoint}/<db>")

@@ -97,7 +97,8 @@ def put_parameter(
     overwriting it, in the DR region (runbook §1.4 step 5, §1.5 step 2). The value is
     never logged nor returned. Undone by writing the old value back.
 
-    :param name_key: a key of ``ssm`` in the target: ``database_url`` or ``pgw_base_url``.
+    :param name_key: a key of ``ssm`` in the target: ``database_url``, ``pgw_base_url`` or
+        ``pgw_database_url``.
     :param value: the new value (a secret).
     :param region: default the target's ``aws.dr_region``.
     """

@@ -105,7 +105,7 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         return {"dry_run": True, "plan": [dict(s) for s in plan]}
     if ctx.injected_mono is None or ctx.injected_utc is None:
         raise ActivityFailed("fail_over_to_dr needs lose_region first")
-    from mpac_drill.aws import client
+    from mpac_drill.aws import AwsCallFailed, client
     from mpac_drill.backends.sandbox import _Steps
 
     t = ctx.target
@@ -143,7 +143,7 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         ssm = client("ssm", t, region=dr)
         name = str(t.require(f"ssm.{param}"))
         old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        undo["parameter"] = (param, old)  # kept in memory for fail_back, never written
+        undo.setdefault("parameters", []).append((param, old))  # in memory only
         if system == "pgw":
             value = str(t.get("pgw.dr_base_url") or "")
             if not value:
@@ -154,6 +154,26 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
                                    restored["endpoint_port"])
         result = mod.put_parameter(t, param, value)
         d["detail"] = f"{name} version {result['version']} in {dr}"
+    if system == "pgw":  # §1.5 never points the DR PGW at the restored database (F13)
+        step = "update the DR PGW's DATABASE_URL (SSM; not in the runbook)"
+        with steps.step(step) as d:
+            name = str(t.require("ssm.pgw_database_url"))
+            try:
+                old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+            except AwsCallFailed as exc:
+                raise ActivityFailed(f"{name} in {dr}: {exc.code}: the DR PGW's DATABASE_URL "
+                                     "must exist there (its credentials are kept, only the "
+                                     "host moves to the restored instance)") from None
+            undo["parameters"].append(("pgw_database_url", old))
+            result = mod.put_parameter(t, "pgw_database_url", _with_endpoint(
+                old, restored["endpoint_address"], restored["endpoint_port"]))
+            d["detail"] = (f"{name} version {result['version']} in {dr} -> "
+                           f"{restored['identifier']}")
+        ctx.extras.setdefault("findings", []).append({
+            "id": "F13", "section": "1.5",
+            "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
+                       "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
+            "evidence": f"the drill added the step '{step}': {d['detail']}"})
     with steps.step("restart services") as d:
         services = list(t.require("ecs.services"))
         for svc in services:
@@ -223,10 +243,9 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     if undo.get("record"):
         mod.switch_record(t, to_dns_name=str(undo["record"][0]))
         done["record"] = "restored"
-    if undo.get("parameter"):
-        param, old = undo["parameter"]
+    for param, old in reversed(undo.get("parameters") or []):
         mod.put_parameter(t, param, old)
-        done["parameter"] = "restored"
+        done.setdefault("parameters", []).append(param)
     if undo.get("restored_instance"):
         client("rds", t, region=dr).delete_db_instance(
             DBInstanceIdentifier=undo["restored_instance"], SkipFinalSnapshot=True,

@@ -285,6 +285,15 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
               f"SecureString-like parameters in {ssm.relative_to(dr_dir.parent)} (mode 0600): "
               f"{what} = the DR RDS on ports {dr.require('rds.primary_port')},"
               f"{dr.require('rds.standby_port')} (written {written - ssm_at:.3f} s)")
+    if system == "pgw":  # §1.5 never points the DR PGW at the restored database
+        ctx.extras.setdefault("findings", []).append({
+            "id": "F13", "section": "1.5",
+            "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
+                       "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
+            "evidence": f"the drill wrote the DR stack's DATABASE_URL (the restored databases "
+                        f"on ports {dr.require('rds.primary_port')},"
+                        f"{dr.require('rds.standby_port')}) in step '{names[3]}': the DR "
+                        "PGW's tasks wait for that parameter and never start without it"})
     ctx.phase("restarting the services on the DR database")
     serving, _ = _wait_event(ctx, dr_dir, "ecs: services healthy", deadline)
     n_tasks = sum(int(c.get("tasks", dr.require("ecs.tasks_per_service")))

@@ -59,15 +59,17 @@ def _redact(journal: dict[str, Any]) -> dict[str, Any]:
 
 #: What the region drills on AWS need that the runbook does not name.
 _REGION_KEYS = {"region-failover": ("route53.dr_dns_name",),
-                "pgw-region-failover": ("route53.dr_dns_name", "pgw.dr_base_url")}
+                "pgw-region-failover": ("route53.dr_dns_name", "pgw.dr_base_url",
+                                        "ssm.pgw_database_url")}
 
 
 def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False) -> None:
     """Refuse, before anything runs, a drill whose target leaves a name it needs unset.
 
     On AWS, obs-failure needs the target's ``obs`` section, region-failover the DR load
-    balancer the Route53 record moves to (``route53.dr_dns_name``), pgw-region-failover that
-    and the DR PGW endpoint (``pgw.dr_base_url``): the runbook names none of them. Refused
+    balancer the Route53 record moves to (``route53.dr_dns_name``), pgw-region-failover that,
+    the DR PGW endpoint (``pgw.dr_base_url``) and the DR PGW's database parameter
+    (``ssm.pgw_database_url``, finding F13): the runbook names none of them. Refused
     here, a region drill never restores a snapshot it cannot finish switching to. A dry run
     is never refused: its plan shows the unset names.
 

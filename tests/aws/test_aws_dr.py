@@ -291,17 +291,23 @@ def test_plan_smartpos_lists_every_step_in_the_dr_region_and_connects_nowhere(
     assert all(s["name"] for s in steps)
 
 
-def test_plan_pgw_restores_the_pgw_snapshot_and_sets_pgw_base_url(aws_target: Target,
-                                                                  loopback_only: list) -> None:
+def test_plan_pgw_restores_the_pgw_snapshot_and_sets_pgw_base_url(
+        aws_target: Target, make_target: Callable, loopback_only: list) -> None:
     steps = aws_dr.plan_region_failover(aws_target, system="pgw", dry_run=aws.DryRun())
 
     assert loopback_only == []
     assert [s["operation"] for s in steps] == [
-        "DescribeDBSnapshots", "RestoreDBInstanceFromDBSnapshot", "PutParameter"]
-    assert {s["region"] for s in steps} == {DR}
+        "DescribeDBSnapshots", "RestoreDBInstanceFromDBSnapshot", "PutParameter",
+        "UpdateService", "UpdateService", "ListResourceRecordSets", "ChangeResourceRecordSets"]
+    assert {s["region"] for s in steps[:5]} == {DR}  # Route53: its global endpoint
     assert steps[0]["params"]["DBInstanceIdentifier"] == "mpac-pgw-staging"
     assert steps[1]["params"]["DBInstanceIdentifier"].startswith("mpac-pgw-staging-dr-")
     assert steps[2]["params"]["Name"] == "/mpac-smartpos/staging/PGW_BASE_URL"
+    # with the DR PGW's database parameter named, the plan points it at the restore (F13)
+    named = make_target(**{"ssm.pgw_database_url": "/mpac-pgw/staging/DATABASE_URL"})
+    plan = aws_dr.plan_region_failover(named, system="pgw", dry_run=aws.DryRun())
+    assert [s["params"].get("Name") for s in plan if s["operation"] == "PutParameter"] == [
+        "/mpac-smartpos/staging/PGW_BASE_URL", "/mpac-pgw/staging/DATABASE_URL"]
     with pytest.raises(UsageError, match="system must be one of"):
         aws_dr.plan_region_failover(aws_target, system="obs", dry_run=aws.DryRun())
 

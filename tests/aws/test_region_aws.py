@@ -117,13 +117,26 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     tag = uuid.uuid4().hex[:6]
     ident = f"mpac-pgw-{tag}"
     name = f"/mpac-smartpos/{tag}/PGW_BASE_URL"
+    db_name = f"/mpac-pgw/{tag}/DATABASE_URL"
     old = "https://pgw.ap-northeast-1.example.internal"
+    old_db = f"postgresql://pgw:pw{tag}Secret@mpac-pgw.old.rds.amazonaws.com:5432/pgw"
     target, _ = _dr_region(moto_url, sandbox, db_ident=ident, param_name=name,
                            param_value=old,
                            **{"rds.pgw.identifier": ident, "ssm.pgw_base_url": name,
+                              "ssm.pgw_database_url": db_name,
                               "pgw.dr_base_url": "https://pgw.us-east-1.example.internal"})
+    ssm = _c("ssm", moto_url)
+    ssm.put_parameter(Name=db_name, Value=old_db, Type="SecureString")
+    seen: dict[str, str] = {}
+
+    def listener(ctx: Any) -> None:  # the DR PGW's DATABASE_URL while failed over
+        if ctx.current_phase == "awaiting recovery" and "db" not in seen:
+            seen["db"] = ssm.get_parameter(Name=db_name, WithDecryption=True)[
+                "Parameter"]["Value"]
+
     rds = _c("rds", moto_url)
-    outcome = run_drill("pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2)
+    outcome = run_drill("pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2,
+                        listeners=[listener])
     r = outcome.result
     assert r["status"] == "completed", r.get("reason")
     steps = {s["name"]: s for s in r["steps"]}
@@ -134,5 +147,15 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     # fail_back put the old PGW_BASE_URL back and deleted the restored pgw instance
     value = _c("ssm", moto_url).get_parameter(Name=name, WithDecryption=True)
     assert value["Parameter"]["Value"] == old
+    # F13: the drill pointed the DR PGW at the restored instance (credentials kept), and
+    # put the old value back afterwards; the password is nowhere in the run folder
+    step = steps["update the DR PGW's DATABASE_URL (SSM; not in the runbook)"]
+    assert step["ok"] and f"{ident}-dr-" in step["detail"]
+    assert seen.get("db", "").startswith(f"postgresql://pgw:pw{tag}Secret@{ident}-dr-")
+    assert ssm.get_parameter(Name=db_name, WithDecryption=True)["Parameter"]["Value"] == old_db
+    assert "F13" in {f["id"] for f in r["findings"]}
+    for path in outcome.run_dir.rglob("*"):
+        if path.is_file():
+            assert f"pw{tag}Secret".encode() not in path.read_bytes(), path
     dbs = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]]
     assert not [d for d in dbs if d.startswith(f"{ident}-dr-")]

@@ -370,6 +370,8 @@ def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
                             "to_dr_pgw": True, "in_lost_region": False}
     assert "the DR PGW" in r["steps"][-1]["detail"]
     assert "F12" not in {f["id"] for f in r["findings"]}
+    f13 = [f for f in r["findings"] if f["id"] == "F13"]
+    assert f13 and "never start without it" in f13[0]["evidence"]
     with (outcome.run_dir / "payments.csv").open() as fh:
         ledger = list(csv.DictReader(fh))
     acked = {x["payment_id"] for x in ledger if x["acked"] == "1"}
