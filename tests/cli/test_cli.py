@@ -33,7 +33,7 @@ def test_every_command_has_help_with_an_example(cmd):
     (("run", "region-failover", "--target", "staging"),
      "does not set route53.dr_dns_name, which region-failover on AWS needs"),
     (("run", "pgw-region-failover", "--target", "staging"),
-     "does not set route53.dr_dns_name, pgw.dr_base_url, which pgw-region-failover"),
+     "does not set route53.dr_dns_name, pgw.dr_base_url, ssm.pgw_database_url, which pgw-"),
     (("frobnicate",), "No such command"),
 ])
 def test_bad_input_one_line_exit_2_no_traceback(args, fragment):
