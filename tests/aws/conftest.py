@@ -165,6 +165,30 @@ def ecs_network(moto_url: str) -> dict[str, Any]:
     return {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
 
 
+def fargate_service(ecs: Any, network: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *,
+                    cluster: str, service: str, tasks: int, desired: int,
+                    running: int) -> tuple[str, list[str]]:
+    """In moto: ``cluster`` holding the Fargate service ``service`` (``desired`` tasks;
+    moto reports ``running`` as its runningCount, it does not track tasks itself) and
+    ``tasks`` running tasks of the service's group: (task definition ARN, task ARNs)."""
+    ecs.create_cluster(clusterName=cluster)
+    definition = ecs.register_task_definition(
+        family=service, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": f"{service}:1", "memory": 512}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", str(running))
+    ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=definition,
+                       desiredCount=desired, launchType="FARGATE", networkConfiguration=network)
+    monkeypatch.delenv("MOTO_ECS_SERVICE_RUNNING")
+    if not tasks:
+        return definition, []
+    started = ecs.run_task(cluster=cluster, taskDefinition=definition, count=tasks,
+                           launchType="FARGATE", networkConfiguration=network,
+                           group=f"service:{service}")
+    return definition, [t["taskArn"] for t in started["tasks"]]
+
+
 @pytest.fixture
 def ecs_service(
     moto_url: str, ecs_network: dict[str, Any], make_target: Callable[..., Target],
@@ -177,25 +201,10 @@ def ecs_service(
     def make(tasks: int = 4, desired: int = 4, running: int | None = None) -> tuple[
         Target, list[str]
     ]:
-        ecs = _boto("ecs", moto_url)
         cluster = _unique("mpac-smartpos")
-        ecs.create_cluster(clusterName=cluster)
-        definition = ecs.register_task_definition(
-            family="svc-portal", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-            cpu="256", memory="512",
-            containerDefinitions=[{"name": "app", "image": "svc-portal:1", "memory": 512}],
-        )["taskDefinition"]["taskDefinitionArn"]
-        monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", str(desired if running is None else running))
-        ecs.create_service(cluster=cluster, serviceName="svc-portal", taskDefinition=definition,
-                           desiredCount=desired, launchType="FARGATE",
-                           networkConfiguration=ecs_network)
-        monkeypatch.delenv("MOTO_ECS_SERVICE_RUNNING")
-        arns = []
-        if tasks:
-            started = ecs.run_task(cluster=cluster, taskDefinition=definition, count=tasks,
-                                   launchType="FARGATE", networkConfiguration=ecs_network,
-                                   group="service:svc-portal")
-            arns = [t["taskArn"] for t in started["tasks"]]
+        _, arns = fargate_service(_boto("ecs", moto_url), ecs_network, monkeypatch,
+                               cluster=cluster, service="svc-portal", tasks=tasks,
+                               desired=desired, running=desired if running is None else running)
         return make_target(**{"ecs.cluster": cluster}), arns
 
     return make

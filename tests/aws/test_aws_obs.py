@@ -35,6 +35,7 @@ from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode, UsageError
 from mpac_drill.grafana import DASHBOARDS_DIR
 from mpac_drill.sandbox.obs import create_obs_app
+from tests.aws.conftest import fargate_service
 from tests.conftest import run_cli
 from tests.sandbox.obs_server import serve
 
@@ -91,20 +92,8 @@ def obs_stack(moto: Callable[[str], Any], moto_url: str, ecs_network: dict[str, 
         tag = uuid.uuid4().hex[:8]
         ecs, s3, ssm = moto("ecs"), moto("s3"), moto("ssm")
         cluster = f"mpac-obs-{tag}"
-        ecs.create_cluster(clusterName=cluster)
-        definition = ecs.register_task_definition(
-            family="mpac-obs", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-            cpu="256", memory="512",
-            containerDefinitions=[{"name": "obs", "image": "mpac-obs:1", "memory": 512}],
-        )["taskDefinition"]["taskDefinitionArn"]
-        monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
-        ecs.create_service(cluster=cluster, serviceName="mpac-obs", taskDefinition=definition,
-                           desiredCount=1, launchType="FARGATE",
-                           networkConfiguration=ecs_network)
-        monkeypatch.delenv("MOTO_ECS_SERVICE_RUNNING")
-        tasks = [t["taskArn"] for t in ecs.run_task(
-            cluster=cluster, taskDefinition=definition, count=1, launchType="FARGATE",
-            networkConfiguration=ecs_network, group="service:mpac-obs")["tasks"]]
+        definition, tasks = fargate_service(ecs, ecs_network, monkeypatch, cluster=cluster,
+                                            service="mpac-obs", tasks=1, desired=1, running=1)
         buckets = {"loki": f"loki-{tag}", "tempo": f"tempo-{tag}"}
         objects: dict[str, list[str]] = {}
         for role, bucket in buckets.items():
