@@ -23,8 +23,20 @@ from typing import Any, TypedDict
 
 import psycopg
 from chaoslib.types import Configuration, Secrets
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 CANARY_COLUMNS = ("seq", "sent_at", "t_rel_s", "ack_rel_s", "acked", "present")
+#: libpq client settings the canary adds when its DSN does not set them: a connection to a
+#: primary that vanished (a failover that black-holes the old address) fails within seconds
+#: instead of hanging on TCP's defaults. Client-side only, so any server or proxy takes them.
+CLIENT_DEFAULTS = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5,
+                   "keepalives_interval": 2, "keepalives_count": 2}
+
+
+def bounded_dsn(dsn: str) -> str:
+    """``dsn`` with :data:`CLIENT_DEFAULTS` for the keys it does not set itself."""
+    have = conninfo_to_dict(dsn)
+    return make_conninfo(dsn, **{k: v for k, v in CLIENT_DEFAULTS.items() if k not in have})
 
 
 @dataclass
@@ -66,7 +78,7 @@ class Canary:
 
     def __init__(self, *, dsn: str, run_id: str, interval_s: float = 0.05,
                  max_duration_s: float = 3600) -> None:
-        self._dsn = dsn  # holds the password: never logged, never written
+        self._dsn = bounded_dsn(dsn)  # holds the password: never logged, never written
         self.run_id = run_id
         self.interval_s = interval_s
         self.max_duration_s = max_duration_s
@@ -133,7 +145,8 @@ class Canary:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with psycopg.connect(dsn or self._dsn, autocommit=True) as conn:
+                target = bounded_dsn(dsn) if dsn else self._dsn
+                with psycopg.connect(target, autocommit=True) as conn:
                     rows = conn.execute("SELECT seq FROM canary WHERE run_id = %s",
                                         (self.run_id,)).fetchall()
                 break
