@@ -89,20 +89,16 @@ def plan_region_failover(
     restored = record(f"restore {snapshot_id} in the DR region", restore_from_snapshot,
                       system, snapshot_id)
     endpoint = restored["endpoint_address"] or f"<{restored['identifier']} endpoint>"
+    dsn = f"postgresql://<user>:<password>@{endpoint}/<db>"
     if system == "pgw":
         record("point PGW_BASE_URL at the DR PGW", put_parameter, "pgw_base_url",
                str(target.get("pgw.dr_base_url") or "<DR PGW base URL>"))
         if target.get("ssm.pgw_database_url"):
             record("point the DR PGW's DATABASE_URL at the restored database (not in the "
-                   "runbook: F13)", put_parameter, "pgw_database_url",
-                   f"postgresql://<user>:<password>@{endpoint}/<db>")
-        for key in target.get("ecs.services") or {}:
-            record(f"force a new deployment of {key}", force_new_deployment, key)
-        record("switch the Route53 record to the DR load balancer", switch_record,
-               to_dns_name=str(target.get("route53.dr_dns_name") or "<DR load balancer>"))
-        return steps
-    record("point DATABASE_URL at the restored database", put_parameter, "database_url",
-           f"postgresql://<user>:<password>@{endpoint}/<db>")
+                   "runbook: F13)", put_parameter, "pgw_database_url", dsn)
+    else:
+        record("point DATABASE_URL at the restored database", put_parameter, "database_url",
+               dsn)
     for key in target.get("ecs.services") or {}:
         record(f"force a new deployment of {key}", force_new_deployment, key)
     record("switch the Route53 record to the DR load balancer", switch_record,
