@@ -92,11 +92,10 @@ class Canary:
         self._thread.start()
 
     def _loop(self) -> None:
+        from probes.observer import paced
+
         conn: psycopg.Connection | None = None
-        seq = 0
-        start = next_at = time.monotonic()
-        while not self._stop.is_set() and next_at - start < self.max_duration_s:
-            seq += 1
+        for seq in paced(self._stop, self.interval_s, self.max_duration_s):
             w = Write(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC))
             try:
                 if conn is None or conn.closed:
@@ -110,12 +109,6 @@ class Canary:
                 conn = None
             with self._lock:
                 self.ledger.append(w)
-            next_at += self.interval_s
-            delay = next_at - time.monotonic()
-            if delay < 0:
-                next_at = time.monotonic()
-                delay = 0
-            self._stop.wait(delay)
         if conn is not None:
             conn.close()
 

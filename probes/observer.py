@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import csv
 import http.client
+import json
 import random
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
@@ -23,6 +25,8 @@ from chaoslib.types import Configuration, Secrets
 from probes.recovery import Sample
 
 TIMELINE_COLUMNS = ("t_utc", "t_rel_s", "service", "ok", "status", "latency_ms")
+__all__ = ["Observer", "probe_http", "request_json", "paced", "start_observers",
+           "stop_observers", "utc_iso", "TIMELINE_COLUMNS"]
 
 
 class RawSample(TypedDict):
@@ -54,6 +58,52 @@ def probe_http(url: str, timeout_s: float) -> tuple[bool, int]:
         return False, 0
     finally:
         conn.close()
+
+
+def request_json(url: str, method: str = "GET", body: dict | None = None, *,
+                 token: str | None = None, timeout_s: float = 1.0
+                 ) -> tuple[int, dict[str, str], Any]:
+    """One HTTP exchange with a JSON body: ``(status, headers, payload)``; status 0 when
+    nothing answered, payload ``{}`` when the answer is not JSON. ``token`` goes as a
+    Bearer header and nowhere else."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                      timeout=timeout_s)
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {}
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
+    except (OSError, http.client.HTTPException):
+        return 0, {}, {}
+    finally:
+        conn.close()
+
+
+def paced(stop: threading.Event, interval_s: float, max_duration_s: float) -> Iterator[int]:
+    """1, 2, 3, ... one every ``interval_s`` on a fixed grid until ``stop`` is set or
+    ``max_duration_s`` has passed; a step that overran goes at once and the grid restarts
+    from it (no catch-up burst). The writers of the canary, the QR payments and the mpac-obs
+    history pace themselves with it."""
+    seq = 0
+    start = next_at = time.monotonic()
+    while not stop.is_set() and next_at - start < max_duration_s:
+        seq += 1
+        yield seq
+        next_at += interval_s
+        delay = next_at - time.monotonic()
+        if delay < 0:
+            next_at, delay = time.monotonic(), 0.0
+        stop.wait(delay)
 
 
 class Observer:

@@ -14,8 +14,6 @@ may need manual reconciliation", made a list (``reconciliation.csv``, runbook fi
 from __future__ import annotations
 
 import csv
-import http.client
-import json
 import random
 import threading
 import time
@@ -23,12 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from chaoslib.types import Configuration, Secrets
 
 from probes.canary import Write, compute_rpo
+from probes.observer import paced, request_json
 
 __all__ = ["start_payments", "reconcile_payments", "stop_payments", "QrPayments"]
 PAYMENT_COLUMNS = ("payment_id", "client", "amount", "sent_at", "t_rel_s", "ack_rel_s",
@@ -53,8 +51,7 @@ class QrPayments:
 
     def __init__(self, *, base_url: str, run_id: str, interval_s: float = 0.05,
                  max_duration_s: float = 3600) -> None:
-        parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.base_url = base_url.rstrip("/")
         self.run_id = run_id
         self.interval_s = interval_s
         self.max_duration_s = max_duration_s
@@ -72,24 +69,14 @@ class QrPayments:
             self._thread.join(timeout=5)
 
     def _post(self, p: Payment) -> int:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
-        try:
-            conn.request("POST", "/payments/qr", body=json.dumps(
-                {"payment_id": p.payment_id, "client": p.client, "amount": p.amount}),
-                headers={"Content-Type": "application/json", "Connection": "close"})
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status
-        except (OSError, http.client.HTTPException):
-            return 0
-        finally:
-            conn.close()
+        status, _, _ = request_json(
+            f"{self.base_url}/payments/qr", "POST",
+            {"payment_id": p.payment_id, "client": p.client, "amount": p.amount},
+            timeout_s=2.0)
+        return status
 
     def _loop(self) -> None:
-        seq = 0
-        start = next_at = time.monotonic()
-        while not self._stop.is_set() and next_at - start < self.max_duration_s:
-            seq += 1
+        for seq in paced(self._stop, self.interval_s, self.max_duration_s):
             p = Payment(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC),
                         payment_id=f"{self.run_id}-qr-{seq}", client=f"drill-{seq % 7}",
                         amount=random.randint(100, 20_000))
@@ -97,15 +84,10 @@ class QrPayments:
             if p.status in (200, 201):
                 p.ack_mono = time.monotonic()
             self.ledger.append(p)
-            next_at += self.interval_s
-            delay = next_at - time.monotonic()
-            if delay < 0:
-                next_at, delay = time.monotonic(), 0
-            self._stop.wait(delay)
 
     def write_csv(self, path: Path, rel_to: float | None) -> None:
         def rel(m: float | None) -> str:
-            return "" if m is None or rel_to is None else f"{m - rel_to:.4f}"
+            return "" if m is None or rel_to is None else f"{m - rel_to:.6f}"
 
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)

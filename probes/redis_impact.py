@@ -13,43 +13,17 @@ same idempotency key twice, as a POS terminal retries on timeout). Afterwards:
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from chaoslib.types import Configuration, Secrets
 
+from probes.observer import request_json
+
 __all__ = ["start_impact_checks", "measure_impact", "ImpactChecker", "accepted_span"]
-
-
-def _request(url: str, method: str, body: dict | None = None,
-             token: str | None = None, timeout_s: float = 1.0) -> tuple[int, dict[str, str],
-                                                                       dict[str, Any]]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                      timeout=timeout_s)
-    headers = {"Content-Type": "application/json", "Connection": "close"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request(method, parts.path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        try:
-            payload = json.loads(raw) if raw else {}
-        except ValueError:
-            payload = {}
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
-    except (OSError, http.client.HTTPException):
-        return 0, {}, {}
-    finally:
-        conn.close()
 
 
 def accepted_span(samples: list[tuple[float, bool]]) -> float:
@@ -74,15 +48,15 @@ class ImpactChecker:
         self._thread: threading.Thread | None = None
 
     def prepare(self) -> None:
-        status, _, body = _request(f"{self.portal_url}/login", "POST",
-                                   {"user": f"drill-{uuid.uuid4().hex[:8]}"})
+        status, _, body = request_json(f"{self.portal_url}/login", "POST",
+                                       {"user": f"drill-{uuid.uuid4().hex[:8]}"})
         if status != 200 or "token" not in body:
             raise RuntimeError(f"svc-portal /login answered {status}")
         self._token = body["token"]
-        status, _, _ = _request(f"{self.portal_url}/revoke", "POST", {}, token=self._token)
+        status, _, _ = request_json(f"{self.portal_url}/revoke", "POST", {}, token=self._token)
         if status != 200:
             raise RuntimeError(f"svc-portal /revoke answered {status}")
-        status, _, _ = _request(f"{self.portal_url}/verify", "GET", token=self._token)
+        status, _, _ = request_json(f"{self.portal_url}/verify", "GET", token=self._token)
         self.revocation_enforced_before = status == 401
 
     def start(self) -> None:
@@ -95,14 +69,14 @@ class ImpactChecker:
         deadline = next_at + 3600
         while not self._stop.is_set() and time.monotonic() < deadline:
             t = time.monotonic()
-            status, _, _ = _request(f"{self.portal_url}/verify", "GET", token=self._token,
-                                    timeout_s=2.5)  # longer than the services' I/O timeout
+            status, _, _ = request_json(f"{self.portal_url}/verify", "GET", token=self._token,
+                                        timeout_s=2.5)  # longer than the services' I/O timeout
             self.verify_samples.append((t, status == 200))
             if tick % 5 == 0:  # an order and its retry, with one idempotency key
                 key = f"drill-retry-{uuid.uuid4().hex}"
                 for _ in range(2):
-                    _request(f"{self.smarttab_url}/orders", "POST",
-                             {"idempotency_key": key, "amount": 1}, timeout_s=1.0)
+                    request_json(f"{self.smarttab_url}/orders", "POST",
+                                 {"idempotency_key": key, "amount": 1}, timeout_s=1.0)
                 self.retries_sent += 1
             tick += 1
             next_at += self.interval_s

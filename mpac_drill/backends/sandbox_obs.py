@@ -10,38 +10,18 @@ then asks mpac-obs for each dashboard file through Grafana's API
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from mpac_drill.config import Target
 from mpac_drill.drill.context import DrillContext
 from mpac_drill.grafana import check_dashboards, dashboard_files
 from probes.canary import Write, compute_rpo
+from probes.observer import paced, request_json
 
 _STATE = "_obs_history"
-
-
-def _call(url: str, method: str, body: dict | None = None, timeout_s: float = 1.0
-          ) -> tuple[int, Any]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                      timeout=timeout_s)
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Content-Type": "application/json", "Connection": "close"})
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, json.loads(raw) if raw else {}
-    except (OSError, http.client.HTTPException, ValueError):
-        return 0, {}
-    finally:
-        conn.close()
 
 
 class ObsHistory:
@@ -60,19 +40,13 @@ class ObsHistory:
         self._thread.start()
 
     def _loop(self) -> None:
-        seq = 0
-        next_at = time.monotonic()
-        deadline = next_at + 3600
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            seq += 1
+        for seq in paced(self._stop, self.interval_s, max_duration_s=3600):
             w = Write(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC))
-            status, _ = _call(f"{self.url}/push", "POST",
-                              {"stream": self.stream, "line": f"drill line {seq}"})
+            status, _, _ = request_json(f"{self.url}/push", "POST",
+                                        {"stream": self.stream, "line": f"drill line {seq}"})
             if status == 201:
                 w.ack_mono = time.monotonic()
             self.ledger.append(w)
-            next_at += self.interval_s
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def stop(self) -> None:
         self._stop.set()
@@ -80,7 +54,7 @@ class ObsHistory:
             self._thread.join(timeout=3)
 
     def read_back(self) -> set[int]:
-        status, body = _call(f"{self.url}/query?stream={self.stream}", "GET", timeout_s=5)
+        status, _, body = request_json(f"{self.url}/query?stream={self.stream}", timeout_s=5)
         if status != 200:
             raise RuntimeError(f"mpac-obs /query answered {status}")
         return {int(x["line"].rsplit(" ", 1)[1]) for x in body.get("lines", [])}
