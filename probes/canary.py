@@ -152,6 +152,21 @@ class Canary:
             w.present = w.seq in present
         return compute_rpo(self.ledger)
 
+    def purge(self) -> int:
+        """Delete this run's rows from the canary table (the ledger in ``canary.csv`` is the
+        record); returns how many went. One bounded attempt (the DSN's connect_timeout).
+
+        :raises RuntimeError: one line that names no DSN and no password.
+        """
+        from mpac_drill.backends.aws_canary import describe_error
+
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as conn:
+                cur = conn.execute("DELETE FROM canary WHERE run_id = %s", (self.run_id,))
+                return max(cur.rowcount, 0)
+        except psycopg.Error as exc:
+            raise RuntimeError(describe_error(exc, self._dsn)) from None
+
     def write_csv(self, path: Path, rel_to: float | None) -> None:
         def rel(m: float | None) -> str:
             return "" if m is None or rel_to is None else f"{m - rel_to:.6f}"

@@ -67,6 +67,9 @@ RUNBOOK_FINDINGS = (
                           "1.5 runs"),
     Finding("F13", "1.5", "the PGW database is restored into mpac-pgw-dr, yet no step points "
                           "the DR PGW at it"),
+    Finding("F14", "1.4, 1.5", "traffic is switched to the DR region (1.4 step 3: Route53; "
+                               "1.5 step 2: PGW_BASE_URL) before the database behind it is "
+                               "restored"),
 )
 
 __all__ = ["SOC2", "PCI", "CONTROLS", "SECTION_CONTROLS", "Finding", "RUNBOOK_FINDINGS"]

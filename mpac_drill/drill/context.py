@@ -244,7 +244,24 @@ class DrillContext:
             self.canary.stop()
             self.canary.write_csv(self.run_dir / "canary.csv", self.injected_mono)
             out["canary"] = "canary.csv"
+            if not self.is_sandbox:  # a real database keeps nothing of the drill
+                self._purge_aws_canary()
         return out
+
+    def _purge_aws_canary(self) -> None:
+        """Delete the run's canary rows from the AWS target's database, after the read-back
+        (``measure_rpo`` comes before ``stop_observers``), or on a rollback: a note either
+        way, the DSN in neither."""
+        assert self.canary is not None
+        try:
+            n = self.canary.purge()
+        except RuntimeError as exc:
+            self.note(f"canary: rows of run {self.run_id} NOT deleted from its database "
+                      f"({exc}); delete them with DELETE FROM canary WHERE run_id = "
+                      f"'{self.run_id}'")
+            return
+        self.note(f"canary: {n} row(s) of this run deleted from its database "
+                  "(the ledger is canary.csv)")
 
     # ------------------------------------------------------------ stop conditions
 

@@ -80,6 +80,9 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                     "summary": "runbook 1.4 brings mpac-smartpos up in the DR region but never "
                                "moves PGW_BASE_URL; QR payments wait for 1.5",
                     "evidence": f"after the 1.4 steps {qr['detail']}"})
+    order = _order_finding(sid, ctx.extras.get("steps") or [])
+    if order:
+        out.append(order)
     rec = ctx.extras.get("reconciliation")
     if sid == "pgw-region-failover" and rec:
         out.append({"id": "F9", "section": "1.5",
@@ -106,6 +109,38 @@ RUNBOOK_14_STEPS = (("activate DR environment", "ap-northeast-1"),
                     ("update Route53 record", "ap-northeast-1"),
                     ("restore latest RDS snapshot", "ap-northeast-1"),
                     ("update DATABASE_URL in SSM", "ap-northeast-1"))
+
+
+def _order_finding(sid: str, steps: list[dict[str, Any]]) -> dict[str, str] | None:
+    """F14: §1.4 switches Route53 (step 3) and §1.5 switches PGW_BASE_URL (step 2) before
+    the database they lead to is restored. The drill restores first and switches once the
+    DR services are healthy; the steps from the restore through the restart, as timed, are
+    how long the runbook's order sends traffic to a DR stack without its database."""
+    if sid not in ("region-failover", "pgw-region-failover"):
+        return None
+    names = [s["name"] for s in steps]
+    first = next((i for i, n in enumerate(names)
+                  if n.startswith(("restore", "find the newest snapshot"))), None)
+    if first is None or "restart services" not in names:
+        return None
+    span = steps[first:names.index("restart services") + 1]
+    if not span or not all(s["ok"] for s in span):
+        return None
+    window = sum(float(s["duration_s"]) for s in span)
+    how = f"{' + '.join(s['name'] for s in span)} took {window:.2f} s"
+    if sid == "region-failover":
+        return {"id": "F14", "section": "1.4",
+                "summary": "runbook 1.4 points Route53 at the DR region (step 3) before its "
+                           "database is restored (step 4) and DATABASE_URL updated (step 5)",
+                "evidence": f"the drill switched the record last, once the DR services were "
+                            f"healthy: {how}, the time the runbook's order sends every request "
+                            f"to a DR stack without its database"}
+    return {"id": "F14", "section": "1.5",
+            "summary": "runbook 1.5 points PGW_BASE_URL at the DR PGW (step 2) before the "
+                       "PGW database is restored (step 3)",
+            "evidence": f"the drill switched it after the restore: {how}, the time the "
+                        f"runbook's order sends QR payments to a DR PGW without its database "
+                        f"(refused, or acknowledged into a database the restore replaces)"}
 
 
 def _region_findings(region: dict[str, Any], m: dict[str, Any]) -> list[dict[str, str]]:

@@ -173,7 +173,10 @@ def test_rds_failover_on_aws_measures_rpo_from_the_canary(
     m = r["measurements"]
     assert m["rpo_s"] == 0 and m["lost_writes"] == 0
     assert m["acked_writes"] > 0
-    assert m["acked_writes"] == canary_db.rows(outcome.run_dir.name)
+    # the rows were read back, then deleted: the real database keeps nothing of the drill
+    assert canary_db.rows(outcome.run_dir.name) == 0
+    assert f"canary: {m['acked_writes']} row(s) of this run deleted from its database " \
+        "(the ledger is canary.csv)" in r["notes"]
     rpo = next(v for v in r["verdicts"] if v["metric"] == "rpo_s")
     assert rpo["passed"] is True and rpo["value"] == 0
     assert outcome.exit_code == ExitCode.OK
@@ -306,3 +309,29 @@ def test_unusable_dsn_error_names_the_source_never_the_password(dsn: str) -> Non
                               "(ap-northeast-1)) cannot be used: ")
     assert "pw-Secret-42" not in message and "\n" not in message
 
+
+
+@pytest.mark.sandbox  # starts a real PostgreSQL
+def test_purge_deletes_this_runs_rows_only(canary_db: CanaryDb) -> None:
+    from probes.canary import Canary
+
+    prepare_canary_table(canary_db.dsn(), source="test")
+    mine, other = f"run-{uuid.uuid4().hex}", f"run-{uuid.uuid4().hex}"
+    with psycopg.connect(canary_db.dsn(), autocommit=True) as conn:
+        for run_id, n in ((mine, 3), (other, 2)):
+            for seq in range(1, n + 1):
+                conn.execute("INSERT INTO canary (run_id, seq) VALUES (%s, %s)", (run_id, seq))
+
+    assert Canary(dsn=canary_db.dsn(), run_id=mine).purge() == 3
+    assert canary_db.rows(mine) == 0 and canary_db.rows(other) == 2
+
+
+def test_purge_failure_is_one_line_without_the_password() -> None:
+    from probes.canary import Canary
+
+    canary = Canary(dsn=f"postgresql://app:pw-Secret-42@127.0.0.1:{free_port()}/smartpos"
+                        "?connect_timeout=1", run_id="run-x")
+    with pytest.raises(RuntimeError) as caught:
+        canary.purge()
+    assert "OperationalError" in str(caught.value)
+    assert "pw-Secret-42" not in str(caught.value) and "\n" not in str(caught.value)

@@ -153,7 +153,16 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     assert step["ok"] and f"{ident}-dr-" in step["detail"]
     assert seen.get("db", "").startswith(f"postgresql://pgw:pw{tag}Secret@{ident}-dr-")
     assert ssm.get_parameter(Name=db_name, WithDecryption=True)["Parameter"]["Value"] == old_db
-    assert "F13" in {f["id"] for f in r["findings"]}
+    found = {f["id"]: f for f in r["findings"]}
+    assert "F13" in found
+    # F14: §1.5 switches PGW_BASE_URL before the restore; the drill did it after, and says
+    # how long the runbook's order leaves the DR PGW without its database
+    window = sum(steps[n]["duration_s"] for n in (
+        "find the newest snapshot in the DR region", "restore snapshot",
+        "update PGW_BASE_URL (SSM)", "update the DR PGW's DATABASE_URL (SSM; not in the runbook)",
+        "restart services"))
+    assert found["F14"]["section"] == "1.5"
+    assert f"took {window:.2f} s" in found["F14"]["evidence"]
     for path in outcome.run_dir.rglob("*"):
         if path.is_file():
             assert f"pw{tag}Secret".encode() not in path.read_bytes(), path

@@ -257,6 +257,12 @@ def test_region_failover_reports_the_runbook_findings(region_run):
     assert r["qr_path"]["in_lost_region"] and not r["qr_path"]["to_dr_pgw"]
     assert r["qr_path"]["pgw"].startswith("unreachable")
     assert "the lost region's PGW" in found["F12"]["evidence"]
+    # F14: the drill switched Route53 last; the runbook's step 3 would have sent users to a
+    # DR stack without its database for the restore, the parameter and the restart
+    steps = {s["name"]: s for s in r["steps"]}
+    window = sum(steps[n]["duration_s"] for n in (
+        "restore snapshot with WAL", "update DATABASE_URL (SSM)", "restart services"))
+    assert found["F14"]["section"] == "1.4" and f"took {window:.2f} s" in found["F14"]["evidence"]
 
 
 @pytest.mark.sandbox
@@ -372,6 +378,9 @@ def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
     assert "F12" not in {f["id"] for f in r["findings"]}
     f13 = [f for f in r["findings"] if f["id"] == "F13"]
     assert f13 and "never start without it" in f13[0]["evidence"]
+    f14 = [f for f in r["findings"] if f["id"] == "F14"]
+    assert f14 and f14[0]["section"] == "1.5" and "PGW_BASE_URL" in f14[0]["summary"]
+    assert "restore PGW snapshot with WAL + update PGW_BASE_URL (SSM)" in f14[0]["evidence"]
     with (outcome.run_dir / "payments.csv").open() as fh:
         ledger = list(csv.DictReader(fh))
     acked = {x["payment_id"] for x in ledger if x["acked"] == "1"}
