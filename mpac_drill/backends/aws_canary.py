@@ -7,7 +7,8 @@ names the SSM SecureString the services read their DSN from (``DATABASE_URL``).
 once, before any fault, and creates the ``canary`` table when it is missing: the sandbox's own
 DDL (:mod:`mpac_drill.sandbox.schema`), and nothing else. The database user therefore needs
 CREATE on its schema, unless the DBA created the table ahead (then INSERT and SELECT on it
-are enough). A dry run records the GetParameter and connects nowhere.
+are enough; DELETE lets the run remove its rows afterwards, ``Canary.purge``). A dry run
+records the GetParameter and connects nowhere.
 
 The DSN holds the database password. It is handed to the caller and kept in memory only:
 never logged, never in a message (errors name the parameter and the region; of a database
