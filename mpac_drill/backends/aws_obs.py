@@ -222,6 +222,9 @@ def obs_findings(target: Target, deployment: ObsDeployment, redeploy: RedeployRe
     buckets = ", ".join(f"{b['bucket']} ({b['region'] or 'region unknown'})"
                         for b in history["buckets"])
     kept = history["acked"] - history["lost"]
+    compacted = sum(b["compacted"] for b in history["buckets"])
+    merged = (f" or merged into newer ones by the stores' compactors ({compacted})"
+              if compacted else "")
     f10 = {"id": "F10", "section": "1.6",
            "summary": "runbook: 'Re-deploy ECS stack: make deploy-obs-prod', then 'New EC2 "
                       "OBS box will re-attach same S3 buckets': an ECS stack or an EC2 box "
@@ -233,7 +236,7 @@ def obs_findings(target: Target, deployment: ObsDeployment, redeploy: RedeployRe
                        f"{len(redeploy['new_tasks'])} new one(s) of {redeploy['desired']} "
                        f"desired, {when}: no EC2 box was replaced; {kept} of "
                        f"{history['acked']} history objects listed before the fault still "
-                       f"readable in {buckets}"}
+                       f"readable{merged} in {buckets}"}
     dr, where = deployment["dr_region"], f"cluster {deployment['cluster']}"
     if deployment["in_dr_region"] is False:
         seen = (f"no ECS service {deployment['service']} in the DR region {dr} "
@@ -320,9 +323,14 @@ def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
     obs: dict[str, Any] = {
         "history_unit": "objects", "history_lines_acked": history["acked"],
         "history_lines_lost": history["lost"], "buckets": history["buckets"],
-        "lost_objects": history["lost_objects"], "redeploy": dict(redeploy),
+        "lost_objects": history["lost_objects"],
+        "compacted_objects": history["compacted_objects"], "redeploy": dict(redeploy),
         "redeploy_seen_s": seen_s, "deployment": dict(state["deployment"])}
     ctx.extras["obs"] = obs  # the history stands even if Grafana cannot be asked
+    n_compacted = sum(b["compacted"] for b in history["buckets"])
+    if n_compacted:
+        ctx.note(f"obs: {n_compacted} object(s) listed before the fault were replaced by "
+                 "Loki's or Tempo's compactor (not lost; see obs.compacted_objects)")
     ctx.extras.setdefault("findings", []).extend(
         obs_findings(t, state["deployment"], redeploy, history, seen_s))
     dashboards = check_dashboards(grafana_url, expected, token=grafana_token(t),

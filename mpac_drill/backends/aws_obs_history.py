@@ -46,6 +46,7 @@ class BucketCheck(TypedDict):
     unreadable: int
     read: int  # objects read back (first byte, or HeadObject when empty)
     changed: int  # still there with another ETag (rewritten)
+    compacted: int  # gone, replaced by the store's own compactor (:func:`compacted_by`)
     written_after_fault: int  # new objects: the redeployed stack writes to the same bucket
 
 
@@ -56,12 +57,19 @@ class LostObject(TypedDict):
     reason: str
 
 
+class CompactedObject(TypedDict):
+    bucket: str
+    key: str
+    evidence: str  # the object that shows the compactor replaced it
+
+
 class HistoryCheck(TypedDict):
     acked: int
     lost: int
     rpo_s: float
     buckets: list[BucketCheck]
     lost_objects: list[LostObject]
+    compacted_objects: list[CompactedObject]
 
 
 def snapshot_bucket(
@@ -112,6 +120,7 @@ def verify_history(
     budget = read_max
     checks: list[BucketCheck] = []
     lost: list[LostObject] = []
+    compacted: list[CompactedObject] = []
     for snap in snapshots:
         after: dict[str, str] = {}  # key -> ETag, listed now
         new = 0
@@ -122,12 +131,18 @@ def verify_history(
         check = BucketCheck(role=snap["role"], bucket=snap["bucket"], region=snap["region"],
                             objects_before=len(snap["objects"]),
                             bytes_before=sum(o["size"] for o in snap["objects"].values()),
-                            missing=0, unreadable=0, read=0, changed=0,
+                            missing=0, unreadable=0, read=0, changed=0, compacted=0,
                             written_after_fault=new)
         newest_first = sorted(snap["objects"].items(), key=lambda kv: kv[1]["last_modified"],
                               reverse=True)
         for key, info in newest_first:
             if key not in after:
+                evidence = compacted_by(key, set(snap["objects"]), set(after))
+                if evidence:
+                    check["compacted"] += 1
+                    compacted.append(CompactedObject(bucket=snap["bucket"], key=key,
+                                                     evidence=evidence))
+                    continue
                 check["missing"] += 1
                 lost.append(LostObject(bucket=snap["bucket"], key=key,
                                        last_modified=info["last_modified"], reason="missing"))
@@ -148,7 +163,39 @@ def verify_history(
     rpo = 0.0 if oldest is None else round(max(0.0, (fault_utc - oldest).total_seconds()), 3)
     lost.sort(key=lambda x: x["last_modified"])
     return HistoryCheck(acked=sum(c["objects_before"] for c in checks), lost=len(lost),
-                        rpo_s=rpo, buckets=checks, lost_objects=lost[:_LISTED_LOST])
+                        rpo_s=rpo, buckets=checks, lost_objects=lost[:_LISTED_LOST],
+                        compacted_objects=sorted(compacted, key=lambda x: x["key"])[
+                            :_LISTED_LOST])
+
+
+def compacted_by(key: str, before: set[str], now: set[str]) -> str:
+    """The object showing that ``key``, gone since the snapshot, was replaced by the store's
+    own compactor and not lost; ``""`` when nothing does (then it is lost).
+
+    Only two layouts, each with its evidence in the bucket itself:
+
+    - Tempo marks a compacted block by copying its ``meta.json`` to ``meta.compacted.json``
+      and deleting the original, then deletes the block's objects once
+      ``compacted_block_retention`` has passed: an object of a block that has (or had, at
+      the snapshot) a ``meta.compacted.json`` went that way.
+    - Loki's compactor merges the index files of a table (``index/<table>/...``) into a new
+      one named ``compactor-...`` that it uploads before deleting the sources: an index file
+      whose folder holds such an object, new since the snapshot, went that way.
+
+    Chunks and block data are never rewritten by either store, so their absence is a loss.
+    """
+    folder, _, name = key.rpartition("/")
+    if not folder:
+        return ""
+    marker = f"{folder}/meta.compacted.json"
+    if name != "meta.compacted.json" and (marker in now or marker in before):
+        return marker
+    if f"/{key}".find("/index/") >= 0:
+        successors = sorted(k for k in now - before if k.rpartition("/")[0] == folder
+                            and "compactor" in k.rpartition("/")[2])
+        if successors:
+            return successors[0]
+    return ""
 
 
 def _unreadable(s3: Any, bucket: str, key: str, size: int) -> str:
@@ -164,5 +211,5 @@ def _unreadable(s3: Any, bucket: str, key: str, size: int) -> str:
     return ""
 
 
-__all__ = ["ObjectInfo", "BucketSnapshot", "BucketCheck", "LostObject", "HistoryCheck",
-           "snapshot_bucket", "verify_history"]
+__all__ = ["ObjectInfo", "BucketSnapshot", "BucketCheck", "LostObject", "CompactedObject",
+           "HistoryCheck", "compacted_by", "snapshot_bucket", "verify_history"]

@@ -27,6 +27,7 @@ from mpac_drill.backends import aws_obs
 from mpac_drill.backends.aws_obs_history import (
     BucketCheck,
     HistoryCheck,
+    compacted_by,
     snapshot_bucket,
     verify_history,
 )
@@ -201,6 +202,67 @@ def test_archived_object_is_unreadable_and_counts_as_lost(
     assert check["lost_objects"][0]["reason"] == "InvalidObjectState"
 
 
+def test_objects_the_compactors_replaced_are_compacted_not_lost(
+    obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any]
+) -> None:
+    """Loki merges a table's index files into compactor-*; Tempo marks a compacted block
+    with meta.compacted.json: both are the stores at work, a chunk gone is still a loss."""
+    stack = obs_stack()
+    s3, loki, tempo = moto("s3"), stack.buckets["loki"], stack.buckets["tempo"]
+    block = "single-tenant/0b5e2d8a-34a5-4f4b-9b3e-5a1d7b9c2e11"
+    for key in ("index/index_20419/ingester-1.tsdb.gz", "index/index_20419/ingester-2.tsdb.gz",
+                "index/index_20420/ingester-1.tsdb.gz"):
+        s3.put_object(Bucket=loki, Key=key, Body=b"index")
+    for name in ("meta.json", "data.parquet"):
+        s3.put_object(Bucket=tempo, Key=f"{block}/{name}", Body=b"block")
+    snaps = [snapshot_bucket(stack.target, role, b) for role, b in stack.buckets.items()]
+    fault = datetime.now(UTC)
+    # Loki's compactor: table 20419 merged; table 20420 loses a file with only an ingester's
+    # new upload beside it (no compactor output: that is a loss)
+    s3.put_object(Bucket=loki, Key="index/index_20419/compactor-1700000000.tsdb.gz", Body=b"m")
+    for key in ("index/index_20419/ingester-1.tsdb.gz", "index/index_20419/ingester-2.tsdb.gz",
+                "index/index_20420/ingester-1.tsdb.gz"):
+        s3.delete_object(Bucket=loki, Key=key)
+    s3.put_object(Bucket=loki, Key="index/index_20420/ingester-3.tsdb.gz", Body=b"new")
+    # Tempo's compactor: meta.json copied to meta.compacted.json, the original deleted
+    s3.put_object(Bucket=tempo, Key=f"{block}/meta.compacted.json", Body=b"block")
+    s3.delete_object(Bucket=tempo, Key=f"{block}/meta.json")
+    s3.delete_object(Bucket=loki, Key="fake/loki-chunk-1")  # a chunk: never compacted
+
+    check = verify_history(stack.target, snaps, fault_utc=fault)
+
+    by_role = {b["role"]: b for b in check["buckets"]}
+    assert (by_role["loki"]["compacted"], by_role["loki"]["missing"]) == (2, 2)
+    assert (by_role["tempo"]["compacted"], by_role["tempo"]["missing"]) == (1, 0)
+    assert sorted(x["key"] for x in check["lost_objects"]) == [
+        "fake/loki-chunk-1", "index/index_20420/ingester-1.tsdb.gz"]
+    assert check["lost"] == 2
+    evidence = {x["key"]: x["evidence"] for x in check["compacted_objects"]}
+    assert evidence == {
+        "index/index_20419/ingester-1.tsdb.gz": "index/index_20419/compactor-1700000000.tsdb.gz",
+        "index/index_20419/ingester-2.tsdb.gz": "index/index_20419/compactor-1700000000.tsdb.gz",
+        f"{block}/meta.json": f"{block}/meta.compacted.json"}
+
+
+@pytest.mark.parametrize(("key", "before", "now", "expected"), [
+    # a retired block (marked at the snapshot, deleted after compacted_block_retention)
+    ("t/b1/data.parquet", {"t/b1/data.parquet", "t/b1/meta.compacted.json"}, set(),
+     "t/b1/meta.compacted.json"),
+    # the marker itself gone is no evidence of anything
+    ("t/b1/meta.compacted.json", {"t/b1/meta.compacted.json"}, set(), ""),
+    # a compactor output outside index/ proves nothing about chunks
+    ("fake/chunk-1", {"fake/chunk-1"}, {"fake/compactor-1.gz"}, ""),
+    # a compactor output in another table proves nothing about this one
+    ("index/t1/a.gz", {"index/t1/a.gz"}, {"index/t2/compactor-1.gz"}, ""),
+    ("loki/index/t1/a.gz", {"loki/index/t1/a.gz"}, {"loki/index/t1/compactor-1.gz"},
+     "loki/index/t1/compactor-1.gz"),
+    ("top-level-object", {"top-level-object"}, set(), ""),
+])
+def test_compacted_by_needs_evidence_in_the_bucket(
+        key: str, before: set[str], now: set[str], expected: str) -> None:
+    assert compacted_by(key, before, now) == expected
+
+
 # ---------------------------------------------------------------- ECS, SSM
 
 
@@ -247,8 +309,9 @@ def test_findings_name_ec2_tasks_a_dr_copy_and_a_missing_redeploy(aws_target: Ta
         new_tasks=[], redeployed=False, waited_s=60.0)
     bucket = BucketCheck(role="loki", bucket="loki-prod", region=None, objects_before=7,
                          bytes_before=70, missing=2, unreadable=0, read=5, changed=0,
-                         written_after_fault=0)
-    history = HistoryCheck(acked=7, lost=2, rpo_s=30.0, buckets=[bucket], lost_objects=[])
+                         compacted=0, written_after_fault=0)
+    history = HistoryCheck(acked=7, lost=2, rpo_s=30.0, buckets=[bucket], lost_objects=[],
+                           compacted_objects=[])
     f10, f11 = aws_obs.obs_findings(aws_target, deployment, redeploy, history, None)
     assert (f10["id"], f10["section"], f11["id"], f11["section"]) == ("F10", "1.6", "F11", "1.6")
     assert "container instances, which a service redeploy does not replace" in f10["evidence"]
