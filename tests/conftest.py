@@ -35,10 +35,16 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> CliRes
 @pytest.fixture(scope="session")
 def sandbox() -> Target:
     """The sandbox, up for the whole session, down at the end."""
+    from mpac_drill.errors import UsageError
     from mpac_drill.sandbox import control
 
     target = load_target("sandbox")
-    control.up(target)
+    try:
+        control.up(target)  # this checkout's sandbox, if the demo left it up, is reused
+    except UsageError as exc:  # the ports are someone else's: one line, not 40 errors
+        pytest.exit(f"the default sandbox cannot start here ({exc}); is a sandbox of "
+                    "another checkout up? Stop it there (mpac-drill sandbox down), then rerun",
+                    returncode=3)
     yield target
     control.down(target)
 
