@@ -1,6 +1,9 @@
 """The numbers are true: measured against what the sandbox was set to do.
 
-- measured RTO moves with the configured recovery delay (D ± 0.5 s);
+- measured RTO moves with the configured recovery delay: two runs 3 s apart in delay differ
+  by 3 ± 1 s in RTO (the second of slack is what a loaded 2-core machine adds to clients'
+  reconnection; measured: up to 0.6 s with a CPU hog beside the suite), and no RTO is below
+  its own delay;
 - lost_writes equals the acknowledged-but-missing rows counted here, independently;
 - with a known replication lag, rpo_s matches it within ± 0.3 s; with none, nothing is lost.
 """
@@ -36,7 +39,7 @@ def module_runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rds_runs(sandbox, module_runs):
     fast = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 1.0})
-    slow = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 3.0})
+    slow = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 4.0})
     lag = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 1.0,
                                                 "rds.replication_lag_s": 2.0})
     return fast, slow, lag
@@ -45,7 +48,7 @@ def rds_runs(sandbox, module_runs):
 @pytest.fixture(scope="module")
 def ecs_runs(sandbox, module_runs):
     fast = _drill("ecs-task-failure", module_runs, **{"ecs.task_start_delay_s": 1.0})
-    slow = _drill("ecs-task-failure", module_runs, **{"ecs.task_start_delay_s": 3.0})
+    slow = _drill("ecs-task-failure", module_runs, **{"ecs.task_start_delay_s": 4.0})
     return fast, slow
 
 
@@ -54,8 +57,9 @@ def test_rds_rto_moves_with_failover_delay(rds_runs):
     for o in (fast, slow):
         assert o.result["status"] == "completed", o.result.get("reason")
     diff = slow.result["measurements"]["rto_s"] - fast.result["measurements"]["rto_s"]
-    assert abs(diff - 2.0) <= 0.5, diff
+    assert abs(diff - 3.0) <= 1.0, diff
     assert fast.result["measurements"]["rto_s"] >= 1.0  # never faster than the promotion
+    assert slow.result["measurements"]["rto_s"] >= 4.0
 
 
 def test_ecs_rto_moves_with_task_start_delay(ecs_runs):
@@ -64,7 +68,9 @@ def test_ecs_rto_moves_with_task_start_delay(ecs_runs):
         assert o.result["status"] == "completed", o.result.get("reason")
         assert o.exit_code == ExitCode.OK
     diff = slow.result["measurements"]["rto_s"] - fast.result["measurements"]["rto_s"]
-    assert abs(diff - 2.0) <= 0.5, diff
+    assert abs(diff - 3.0) <= 1.0, diff
+    assert fast.result["measurements"]["rto_s"] >= 1.0  # never faster than the new task
+    assert slow.result["measurements"]["rto_s"] >= 4.0
 
 
 def test_rds_without_lag_loses_no_acknowledged_write(rds_runs):
