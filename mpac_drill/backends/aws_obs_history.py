@@ -190,7 +190,7 @@ def compacted_by(key: str, before: set[str], now: set[str]) -> str:
     marker = f"{folder}/meta.compacted.json"
     if name != "meta.compacted.json" and (marker in now or marker in before):
         return marker
-    if f"/{key}".find("/index/") >= 0:
+    if "/index/" in f"/{key}":
         successors = sorted(k for k in now - before if k.rpartition("/")[0] == folder
                             and "compactor" in k.rpartition("/")[2])
         if successors:
