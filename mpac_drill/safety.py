@@ -1,6 +1,8 @@
 """Guards that run before any fault: the production guard and the one-drill-per-target lock.
 
-- :func:`check_production_guard` refuses a production target unless three keys agree:
+- :func:`check_production_guard` refuses a production target unless three keys agree
+  (production is decided by facts, :mod:`mpac_drill.production`: the environment or a
+  production account; a non-production target borrowing a production name is refused):
   ``--allow-production`` on the command line, a change ticket (``--ticket CHG-1234``), and
   ``allow_production: true`` in the target file itself. For every ``aws`` target it also
   checks that the credentials act in the target's ``account_id`` (STS GetCallerIdentity),
@@ -38,6 +40,12 @@ from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.config import Target
 from mpac_drill.errors import HarnessError, UsageError
+from mpac_drill.production import (
+    ProductionFacts,
+    is_production,
+    production_clashes,
+    production_facts,
+)
 
 logger = logging.getLogger("mpac_drill")
 
@@ -67,10 +75,19 @@ def check_production_guard(
     :raises UsageError: one line saying what is missing, or naming both (masked) accounts.
     :raises HarnessError: when STS cannot be asked (no credentials, endpoint unreachable).
     """
-    if target.environment == "production":
-        _check_production(target, allow_production=allow_production, ticket=ticket)
+    facts = production_facts() if target.kind == "aws" else None
+    if is_production(target, facts):
+        _check_production(target, allow_production=allow_production, ticket=ticket,
+                          facts=facts)
         logger.warning("production drill allowed on target %s under change ticket %s%s",
                        target.name, ticket, " [dry-run]" if dry_run else "")
+    elif facts is not None:
+        clashes = production_clashes(target, facts)
+        if clashes:
+            raise UsageError(
+                f"target {target.name!r} ({target.path}) is not production but "
+                f"{'; '.join(clashes)} (as {facts.source.name} says): refusing; give the "
+                f"target its own {target.environment} names")
     if target.kind != "aws" or dry_run:
         return
     expected = _expected_account(target)
@@ -99,7 +116,8 @@ def mask_account(account: str) -> str:
     return "*" * max(len(text) - 4, 0) + text[-4:]
 
 
-def _check_production(target: Target, *, allow_production: bool, ticket: str | None) -> None:
+def _check_production(target: Target, *, allow_production: bool, ticket: str | None,
+                      facts: ProductionFacts | None) -> None:
     missing = []
     if not allow_production:
         missing.append("--allow-production")
@@ -110,9 +128,12 @@ def _check_production(target: Target, *, allow_production: bool, ticket: str | N
     if target.get("allow_production") is not True:
         missing.append(f"allow_production: true in {target.path}")
     if missing:
-        raise UsageError(
-            f"target {target.name!r} is production: refused without " + ", ".join(missing)
-        )
+        why = "is production"
+        if target.environment != "production" and facts is not None:
+            why = (f"acts in production account {mask_account(str(target.get('account_id')))} "
+                   f"(listed in {facts.source.name}), so it is production whatever its "
+                   "environment says")
+        raise UsageError(f"target {target.name!r} {why}: refused without " + ", ".join(missing))
 
 
 def _expected_account(target: Target) -> str:

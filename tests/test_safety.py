@@ -18,8 +18,10 @@ import psutil
 import pytest
 import yaml
 
+from mpac_drill import TARGETS_DIR
 from mpac_drill.config import Target, load_target
 from mpac_drill.errors import HarnessError, UsageError
+from mpac_drill.production import is_production, production_clashes, production_facts
 from mpac_drill.safety import DrillLock, check_production_guard, mask_account
 
 # The moto server, the dummy AWS environment and the loopback-only guard of tests/aws.
@@ -290,3 +292,85 @@ def test_lock_held_by_another_process_refused_then_taken_over_after_kill(
         child.wait()
     with DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path) as lock:
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------- production names
+
+
+def test_shipped_staging_names_nothing_of_production() -> None:
+    staging = load_target("staging")
+    assert production_clashes(staging) == []
+    settings = yaml.safe_dump(yaml.safe_load((TARGETS_DIR / "staging.yaml").read_text()))
+    for name in ("mpac-cloud.com", "Z0677506ALKL276Q2VVE", "production", "222222222222"):
+        assert name not in settings, name
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("endpoints.svc-portal", "https://api.mpac-cloud.com/portal/health",
+     "endpoints.svc-portal names production's host api.mpac-cloud.com"),
+    ("endpoints.pgw", "https://PGW.mpac-cloud.com./health",
+     "endpoints.pgw names production's host pgw.mpac-cloud.com"),
+    ("route53.record", "api.mpac-cloud.com.", "route53.record api.mpac-cloud.com. is production's"),
+    ("ecs.cluster", "mpac-smartpos-production", "ecs.cluster mpac-smartpos-production is"),
+    ("rds.pgw.identifier", "mpac-pgw-production", "rds.pgw.identifier mpac-pgw-production"),
+    ("elasticache.replication_group", "mpac-smartpos-production", "elasticache.replication"),
+    ("ssm.database_url", "/mpac-smartpos/production/DATABASE_URL", "ssm.database_url"),
+    ("database.dsn_ssm_parameter", "/mpac-smartpos/production/DATABASE_URL",
+     "database.dsn_ssm_parameter"),
+])
+def test_guard_staging_copy_borrowing_a_production_name_refused_before_any_call(
+    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+    key: str, value: str, fragment: str,
+) -> None:
+    target = target_file("staging", account_id=MOTO_ACCOUNT)
+    target = load_target(str(target.path), {key: value})
+    for dry_run in (True, False):
+        with pytest.raises(UsageError, match="is not production but") as err:
+            check_production_guard(target, allow_production=True, ticket=TICKET,
+                                   dry_run=dry_run)
+        assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert loopback_only == [], "refused after asking STS"
+
+
+def test_guard_staging_copy_in_a_production_account_is_production(
+    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+) -> None:
+    production_account = str(load_target("production").get("account_id"))
+    target = target_file("staging", account_id=production_account)
+    assert is_production(target)
+    with pytest.raises(UsageError, match="acts in production account \\*{8}2222 .* so it is "
+                       "production whatever its environment says: refused without "
+                       "--allow-production"):
+        check_production_guard(target, allow_production=False, ticket=None, dry_run=True)
+    assert loopback_only == []
+
+
+def test_production_accounts_list_extends_the_production_account(tmp_path: Path) -> None:
+    reference = tmp_path / "production.yaml"
+    reference.write_text(yaml.safe_dump({
+        **load_target("production").settings, "production_accounts": ["333333333333"]}))
+    facts = production_facts(reference)
+    assert facts.accounts == {"222222222222", "333333333333"}
+    assert "api.mpac-cloud.com" in facts.hostnames and "pgw.mpac-cloud.com" in facts.hostnames
+    staging = load_target("staging")
+    other = Target(name="x", path=staging.path,
+                   settings={**staging.settings, "account_id": "333333333333"})
+    assert is_production(other, facts)
+    assert not is_production(staging, facts)
+
+
+def test_cli_dry_run_of_staging_copy_with_production_record_refused(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    settings = load_target("staging").settings
+    settings["route53"].update(hosted_zone_id="Z0677506ALKL276Q2VVE",
+                               record="api.mpac-cloud.com", dr_dns_name="dr.example.com")
+    settings["endpoints"] = {k: f"https://staging.example.com/{k}/health"
+                             for k in ("svc-portal", "svc-smarttab", "pgw")}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    r = run_cli("run", "region-failover", "--target", str(path), "--dry-run", timeout=60)
+    assert r.code == 2, (r.code, r.err, r.out)
+    assert "route53.record api.mpac-cloud.com is production's" in r.err
+    assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+    assert "ChangeResourceRecordSets" not in r.out

@@ -68,8 +68,8 @@ def switch_record(
     :param record_type: ``CNAME`` unless the record is another type.
     :param ttl: seconds resolvers may cache the answer.
     """
-    zone = str(target.require("route53.hosted_zone_id")).rsplit("/", 1)[-1]
-    record = str(target.require("route53.record"))
+    zone = _route53_name(target, "route53.hosted_zone_id", dry_run).rsplit("/", 1)[-1]
+    record = _route53_name(target, "route53.record", dry_run)
     route53 = client("route53", target, dry_run=dry_run)
     current = route53.list_resource_record_sets(
         HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
@@ -87,6 +87,16 @@ def switch_record(
     return RecordChange(hosted_zone_id=zone, record=record, record_type=record_type, ttl=ttl,
                         to_dns_name=to_dns_name, previous=previous, change_id=change.get("Id"),
                         status=change.get("Status"), dry_run=dry_run is not None)
+
+
+def _route53_name(target: Target, key: str, dry_run: DryRun | None) -> str:
+    """The target's ``key``; unset: a usage error, or ``UNSET.<key>`` in a dry run's plan."""
+    value = target.get(key)
+    if value:
+        return str(value)
+    if dry_run is not None:
+        return f"UNSET.{key}"
+    raise UsageError(f"target {target.name!r} ({target.path}) does not set {key}: fill it in")
 
 
 def put_parameter(

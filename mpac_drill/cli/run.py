@@ -84,7 +84,7 @@ def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: C
     unready: dict[str, str] = {}
     for sc in scenarios:  # before any drill: a target lacking a name refuses them all ...
         try:
-            check_target_for(sc.id, target, dry_run=opts.dry_run)
+            check_target_for(sc.id, target, dry_run=opts.dry_run, users=opts.users)
         except UsageError as exc:
             if not skip_unready:
                 raise

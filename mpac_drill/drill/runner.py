@@ -58,18 +58,24 @@ def _redact(journal: dict[str, Any]) -> dict[str, Any]:
 
 
 #: What the region drills on AWS need that the runbook does not name.
-_REGION_KEYS = {"region-failover": ("route53.dr_dns_name",),
-                "pgw-region-failover": ("route53.dr_dns_name", "pgw.dr_base_url",
-                                        "ssm.pgw_database_url")}
+_ROUTE53 = ("route53.hosted_zone_id", "route53.record", "route53.dr_dns_name")
+_REGION_KEYS = {"region-failover": _ROUTE53,
+                "pgw-region-failover": (*_ROUTE53, "pgw.dr_base_url", "ssm.pgw_database_url")}
+#: The health URLs locust loads (``--users`` > 0) on an AWS target.
+_LOAD_KEYS = ("endpoints.svc-portal", "endpoints.svc-smarttab", "endpoints.pgw")
 
 
-def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False) -> None:
+def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False,
+                     users: int | None = None) -> None:
     """Refuse, before anything runs, a drill whose target leaves a name it needs unset.
 
     On AWS, obs-failure needs the target's ``obs`` section, region-failover the DR load
     balancer the Route53 record moves to (``route53.dr_dns_name``), pgw-region-failover that,
     the DR PGW endpoint (``pgw.dr_base_url``) and the DR PGW's database parameter
-    (``ssm.pgw_database_url``, finding F13): the runbook names none of them. Refused
+    (``ssm.pgw_database_url``, finding F13): the runbook names none of them (nor staging's
+    hosted zone and record). Every AWS drill needs each health URL it lists in ``endpoints``
+    set (the observer samples them) and, with load (``users`` > 0, by default the target's
+    ``load.users``), the three locust loads. Refused
     here, a region drill never restores a snapshot it cannot finish switching to. A dry run
     is never refused: its plan shows the unset names.
 
@@ -81,12 +87,24 @@ def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False)
         from mpac_drill.backends import obs_backend_for
 
         obs_backend_for(target).check_target(target)
-    elif scenario_id in _REGION_KEYS and target.kind != "sandbox":
+    if target.kind == "sandbox":
+        return
+    if scenario_id in _REGION_KEYS:
         missing = [key for key in _REGION_KEYS[scenario_id] if not target.get(key)]
         if missing:
             raise UsageError(f"target {target.name!r} ({target.path}) does not set "
                              f"{', '.join(missing)}, which {scenario_id} on AWS needs (the "
                              "runbook names none of them): fill them in")
+    endpoints = target.get("endpoints") or {}
+    listed = [f"endpoints.{k}" for k in endpoints] if isinstance(endpoints, dict) else []
+    users = int(target.get("load.users", 0) or 0) if users is None else users
+    needed = list(dict.fromkeys([*listed, *(_LOAD_KEYS if users > 0 else ())]))
+    missing = [key for key in needed if not target.get(key)]
+    if missing:
+        why = "the observer samples them" + (" and locust loads them" if users > 0 else "")
+        raise UsageError(f"target {target.name!r} ({target.path}) does not set "
+                         f"{', '.join(missing)}, which {scenario_id} on AWS needs ({why}): "
+                         "fill in the target's own health URLs")
 
 
 def run_drill(
@@ -115,7 +133,7 @@ def run_drill(
 
     from mpac_drill.safety import DrillLock, check_production_guard
 
-    check_target_for(scenario_id, target, dry_run=dry_run)
+    check_target_for(scenario_id, target, dry_run=dry_run, users=users)
     check_production_guard(target, allow_production=allow_production, ticket=ticket,
                            dry_run=dry_run)
 

@@ -187,19 +187,20 @@ def test_switch_record_upserts_the_record_and_keeps_the_old_value(
     zid = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
     route53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [
         {"Action": "CREATE", "ResourceRecordSet": {
-            "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 300,
+            "Name": "api.staging.mpac-cloud.com", "Type": "CNAME", "TTL": 300,
             "ResourceRecords": [{"Value": "primary.ap-northeast-1.elb.amazonaws.com"}]}}]})
-    target = make_target(**{"route53.hosted_zone_id": zid})
+    target = make_target(**{"route53.hosted_zone_id": zid,
+                            "route53.record": "api.staging.mpac-cloud.com"})
 
     change = aws_dr.switch_record(target, to_dns_name="dr.us-east-1.elb.amazonaws.com")
 
     assert change["previous"] == ["primary.ap-northeast-1.elb.amazonaws.com"]
     assert change["change_id"] and change["status"] in ("PENDING", "INSYNC")
     assert (change["hosted_zone_id"], change["record"], change["ttl"]) == (
-        zid, "api.mpac-cloud.com", 60)
+        zid, "api.staging.mpac-cloud.com", 60)
     records = route53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
     (cname,) = [r for r in records if r["Type"] == "CNAME"]
-    assert cname["Name"].rstrip(".") == "api.mpac-cloud.com" and cname["TTL"] == 60
+    assert cname["Name"].rstrip(".") == "api.staging.mpac-cloud.com" and cname["TTL"] == 60
     assert cname["ResourceRecords"] == [{"Value": "dr.us-east-1.elb.amazonaws.com"}]
 
 
@@ -286,7 +287,9 @@ def test_plan_smartpos_lists_every_step_in_the_dr_region_and_connects_nowhere(
     assert [s["params"]["service"] for s in steps[3:5]] == ["svc-portal", "svc-smarttab"]
     assert all(s["params"]["forceNewDeployment"] for s in steps[3:5])
     change = steps[6]["params"]
-    assert change["HostedZoneId"] == "Z0677506ALKL276Q2VVE"
+    assert change["HostedZoneId"] == "UNSET.route53.hosted_zone_id"  # staging names none
+    assert change["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["Name"] == (
+        "UNSET.route53.record")
     assert change["ChangeBatch"]["Changes"][0]["Action"] == "UPSERT"
     assert all(s["name"] for s in steps)
 

@@ -53,12 +53,12 @@ def _dr_region(moto_url: str, sandbox, *, db_ident: str, param_name: str, param_
         "HostedZone"]["Id"].split("/")[-1]
     r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
         "Action": "UPSERT", "ResourceRecordSet": {
-            "Name": "api.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
+            "Name": "api.staging.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
             "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
     services = sandbox.require("ecs.services")
     target = load_target("staging", {
         "aws.endpoint_url": moto_url, "account_id": "123456789012", "ecs.cluster": cluster,
-        "route53.hosted_zone_id": zid,
+        "route53.hosted_zone_id": zid, "route53.record": "api.staging.mpac-cloud.com",
         "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
         **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
            for n in ("svc-portal", "svc-smarttab", "pgw")},

@@ -31,9 +31,14 @@ def test_every_command_has_help_with_an_example(cmd):
     (("run",), "Missing argument"),
     # the runbook names neither the DR load balancer nor the DR PGW: refused before any call
     (("run", "region-failover", "--target", "staging"),
-     "does not set route53.dr_dns_name, which region-failover on AWS needs"),
+     "does not set route53.hosted_zone_id, route53.record, route53.dr_dns_name, which "
+     "region-failover on AWS needs"),
     (("run", "pgw-region-failover", "--target", "staging"),
-     "does not set route53.dr_dns_name, pgw.dr_base_url, ssm.pgw_database_url, which pgw-"),
+     "route53.dr_dns_name, pgw.dr_base_url, ssm.pgw_database_url, which pgw-"),
+    # the shipped staging target names no health URL (production's are not staging's)
+    (("run", "ecs-task-failure", "--target", "staging"),
+     "does not set endpoints.svc-portal, endpoints.svc-smarttab, endpoints.pgw, which "
+     "ecs-task-failure on AWS needs"),
     (("frobnicate",), "No such command"),
 ])
 def test_bad_input_one_line_exit_2_no_traceback(args, fragment):
@@ -59,15 +64,17 @@ def test_malformed_target_file_is_a_usage_error(tmp_path, content, fragment):
 
 
 def test_scenarios_says_which_names_a_target_leaves_unset():
+    import json
     import os
 
     wide = {**os.environ, "COLUMNS": "300"}
-    r = run_cli("scenarios", "--target", "staging", timeout=60, env=wide)
+    r = run_cli("scenarios", "--target", "staging", "--json", timeout=60, env=wide)
     assert r.code == 0, r.err
-    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
-            for line in r.out.splitlines() if line.startswith("│")}
-    assert rows["ecs-task-failure"] == "ready"
-    assert rows["region-failover"] == "needs route53.dr_dns_name"
+    rows = {s["id"]: s["readiness"] for s in json.loads(r.out)["scenarios"]}
+    assert rows["ecs-task-failure"] == (
+        "needs endpoints.svc-portal, endpoints.svc-smarttab, endpoints.pgw")
+    assert rows["region-failover"] == (
+        "needs route53.hosted_zone_id, route53.record, route53.dr_dns_name")
     assert rows["obs-failure"].startswith("needs obs.cluster")
     sandbox = run_cli("scenarios", timeout=60, env=wide)
     assert sandbox.out.count("ready") == 7
@@ -120,6 +127,8 @@ def _aws_target(tmp_path, endpoint: str) -> str:
 
     text = (TARGETS_DIR / "staging.yaml").read_text().replace(
         "endpoint_url: null", f"endpoint_url: {endpoint}")
+    for name in ("svc-portal", "svc-smarttab", "pgw"):  # staging ships them unset
+        text = text.replace(f"  {name}: null ", f"  {name}: http://127.0.0.1:9/{name} ")
     path = tmp_path / "aws.yaml"
     path.write_text(text)
     return str(path)
@@ -183,8 +192,10 @@ def test_dry_run_on_sandbox_touches_nothing(scenario, runs_dir):
 
 
 def test_gate_with_an_unready_obs_drill_refuses_before_any_drill(runs_dir):
-    r = run_cli("gate", "--target", "staging", "--scenarios", "ecs-task-failure,obs-failure",
-                "--runs-dir", str(runs_dir), timeout=120)
+    endpoints = [f"--set=endpoints.{n}=http://127.0.0.1:9/{n}/health"
+                 for n in ("svc-portal", "svc-smarttab", "pgw")]
+    r = run_cli("gate", "--target", "staging", *endpoints, "--scenarios",
+                "ecs-task-failure,obs-failure", "--runs-dir", str(runs_dir), timeout=120)
     assert r.code == 2, r.err
     assert "does not set obs.cluster" in r.err and r.err.strip().count("\n") == 0
     assert not list(runs_dir.iterdir())  # not even the ECS drill ran
