@@ -29,6 +29,11 @@ _QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 _SET_RE = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)=(.*)$", re.DOTALL)
 # What yaml.safe_load raises besides YAMLError (bad dates, bad !!int/!!bool values, nesting).
 _YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
+#: Keys that decide a drill's safety: only the target file sets them, never ``--set`` (nor a
+#: plain ``chaos run``'s ``mpac_set``). ``aws.endpoint_url`` joins them for a production target
+#: (checked by the production guard, which knows production's accounts).
+SAFETY_KEYS = ("name", "kind", "environment", "allow_production", "account_id",
+               "production_accounts")
 # Scientific notation YAML 1.1 reads as a string (1e-3, 2.5e3): a number on the command line.
 _SCI_RE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -350,6 +355,10 @@ def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ())
         for expr in sets:
             key, value = parse_set(expr)
             overrides[key], raw[key] = value, expr.split("=", 1)[1]
+    for key in overrides:
+        if str(key).split(".")[0] in SAFETY_KEYS:
+            raise UsageError(f"--set {key}: refused, {key} decides the drill's safety; only "
+                             f"the target file sets it ({path})")
     settings = apply_overrides(settings, overrides, f"target {settings['name']!r}", raw=raw)
     _check_target(settings, path)
     target = Target(name=str(settings["name"]), path=path.resolve(), settings=settings)
@@ -359,6 +368,7 @@ def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ())
 
 
 __all__ = [
+    "SAFETY_KEYS",
     "Target",
     "Scenario",
     "Catalog",

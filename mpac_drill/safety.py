@@ -77,6 +77,9 @@ def check_production_guard(
     """
     facts = production_facts() if target.kind == "aws" else None
     if is_production(target, facts):
+        if "aws.endpoint_url" in target.overrides:
+            raise UsageError(f"--set aws.endpoint_url: refused on production target "
+                             f"{target.name!r}; only its target file may point it elsewhere")
         _check_production(target, allow_production=allow_production, ticket=ticket,
                           facts=facts)
         logger.warning("production drill allowed on target %s under change ticket %s%s",

@@ -374,3 +374,32 @@ def test_cli_dry_run_of_staging_copy_with_production_record_refused(tmp_path: Pa
     assert "route53.record api.mpac-cloud.com is production's" in r.err
     assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
     assert "ChangeResourceRecordSets" not in r.out
+
+
+# ---------------------------------------------------------------- --set cannot relabel
+
+
+@pytest.mark.parametrize("key, value", [
+    ("environment", "staging"), ("allow_production", "true"), ("account_id", "111111111111"),
+    ("kind", "sandbox"), ("name", "staging"),
+])
+def test_set_of_a_safety_key_refused_one_line(key: str, value: str) -> None:
+    from tests.conftest import run_cli
+
+    r = run_cli("run", "ecs-task-failure", "--target", "production", "--dry-run",
+                "--set", f"{key}={value}", timeout=60)
+    assert r.code == 2, (r.code, r.err, r.out)
+    assert f"--set {key}: refused, {key} decides the drill's safety" in r.err
+    assert r.err.strip().count("\n") == 0 and "StopTask" not in r.out
+
+
+def test_set_safety_key_refused_in_a_mapping_too() -> None:
+    with pytest.raises(UsageError, match="--set environment: refused"):
+        load_target("production", {"environment": "staging"})
+
+
+def test_set_endpoint_url_on_production_refused(target_file: Callable[..., Target]) -> None:
+    production = target_file("production", allow_production=True, account_id=MOTO_ACCOUNT)
+    moved = load_target(str(production.path), {"aws.endpoint_url": "http://127.0.0.1:9"})
+    with pytest.raises(UsageError, match="--set aws.endpoint_url: refused on production"):
+        check_production_guard(moved, allow_production=True, ticket=TICKET, dry_run=True)

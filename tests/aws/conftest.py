@@ -19,7 +19,7 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from mpac_drill.config import Target, load_target
+from mpac_drill.config import SAFETY_KEYS, Target, load_target, resolve_target_path
 
 REGION = "ap-northeast-1"  # staging's aws.region
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -109,12 +109,43 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
+def target_with(base: str, folder: Path, overrides: dict[str, Any]) -> Target:
+    """``base`` (a target name or file) with ``overrides``: the keys ``--set`` refuses
+    (account_id, name, environment, ...) are written into a copy of the file in ``folder``,
+    as a user would edit their own target; the rest are applied as ``--set`` would."""
+    safety = {k: v for k, v in overrides.items() if k.split(".")[0] in SAFETY_KEYS}
+    rest = {k: v for k, v in overrides.items() if k not in safety}
+    if safety:
+        settings = yaml.safe_load(resolve_target_path(base).read_text(encoding="utf-8"))
+        for key, value in safety.items():
+            node = settings
+            *parents, last = key.split(".")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        path = folder / f"target-{uuid.uuid4().hex[:8]}.yaml"
+        path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        base = str(path)
+    return load_target(base, rest)
+
+
 @pytest.fixture
-def make_target(moto_url: str) -> Callable[..., Target]:
+def retarget(tmp_path: Path) -> Callable[..., Target]:
+    """``retarget(target, **{"account_id": "1234..."})``: ``target`` (its file and its
+    overrides) with more keys, safety keys included (written into a copy of its file)."""
+
+    def make(target: Target, overrides: dict[str, Any]) -> Target:
+        return target_with(str(target.path), tmp_path, {**target.overrides, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def make_target(moto_url: str, tmp_path: Path) -> Callable[..., Target]:
     """``make_target(**{"ecs.cluster": "c"})``: staging, pointed at moto, keys overridden."""
 
     def make(**overrides: Any) -> Target:
-        return load_target("staging", {"aws.endpoint_url": moto_url, **overrides})
+        return target_with("staging", tmp_path, {"aws.endpoint_url": moto_url, **overrides})
 
     return make
 

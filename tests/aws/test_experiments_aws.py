@@ -22,14 +22,12 @@ def _endpoint_overrides(sandbox) -> dict[str, Any]:
             for n in ("svc-portal", "svc-smarttab", "pgw")}  # the keys staging names
 
 
-def test_ecs_experiment_on_aws_stops_the_service_tasks(sandbox, ecs_service, moto, tmp_path):
+def test_ecs_experiment_on_aws_stops_the_service_tasks(sandbox, ecs_service, moto, tmp_path,
+                                                       retarget):
     target, arns = ecs_service(tasks=3, desired=3)
-    from mpac_drill.config import load_target
-
-    aws = load_target(str(target.path), {**target.overrides, **_endpoint_overrides(sandbox),
-                                          "account_id": "123456789012",
-                                          "drill.warmup_s": 1, "drill.cooldown_s": 0.5,
-                                          "drill.observer_interval_s": 0.1})
+    aws = retarget(target, {**_endpoint_overrides(sandbox), "account_id": "123456789012",
+                            "drill.warmup_s": 1, "drill.cooldown_s": 0.5,
+                            "drill.observer_interval_s": 0.1})
     outcome = run_drill("ecs-task-failure", aws, runs_dir=tmp_path / "runs", users=2)
     r = outcome.result
     assert r["status"] == "completed", r.get("reason")
@@ -42,11 +40,12 @@ def test_ecs_experiment_on_aws_stops_the_service_tasks(sandbox, ecs_service, mot
     assert outcome.exit_code == ExitCode.OK  # moto stops nothing real: no outage observed
 
 
-def test_aws_account_mismatch_is_refused_before_any_fault(ecs_service, moto, tmp_path):
+def test_aws_account_mismatch_is_refused_before_any_fault(ecs_service, moto, tmp_path,
+                                                         retarget):
     target, arns = ecs_service(tasks=2, desired=2)
-    from mpac_drill.config import load_target
-
-    aws = load_target(str(target.path), {**target.overrides, "account_id": "999999999999"})
+    aws = retarget(target, {"account_id": "999999999999", **{
+        f"endpoints.{n}": f"http://127.0.0.1:9/{n}/health"
+        for n in ("svc-portal", "svc-smarttab", "pgw")}})
     with pytest.raises(UsageError, match="account"):
         run_drill("ecs-task-failure", aws, runs_dir=tmp_path / "runs", users=0)
     tasks = moto("ecs").describe_tasks(cluster=aws.get("ecs.cluster"), tasks=arns)["tasks"]
@@ -54,12 +53,12 @@ def test_aws_account_mismatch_is_refused_before_any_fault(ecs_service, moto, tmp
 
 
 def _aws_drill_target(sandbox, target, **extra):
-    from mpac_drill.config import load_target
+    from tests.aws.conftest import target_with
 
-    return load_target(str(target.path), {**target.overrides, **_endpoint_overrides(sandbox),
-                                          "account_id": "123456789012",
-                                          "drill.warmup_s": 1, "drill.cooldown_s": 0.5,
-                                          "drill.observer_interval_s": 0.1, **extra})
+    return target_with(str(target.path), target.path.parent,
+                       {**target.overrides, **_endpoint_overrides(sandbox),
+                        "account_id": "123456789012", "drill.warmup_s": 1,
+                        "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1, **extra})
 
 
 def test_cloudwatch_alarm_in_alarm_aborts_before_the_fault(sandbox, ecs_service, moto,

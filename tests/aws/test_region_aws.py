@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from mpac_drill.config import load_target
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode
+from tests.aws.conftest import target_with
 
 pytestmark = [pytest.mark.aws, pytest.mark.sandbox]
 DR = "us-east-1"
@@ -27,8 +28,8 @@ def _c(service: str, url: str, region: str = DR) -> Any:
     return boto3.client(service, region_name=region, endpoint_url=url)
 
 
-def _dr_region(moto_url: str, sandbox, *, db_ident: str, param_name: str, param_value: str,
-               **overrides: Any):
+def _dr_region(moto_url: str, sandbox, folder: Path, *, db_ident: str, param_name: str,
+               param_value: str, **overrides: Any):
     """In moto's DR region: a DB instance with a snapshot, the SSM parameter, an ECS cluster
     with the services, a hosted zone whose record points at the primary. Returns the staging
     target wired to all of it (health endpoints: the sandbox's services) and the zone id."""
@@ -56,7 +57,7 @@ def _dr_region(moto_url: str, sandbox, *, db_ident: str, param_name: str, param_
             "Name": "api.staging.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
             "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
     services = sandbox.require("ecs.services")
-    target = load_target("staging", {
+    target = target_with("staging", folder, {
         "aws.endpoint_url": moto_url, "account_id": "123456789012", "ecs.cluster": cluster,
         "route53.hosted_zone_id": zid, "route53.record": "api.staging.mpac-cloud.com",
         "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
@@ -73,7 +74,7 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     ident = f"mpac-smartpos-{tag}"
     secret = f"pw{tag}DoNotWrite"
     ssm_name = f"/mpac-smartpos/{tag}/DATABASE_URL"
-    target, zid = _dr_region(moto_url, sandbox, db_ident=ident, param_name=ssm_name,
+    target, zid = _dr_region(moto_url, sandbox, tmp_path, db_ident=ident, param_name=ssm_name,
                              param_value=OLD_URL.format(secret=secret),
                              **{"rds.smartpos.identifier": ident,
                                 "ssm.database_url": ssm_name})
@@ -120,7 +121,7 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     db_name = f"/mpac-pgw/{tag}/DATABASE_URL"
     old = "https://pgw.ap-northeast-1.example.internal"
     old_db = f"postgresql://pgw:pw{tag}Secret@mpac-pgw.old.rds.amazonaws.com:5432/pgw"
-    target, _ = _dr_region(moto_url, sandbox, db_ident=ident, param_name=name,
+    target, _ = _dr_region(moto_url, sandbox, tmp_path, db_ident=ident, param_name=name,
                            param_value=old,
                            **{"rds.pgw.identifier": ident, "ssm.pgw_base_url": name,
                               "ssm.pgw_database_url": db_name,
