@@ -51,3 +51,20 @@ def test_plain_chaos_run_with_a_var_file(sandbox, tmp_path):
     probes = {r["activity"]["name"]: r["output"] for r in journal["run"]}
     assert probes["measure-rto"]["rto_s"] > 0
     assert (run_dir / "timeline.csv").is_file() and (run_dir / "canary.csv").is_file()
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_experiment_declares_the_guard_control(path: Path):
+    experiment = load_experiment(str(path))
+    assert {"name": "mpac-drill", "provider": {
+        "type": "python", "module": "mpac_drill.drill.control"}} in experiment["controls"]
+
+
+def test_provider_without_a_drill_fails_in_one_line_and_creates_none(tmp_path):
+    from chaoslib.exceptions import ActivityFailed
+
+    from mpac_drill.drill import context as drill_context
+
+    with pytest.raises(ActivityFailed, match="no mpac-drill drill runs for this experiment"):
+        drill_context.current({"mpac_run_dir": str(tmp_path / "nothing")})
+    assert not (tmp_path / "nothing").exists()

@@ -331,21 +331,37 @@ def _key(configuration: Configuration) -> str:
 
 
 def current(configuration: Configuration | None) -> DrillContext:
-    """The context of the run that ``configuration`` belongs to (created on first use)."""
-    configuration = configuration or {}
-    key = _key(configuration)
+    """The drill that ``configuration`` belongs to.
+
+    Created before the experiment starts, by ``mpac-drill run`` or, for a plain
+    ``chaos run``, by the experiment's ``mpac-drill`` control (``drill/control.py``), after
+    the production guard, the account check and the drill lock. Never created here.
+
+    :raises ActivityFailed: no drill runs for this configuration.
+    """
+    key = _key(configuration or {})
     with _LOCK:
         ctx = _REGISTRY.get(key)
-        if ctx is None:
-            ctx = _create(configuration)
-            _REGISTRY[_key({"mpac_run_dir": str(ctx.run_dir)})] = ctx
-            _REGISTRY[key] = ctx
-        return ctx
+    if ctx is None:
+        raise ActivityFailed(
+            "no mpac-drill drill runs for this experiment: run it with `mpac-drill run`, or "
+            "with `chaos run` on an experiment that declares the mpac-drill control "
+            "(module mpac_drill.drill.control) and passed its guards")
+    return ctx
 
 
-def register(ctx: DrillContext) -> None:
+def lookup(configuration: Configuration | None) -> DrillContext | None:
+    """The drill registered for ``configuration``, or ``None``."""
+    with _LOCK:
+        return _REGISTRY.get(_key(configuration or {}))
+
+
+def register(ctx: DrillContext, *aliases: Configuration) -> None:
+    """Make ``ctx`` the drill of its run folder (and of each configuration in ``aliases``)."""
     with _LOCK:
         _REGISTRY[_key({"mpac_run_dir": str(ctx.run_dir)})] = ctx
+        for configuration in aliases:
+            _REGISTRY[_key(configuration)] = ctx
 
 
 def forget(ctx: DrillContext) -> None:
@@ -354,8 +370,9 @@ def forget(ctx: DrillContext) -> None:
             del _REGISTRY[k]
 
 
-def _create(configuration: Configuration) -> DrillContext:
-    """For plain ``chaos run``: build the context from the experiment's configuration."""
+def context_from_configuration(configuration: Configuration) -> DrillContext:
+    """For plain ``chaos run``: a drill from the experiment's configuration (no guard run
+    here: the control runs them before registering it)."""
     target = load_target(str(configuration.get("mpac_target") or "sandbox"),
                          configuration.get("mpac_set") or {})
     catalog = load_catalog()
@@ -363,7 +380,6 @@ def _create(configuration: Configuration) -> DrillContext:
     run_dir_cfg = configuration.get("mpac_run_dir")
     run_dir = (Path(str(run_dir_cfg)) if run_dir_cfg else
                new_run_dir(Path("runs"), scenario.id, target.name))
-    run_dir.mkdir(parents=True, exist_ok=True)
     return DrillContext(target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
                         users=int(configuration.get("mpac_users")
                                   or target.get("load.users", 0)),

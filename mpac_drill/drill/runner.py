@@ -243,7 +243,7 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
         for sig in previous:
             signal.signal(sig, defer)
         ctk_exit._terminate_now = ctk_terminate  # type: ignore[assignment]
-        _cleanup(ctx)
+        cleanup_drill(ctx)
         ctk_log.removeHandler(handler)
         handler.close()
     try:
@@ -279,7 +279,7 @@ def _rollback_after_escape(ctx: DrillContext, experiment: Any,
             ctx.note(f"rollback {activity.get('name')}: {exc}")
 
 
-def _cleanup(ctx: DrillContext) -> None:
+def cleanup_drill(ctx: DrillContext) -> None:
     """Belt and braces after the rollbacks: nothing the drill started may outlive it."""
     from actions.load import stop_load
     from probes.observer import stop_observers
