@@ -48,12 +48,12 @@ def stop_tasks(
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
         if ctx.dry_run:
-            return ctx.plan("kill tasks (SIGKILL)", service=service, count=count,
-                            percent=percent)
+            return ctx.plan("kill tasks (SIGKILL)", service=service, count=count, percent=percent)
         return backend.stop_tasks(ctx, service, count, percent)
     ctx.mark_injected("ecs:StopTask", [service], service=service)
-    result = backend.stop_tasks(ctx.target, service, count=count, percent=percent,
-                                dry_run=ctx.dry_run_recorder)
+    result = backend.stop_tasks(
+        ctx.target, service, count=count, percent=percent, dry_run=ctx.dry_run_recorder
+    )
     ctx.fault["resources"] = list(result["stopped"])
     return dict(result)
 
@@ -75,5 +75,6 @@ def await_service_healthy(
         if ctx.dry_run:
             return ctx.plan("wait until the sandbox is healthy", service=service)
         return backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
-    return dict(backend.wait_service_stable(ctx.target, service, timeout_s,
-                                            dry_run=ctx.dry_run_recorder))
+    return dict(
+        backend.wait_service_stable(ctx.target, service, timeout_s, dry_run=ctx.dry_run_recorder)
+    )

@@ -90,17 +90,30 @@ def start_load(
         services = {k: v.split("/health", 1)[0] for k, v in ctx.endpoints().items()}
     else:
         services = ctx.sandbox().endpoints["services"]
-    hosts = {"portal": services["svc-portal"], "smarttab": services["svc-smarttab"],
-             "pgw": services["pgw"]}
+    hosts = {
+        "portal": services["svc-portal"],
+        "smarttab": services["svc-smarttab"],
+        "pgw": services["pgw"],
+    }
     ctx.phase(f"starting load ({ctx.users} users, {ctx.load_workers} workers)")
     bound = ctx.recovery_bound_s() + float(ctx.setting("drill.warmup_s")) + 300
-    runner = LoadRunner(out_dir=ctx.run_dir, hosts=hosts, users=ctx.users,
-                        spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
-                        run_time_s=int(bound), workers=ctx.load_workers)
+    runner = LoadRunner(
+        out_dir=ctx.run_dir,
+        hosts=hosts,
+        users=ctx.users,
+        spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
+        run_time_s=int(bound),
+        workers=ctx.load_workers,
+    )
     ctx.load = LoadHandle(runner, ctx.run_dir)
     runner.start()
-    return {"started": True, "users": ctx.users, "workers": ctx.load_workers,
-            "pids": runner.pids, "run_time_s": int(bound)}
+    return {
+        "started": True,
+        "users": ctx.users,
+        "workers": ctx.load_workers,
+        "pids": runner.pids,
+        "run_time_s": int(bound),
+    }
 
 
 def stop_load(

@@ -20,8 +20,12 @@ from chaoslib.types import Configuration, Secrets
 from mpac_drill.backends import backend_for
 from mpac_drill.drill.context import current
 
-__all__ = ["failover_primary", "await_available", "restore_point_in_time",
-           "delete_restored_instance"]
+__all__ = [
+    "failover_primary",
+    "await_available",
+    "restore_point_in_time",
+    "delete_restored_instance",
+]
 
 
 def failover_primary(
@@ -48,19 +52,22 @@ def failover_primary(
     backend = backend_for(ctx.target)
     if ctx.is_sandbox:
         if ctx.dry_run:
-            return ctx.plan("crash the PostgreSQL primary (controller promotes the standby)",
-                            db=db)
+            return ctx.plan("crash the PostgreSQL primary (controller promotes the standby)", db=db)
         return backend.failover_rds(ctx, db)
     ident = str(ctx.setting(f"rds.{db}.identifier"))
     ctx.mark_injected("rds:failover", [ident], db=db)
     result = backend.failover_rds(ctx.target, db, dry_run=ctx.dry_run_recorder)
     ctx.fault["action"] = f"rds:{result['api_call']}"
     if not result["runbook_call_correct"]:
-        ctx.extras.setdefault("findings", []).append({
-            "id": "F4", "section": "1.2",
-            "summary": f"runbook names {result['runbook_call']}; a Multi-AZ DB "
-                       f"{result['type']} fails over with {result['api_call']}",
-            "evidence": f"{ident} is a DB {result['type']} in {result['region']}"})
+        ctx.extras.setdefault("findings", []).append(
+            {
+                "id": "F4",
+                "section": "1.2",
+                "summary": f"runbook names {result['runbook_call']}; a Multi-AZ DB "
+                f"{result['type']} fails over with {result['api_call']}",
+                "evidence": f"{ident} is a DB {result['type']} in {result['region']}",
+            }
+        )
     return dict(result)
 
 
@@ -114,20 +121,23 @@ def restore_point_in_time(
     if ctx.is_sandbox:
         if ctx.dry_run:
             return {"dry_run": True, "db": db, "restore_age_s": restore_age_s}
-        return backend.restore_point_in_time(ctx, db, float(restore_age_s),
-                                             timeout_s=ctx.recovery_bound_s())
+        return backend.restore_point_in_time(
+            ctx, db, float(restore_age_s), timeout_s=ctx.recovery_bound_s()
+        )
     ident = str(ctx.setting(f"rds.{db}.identifier"))
-    ctx.mark_injected("rds:RestoreDBInstanceToPointInTime", [ident], db=db,
-                      restore_age_s=restore_age_s)
+    ctx.mark_injected(
+        "rds:RestoreDBInstanceToPointInTime", [ident], db=db, restore_age_s=restore_age_s
+    )
     assert ctx.injected_utc is not None and ctx.injected_mono is not None
     restore_time = ctx.injected_utc - timedelta(seconds=float(restore_age_s))
     result = backend.restore_db_instance_to_point_in_time(
-        ctx.target, db, restore_time, timeout_s=ctx.recovery_bound_s(),
-        dry_run=ctx.dry_run_recorder)
+        ctx.target, db, restore_time, timeout_s=ctx.recovery_bound_s(), dry_run=ctx.dry_run_recorder
+    )
     ctx.extras["_pitr_instance"] = {"identifier": result["target_identifier"], "db": db}
     ctx.extras["steps"] = [dict(s) for s in result["steps"]]
-    ctx.fault.update(target_identifier=result["target_identifier"],
-                     restore_time=result["restore_time"])
+    ctx.fault.update(
+        target_identifier=result["target_identifier"], restore_time=result["restore_time"]
+    )
     if result["available"] and not result["dry_run"]:
         ctx.measurements["rto_s"] = round(time.monotonic() - ctx.injected_mono, 4)
     ctx.extras["pitr"] = {k: v for k, v in result.items() if k != "steps"}
@@ -157,8 +167,8 @@ def delete_restored_instance(
     handle = ctx.extras.get("_pitr_instance")
     if not handle or handle.get("deleted"):
         return {"deleted": None}
-    out = backend.delete_restored_db_instance(ctx.target, handle["identifier"],
-                                              db=handle.get("db", db),
-                                              dry_run=ctx.dry_run_recorder)
+    out = backend.delete_restored_db_instance(
+        ctx.target, handle["identifier"], db=handle.get("db", db), dry_run=ctx.dry_run_recorder
+    )
     handle["deleted"] = True
     return dict(out)

@@ -79,7 +79,8 @@ def fail_over_to_dr(
     ctx = current(configuration)
     ctx.phase("failing over to the DR region")
     return region_backend_for(ctx.target).fail_over_to_dr(
-        ctx, timeout_s=ctx.recovery_bound_s(), system=system)
+        ctx, timeout_s=ctx.recovery_bound_s(), system=system
+    )
 
 
 def fail_back(

@@ -10,10 +10,20 @@ GOAL_ERROR_S = 0.3
 GOAL_OVERHEAD_S = 5.0
 GOAL_JITTER_S = 0.020
 ECS_SERVICE = "svc-portal"  # the service experiments/ecs-task-failure.yaml stops
-OVERHEAD_PARTS = ("sandbox check", "steady state before", "load start", "observers start",
-                  "fault injection", "recovery confirmed", "canary read-back",
-                  "observers+load stop", "steady state after", "rollbacks", "result writing",
-                  "chaoslib gaps")
+OVERHEAD_PARTS = (
+    "sandbox check",
+    "steady state before",
+    "load start",
+    "observers start",
+    "fault injection",
+    "recovery confirmed",
+    "canary read-back",
+    "observers+load stop",
+    "steady state after",
+    "rollbacks",
+    "result writing",
+    "chaoslib gaps",
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +59,10 @@ class Drill:
 def make_plans(d1: float, d2: float, lag: float) -> list[Plan]:
     ecs, rds = "ecs.task_start_delay_s", "rds.failover_delay_s"
     lag_key = "rds.replication_lag_s"
-    return [Plan(f"ecs d={d1:g}", "ecs-task-failure", {ecs: d1}, d1),
-            Plan(f"ecs d={d2:g}", "ecs-task-failure", {ecs: d2}, d2),
-            Plan(f"rds d={d1:g}", "rds-failover", {rds: d1, lag_key: 0.0}, d1),
-            Plan(f"rds d={d2:g}", "rds-failover", {rds: d2, lag_key: 0.0}, d2),
-            Plan(f"rds lag={lag:g}", "rds-failover", {rds: d1, lag_key: lag}, d1, lag)]
-
+    return [
+        Plan(f"ecs d={d1:g}", "ecs-task-failure", {ecs: d1}, d1),
+        Plan(f"ecs d={d2:g}", "ecs-task-failure", {ecs: d2}, d2),
+        Plan(f"rds d={d1:g}", "rds-failover", {rds: d1, lag_key: 0.0}, d1),
+        Plan(f"rds d={d2:g}", "rds-failover", {rds: d2, lag_key: 0.0}, d2),
+        Plan(f"rds lag={lag:g}", "rds-failover", {rds: d1, lag_key: lag}, d1, lag),
+    ]

@@ -32,24 +32,40 @@ from mpac_drill.config import Target
 from probes.recovery import Sample, compute_recovery
 
 
-def report(drills: list[Drill], plans: list[Plan], load: dict[int, dict[str, float]],
-           target: Target, sdir: Path, args: argparse.Namespace) -> None:
+def report(
+    drills: list[Drill],
+    plans: list[Plan],
+    load: dict[int, dict[str, float]],
+    target: Target,
+    sdir: Path,
+    args: argparse.Namespace,
+) -> None:
     if not drills:
         return
     odd: list[str] = []
     warmup, cooldown = float(target.get("drill.warmup_s")), float(target.get("drill.cooldown_s"))
-    print(f"\n=== {len(drills)} drills, {sum(d.ok for d in drills)} completed with an RTO "
-          f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}) ===")
+    print(
+        f"\n=== {len(drills)} drills, {sum(d.ok for d in drills)} completed with an RTO "
+        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}) ==="
+    )
     _accuracy(drills, plans, sdir / "daemon.log", odd)
     _overheads(drills, warmup, cooldown)
-    _jitter(drills, float(target.get("drill.observer_interval_s")),
-            float(target.get("drill.canary_interval_s")), odd)
-    print(f"\n4. LOCUST  {args.load_users} users, think time {args.load_wait} s, "
-          f"{args.load_seconds:g} s each (first and last second dropped)")
+    _jitter(
+        drills,
+        float(target.get("drill.observer_interval_s")),
+        float(target.get("drill.canary_interval_s")),
+        odd,
+    )
+    print(
+        f"\n4. LOCUST  {args.load_users} users, think time {args.load_wait} s, "
+        f"{args.load_seconds:g} s each (first and last second dropped)"
+    )
     for workers, f in load.items():
         what = "1 process" if not workers else f"master + {workers} workers"
-        print(f"  {what:<20} {f['rps']:7.0f} req/s (per second {f['rps_min']}-{f['rps_max']})"
-              f"  requests {f['requests']}  failures {f['failures']}  p95 {f['p95_ms']:.0f} ms")
+        print(
+            f"  {what:<20} {f['rps']:7.0f} req/s (per second {f['rps_min']}-{f['rps_max']})"
+            f"  requests {f['requests']}  failures {f['failures']}  p95 {f['p95_ms']:.0f} ms"
+        )
     if len(load) == 2 and load[0]["rps"]:
         print(f"  ratio 2 workers / 1 process: {load[2]['rps'] / load[0]['rps']:.2f}")
     _check(drills, odd)
@@ -66,8 +82,10 @@ def _stats(values: list[float]) -> str:
     if not values:
         return "no data"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return (f"mean {statistics.mean(values):+.3f}  sd {sd:.3f}  min {min(values):+.3f}  "
-            f"max {max(values):+.3f}  (n={len(values)})")
+    return (
+        f"mean {statistics.mean(values):+.3f}  sd {sd:.3f}  min {min(values):+.3f}  "
+        f"max {max(values):+.3f}  (n={len(values)})"
+    )
 
 
 def _p(values: list[float], q: float) -> float:
@@ -88,8 +106,7 @@ def _err_line(name: str, errs: list[float]) -> str:
     worst = max((abs(e) for e in errs), default=None)
     mean = f"{statistics.mean(errs):+.3f}" if errs else "n/a"
     wtxt = "n/a" if worst is None else f"{worst:.3f}"
-    return (f"{name}  mean {mean}  max |error| {wtxt}  (n={len(errs)})  "
-            f"{_v(worst, GOAL_ERROR_S)}")
+    return f"{name}  mean {mean}  max |error| {wtxt}  (n={len(errs)})  {_v(worst, GOAL_ERROR_S)}"
 
 
 def _accuracy(drills: list[Drill], plans: list[Plan], log: Path, odd: list[str]) -> None:
@@ -101,15 +118,19 @@ def _accuracy(drills: list[Drill], plans: list[Plan], log: Path, odd: list[str])
         pairs = [(by[lo.label][r], by[hi.label][r]) for r in rounds]
         dd = hi.delay - lo.delay
         errs = [b.m["rto_s"] - a.m["rto_s"] - dd for a, b in pairs]
-        print("  " + _err_line(f"{lo.scenario:<17} RTO({hi.delay:g}) - RTO({lo.delay:g}) - "
-                               f"{dd:g}:", errs))
+        print(
+            "  "
+            + _err_line(f"{lo.scenario:<17} RTO({hi.delay:g}) - RTO({lo.delay:g}) - {dd:g}:", errs)
+        )
         # The same difference with the platform's own variation taken out: what is left is
         # the harness's (observer, ALB re-admission) share of the error.
-        harness = [(b.m["rto_s"] - rb) - (a.m["rto_s"] - ra) for a, b in pairs
-                   if (ra := ready[id(a)]) is not None and (rb := ready[id(b)]) is not None]
+        harness = [
+            (b.m["rto_s"] - rb) - (a.m["rto_s"] - ra)
+            for a, b in pairs
+            if (ra := ready[id(a)]) is not None and (rb := ready[id(b)]) is not None
+        ]
         what = "task answered" if lo.scenario == "ecs-task-failure" else "standby promoted"
-        print("    " + _err_line(f"the same, less the platform's variation ({what}):",
-                                   harness))
+        print("    " + _err_line(f"the same, less the platform's variation ({what}):", harness))
         for p in (lo, hi):
             runs = list(by[p.label].values())
             offsets = [d.m["rto_s"] - p.delay for d in runs]
@@ -118,32 +139,42 @@ def _accuracy(drills: list[Drill], plans: list[Plan], log: Path, odd: list[str])
             print(f"      {what} - delay:      {_stats([r - p.delay for _, r in back])}")
             print(f"      RTO - {what}:      {_stats([d.m['rto_s'] - r for d, r in back])}")
             if p.scenario == "ecs-task-failure":
-                relaunch = [a - p.delay for d in runs
-                            if (a := platform_times(log, d)[1]) is not None]
+                relaunch = [
+                    a - p.delay for d in runs if (a := platform_times(log, d)[1]) is not None
+                ]
                 print(f"      (tasks relaunched - delay: {_stats(relaunch)})")
             if len(offsets) > 2:
                 med = statistics.median(offsets)
-                odd += [f"{p.label}: offset {o:+.3f} s is {o - med:+.3f} s from the median "
-                        f"{med:+.3f} s ({d.run_dir})" for d, o in zip(runs, offsets, strict=True)
-                        if abs(o - med) > GOAL_ERROR_S]
+                odd += [
+                    f"{p.label}: offset {o:+.3f} s is {o - med:+.3f} s from the median "
+                    f"{med:+.3f} s ({d.run_dir})"
+                    for d, o in zip(runs, offsets, strict=True)
+                    if abs(o - med) > GOAL_ERROR_S
+                ]
             for d, r in back:
                 late = d.m["rto_s"] - r
                 if not 0 <= late <= 0.5:
-                    odd.append(f"{p.label}: RTO {d.m['rto_s']:.3f} s but the platform was back "
-                               f"at {r:.3f} s ({what}) ({d.run_dir})")
+                    odd.append(
+                        f"{p.label}: RTO {d.m['rto_s']:.3f} s but the platform was back "
+                        f"at {r:.3f} s ({what}) ({d.run_dir})"
+                    )
     lag = plans[4]
     runs = list(by[lag.label].values())
     errs = [d.m["rpo_s"] - lag.lag for d in runs if d.m.get("rpo_s") is not None]
     print("  " + _err_line(f"rds-failover      rpo_s - {lag.lag:g} (replication lag):", errs))
     if errs:
         print(f"    {_stats(errs)}")
-    print(f"    lost_writes {[d.m.get('lost_writes') for d in runs]}; "
-          f"RTO {[d.m['rto_s'] for d in runs]}")
+    print(
+        f"    lost_writes {[d.m.get('lost_writes') for d in runs]}; "
+        f"RTO {[d.m['rto_s'] for d in runs]}"
+    )
 
 
 def _overheads(drills: list[Drill], warmup: float, cooldown: float) -> None:
-    print(f"\n2. HARNESS OVERHEAD  wall - rto_s - warmup {warmup:g} s - cooldown {cooldown:g} s"
-          f" (- lag)  (goal <= {GOAL_OVERHEAD_S:.0f} s)")
+    print(
+        f"\n2. HARNESS OVERHEAD  wall - rto_s - warmup {warmup:g} s - cooldown {cooldown:g} s"
+        f" (- lag)  (goal <= {GOAL_OVERHEAD_S:.0f} s)"
+    )
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     for d in drills:
         if d.ok and d.run_dir is not None:
@@ -153,19 +184,25 @@ def _overheads(drills: list[Drill], warmup: float, cooldown: float) -> None:
     every = [p for ps in rows.values() for p in ps]
     for label, ps in rows.items():
         tot = [p["total"] for p in ps]
-        print(f"  {label:<12} mean {statistics.mean(tot):5.2f} s  max {max(tot):5.2f} s  "
-              f"(n={len(tot)})  {_v(max(tot), GOAL_OVERHEAD_S)}")
+        print(
+            f"  {label:<12} mean {statistics.mean(tot):5.2f} s  max {max(tot):5.2f} s  "
+            f"(n={len(tot)})  {_v(max(tot), GOAL_OVERHEAD_S)}"
+        )
     if not every:
         print("  no completed drill")
         return
     tot = [p["total"] for p in every]
-    print(f"  all drills   mean {statistics.mean(tot):5.2f} s  max {max(tot):5.2f} s  "
-          f"{_v(max(tot), GOAL_OVERHEAD_S)}")
+    print(
+        f"  all drills   mean {statistics.mean(tot):5.2f} s  max {max(tot):5.2f} s  "
+        f"{_v(max(tot), GOAL_OVERHEAD_S)}"
+    )
     print("  split (mean s, max s, share of the mean):")
     for part in OVERHEAD_PARTS:
         vals = [p[part] for p in every]
-        print(f"    {part:<22} {statistics.mean(vals):6.3f} {max(vals):6.3f}  "
-              f"{statistics.mean(vals) / statistics.mean(tot):5.0%}")
+        print(
+            f"    {part:<22} {statistics.mean(vals):6.3f} {max(vals):6.3f}  "
+            f"{statistics.mean(vals) / statistics.mean(tot):5.0%}"
+        )
 
 
 def _jitter(drills: list[Drill], obs_i: float, can_i: float, odd: list[str]) -> None:
@@ -183,14 +220,17 @@ def _jitter(drills: list[Drill], obs_i: float, can_i: float, odd: list[str]) -> 
         c_all += every
         c_clean += clean
     for name, vals in (
-            (f"observer ({obs_i * 1000:.0f} ms), every slot", o_all),
-            ("observer, slots not overrun by a slow answer", o_clean),
-            (f"canary ({can_i * 1000:.0f} ms), every write", c_all),
-            ("canary, after acked writes faster than the interval", c_clean)):
+        (f"observer ({obs_i * 1000:.0f} ms), every slot", o_all),
+        ("observer, slots not overrun by a slow answer", o_clean),
+        (f"canary ({can_i * 1000:.0f} ms), every write", c_all),
+        ("canary, after acked writes faster than the interval", c_clean),
+    ):
         p99 = _p(vals, 99)
-        print(f"  {name:<52} p50 {_p(vals, 50) * 1000:6.1f}  p99 {p99 * 1000:6.1f}  "
-              f"max {max(vals, default=float('nan')) * 1000:7.1f}  n={len(vals):<6} "
-              f"{_v(p99 if vals else None, GOAL_JITTER_S)}")
+        print(
+            f"  {name:<52} p50 {_p(vals, 50) * 1000:6.1f}  p99 {p99 * 1000:6.1f}  "
+            f"max {max(vals, default=float('nan')) * 1000:7.1f}  n={len(vals):<6} "
+            f"{_v(p99 if vals else None, GOAL_JITTER_S)}"
+        )
 
 
 def _check(drills: list[Drill], odd: list[str]) -> None:
@@ -201,26 +241,37 @@ def _check(drills: list[Drill], odd: list[str]) -> None:
             odd.append(f"{d.plan.label} round {d.round}: {d.error}")
             continue
         if not d.ok:
-            odd.append(f"{d.plan.label} round {d.round}: status {d.result.get('status')}, "
-                       f"rto_s {d.m.get('rto_s')}: {d.result.get('reason')} ({where})")
+            odd.append(
+                f"{d.plan.label} round {d.round}: status {d.result.get('status')}, "
+                f"rto_s {d.m.get('rto_s')}: {d.result.get('reason')} ({where})"
+            )
             continue
         assert d.run_dir is not None
         k = int(d.result.get("settings", {}).get("recovery_consecutive") or 3)
-        samples = [Sample(t=t, service=s, ok=ok)
-                   for s, rows in timeline(d.run_dir).items() for t, ok, _ in rows]
+        samples = [
+            Sample(t=t, service=s, ok=ok)
+            for s, rows in timeline(d.run_dir).items()
+            for t, ok, _ in rows
+        ]
         again = compute_recovery(samples, k)["rto_s"]
         if again is None or abs(again - d.m["rto_s"]) > 0.0015:
-            odd.append(f"{d.plan.label}: result rto_s {d.m['rto_s']} but timeline.csv gives "
-                       f"{again} ({where})")
+            odd.append(
+                f"{d.plan.label}: result rto_s {d.m['rto_s']} but timeline.csv gives "
+                f"{again} ({where})"
+            )
         ledger = read_csv(d.run_dir / "canary.csv")
         lost = sum(1 for r in ledger if r["acked"] == "1" and r["present"] == "0")
         acked = sum(1 for r in ledger if r["acked"] == "1")
         if (lost, acked) != (d.m.get("lost_writes"), d.m.get("acked_writes")):
-            odd.append(f"{d.plan.label}: result lost/acked {d.m.get('lost_writes')}/"
-                       f"{d.m.get('acked_writes')} but canary.csv has {lost}/{acked} ({where})")
+            odd.append(
+                f"{d.plan.label}: result lost/acked {d.m.get('lost_writes')}/"
+                f"{d.m.get('acked_writes')} but canary.csv has {lost}/{acked} ({where})"
+            )
         if d.plan.scenario == "rds-failover" and not d.plan.lag and d.m.get("lost_writes"):
-            odd.append(f"{d.plan.label}: {d.m['lost_writes']} writes lost without replication "
-                       f"lag ({where})")
+            odd.append(
+                f"{d.plan.label}: {d.m['lost_writes']} writes lost without replication "
+                f"lag ({where})"
+            )
         detect = d.m.get("detect_s")
         if detect is None or detect > 0.5:
             odd.append(f"{d.plan.label}: detect_s {detect} ({where})")

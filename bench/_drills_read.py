@@ -30,13 +30,13 @@ def timeline(run_dir: Path) -> dict[str, list[tuple[float, bool, float]]]:
     out: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
     for r in read_csv(run_dir / "timeline.csv"):
         if r["t_rel_s"]:
-            out[r["service"]].append((float(r["t_rel_s"]), r["ok"] == "1",
-                                      float(r["latency_ms"])))
+            out[r["service"]].append((float(r["t_rel_s"]), r["ok"] == "1", float(r["latency_ms"])))
     return {k: sorted(v) for k, v in out.items()}
 
 
-def overhead(d: Drill, t_call: float, t_return: float, warmup: float, cooldown: float
-             ) -> dict[str, float] | None:
+def overhead(
+    d: Drill, t_call: float, t_return: float, warmup: float, cooldown: float
+) -> dict[str, float] | None:
     """The drill's wall time beyond the fault's own times, by part (see OVERHEAD_PARTS)."""
     assert d.run_dir is not None
     try:

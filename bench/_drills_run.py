@@ -26,8 +26,7 @@ class _TaskProbe:
         self.urls, self.interval_s = urls, interval_s
         self.ready: dict[str, float] = {}
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(u,), daemon=True)
-                         for u in urls]
+        self._threads = [threading.Thread(target=self._loop, args=(u,), daemon=True) for u in urls]
 
     def __enter__(self) -> _TaskProbe:
         for t in self._threads:
@@ -58,8 +57,11 @@ class _TaskProbe:
 
 def _task_urls(target: Target, service: str) -> list[str]:
     state = control.view(target).state
-    return [f"http://{c['address']}/health" for c in state["components"]
-            if c["kind"] == "ecs" and c["name"].startswith(f"{service}/")]
+    return [
+        f"http://{c['address']}/health"
+        for c in state["components"]
+        if c["kind"] == "ecs" and c["name"].startswith(f"{service}/")
+    ]
 
 
 def run_one(target_path: Path, plan: Plan, i: int, runs_dir: Path, users: int) -> Drill:
@@ -85,13 +87,22 @@ def run_one(target_path: Path, plan: Plan, i: int, runs_dir: Path, users: int) -
     return d
 
 
-def run_locust(target: Target, out_dir: Path, *, users: int, seconds: float, workers: int,
-               wait: str) -> dict[str, float]:
+def run_locust(
+    target: Target, out_dir: Path, *, users: int, seconds: float, workers: int, wait: str
+) -> dict[str, float]:
     hosts = control.view(target).endpoints["services"]
-    runner = LoadRunner(out_dir=out_dir, hosts={"portal": hosts["svc-portal"],
-                        "smarttab": hosts["svc-smarttab"], "pgw": hosts["pgw"]},
-                        users=users, spawn_rate=users, run_time_s=int(seconds) + 60,
-                        workers=workers)
+    runner = LoadRunner(
+        out_dir=out_dir,
+        hosts={
+            "portal": hosts["svc-portal"],
+            "smarttab": hosts["svc-smarttab"],
+            "pgw": hosts["pgw"],
+        },
+        users=users,
+        spawn_rate=users,
+        run_time_s=int(seconds) + 60,
+        workers=workers,
+    )
     old = os.environ.get("MPAC_LOAD_WAIT_S")
     os.environ["MPAC_LOAD_WAIT_S"] = wait
     try:
@@ -104,12 +115,18 @@ def run_locust(target: Target, out_dir: Path, *, users: int, seconds: float, wor
         else:
             os.environ["MPAC_LOAD_WAIT_S"] = old
     totals = summarize(out_dir)
-    per_s = [int(r["requests"]) for r in read_csv(out_dir / PER_SECOND_FILE)
-             if r["name"] == "Aggregated"][1:-1]  # the first and last seconds are partial
-    return {"rps": statistics.mean(per_s) if per_s else 0.0,
-            "rps_min": min(per_s, default=0), "rps_max": max(per_s, default=0),
-            "requests": totals["requests"], "failures": totals["failures"],
-            "p95_ms": totals["p95_ms"] or 0.0, "seconds": len(per_s)}
+    per_s = [
+        int(r["requests"]) for r in read_csv(out_dir / PER_SECOND_FILE) if r["name"] == "Aggregated"
+    ][1:-1]  # the first and last seconds are partial
+    return {
+        "rps": statistics.mean(per_s) if per_s else 0.0,
+        "rps_min": min(per_s, default=0),
+        "rps_max": max(per_s, default=0),
+        "requests": totals["requests"],
+        "failures": totals["failures"],
+        "p95_ms": totals["p95_ms"] or 0.0,
+        "seconds": len(per_s),
+    }
 
 
 def sandbox_up(target: Target, tries: int = 45) -> None:

@@ -29,8 +29,9 @@ def bench_settings(base: dict[str, Any]) -> dict[str, Any]:
     """``base`` (the sandbox target's settings) moved to the benchmark's state folder and ports."""
     from mpac_drill.sandbox.control import private_settings
 
-    return private_settings(base, name=BENCH_NAME, state_dir=BENCH_STATE_DIR,
-                            port_block=BENCH_PORT_BLOCK)
+    return private_settings(
+        base, name=BENCH_NAME, state_dir=BENCH_STATE_DIR, port_block=BENCH_PORT_BLOCK
+    )
 
 
 def write_bench_target(folder: Path, base: Path = SANDBOX_TARGET) -> Path:
@@ -38,7 +39,9 @@ def write_bench_target(folder: Path, base: Path = SANDBOX_TARGET) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     settings = bench_settings(yaml.safe_load(base.read_text(encoding="utf-8")))
     path = folder / f"{BENCH_NAME}.yaml"
-    header = (f"# Written by bench/_target.py from {base.name}: the benchmarks' own sandbox\n"
-              f"# (state folder {BENCH_STATE_DIR}, ports 29xxx, below the ephemeral range).\n")
+    header = (
+        f"# Written by bench/_target.py from {base.name}: the benchmarks' own sandbox\n"
+        f"# (state folder {BENCH_STATE_DIR}, ports 29xxx, below the ephemeral range).\n"
+    )
     path.write_text(header + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path

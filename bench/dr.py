@@ -38,10 +38,15 @@ from mpac_drill.errors import DrillError, ExitCode  # noqa: E402
 from mpac_drill.sandbox import control  # noqa: E402
 
 STATE_DIR = ".sandbox-dr"  # git-ignored (.sandbox-*/), relative to the project root
-PORTS = {"rds": {"primary_port": 23432, "standby_port": 23433},
-         "redis": {"primary_port": 23379, "replica_port": 23380,
-                   "sentinel_ports": [23381, 23382, 23383]},
-         "ecs": {"task_port_base": 23100}}
+PORTS = {
+    "rds": {"primary_port": 23432, "standby_port": 23433},
+    "redis": {
+        "primary_port": 23379,
+        "replica_port": 23380,
+        "sentinel_ports": [23381, 23382, 23383],
+    },
+    "ecs": {"task_port_base": 23100},
+}
 SERVICE_PORT_BASE = 23080
 
 
@@ -59,8 +64,7 @@ def write_target(folder: Path) -> Target:
 
 
 def _row(label: str, values: list[float | None]) -> str:
-    return f"  {label:<30}" + "".join(
-        f"{'-' if v is None else f'{v:.3f}':>9}" for v in values)
+    return f"  {label:<30}" + "".join(f"{'-' if v is None else f'{v:.3f}':>9}" for v in values)
 
 
 def _stats(values: list[float]) -> list[float | None]:
@@ -72,8 +76,11 @@ def _stats(values: list[float]) -> list[float | None]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs per procedure (default 3)")
-    ap.add_argument("--scenarios", default=",".join(PROCEDURES),
-                    help=f"comma-separated (default {','.join(PROCEDURES)})")
+    ap.add_argument(
+        "--scenarios",
+        default=",".join(PROCEDURES),
+        help=f"comma-separated (default {','.join(PROCEDURES)})",
+    )
     ap.add_argument("--users", type=int, default=2, help="locust users during each drill")
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = ap.parse_args(argv)
@@ -89,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = run_drill(scenario, target, runs_dir=runs_dir, users=args.users)
                 r = outcome.result
                 if r["status"] != "completed":
-                    print(f"{scenario} run {i + 1}: {r['status']}: {r.get('reason')} "
-                          f"({outcome.run_dir})")
+                    print(
+                        f"{scenario} run {i + 1}: {r['status']}: {r.get('reason')} "
+                        f"({outcome.run_dir})"
+                    )
                     return ExitCode.HARNESS
                 results[scenario].append(r)
-                print(f"{scenario} run {i + 1}: wall {_wall(r):.2f} s, RTO "
-                      f"{r['measurements']['rto_s']:.3f} s ({outcome.run_dir.name})")
+                print(
+                    f"{scenario} run {i + 1}: wall {_wall(r):.2f} s, RTO "
+                    f"{r['measurements']['rto_s']:.3f} s ({outcome.run_dir.name})"
+                )
     except DrillError as exc:
         print(f"bench: {exc}")
         return ExitCode.HARNESS
@@ -122,8 +133,11 @@ def _report(scenario: str, results: list[dict[str, Any]]) -> None:
     if not n:
         return
     print(f"\n{scenario} on the sandbox: {n} runs (seconds)")
-    print(f"  {'':<30}" + "".join(f"{f'run {i + 1}':>9}" for i in range(n))
-          + f"{'median':>9}{'min':>9}{'max':>9}")
+    print(
+        f"  {'':<30}"
+        + "".join(f"{f'run {i + 1}':>9}" for i in range(n))
+        + f"{'median':>9}{'min':>9}{'max':>9}"
+    )
     m = [r["measurements"] for r in results]
     figures: dict[str, list[Any]] = {
         "drill wall time": [_wall(r) for r in results],
@@ -133,16 +147,18 @@ def _report(scenario: str, results: list[dict[str, Any]]) -> None:
     }
     if scenario == "rds-pitr":
         figures["restore_s (→ promoted)"] = [r["pitr"]["restore_s"] for r in results]
-        figures["base backup age at T"] = [r["pitr"]["base_backup_before_target_s"]
-                                           for r in results]
+        figures["base backup age at T"] = [
+            r["pitr"]["base_backup_before_target_s"] for r in results
+        ]
     for label, values in figures.items():
         print(_row(label, [*values, *_stats([v for v in values if v is not None])]))
     names = [s["name"] for s in results[0].get("steps", [])]
     if names:
         print("  steps:")
     for name in names:
-        values = [next((s["duration_s"] for s in r["steps"] if s["name"] == name), None)
-                  for r in results]
+        values = [
+            next((s["duration_s"] for s in r["steps"] if s["name"] == name), None) for r in results
+        ]
         print(_row(f"  {name}", [*values, *_stats([v for v in values if v is not None])]))
 
 

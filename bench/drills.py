@@ -63,17 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds of the five drills (5)")
     parser.add_argument("--quick", action="store_true", help="2 rounds: a smoke check")
-    parser.add_argument("--target", help="a sandbox target file (default: the benchmark's "
-                        "own, generated on ports 29xxx)")
-    parser.add_argument("--out", help="folder for the target copy and run folders "
-                        "(default: a new temporary folder)")
+    parser.add_argument(
+        "--target",
+        help="a sandbox target file (default: the benchmark's own, generated on ports 29xxx)",
+    )
+    parser.add_argument(
+        "--out", help="folder for the target copy and run folders (default: a new temporary folder)"
+    )
     parser.add_argument("--delays", default="1,3", help="the two recovery delays D1,D2 (1,3)")
     parser.add_argument("--lag", type=float, default=2.0, help="replication lag in s (2)")
     parser.add_argument("--users", type=int, default=3, help="locust users during drills (3)")
     parser.add_argument("--load-users", type=int, default=20, help="users for 4. (20)")
     parser.add_argument("--load-seconds", type=float, default=10.0, help="each, for 4. (10)")
-    parser.add_argument("--load-wait", default="0,0",
-                        help="think time min,max s for 4. (0,0; the locustfile's is 0.02,0.1)")
+    parser.add_argument(
+        "--load-wait",
+        default="0,0",
+        help="think time min,max s for 4. (0,0; the locustfile's is 0.02,0.1)",
+    )
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.runs
     try:
@@ -89,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir.mkdir(parents=True, exist_ok=True)
     target = load_target(str(target_path))
     sdir = control.state_dir(target)
-    print(f"target {target_path} (state folder {sdir})\nrun folders under {runs_dir}",
-          flush=True)
+    print(f"target {target_path} (state folder {sdir})\nrun folders under {runs_dir}", flush=True)
     signal.signal(signal.SIGTERM, _terminated)
     started_here = not control.status(target)["running"]
     plans = make_plans(d1, d2, args.lag)
@@ -100,22 +105,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.monotonic()
         sandbox_up(target)
-        print(f"sandbox up in {time.monotonic() - t0:.1f} s; {rounds} round(s) of "
-              f"{len(plans)} drills, {args.users} users", flush=True)
+        print(
+            f"sandbox up in {time.monotonic() - t0:.1f} s; {rounds} round(s) of "
+            f"{len(plans)} drills, {args.users} users",
+            flush=True,
+        )
         for i in range(1, rounds + 1):
             for plan in plans:
                 d = run_one(target_path, plan, i, runs_dir, args.users)
                 drills.append(d)
                 m = d.m
-                print(f"[{len(drills):>2}/{rounds * len(plans)}] {plan.label:<11} "
-                      f"{d.result.get('status', 'error'):<9} rto {m.get('rto_s')}  detect "
-                      f"{m.get('detect_s')}  rpo {m.get('rpo_s')}  lost {m.get('lost_writes')}"
-                      f"  wall {d.wall_s:.1f} s  {d.run_dir.name if d.run_dir else d.error}",
-                      flush=True)
+                print(
+                    f"[{len(drills):>2}/{rounds * len(plans)}] {plan.label:<11} "
+                    f"{d.result.get('status', 'error'):<9} rto {m.get('rto_s')}  detect "
+                    f"{m.get('detect_s')}  rpo {m.get('rpo_s')}  lost {m.get('lost_writes')}"
+                    f"  wall {d.wall_s:.1f} s  {d.run_dir.name if d.run_dir else d.error}",
+                    flush=True,
+                )
         for workers in (0, 2):
-            load[workers] = run_locust(target, out / f"locust-{workers}-workers",
-                                       users=args.load_users, seconds=args.load_seconds,
-                                       workers=workers, wait=args.load_wait)
+            load[workers] = run_locust(
+                target,
+                out / f"locust-{workers}-workers",
+                users=args.load_users,
+                seconds=args.load_seconds,
+                workers=workers,
+                wait=args.load_wait,
+            )
             print(f"locust {workers} workers: {load[workers]['rps']:.0f} req/s", flush=True)
     except (KeyboardInterrupt, Terminated) as exc:
         print("interrupted: stopping the sandbox; figures so far follow", file=sys.stderr)

@@ -48,13 +48,15 @@ CLI = [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.e
 def _cli(*args: str, timeout_s: float = 180.0) -> float:
     """Run ``mpac-drill ARGS`` in a fresh interpreter; its wall time in seconds."""
     started = time.perf_counter()
-    done = subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
+    done = subprocess.run(
+        [*CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"mpac-drill {' '.join(args)} exited {done.returncode}: "
-                           + " | ".join(tail))
+        raise RuntimeError(
+            f"mpac-drill {' '.join(args)} exited {done.returncode}: " + " | ".join(tail)
+        )
     return elapsed
 
 
@@ -91,12 +93,23 @@ def _verdict(value: float, goal: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="cold starts to time (default 3)")
-    parser.add_argument("--settle-s", type=float, default=2.0,
-                        help="quiet seconds after the last start before memory is read")
-    parser.add_argument("--quiet-s", type=float, default=QUIET_S,
-                        help="refuse when the sandbox ran this recently (default 120)")
-    parser.add_argument("--force", action="store_true",
-                        help="run although the sandbox ran recently (never when it runs)")
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=2.0,
+        help="quiet seconds after the last start before memory is read",
+    )
+    parser.add_argument(
+        "--quiet-s",
+        type=float,
+        default=QUIET_S,
+        help="refuse when the sandbox ran this recently (default 120)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run although the sandbox ran recently (never when it runs)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -104,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     target = load_target("sandbox")
     state_dir = control.state_dir(target)
     if control.status(target)["running"]:
-        print(f"a sandbox is already running (state folder {state_dir}): not touching it; "
-              "stop it with `mpac-drill sandbox down` and run the benchmark again",
-              file=sys.stderr)
+        print(
+            f"a sandbox is already running (state folder {state_dir}): not touching it; "
+            "stop it with `mpac-drill sandbox down` and run the benchmark again",
+            file=sys.stderr,
+        )
         return 2
     idle_s = _idle_s(state_dir)
     if idle_s < args.quiet_s and not args.force:
-        print(f"the sandbox ran {idle_s:.0f} s ago (state folder {state_dir}): someone may be "
-              f"between two drills; wait {args.quiet_s:.0f} s of quiet or pass --force",
-              file=sys.stderr)
+        print(
+            f"the sandbox ran {idle_s:.0f} s ago (state folder {state_dir}): someone may be "
+            f"between two drills; wait {args.quiet_s:.0f} s of quiet or pass --force",
+            file=sys.stderr,
+        )
         return 2
 
     times: list[float] = []
@@ -120,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             _cli("sandbox", "down")
             times.append(_cli("sandbox", "up"))
-            print(f"run {i + 1}/{args.runs}: sandbox up (cold) in {times[-1]:.2f} s",
-                  flush=True)
+            print(f"run {i + 1}/{args.runs}: sandbox up (cold) in {times[-1]:.2f} s", flush=True)
         time.sleep(args.settle_s)
         pss, rss, by_name, unreadable = _memory(state_dir)
     finally:
@@ -130,14 +146,20 @@ def main(argv: list[str] | None = None) -> int:
 
     worst, median = max(times), statistics.median(times)
     print()
-    print(f"cold `sandbox up`: median {median:.2f} s, worst {worst:.2f} s, best "
-          f"{min(times):.2f} s over {len(times)} run(s); goal <= {GOAL_UP_S:.0f} s: "
-          f"{_verdict(worst, GOAL_UP_S)} (judged on the worst run)")
+    print(
+        f"cold `sandbox up`: median {median:.2f} s, worst {worst:.2f} s, best "
+        f"{min(times):.2f} s over {len(times)} run(s); goal <= {GOAL_UP_S:.0f} s: "
+        f"{_verdict(worst, GOAL_UP_S)} (judged on the worst run)"
+    )
     count = sum(row[0] for row in by_name.values())
-    print(f"memory of {count} sandbox processes: PSS {pss / MIB:.1f} MiB; goal <= "
-          f"{GOAL_PSS_BYTES / MIB:.0f} MiB: {_verdict(pss, GOAL_PSS_BYTES)}")
-    print(f"  (RSS sum {rss / MIB:.1f} MiB, for comparison only: RSS counts PostgreSQL's "
-          "shared memory and pages shared with forked workers once per process)")
+    print(
+        f"memory of {count} sandbox processes: PSS {pss / MIB:.1f} MiB; goal <= "
+        f"{GOAL_PSS_BYTES / MIB:.0f} MiB: {_verdict(pss, GOAL_PSS_BYTES)}"
+    )
+    print(
+        f"  (RSS sum {rss / MIB:.1f} MiB, for comparison only: RSS counts PostgreSQL's "
+        "shared memory and pages shared with forked workers once per process)"
+    )
     if unreadable:
         print(f"  {unreadable} process(es) could not be read (gone or not ours): not counted")
     print(f"  {'process':<24} {'count':>5} {'PSS MiB':>9} {'RSS MiB':>9}")

@@ -50,7 +50,13 @@ class AwsCallFailed(ActivityFailed):
     """An AWS call failed; ``str()`` is one line naming operation, resource and region."""
 
     def __init__(
-        self, message: str, *, service: str, operation: str, region: str, resource: str,
+        self,
+        message: str,
+        *,
+        service: str,
+        operation: str,
+        region: str,
+        resource: str,
         code: str,
     ) -> None:
         super().__init__(message)
@@ -94,8 +100,7 @@ class DryRun:
 
     def _answer(self, service: str, operation: str, region: str, params: dict) -> dict:
         self.calls.append(
-            DryRunCall(service=service, operation=operation, region=region,
-                       params=_redact(params))
+            DryRunCall(service=service, operation=operation, region=region, params=_redact(params))
         )
         return copy.deepcopy(self.responses.get(f"{service}.{operation}", {}))
 
@@ -123,8 +128,10 @@ def client(
     region = str(region or target.require("aws.region"))
     endpoint_url = target.get("aws.endpoint_url") or None
     config = Config(
-        retries={"mode": "standard",
-                 "max_attempts": int(target.get("aws.max_attempts", _DEFAULT_MAX_ATTEMPTS))},
+        retries={
+            "mode": "standard",
+            "max_attempts": int(target.get("aws.max_attempts", _DEFAULT_MAX_ATTEMPTS)),
+        },
         connect_timeout=5,
         user_agent_extra=f"mpac-drill/{__version__}",
     )
@@ -181,8 +188,7 @@ def _install_hooks(made: BaseClient, dry_run: DryRun | None) -> None:
     def remember(params: dict, model: Any, context: dict, **_: Any) -> None:
         context[_CONTEXT_KEY] = {"operation": model.name, "params": dict(params)}
 
-    def on_response(http_response: Any, parsed: dict, model: Any, context: dict,
-                    **_: Any) -> None:
+    def on_response(http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
         if http_response.status_code < 300:
             return
         error = parsed.get("Error", {})
@@ -193,8 +199,14 @@ def _install_hooks(made: BaseClient, dry_run: DryRun | None) -> None:
     def on_error(exception: Exception, context: dict, event_name: str, **_: Any) -> None:
         if isinstance(exception, BotoCoreError):  # cannot connect, time-outs, no credentials
             code = type(exception).__name__
-            raise _failure(service, event_name.rsplit(".", 1)[-1], region, context, code,
-                           f"{code}: {exception}") from exception
+            raise _failure(
+                service,
+                event_name.rsplit(".", 1)[-1],
+                region,
+                context,
+                code,
+                f"{code}: {exception}",
+            ) from exception
 
     events = made.meta.events
     events.register("before-parameter-build", remember)
@@ -218,8 +230,9 @@ def _failure(
 ) -> AwsCallFailed:
     resource = resource_of(context.get(_CONTEXT_KEY, {}).get("params", {}))
     message = " ".join(f"{service} {operation} on {resource} in {region} failed: {detail}".split())
-    return AwsCallFailed(message, service=service, operation=operation, region=region,
-                         resource=resource, code=code)
+    return AwsCallFailed(
+        message, service=service, operation=operation, region=region, resource=resource, code=code
+    )
 
 
 def resource_of(params: dict[str, Any]) -> str:

@@ -32,8 +32,14 @@ _YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
 #: Keys that decide a drill's safety: only the target file sets them, never ``--set`` (nor a
 #: plain ``chaos run``'s ``mpac_set``). ``aws.endpoint_url`` joins them for a production target
 #: (checked by the production guard, which knows production's accounts).
-SAFETY_KEYS = ("name", "kind", "environment", "allow_production", "account_id",
-               "production_accounts")
+SAFETY_KEYS = (
+    "name",
+    "kind",
+    "environment",
+    "allow_production",
+    "account_id",
+    "production_accounts",
+)
 # Scientific notation YAML 1.1 reads as a string (1e-3, 2.5e3): a number on the command line.
 _SCI_RE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -149,8 +155,12 @@ def quarter_label(when: datetime) -> str:
 def _number(value: Any, where: str, *, allow_none: bool = True) -> float | None:
     if value is None and allow_none:
         return None
-    if (isinstance(value, bool) or not isinstance(value, int | float) or value < 0
-            or not math.isfinite(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or not math.isfinite(value)
+    ):
         raise UsageError(f"{where} must be a non-negative number of seconds, not {value!r}")
     return float(value)
 
@@ -171,8 +181,9 @@ def load_catalog(path: Path | None = None) -> Catalog:
         sid = row["id"]
         extra = row.get("targets") or {}
         if not isinstance(extra, dict):
-            raise UsageError(f"catalog {path}: scenario {sid!r}: targets must map metrics to "
-                             "numbers")
+            raise UsageError(
+                f"catalog {path}: scenario {sid!r}: targets must map metrics to numbers"
+            )
         try:
             scenarios[sid] = Scenario(
                 id=sid,
@@ -185,8 +196,10 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 rpo_s=_number(row.get("rpo_s"), f"catalog {sid}.rpo_s"),
                 gate=bool(row.get("gate", False)),
                 experiment=row.get("experiment"),
-                extra_targets={str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
-                               for k, v in extra.items()},
+                extra_targets={
+                    str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
+                    for k, v in extra.items()
+                },
             )
         except KeyError as exc:
             raise UsageError(f"catalog {path}: scenario {sid!r} lacks {exc.args[0]!r}") from None
@@ -271,8 +284,11 @@ def _compatible(old: Any, new: Any) -> bool:
 
 
 def apply_overrides(
-    settings: dict[str, Any], overrides: Mapping[str, Any], origin: str,
-    *, raw: Mapping[str, str] | None = None,
+    settings: dict[str, Any],
+    overrides: Mapping[str, Any],
+    origin: str,
+    *,
+    raw: Mapping[str, str] | None = None,
 ) -> dict:
     """Return a copy of ``settings`` with each dotted key replaced; unknown keys are refused.
 
@@ -288,8 +304,7 @@ def apply_overrides(
                 known = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "none"
                 where = ".".join(parts[:i]) or "the top level"
                 raise UsageError(
-                    f"--set {dotted}: {origin} has no key {part!r} under {where} "
-                    f"(known: {known})"
+                    f"--set {dotted}: {origin} has no key {part!r} under {where} (known: {known})"
                 )
             if i < len(parts) - 1:
                 node = node[part]
@@ -304,8 +319,12 @@ def apply_overrides(
             )
         if isinstance(old, str) and value is not None and not isinstance(value, str):
             value = str(value)  # null unsets the setting, as in the target files
-        if (isinstance(value, int | float) and not isinstance(value, bool)
-                and dotted.endswith(("_s", "_ms")) and value < 0):
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and dotted.endswith(("_s", "_ms"))
+            and value < 0
+        ):
             raise UsageError(f"--set {dotted}={value}: a duration cannot be negative")
         node[parts[-1]] = value
     return out
@@ -333,13 +352,17 @@ def _check_durations(node: Any, path: Path, prefix: str) -> None:
     if isinstance(node, dict):
         for k, v in node.items():
             _check_durations(v, path, f"{prefix}{k}.")
-    elif prefix.rstrip(".").endswith(("_s", "_ms")) and node is not None and (
-        isinstance(node, bool) or not isinstance(node, int | float) or node < 0
-        or not math.isfinite(node)
-    ):
-        raise UsageError(
-            f"target file {path}: {prefix.rstrip('.')} must be a non-negative number"
+    elif (
+        prefix.rstrip(".").endswith(("_s", "_ms"))
+        and node is not None
+        and (
+            isinstance(node, bool)
+            or not isinstance(node, int | float)
+            or node < 0
+            or not math.isfinite(node)
         )
+    ):
+        raise UsageError(f"target file {path}: {prefix.rstrip('.')} must be a non-negative number")
 
 
 def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ()) -> Target:
@@ -357,8 +380,10 @@ def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ())
             overrides[key], raw[key] = value, expr.split("=", 1)[1]
     for key in overrides:
         if str(key).split(".")[0] in SAFETY_KEYS:
-            raise UsageError(f"--set {key}: refused, {key} decides the drill's safety; only "
-                             f"the target file sets it ({path})")
+            raise UsageError(
+                f"--set {key}: refused, {key} decides the drill's safety; only "
+                f"the target file sets it ({path})"
+            )
     settings = apply_overrides(settings, overrides, f"target {settings['name']!r}", raw=raw)
     _check_target(settings, path)
     target = Target(name=str(settings["name"]), path=path.resolve(), settings=settings)

@@ -48,5 +48,12 @@ class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that cleanup and rollbacks run."""
 
 
-__all__ = ["Terminated", "ExitCode", "DrillError", "UsageError", "HarnessError", "SandboxError",
-           "SafetyStop"]
+__all__ = [
+    "Terminated",
+    "ExitCode",
+    "DrillError",
+    "UsageError",
+    "HarnessError",
+    "SandboxError",
+    "SafetyStop",
+]

@@ -67,9 +67,15 @@ def dashboard_files(directory: Path = DASHBOARDS_DIR) -> list[DashboardFile]:
     for path in sorted(Path(directory).glob("*.json")):
         raw = path.read_bytes()
         doc = json.loads(raw)
-        out.append(DashboardFile(uid=str(doc["uid"]), title=str(doc["title"]), file=path.name,
-                                 sha256=hashlib.sha256(raw).hexdigest(),
-                                 panels=len(doc.get("panels", []))))
+        out.append(
+            DashboardFile(
+                uid=str(doc["uid"]),
+                title=str(doc["title"]),
+                file=path.name,
+                sha256=hashlib.sha256(raw).hexdigest(),
+                panels=len(doc.get("panels", [])),
+            )
+        )
     return out
 
 
@@ -101,28 +107,49 @@ def check_dashboards(
         cannot tell whether the dashboards are there.
     """
     expected = dashboard_files() if expected is None else expected
-    checks = [_check_one(url, want, token, timeout_s)
-              for url, want in zip(dashboard_urls(grafana_url, expected), expected, strict=True)]
+    checks = [
+        _check_one(url, want, token, timeout_s)
+        for url, want in zip(dashboard_urls(grafana_url, expected), expected, strict=True)
+    ]
     missing = [c["uid"] for c in checks if not c["provisioned"]]
-    return DashboardsResult(grafana_url=grafana_url, dashboards_expected=len(expected),
-                            dashboards_provisioned=len(checks) - len(missing),
-                            dashboards_missing=len(missing), missing_uids=missing,
-                            dashboards=checks)
+    return DashboardsResult(
+        grafana_url=grafana_url,
+        dashboards_expected=len(expected),
+        dashboards_provisioned=len(checks) - len(missing),
+        dashboards_missing=len(missing),
+        missing_uids=missing,
+        dashboards=checks,
+    )
 
 
-def _check_one(url: str, want: DashboardFile, token: str | None,
-               timeout_s: float) -> DashboardCheck:
+def _check_one(
+    url: str, want: DashboardFile, token: str | None, timeout_s: float
+) -> DashboardCheck:
     status, body = _get_json(url, token, timeout_s)
     if status in (401, 403):
-        raise ActivityFailed(f"Grafana refused GET {url} ({status}): check "
-                             "obs.grafana_token_ssm_parameter")
-    check = DashboardCheck(uid=want["uid"], title=want["title"], file=want["file"],
-                           provisioned=False, http_status=status, detail="ok",
-                           provisioned_from_file=None)
+        raise ActivityFailed(
+            f"Grafana refused GET {url} ({status}): check obs.grafana_token_ssm_parameter"
+        )
+    check = DashboardCheck(
+        uid=want["uid"],
+        title=want["title"],
+        file=want["file"],
+        provisioned=False,
+        http_status=status,
+        detail="ok",
+        provisioned_from_file=None,
+    )
     dashboard = body.get("dashboard") if isinstance(body, dict) else None
     if status != 200 or not isinstance(dashboard, dict):
-        check["detail"] = ("no answer" if status == 0 else "not found" if status == 404
-                           else f"HTTP {status}" if status != 200 else "not a dashboard")
+        check["detail"] = (
+            "no answer"
+            if status == 0
+            else "not found"
+            if status == 404
+            else f"HTTP {status}"
+            if status != 200
+            else "not a dashboard"
+        )
         return check
     meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
     if isinstance(meta.get("provisioned"), bool):
@@ -144,17 +171,18 @@ def _get_json(url: str, token: str | None, timeout_s: float) -> tuple[int, Any]:
     host = parts.hostname or ""
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, parts.port, timeout=timeout_s,
-                                           context=ssl.create_default_context())
+        conn = http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout_s, context=ssl.create_default_context()
+        )
     else:
         conn = http.client.HTTPConnection(host, parts.port, timeout=timeout_s)
-    headers = {"Accept": "application/json", "Connection": "close",
-               "User-Agent": "mpac-drill"}
+    headers = {"Accept": "application/json", "Connection": "close", "User-Agent": "mpac-drill"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
-                     headers=headers)
+        conn.request(
+            "GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers
+        )
         resp = conn.getresponse()
         raw = resp.read(8 * 1024 * 1024)
         try:
@@ -168,5 +196,12 @@ def _get_json(url: str, token: str | None, timeout_s: float) -> tuple[int, Any]:
         conn.close()
 
 
-__all__ = ["DASHBOARDS_DIR", "DashboardFile", "DashboardCheck", "DashboardsResult",
-           "dashboard_files", "dashboard_urls", "check_dashboards"]
+__all__ = [
+    "DASHBOARDS_DIR",
+    "DashboardFile",
+    "DashboardCheck",
+    "DashboardsResult",
+    "dashboard_files",
+    "dashboard_urls",
+    "check_dashboards",
+]

@@ -85,9 +85,14 @@ def _run_suite(result: Mapping[str, Any]) -> ET.Element:
     if host:
         suite.set("hostname", _text(str(host)))
     props = ET.SubElement(suite, "properties")
-    for name, value in (("run_id", run_id), ("target", result.get("target")),
-                        ("scenario", scenario), ("runbook_section", result.get("runbook_section")),
-                        ("status", status), ("passed", result.get("passed"))):
+    for name, value in (
+        ("run_id", run_id),
+        ("target", result.get("target")),
+        ("scenario", scenario),
+        ("runbook_section", result.get("runbook_section")),
+        ("status", status),
+        ("passed", result.get("passed")),
+    ):
         if value is not None:
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             ET.SubElement(props, "property", name=name, value=_text(shown))
@@ -102,25 +107,32 @@ def _run_suite(result: Mapping[str, Any]) -> ET.Element:
         else:
             missed += 1
             failure = ET.SubElement(case, "failure", message=_text(message), type="TargetMissed")
-            failure.text = _text(f"{scenario} on {result.get('target', '?')} (run {run_id}): "
-                                 f"{message}")
+            failure.text = _text(
+                f"{scenario} on {result.get('target', '?')} (run {run_id}): {message}"
+            )
 
     reason = str(result.get("reason") or "").strip()
     if status in ("failed", "aborted"):
         case = _case(suite, scenario, DRILL_CASE)
         message = f"{status}: {reason or 'no reason recorded'}"
         ET.SubElement(case, "error", message=_text(message), type=status).text = _text(
-            f"run {run_id} {message}")
+            f"run {run_id} {message}"
+        )
     elif status != "completed":
         case = _case(suite, scenario, DRILL_CASE)
-        ET.SubElement(case, "error", message=_text(f"unknown run status {status!r}"),
-                      type="unknown")
+        ET.SubElement(
+            case, "error", message=_text(f"unknown run status {status!r}"), type="unknown"
+        )
     elif result.get("passed") is not True and not missed:
         case = _case(suite, scenario, DRILL_CASE)
-        why = reason or ("no verdict was recorded" if not verdicts
-                         else "the experiment deviated from its steady state")
-        ET.SubElement(case, "failure", message=_text(f"the run did not pass: {why}"),
-                      type="DrillFailed")
+        why = reason or (
+            "no verdict was recorded"
+            if not verdicts
+            else "the experiment deviated from its steady state"
+        )
+        ET.SubElement(
+            case, "failure", message=_text(f"the run did not pass: {why}"), type="DrillFailed"
+        )
     elif not verdicts:
         case = _case(suite, scenario, DRILL_CASE)
         ET.SubElement(case, "system-out").text = "completed; no target to judge"
@@ -138,8 +150,9 @@ def _not_run_suite(not_run: Mapping[str, str]) -> ET.Element:
 
 
 def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
-    return ET.SubElement(suite, "testcase", classname=_text(classname), name=_text(name),
-                         time="0.000")
+    return ET.SubElement(
+        suite, "testcase", classname=_text(classname), name=_text(name), time="0.000"
+    )
 
 
 def _count(element: ET.Element, suites: list[ET.Element]) -> None:

@@ -70,10 +70,19 @@ class LoadSummary(TypedDict):
 class LoadRunner:
     """locust as child process(es): ``start()``, ``stop()``, then ``summarize(out_dir)``."""
 
-    def __init__(self, *, out_dir: Path, hosts: Mapping[str, str], users: int,
-                 spawn_rate: float, run_time_s: int, workers: int = 0,
-                 locustfile: Path = DEFAULT_LOCUSTFILE, master_port: int | None = None,
-                 start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        out_dir: Path,
+        hosts: Mapping[str, str],
+        users: int,
+        spawn_rate: float,
+        run_time_s: int,
+        workers: int = 0,
+        locustfile: Path = DEFAULT_LOCUSTFILE,
+        master_port: int | None = None,
+        start_timeout_s: float = 60.0,
+    ) -> None:
         """
         :param out_dir: the run folder; locust's files go to ``out_dir/locust/``.
         :param hosts: base URL per service: keys ``portal``, ``smarttab``, ``pgw``.
@@ -88,8 +97,9 @@ class LoadRunner:
         if missing:
             raise HarnessError(f"load: no host for {', '.join(missing)}")
         if users < 1 or spawn_rate <= 0 or run_time_s < 1 or workers < 0:
-            raise HarnessError("load: users, spawn_rate and run_time_s must be positive, "
-                               "workers >= 0")
+            raise HarnessError(
+                "load: users, spawn_rate and run_time_s must be positive, workers >= 0"
+            )
         if not Path(locustfile).is_file():
             raise HarnessError(f"load: locustfile {locustfile} not found")
         self.out_dir = Path(out_dir)
@@ -123,25 +133,59 @@ class LoadRunner:
         if self._procs:
             raise HarnessError("load: already started")
         self.locust_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MPAC_LOAD_OUT": str(self.locust_dir), "PYTHONUNBUFFERED": "1",
-               **{HOST_ENV[k]: url for k, url in self.hosts.items()}}
+        env = {
+            **os.environ,
+            "MPAC_LOAD_OUT": str(self.locust_dir),
+            "PYTHONUNBUFFERED": "1",
+            **{HOST_ENV[k]: url for k, url in self.hosts.items()},
+        }
         base = [sys.executable, "-m", "locust", "-f", str(self.locustfile)]
-        main = [*base, "--headless", "--users", str(self.users),
-                "--spawn-rate", str(self.spawn_rate), "--run-time", f"{self.run_time_s}s",
-                "--csv", str(self.locust_dir / "stats"), "--csv-full-history",
-                "--only-summary", "--stop-timeout", "2", "--exit-code-on-error", "0"]
+        main = [
+            *base,
+            "--headless",
+            "--users",
+            str(self.users),
+            "--spawn-rate",
+            str(self.spawn_rate),
+            "--run-time",
+            f"{self.run_time_s}s",
+            "--csv",
+            str(self.locust_dir / "stats"),
+            "--csv-full-history",
+            "--only-summary",
+            "--stop-timeout",
+            "2",
+            "--exit-code-on-error",
+            "0",
+        ]
         port = self.master_port or _free_port()
         if self.workers:
-            main += ["--master", "--master-bind-host", "127.0.0.1",
-                     "--master-bind-port", str(port), "--expect-workers", str(self.workers),
-                     "--expect-workers-max-wait", str(int(self.start_timeout_s))]
+            main += [
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(self.workers),
+                "--expect-workers-max-wait",
+                str(int(self.start_timeout_s)),
+            ]
         log = self.locust_dir / "locust.log"
         self._spawn(main, env, log)
         for i in range(1, self.workers + 1):
-            self._spawn([*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
-                         str(port)], env, self.locust_dir / f"locust-worker-{i}.log")
-        logger.info("load: locust started (%d users, %d workers, %d s), pids %s",
-                    self.users, self.workers, self.run_time_s, self.pids)
+            self._spawn(
+                [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                env,
+                self.locust_dir / f"locust-worker-{i}.log",
+            )
+        logger.info(
+            "load: locust started (%d users, %d workers, %d s), pids %s",
+            self.users,
+            self.workers,
+            self.run_time_s,
+            self.pids,
+        )
         try:
             self._await_users(log)
         except HarnessError:
@@ -151,23 +195,33 @@ class LoadRunner:
     def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         handle = log.open("ab")
         self._logs.append(handle)
-        self._procs.append(subprocess.Popen(
-            cmd, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-            cwd=self.out_dir, start_new_session=True))
+        self._procs.append(
+            subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=self.out_dir,
+                start_new_session=True,
+            )
+        )
 
     def _await_users(self, log: Path) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             dead = [proc for proc in self._procs if proc.poll() is not None]
             if dead:
-                raise HarnessError(f"load: locust exited at start (exit {dead[0].returncode}); "
-                                   f"{_tail(log)}")
+                raise HarnessError(
+                    f"load: locust exited at start (exit {dead[0].returncode}); {_tail(log)}"
+                )
             text = log.read_text(errors="replace")
             if any(mark in text for mark in _STARTED_MARKS):
                 return
             time.sleep(0.1)
-        raise HarnessError(f"load: locust started no users within {self.start_timeout_s:.0f} s; "
-                           f"{_tail(log)}")
+        raise HarnessError(
+            f"load: locust started no users within {self.start_timeout_s:.0f} s; {_tail(log)}"
+        )
 
     def wait(self, timeout_s: float) -> bool:
         """Wait for locust to finish on its own (``run_time_s``); True if every process ended."""
@@ -207,8 +261,10 @@ class LoadRunner:
             with contextlib.suppress(psutil.Error):
                 if proc.pid == os.getpid():
                     continue
-                if (mark in " ".join(proc.info["cmdline"] or [])
-                        or proc.environ().get("MPAC_LOAD_OUT") == mark):
+                if (
+                    mark in " ".join(proc.info["cmdline"] or [])
+                    or proc.environ().get("MPAC_LOAD_OUT") == mark
+                ):
                     strays.append(proc)
         for proc in strays:
             logger.warning("load: stopping unrecorded locust pid %d", proc.pid)
@@ -259,8 +315,10 @@ def summarize(out_dir: Path) -> LoadSummary:
     for path in sorted((out_dir / LOCUST_DIR).glob("seconds-*.csv")):
         for key, figures in _read_seconds(path).items():
             merged[key].append(figures)
-    rows = sorted(((second, name, *_merge(parts)) for (second, name), parts in merged.items()),
-                  key=lambda r: (r[0], r[1] == AGGREGATED, r[1]))
+    rows = sorted(
+        ((second, name, *_merge(parts)) for (second, name), parts in merged.items()),
+        key=lambda r: (r[0], r[1] == AGGREGATED, r[1]),
+    )
     with (out_dir / PER_SECOND_FILE).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(PER_SECOND_COLUMNS)
@@ -342,5 +400,12 @@ def _locust_totals(path: Path) -> LoadSummary | None:
     return LoadSummary(requests=requests, failures=failures, p95_ms=p95 if requests else None)
 
 
-__all__ = ["LoadRunner", "LoadSummary", "summarize", "DEFAULT_LOCUSTFILE", "PER_SECOND_COLUMNS",
-           "PER_SECOND_FILE", "LOCUST_DIR"]
+__all__ = [
+    "LoadRunner",
+    "LoadSummary",
+    "summarize",
+    "DEFAULT_LOCUSTFILE",
+    "PER_SECOND_COLUMNS",
+    "PER_SECOND_FILE",
+    "LOCUST_DIR",
+]

@@ -46,9 +46,15 @@ DNS_KEYS = ("route53.record", "route53.dr_dns_name")
 #: Keys holding AWS resource names that identify one resource: must not be production's.
 #: (ECS service names such as svc-portal repeat in every cluster, so the cluster decides.)
 RESOURCE_KEYS = (
-    "ecs.cluster", "rds.smartpos.identifier", "rds.pgw.identifier",
-    "elasticache.replication_group", "ssm.*", "database.dsn_ssm_parameter", "obs.cluster",
-    "obs.buckets.*", "obs.grafana_token_ssm_parameter",
+    "ecs.cluster",
+    "rds.smartpos.identifier",
+    "rds.pgw.identifier",
+    "elasticache.replication_group",
+    "ssm.*",
+    "database.dsn_ssm_parameter",
+    "obs.cluster",
+    "obs.buckets.*",
+    "obs.grafana_token_ssm_parameter",
 )
 
 
@@ -81,8 +87,10 @@ def production_facts(path: Path = PRODUCTION_TARGET) -> ProductionFacts:
     try:
         stat = path.stat()
     except OSError:
-        raise UsageError(f"the production reference {path} is missing: the harness cannot "
-                         "tell production apart without it") from None
+        raise UsageError(
+            f"the production reference {path} is missing: the harness cannot "
+            "tell production apart without it"
+        ) from None
     return _read_facts(str(path), stat.st_mtime_ns, stat.st_size)
 
 
@@ -91,8 +99,9 @@ def _read_facts(path: str, _mtime_ns: int, _size: int) -> ProductionFacts:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"the production reference {path} cannot be read: "
-                         f"{type(exc).__name__}") from None
+        raise UsageError(
+            f"the production reference {path} cannot be read: {type(exc).__name__}"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"the production reference {path} must be a YAML mapping")
     accounts = {account_text(data.get("account_id"))}
@@ -102,8 +111,9 @@ def _read_facts(path: str, _mtime_ns: int, _size: int) -> ProductionFacts:
     for value in listed:
         account = account_text(value)
         if account is None:
-            raise UsageError(f"{path}: production_accounts holds {value!r}, not a quoted "
-                             "12-digit AWS account")
+            raise UsageError(
+                f"{path}: production_accounts holds {value!r}, not a quoted 12-digit AWS account"
+            )
         accounts.add(account)
     return ProductionFacts(
         source=Path(path),
@@ -176,5 +186,11 @@ def _dns(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
-__all__ = ["PRODUCTION_TARGET", "ProductionFacts", "account_text", "is_production",
-           "production_clashes", "production_facts"]
+__all__ = [
+    "PRODUCTION_TARGET",
+    "ProductionFacts",
+    "account_text",
+    "is_production",
+    "production_clashes",
+    "production_facts",
+]

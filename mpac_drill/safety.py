@@ -78,19 +78,25 @@ def check_production_guard(
     facts = production_facts() if target.kind == "aws" else None
     if is_production(target, facts):
         if "aws.endpoint_url" in target.overrides:
-            raise UsageError(f"--set aws.endpoint_url: refused on production target "
-                             f"{target.name!r}; only its target file may point it elsewhere")
-        _check_production(target, allow_production=allow_production, ticket=ticket,
-                          facts=facts)
-        logger.warning("production drill allowed on target %s under change ticket %s%s",
-                       target.name, ticket, " [dry-run]" if dry_run else "")
+            raise UsageError(
+                f"--set aws.endpoint_url: refused on production target "
+                f"{target.name!r}; only its target file may point it elsewhere"
+            )
+        _check_production(target, allow_production=allow_production, ticket=ticket, facts=facts)
+        logger.warning(
+            "production drill allowed on target %s under change ticket %s%s",
+            target.name,
+            ticket,
+            " [dry-run]" if dry_run else "",
+        )
     elif facts is not None:
         clashes = production_clashes(target, facts)
         if clashes:
             raise UsageError(
                 f"target {target.name!r} ({target.path}) is not production but "
                 f"{'; '.join(clashes)} (as {facts.source.name} says): refusing; give the "
-                f"target its own {target.environment} names")
+                f"target its own {target.environment} names"
+            )
     if target.kind != "aws" or dry_run:
         return
     expected = _expected_account(target)
@@ -109,8 +115,9 @@ def check_production_guard(
             f"credentials act in account {mask_account(actual)}: refusing to inject faults "
             "(check AWS_PROFILE, aws.profile and aws.role_arn)"
         )
-    logger.info("target %s: credentials act in its AWS account %s",
-                target.name, mask_account(actual))
+    logger.info(
+        "target %s: credentials act in its AWS account %s", target.name, mask_account(actual)
+    )
 
 
 def mask_account(account: str) -> str:
@@ -119,8 +126,9 @@ def mask_account(account: str) -> str:
     return "*" * max(len(text) - 4, 0) + text[-4:]
 
 
-def _check_production(target: Target, *, allow_production: bool, ticket: str | None,
-                      facts: ProductionFacts | None) -> None:
+def _check_production(
+    target: Target, *, allow_production: bool, ticket: str | None, facts: ProductionFacts | None
+) -> None:
     missing = []
     if not allow_production:
         missing.append("--allow-production")
@@ -133,9 +141,11 @@ def _check_production(target: Target, *, allow_production: bool, ticket: str | N
     if missing:
         why = "is production"
         if target.environment != "production" and facts is not None:
-            why = (f"acts in production account {mask_account(str(target.get('account_id')))} "
-                   f"(listed in {facts.source.name}), so it is production whatever its "
-                   "environment says")
+            why = (
+                f"acts in production account {mask_account(str(target.get('account_id')))} "
+                f"(listed in {facts.source.name}), so it is production whatever its "
+                "environment says"
+            )
         raise UsageError(f"target {target.name!r} {why}: refused without " + ", ".join(missing))
 
 
@@ -189,7 +199,9 @@ class DrillLock:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.release()
@@ -216,8 +228,13 @@ class DrillLock:
             else:
                 logger.warning(
                     "taking over the stale drill lock of target %s: %s since %s (pid %s on "
-                    "%s is gone)", self.target_name, holder["scenario"], holder["started_at"],
-                    holder["pid"], holder["host"])
+                    "%s is gone)",
+                    self.target_name,
+                    holder["scenario"],
+                    holder["started_at"],
+                    holder["pid"],
+                    holder["host"],
+                )
             if not self._remove_if_unchanged(raw):
                 time.sleep(_RETRY_S)
         raise HarnessError(f"could not take the drill lock {self.path}: it keeps changing")
@@ -238,9 +255,13 @@ class DrillLock:
     def _create(self) -> bool:
         me = psutil.Process()
         holder = LockHolder(
-            pid=me.pid, scenario=self.scenario, started_at=_utc_now(),
-            run_dir=str(self.run_dir), host=socket.gethostname(),
-            create_time=me.create_time(), token=uuid.uuid4().hex,
+            pid=me.pid,
+            scenario=self.scenario,
+            started_at=_utc_now(),
+            run_dir=str(self.run_dir),
+            host=socket.gethostname(),
+            create_time=me.create_time(),
+            token=uuid.uuid4().hex,
         )
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -282,9 +303,11 @@ class DrillLock:
         where = f"pid {holder['pid']}"
         if holder["host"] != socket.gethostname():
             where += f" on {holder['host']}"
-        return (f"a drill is already running against target {self.target_name}: "
-                f"{holder['scenario']} since {holder['started_at']} ({where}, "
-                f"run folder {holder['run_dir']})")
+        return (
+            f"a drill is already running against target {self.target_name}: "
+            f"{holder['scenario']} since {holder['started_at']} ({where}, "
+            f"run folder {holder['run_dir']})"
+        )
 
 
 def _alive(holder: LockHolder) -> bool:
@@ -313,9 +336,12 @@ def _parse(raw: bytes) -> LockHolder | None:
     try:
         data: Any = json.loads(raw)
         holder = LockHolder(
-            pid=int(data["pid"]), scenario=str(data["scenario"]),
-            started_at=str(data["started_at"]), run_dir=str(data["run_dir"]),
-            host=str(data["host"]), create_time=float(data.get("create_time", 0.0)),
+            pid=int(data["pid"]),
+            scenario=str(data["scenario"]),
+            started_at=str(data["started_at"]),
+            run_dir=str(data["run_dir"]),
+            host=str(data["host"]),
+            create_time=float(data.get("create_time", 0.0)),
             token=str(data.get("token", "")),
         )
     except (ValueError, TypeError, KeyError):

@@ -29,8 +29,13 @@ CANARY_COLUMNS = ("seq", "sent_at", "t_rel_s", "ack_rel_s", "acked", "present")
 #: libpq client settings the canary adds when its DSN does not set them: a connection to a
 #: primary that vanished (a failover that black-holes the old address) fails within seconds
 #: instead of hanging on TCP's defaults. Client-side only, so any server or proxy takes them.
-CLIENT_DEFAULTS = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5,
-                   "keepalives_interval": 2, "keepalives_count": 2}
+CLIENT_DEFAULTS = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
 
 
 def bounded_dsn(dsn: str) -> str:
@@ -69,15 +74,20 @@ def compute_rpo(ledger: Sequence[Write]) -> Rpo:
     last = lost[-1].ack_mono or 0.0
     survivors_before = [w.ack_mono or 0.0 for w in acked if w.present and (w.ack_mono or 0) < first]
     start = max(survivors_before) if survivors_before else lost[0].sent_mono
-    return Rpo(acked_writes=len(acked), lost_writes=len(lost), rpo_s=round(last - start, 4),
-               lost_seqs=[w.seq for w in lost])
+    return Rpo(
+        acked_writes=len(acked),
+        lost_writes=len(lost),
+        rpo_s=round(last - start, 4),
+        lost_seqs=[w.seq for w in lost],
+    )
 
 
 class Canary:
     """Writes ``(run_id, seq)`` rows every ``interval_s`` through ``dsn`` until stopped."""
 
-    def __init__(self, *, dsn: str, run_id: str, interval_s: float = 0.05,
-                 max_duration_s: float = 3600) -> None:
+    def __init__(
+        self, *, dsn: str, run_id: str, interval_s: float = 0.05, max_duration_s: float = 3600
+    ) -> None:
         self._dsn = bounded_dsn(dsn)  # holds the password: never logged, never written
         self.run_id = run_id
         self.interval_s = interval_s
@@ -100,8 +110,7 @@ class Canary:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._dsn, autocommit=True)
-                conn.execute("INSERT INTO canary (run_id, seq) VALUES (%s, %s)",
-                             (self.run_id, seq))
+                conn.execute("INSERT INTO canary (run_id, seq) VALUES (%s, %s)", (self.run_id, seq))
                 w.ack_mono = time.monotonic()
             except psycopg.Error:
                 if conn is not None:
@@ -140,8 +149,9 @@ class Canary:
             try:
                 target = bounded_dsn(dsn) if dsn else self._dsn
                 with psycopg.connect(target, autocommit=True) as conn:
-                    rows = conn.execute("SELECT seq FROM canary WHERE run_id = %s",
-                                        (self.run_id,)).fetchall()
+                    rows = conn.execute(
+                        "SELECT seq FROM canary WHERE run_id = %s", (self.run_id,)
+                    ).fetchall()
                 break
             except psycopg.Error:
                 if time.monotonic() > deadline:
@@ -176,9 +186,16 @@ class Canary:
             w.writerow(CANARY_COLUMNS)
             for x in self.ledger:
                 present = "" if not x.acked or x.present is None else int(x.present)
-                w.writerow([x.seq, x.sent_utc.isoformat(timespec="microseconds")
-                            .replace("+00:00", "Z"), rel(x.sent_mono), rel(x.ack_mono),
-                            int(x.acked), present])
+                w.writerow(
+                    [
+                        x.seq,
+                        x.sent_utc.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                        rel(x.sent_mono),
+                        rel(x.ack_mono),
+                        int(x.acked),
+                        present,
+                    ]
+                )
 
 
 def measure_rpo(
@@ -206,7 +223,9 @@ def measure_rpo(
     ctx.phase("reading back canary")
     ctx.canary.stop()
     rpo = ctx.canary.read_back(dsn=ctx.rpo_dsn)
-    ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
-                            rpo_s=rpo["rpo_s"])
+    ctx.measurements.update(
+        acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"], rpo_s=rpo["rpo_s"]
+    )
     return {k: v for k, v in rpo.items() if k != "lost_seqs"} | {
-        "lost_seqs_sample": rpo["lost_seqs"][:20]}
+        "lost_seqs_sample": rpo["lost_seqs"][:20]
+    }

@@ -25,8 +25,16 @@ from chaoslib.types import Configuration, Secrets
 from probes.recovery import Sample
 
 TIMELINE_COLUMNS = ("t_utc", "t_rel_s", "service", "ok", "status", "latency_ms")
-__all__ = ["Observer", "probe_http", "request_json", "paced", "start_observers",
-           "stop_observers", "utc_iso", "TIMELINE_COLUMNS"]
+__all__ = [
+    "Observer",
+    "probe_http",
+    "request_json",
+    "paced",
+    "start_observers",
+    "stop_observers",
+    "utc_iso",
+    "TIMELINE_COLUMNS",
+]
 
 
 class RawSample(TypedDict):
@@ -45,8 +53,9 @@ def utc_iso(dt: datetime) -> str:
 def probe_http(url: str, timeout_s: float) -> tuple[bool, int]:
     """One GET; ``(ok, status)`` with status 0 when nothing answered."""
     parts = urlsplit(url)
-    conn_cls = (http.client.HTTPSConnection if parts.scheme == "https"
-                else http.client.HTTPConnection)
+    conn_cls = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
     conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -60,22 +69,27 @@ def probe_http(url: str, timeout_s: float) -> tuple[bool, int]:
         conn.close()
 
 
-def request_json(url: str, method: str = "GET", body: dict | None = None, *,
-                 token: str | None = None, timeout_s: float = 1.0
-                 ) -> tuple[int, dict[str, str], Any]:
+def request_json(
+    url: str,
+    method: str = "GET",
+    body: dict | None = None,
+    *,
+    token: str | None = None,
+    timeout_s: float = 1.0,
+) -> tuple[int, dict[str, str], Any]:
     """One HTTP exchange with a JSON body: ``(status, headers, payload)``; status 0 when
     nothing answered, payload ``{}`` when the answer is not JSON. ``token`` goes as a
     Bearer header and nowhere else."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                      timeout=timeout_s)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
     headers = {"Content-Type": "application/json", "Connection": "close"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
+        conn.request(
+            method, path, body=json.dumps(body) if body is not None else None, headers=headers
+        )
         resp = conn.getresponse()
         raw = resp.read()
         try:
@@ -109,8 +123,14 @@ def paced(stop: threading.Event, interval_s: float, max_duration_s: float) -> It
 class Observer:
     """Samples ``endpoints`` (service → health URL) every ``interval_s`` until stopped."""
 
-    def __init__(self, *, endpoints: dict[str, str], interval_s: float = 0.1,
-                 timeout_s: float = 1.0, max_duration_s: float = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        endpoints: dict[str, str],
+        interval_s: float = 0.1,
+        timeout_s: float = 1.0,
+        max_duration_s: float = 3600,
+    ) -> None:
         self.endpoints = dict(endpoints)
         self.interval_s = interval_s
         self.timeout_s = timeout_s
@@ -126,8 +146,9 @@ class Observer:
 
     def start(self) -> None:
         for name, url in self.endpoints.items():
-            t = threading.Thread(target=self._loop, args=(name, url), daemon=True,
-                                 name=f"observer-{name}")
+            t = threading.Thread(
+                target=self._loop, args=(name, url), daemon=True, name=f"observer-{name}"
+            )
             t.start()
             self._threads.append(t)
 
@@ -139,8 +160,11 @@ class Observer:
             ok, status = probe_http(url, self.timeout_s)
             latency = (time.monotonic() - mono) * 1000
             with self._lock:
-                self._raw.append(RawSample(mono=mono, utc=utc, service=name, ok=ok,
-                                           status=status, latency_ms=latency))
+                self._raw.append(
+                    RawSample(
+                        mono=mono, utc=utc, service=name, ok=ok, status=status, latency_ms=latency
+                    )
+                )
             next_at += self.interval_s
             delay = next_at - time.monotonic()
             if delay < 0:  # a slow answer overran the slot: resume the grid from now
@@ -158,12 +182,15 @@ class Observer:
             return sorted(self._raw, key=lambda s: s["mono"])
 
     def samples(self, *, rel_to: float, since: float | None = None) -> list[Sample]:
-        return [Sample(t=s["mono"] - rel_to, service=s["service"], ok=s["ok"])
-                for s in self.raw() if since is None or s["mono"] >= since]
+        return [
+            Sample(t=s["mono"] - rel_to, service=s["service"], ok=s["ok"])
+            for s in self.raw()
+            if since is None or s["mono"] >= since
+        ]
 
     def latest(self) -> dict[str, bool]:
         out: dict[str, bool] = {}
-        for s in self.raw()[-3 * len(self.endpoints):]:
+        for s in self.raw()[-3 * len(self.endpoints) :]:
             out[s["service"]] = s["ok"]
         return out
 
@@ -173,8 +200,16 @@ class Observer:
             w.writerow(TIMELINE_COLUMNS)
             for s in self.raw():
                 rel = "" if rel_to is None else f"{s['mono'] - rel_to:.4f}"
-                w.writerow([utc_iso(s["utc"]), rel, s["service"], int(s["ok"]), s["status"],
-                            f"{s['latency_ms']:.2f}"])
+                w.writerow(
+                    [
+                        utc_iso(s["utc"]),
+                        rel,
+                        s["service"],
+                        int(s["ok"]),
+                        s["status"],
+                        f"{s['latency_ms']:.2f}",
+                    ]
+                )
 
 
 def start_observers(
@@ -216,8 +251,10 @@ def start_observers(
     if run_canary:
         ctx.start_canary()
     elif canary:
-        ctx.note("canary not run: on AWS only a drill that asks for it (canary_on_aws) writes "
-                 "canary rows into the database")
+        ctx.note(
+            "canary not run: on AWS only a drill that asks for it (canary_on_aws) writes "
+            "canary rows into the database"
+        )
     # A random part of one sampling interval, so the fault does not always land at the same
     # point between two samples (that would bias every RTO by the same fraction of a slot).
     warmup = float(ctx.setting("drill.warmup_s")) + random.uniform(0, ctx.observer.interval_s)
@@ -225,8 +262,11 @@ def start_observers(
     while time.monotonic() < end:  # a steady baseline before the fault
         ctx.check_stop_conditions()
         time.sleep(0.05)
-    return {"endpoints": ctx.observer.endpoints if ctx.observer else {},
-            "canary": ctx.canary is not None, "warmup_s": warmup}
+    return {
+        "endpoints": ctx.observer.endpoints if ctx.observer else {},
+        "canary": ctx.canary is not None,
+        "warmup_s": warmup,
+    }
 
 
 def stop_observers(

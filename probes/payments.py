@@ -29,8 +29,17 @@ from probes.canary import Write, compute_rpo
 from probes.observer import paced, request_json
 
 __all__ = ["start_payments", "reconcile_payments", "stop_payments", "QrPayments"]
-PAYMENT_COLUMNS = ("payment_id", "client", "amount", "sent_at", "t_rel_s", "ack_rel_s",
-                   "acked", "status", "present")
+PAYMENT_COLUMNS = (
+    "payment_id",
+    "client",
+    "amount",
+    "sent_at",
+    "t_rel_s",
+    "ack_rel_s",
+    "acked",
+    "status",
+    "present",
+)
 RECONCILIATION_COLUMNS = ("payment_id", "client", "amount", "sent_at", "acked_at_rel_s")
 
 
@@ -49,8 +58,9 @@ def _iso(dt: datetime) -> str:
 class QrPayments:
     """Posts QR payments to ``base_url`` every ``interval_s`` until stopped."""
 
-    def __init__(self, *, base_url: str, run_id: str, interval_s: float = 0.05,
-                 max_duration_s: float = 3600) -> None:
+    def __init__(
+        self, *, base_url: str, run_id: str, interval_s: float = 0.05, max_duration_s: float = 3600
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.run_id = run_id
         self.interval_s = interval_s
@@ -70,16 +80,23 @@ class QrPayments:
 
     def _post(self, p: Payment) -> int:
         status, _, _ = request_json(
-            f"{self.base_url}/payments/qr", "POST",
+            f"{self.base_url}/payments/qr",
+            "POST",
             {"payment_id": p.payment_id, "client": p.client, "amount": p.amount},
-            timeout_s=2.0)
+            timeout_s=2.0,
+        )
         return status
 
     def _loop(self) -> None:
         for seq in paced(self._stop, self.interval_s, self.max_duration_s):
-            p = Payment(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC),
-                        payment_id=f"{self.run_id}-qr-{seq}", client=f"drill-{seq % 7}",
-                        amount=random.randint(100, 20_000))
+            p = Payment(
+                seq=seq,
+                sent_mono=time.monotonic(),
+                sent_utc=datetime.now(UTC),
+                payment_id=f"{self.run_id}-qr-{seq}",
+                client=f"drill-{seq % 7}",
+                amount=random.randint(100, 20_000),
+            )
             p.status = self._post(p)
             if p.status in (200, 201):
                 p.ack_mono = time.monotonic()
@@ -94,9 +111,19 @@ class QrPayments:
             w.writerow(PAYMENT_COLUMNS)
             for p in self.ledger:
                 present = "" if not p.acked or p.present is None else int(p.present)
-                w.writerow([p.payment_id, p.client, p.amount, _iso(p.sent_utc),
-                            rel(p.sent_mono), rel(p.ack_mono), int(p.acked), p.status,
-                            present])
+                w.writerow(
+                    [
+                        p.payment_id,
+                        p.client,
+                        p.amount,
+                        _iso(p.sent_utc),
+                        rel(p.sent_mono),
+                        rel(p.ack_mono),
+                        int(p.acked),
+                        p.status,
+                        present,
+                    ]
+                )
 
 
 def start_payments(
@@ -121,11 +148,15 @@ def start_payments(
     if not ctx.is_sandbox:
         ctx.note("QR payments not posted: no reconciliation on this target")
         return {"started": False}
-    base = (ctx.front_door.urls() if ctx.front_door is not None
-            else ctx.sandbox().endpoints["services"])["svc-smarttab"]
-    payments = QrPayments(base_url=base, run_id=ctx.run_id,
-                          interval_s=float(ctx.setting("drill.canary_interval_s")),
-                          max_duration_s=ctx.recovery_bound_s() + 600)
+    base = (
+        ctx.front_door.urls() if ctx.front_door is not None else ctx.sandbox().endpoints["services"]
+    )["svc-smarttab"]
+    payments = QrPayments(
+        base_url=base,
+        run_id=ctx.run_id,
+        interval_s=float(ctx.setting("drill.canary_interval_s")),
+        max_duration_s=ctx.recovery_bound_s() + 600,
+    )
     ctx.extras["_payments"] = payments
     payments.start()
     return {"started": True, "url": f"{base}/payments/qr"}
@@ -176,8 +207,9 @@ def reconcile_payments(
     payments.stop()
     dsn = (ctx.extras.get("_dr_dsn") or {}).get("pgw") or ctx.sandbox().dsn("pgw")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT payment_id FROM qr_payments WHERE payment_id LIKE %s",
-                            (f"{ctx.run_id}-qr-%",)).fetchall()
+        rows = conn.execute(
+            "SELECT payment_id FROM qr_payments WHERE payment_id LIKE %s", (f"{ctx.run_id}-qr-%",)
+        ).fetchall()
     present = {r[0] for r in rows}
     for p in payments.ledger:
         p.present = p.payment_id in present
@@ -188,12 +220,19 @@ def reconcile_payments(
         w = csv.writer(fh)
         w.writerow(RECONCILIATION_COLUMNS)
         for p in missing:
-            rel = "" if ctx.injected_mono is None or p.ack_mono is None else (
-                f"{p.ack_mono - ctx.injected_mono:.4f}")
+            rel = (
+                ""
+                if ctx.injected_mono is None or p.ack_mono is None
+                else (f"{p.ack_mono - ctx.injected_mono:.4f}")
+            )
             w.writerow([p.payment_id, p.client, p.amount, _iso(p.sent_utc), rel])
-    ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
-                            rpo_s=rpo["rpo_s"])
+    ctx.measurements.update(
+        acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"], rpo_s=rpo["rpo_s"]
+    )
     ctx.extras["reconciliation"] = {
-        "payments_acked": rpo["acked_writes"], "payments_missing": len(missing),
-        "amount_missing": sum(p.amount for p in missing), "file": "reconciliation.csv"}
+        "payments_acked": rpo["acked_writes"],
+        "payments_missing": len(missing),
+        "amount_missing": sum(p.amount for p in missing),
+        "file": "reconciliation.csv",
+    }
     return dict(ctx.extras["reconciliation"]) | {"rpo_s": rpo["rpo_s"]}

@@ -45,7 +45,7 @@ def service_recovery(samples: Sequence[Sample], k: int) -> tuple[float | None, f
     if not failed:
         return None, 0.0
     detect = after[failed[0]]["t"]
-    tail = after[failed[-1] + 1:]
+    tail = after[failed[-1] + 1 :]
     if len(tail) < k:
         return round(detect, 4), None
     return round(detect, 4), round(tail[0]["t"], 4)
@@ -71,8 +71,9 @@ def compute_recovery(samples: Iterable[Sample], k: int) -> Recovery:
         rto = None
     else:
         rto = max((r for r in recs if r is not None), default=0.0)
-    return Recovery(detect_s=min(detects) if detects else None, rto_s=rto, per_service=per,
-                    samples=n)
+    return Recovery(
+        detect_s=min(detects) if detects else None, rto_s=rto, per_service=per, samples=n
+    )
 
 
 def recovered_now(samples: Sequence[Sample], services: Iterable[str], k: int) -> bool:
@@ -120,13 +121,19 @@ def measure_rto(
         seen_failure = any(not s["ok"] for s in samples)
         if seen_failure and recovered_now(samples, obs.services, k):
             break
-        if not seen_failure and elapsed >= detect_window_s and recovered_now(
-                samples, obs.services, k):
+        if (
+            not seen_failure
+            and elapsed >= detect_window_s
+            and recovered_now(samples, obs.services, k)
+        ):
             break
         if elapsed >= bound:
             result = compute_recovery(obs.samples(rel_to=t0), k)
-            ctx.measurements.update(detect_s=result["detect_s"], rto_s=result["rto_s"],
-                                    rto_per_service=result["per_service"])
+            ctx.measurements.update(
+                detect_s=result["detect_s"],
+                rto_s=result["rto_s"],
+                rto_per_service=result["per_service"],
+            )
             ctx.abort(f"stop condition: not recovered within the hard bound of {bound:g} s")
         ctx.check_stop_conditions()
         time.sleep(obs.interval_s / 2)
@@ -139,6 +146,7 @@ def measure_rto(
     if procedure is not None and result["rto_s"] is not None:
         # a declared (not observable) outage: recovery is the procedure's end at the earliest
         result["rto_s"] = max(result["rto_s"], float(procedure))
-    ctx.measurements.update(detect_s=result["detect_s"], rto_s=result["rto_s"],
-                            rto_per_service=result["per_service"])
+    ctx.measurements.update(
+        detect_s=result["detect_s"], rto_s=result["rto_s"], rto_per_service=result["per_service"]
+    )
     return dict(result)

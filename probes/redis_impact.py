@@ -48,8 +48,9 @@ class ImpactChecker:
         self._thread: threading.Thread | None = None
 
     def prepare(self) -> None:
-        status, _, body = request_json(f"{self.portal_url}/login", "POST",
-                                       {"user": f"drill-{uuid.uuid4().hex[:8]}"})
+        status, _, body = request_json(
+            f"{self.portal_url}/login", "POST", {"user": f"drill-{uuid.uuid4().hex[:8]}"}
+        )
         if status != 200 or "token" not in body:
             raise RuntimeError(f"svc-portal /login answered {status}")
         self._token = body["token"]
@@ -69,14 +70,19 @@ class ImpactChecker:
         deadline = next_at + 3600
         while not self._stop.is_set() and time.monotonic() < deadline:
             t = time.monotonic()
-            status, _, _ = request_json(f"{self.portal_url}/verify", "GET", token=self._token,
-                                        timeout_s=2.5)  # longer than the services' I/O timeout
+            status, _, _ = request_json(
+                f"{self.portal_url}/verify", "GET", token=self._token, timeout_s=2.5
+            )  # longer than the services' I/O timeout
             self.verify_samples.append((t, status == 200))
             if tick % 5 == 0:  # an order and its retry, with one idempotency key
                 key = f"drill-retry-{uuid.uuid4().hex}"
                 for _ in range(2):
-                    request_json(f"{self.smarttab_url}/orders", "POST",
-                                 {"idempotency_key": key, "amount": 1}, timeout_s=1.0)
+                    request_json(
+                        f"{self.smarttab_url}/orders",
+                        "POST",
+                        {"idempotency_key": key, "amount": 1},
+                        timeout_s=1.0,
+                    )
                 self.retries_sent += 1
             tick += 1
             next_at += self.interval_s
@@ -109,8 +115,11 @@ def start_impact_checks(
         ctx.note("Redis impact checks run on the sandbox only")
         return {"started": False}
     services = ctx.sandbox().endpoints["services"]
-    checker = ImpactChecker(portal_url=services["svc-portal"],
-                            smarttab_url=services["svc-smarttab"], interval_s=interval_s)
+    checker = ImpactChecker(
+        portal_url=services["svc-portal"],
+        smarttab_url=services["svc-smarttab"],
+        interval_s=interval_s,
+    )
     try:
         checker.prepare()
     except RuntimeError as exc:
@@ -138,11 +147,13 @@ def measure_impact(
         dup = conn.execute(
             "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM orders "
             "WHERE created_at >= %s GROUP BY idempotency_key HAVING count(*) > 1) d",
-            (since,)).fetchone()
+            (since,),
+        ).fetchone()
     with psycopg.connect(view.dsn("pgw"), autocommit=True) as conn:
         bypass = conn.execute(
-            "SELECT count(*) FROM qr_payments WHERE NOT rate_limit_checked "
-            "AND created_at >= %s", (since,)).fetchone()
+            "SELECT count(*) FROM qr_payments WHERE NOT rate_limit_checked AND created_at >= %s",
+            (since,),
+        ).fetchone()
     impact = {
         "revoked_token_accepted_s": accepted_span(checker.verify_samples),
         "revocation_enforced_before": checker.revocation_enforced_before,

@@ -82,14 +82,25 @@ def collect(quarter: str, runs_dir: Path, catalog: Catalog) -> ReportData:
         for run_id, note in source.items():
             problems.setdefault(run_id, []).append(note)
     return ReportData(
-        quarter=quarter, catalog=catalog, runs_dir_name=runs_dir.resolve().name,
-        judged=judged, runs_q=runs_q, summary=summary,
+        quarter=quarter,
+        catalog=catalog,
+        runs_dir_name=runs_dir.resolve().name,
+        judged=judged,
+        runs_q=runs_q,
+        summary=summary,
         compliance=metrics.compliance(summary),
         violations=metrics.violations(runs_q, summary, quarter),
-        trend=metrics.trend(judged), coverage=metrics.coverage(judged, catalog, quarter),
-        findings=runset.findings, steps=runset.steps, manifest=runset.manifest,
-        skipped=runset.skipped, detail=detail, timelines=timelines, traffic=traffic,
-        problems=problems, reconciliation=load_reconciliation(runs_dir, runs_q),
+        trend=metrics.trend(judged),
+        coverage=metrics.coverage(judged, catalog, quarter),
+        findings=runset.findings,
+        steps=runset.steps,
+        manifest=runset.manifest,
+        skipped=runset.skipped,
+        detail=detail,
+        timelines=timelines,
+        traffic=traffic,
+        problems=problems,
+        reconciliation=load_reconciliation(runs_dir, runs_q),
     )
 
 
@@ -124,8 +135,9 @@ def _stale_charts(out_dir: Path, quarter: str, keep: set[str]) -> None:
             path.unlink()
 
 
-def build_report(quarter: str, *, runs_dir: Path, out_dir: Path,
-                 catalog: Catalog | None = None) -> ReportOutcome:
+def build_report(
+    quarter: str, *, runs_dir: Path, out_dir: Path, catalog: Catalog | None = None
+) -> ReportOutcome:
     """Build ``<quarter>.md``, ``.html``, ``.csv`` and ``.sha256`` plus PNG charts in
     ``out_dir`` from the run folders in ``runs_dir``.
 
@@ -154,12 +166,23 @@ def build_report(quarter: str, *, runs_dir: Path, out_dir: Path,
     ]
     _stale_charts(out_dir, quarter, {image.file for image in images})
     comp = data.compliance
-    log.info("report %s: %d runs, %d skipped, %s", quarter, len(data.runs_q),
-             len(data.skipped), "compliant" if comp.compliant else "not compliant")
+    log.info(
+        "report %s: %d runs, %d skipped, %s",
+        quarter,
+        len(data.runs_q),
+        len(data.skipped),
+        "compliant" if comp.compliant else "not compliant",
+    )
     return ReportOutcome(
-        quarter=quarter, paths=paths, n_runs=len(data.runs_q), skipped=list(data.skipped),
-        compliant=comp.compliant and not data.no_runs, missed=comp.missed,
-        not_run=comp.not_run, no_runs=data.no_runs, violations=len(data.violations),
+        quarter=quarter,
+        paths=paths,
+        n_runs=len(data.runs_q),
+        skipped=list(data.skipped),
+        compliant=comp.compliant and not data.no_runs,
+        missed=comp.missed,
+        not_run=comp.not_run,
+        no_runs=data.no_runs,
+        violations=len(data.violations),
     )
 
 

@@ -51,9 +51,15 @@ def _segments(samples: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
-                   detect_s: float | None, rto_s: float | None,
-                   notes: tuple[str, ...] = ()) -> bytes:
+def timeline_chart(
+    timeline: pd.DataFrame,
+    traffic: pd.DataFrame,
+    *,
+    title: str,
+    detect_s: float | None,
+    rto_s: float | None,
+    notes: tuple[str, ...] = (),
+) -> bytes:
     """Health per service, requests and failures per second, p95 latency; fault markers."""
     fig = Figure(figsize=(10, 6.4))
     fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.08, hspace=0.12)
@@ -65,9 +71,12 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
         seg = _segments(timeline.loc[timeline[C.SERVICE].eq(service)])
         for state, colour in ((1, _OK), (0, _BAD)):
             part = seg.loc[seg["ok"].eq(state)]
-            health.broken_barh(list(zip(part["start"] / scale, part["width"] / scale,
-                                        strict=True)),
-                               (i - 0.4, 0.8), facecolors=colour, linewidth=0)
+            health.broken_barh(
+                list(zip(part["start"] / scale, part["width"] / scale, strict=True)),
+                (i - 0.4, 0.8),
+                facecolors=colour,
+                linewidth=0,
+            )
     health.set_yticks(range(len(services)), services)
     health.set_ylim(-0.6, max(len(services), 1) - 0.4)
     fig.suptitle(title, x=0.12, y=0.975, ha="left", fontsize=11)
@@ -78,26 +87,49 @@ def timeline_chart(timeline: pd.DataFrame, traffic: pd.DataFrame, *, title: str,
     else:
         x = traffic[C.T_REL] / scale
         # locust counts per wall-clock second: each value covers [t, t + 1)
-        rate.step(x, traffic[C.REQUESTS], where="post", color="#455a64", linewidth=1,
-                  label="requests/s")
-        rate.fill_between(x, 0, traffic[C.FAILURES], color=_BAD, alpha=0.6, step="post",
-                          label="failures/s", linewidth=0)
+        rate.step(
+            x, traffic[C.REQUESTS], where="post", color="#455a64", linewidth=1, label="requests/s"
+        )
+        rate.fill_between(
+            x,
+            0,
+            traffic[C.FAILURES],
+            color=_BAD,
+            alpha=0.6,
+            step="post",
+            label="failures/s",
+            linewidth=0,
+        )
         rate.set_ylim(0, max(float(traffic[C.REQUESTS].max()), 1.0) * 1.35)
         rate.legend(loc="upper right", ncols=2, fontsize=8, frameon=False)
         latency.step(x, traffic[C.P95], where="post", color="#6a1b9a", linewidth=1)
     rate.set_ylabel("per second")
     latency.set_ylabel("p95 ms")
     latency.set_xlabel(f"{unit} since fault injection")
-    marks = [(0.0, _INJECT, "fault injected"), (detect_s, _DETECT, "detected"),
-             (rto_s, _RECOVER, "recovered")]
+    marks = [
+        (0.0, _INJECT, "fault injected"),
+        (detect_s, _DETECT, "detected"),
+        (rto_s, _RECOVER, "recovered"),
+    ]
     for ax in (health, rate, latency):
         for at, colour, label in marks:
             if at is not None and not pd.isna(at):
-                ax.axvline(at / scale, color=colour, linestyle="--", linewidth=1.2,
-                           label=label if ax is health else None)
+                ax.axvline(
+                    at / scale,
+                    color=colour,
+                    linestyle="--",
+                    linewidth=1.2,
+                    label=label if ax is health else None,
+                )
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-    fig.legend(*health.get_legend_handles_labels(), loc="upper left",
-               bbox_to_anchor=(0.115, 0.94), ncols=3, fontsize=8, frameon=False)
+    fig.legend(
+        *health.get_legend_handles_labels(),
+        loc="upper left",
+        bbox_to_anchor=(0.115, 0.94),
+        ncols=3,
+        fontsize=8,
+        frameon=False,
+    )
     return _png(fig)
 
 
@@ -114,12 +146,19 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     fig.subplots_adjust(left=left, right=0.95, top=1 - 0.45 / height, bottom=0.65 / height)
     ax = fig.subplots()
     y = np.arange(len(ordered))[::-1]
-    ax.barh(y, ordered[C.DURATION] / scale, left=ordered[C.STEP_OFFSET] / scale,
-            color=[_OK if ok else _BAD for ok in ordered[C.STEP_OK]], height=0.6)
-    for yi, (start, width) in zip(y, zip(ordered[C.STEP_OFFSET], ordered[C.DURATION],
-                                         strict=True), strict=True):
-        ax.text((start + width) / scale, yi, f" {width / scale:.1f} {unit}", va="center",
-                fontsize=8)
+    ax.barh(
+        y,
+        ordered[C.DURATION] / scale,
+        left=ordered[C.STEP_OFFSET] / scale,
+        color=[_OK if ok else _BAD for ok in ordered[C.STEP_OK]],
+        height=0.6,
+    )
+    for yi, (start, width) in zip(
+        y, zip(ordered[C.STEP_OFFSET], ordered[C.DURATION], strict=True), strict=True
+    ):
+        ax.text(
+            (start + width) / scale, yi, f" {width / scale:.1f} {unit}", va="center", fontsize=8
+        )
     ax.set_yticks(y, ordered[C.STEP].tolist())
     ax.set_xlim(left=0)
     ax.set_xlabel(f"{unit} since the drill started")
@@ -128,8 +167,9 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     return _png(fig)
 
 
-def trend_chart(trend: pd.DataFrame, *, quarter: str, global_rto_s: float,
-                global_rpo_s: float) -> bytes:
+def trend_chart(
+    trend: pd.DataFrame, *, quarter: str, global_rto_s: float, global_rpo_s: float
+) -> bytes:
     """Worst RTO (log scale, minutes) and worst RPO (seconds) per scenario by quarter."""
     quarters = sorted(trend[C.QUARTER].unique())
     position = {q: i for i, q in enumerate(quarters)}
@@ -149,8 +189,9 @@ def trend_chart(trend: pd.DataFrame, *, quarter: str, global_rto_s: float,
     rto_ax.set_yscale("log")
     rto_ax.set_ylabel("worst RTO (min, log)")
     rpo_ax.set_ylabel("worst RPO (s)")
-    rto_ax.set_title(f"RTO and RPO per scenario by quarter ({quarter} shaded)", loc="left",
-                     fontsize=11)
+    rto_ax.set_title(
+        f"RTO and RPO per scenario by quarter ({quarter} shaded)", loc="left", fontsize=11
+    )
     if quarter in position:
         for ax in (rto_ax, rpo_ax):
             ax.axvspan(position[quarter] - 0.4, position[quarter] + 0.4, color="#fff3c4")

@@ -115,5 +115,20 @@ class Doc:
         return found
 
 
-__all__ = ["Strong", "Mono", "Link", "Inline", "Text", "Heading", "Para", "Bullets", "Table",
-           "Image", "Code", "Details", "Block", "Doc", "slug"]
+__all__ = [
+    "Strong",
+    "Mono",
+    "Link",
+    "Inline",
+    "Text",
+    "Heading",
+    "Para",
+    "Bullets",
+    "Table",
+    "Image",
+    "Code",
+    "Details",
+    "Block",
+    "Doc",
+    "slug",
+]

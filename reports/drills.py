@@ -26,8 +26,9 @@ def chart_file(quarter: str, kind: str, run_id: str) -> str:
 def run_verdict(r: dict) -> str:
     if not r[C.JUDGED]:
         return f"not judged ({r[C.STATUS]})"
-    misses = [m for m, v in (("RTO", r[C.RTO_OK]), ("RPO", r[C.RPO_OK]))
-              if not pd.isna(v) and not v]
+    misses = [
+        m for m, v in (("RTO", r[C.RTO_OK]), ("RPO", r[C.RPO_OK])) if not pd.isna(v) and not v
+    ]
     return f"MISSED {', '.join(misses)}" if misses else "met"
 
 
@@ -38,19 +39,42 @@ def _rto_margin(r: dict) -> str:
 def _measurements(r: dict) -> Table:
     judged = r[C.JUDGED]
     na = "not judged" if not judged else "n/a"
-    lost = (F.DASH if pd.isna(r[C.LOST]) else f"{F.count(r[C.LOST])} of {F.count(r[C.ACKED])} "
-            "acknowledged")
-    share = (f", {100 * r[C.FAILURES] / r[C.REQUESTS]:.2f} %" if r[C.REQUESTS] else "")
+    lost = (
+        F.DASH
+        if pd.isna(r[C.LOST])
+        else f"{F.count(r[C.LOST])} of {F.count(r[C.ACKED])} acknowledged"
+    )
+    share = f", {100 * r[C.FAILURES] / r[C.REQUESTS]:.2f} %" if r[C.REQUESTS] else ""
     rows = [
-        ["Time to detect", F.seconds(r[C.DETECT], never="not detected"), "no target", F.DASH,
-         F.DASH],
-        ["RTO", F.seconds(r[C.RTO]), F.target(r[C.RTO_TARGET]), _rto_margin(r),
-         F.ok(r[C.RTO_OK], na=na)],
-        ["RPO", F.seconds(r[C.RPO], never="unbounded"), F.target(r[C.RPO_TARGET]),
-         F.margin(r[C.RPO_MARGIN]), F.ok(r[C.RPO_OK], na=na)],
+        [
+            "Time to detect",
+            F.seconds(r[C.DETECT], never="not detected"),
+            "no target",
+            F.DASH,
+            F.DASH,
+        ],
+        [
+            "RTO",
+            F.seconds(r[C.RTO]),
+            F.target(r[C.RTO_TARGET]),
+            _rto_margin(r),
+            F.ok(r[C.RTO_OK], na=na),
+        ],
+        [
+            "RPO",
+            F.seconds(r[C.RPO], never="unbounded"),
+            F.target(r[C.RPO_TARGET]),
+            F.margin(r[C.RPO_MARGIN]),
+            F.ok(r[C.RPO_OK], na=na),
+        ],
         ["Lost writes", lost, "(RPO covers it)", F.DASH, F.DASH],
-        ["Requests under load", f"{F.count(r[C.REQUESTS])} ({F.count(r[C.FAILURES])} failed"
-                                f"{share})", "no target", F.DASH, F.DASH],
+        [
+            "Requests under load",
+            f"{F.count(r[C.REQUESTS])} ({F.count(r[C.FAILURES])} failed{share})",
+            "no target",
+            F.DASH,
+            F.DASH,
+        ],
         ["p95 latency (whole drill)", f"{F.number(r[C.P95])} ms", "no target", F.DASH, F.DASH],
     ]
     return Table(["Measurement", "Value", "Target", "Margin", "Verdict"], rows, right={1, 3})
@@ -62,17 +86,30 @@ def _impact(r: dict) -> Table | None:
         return None
     revoked, lifetime, dup = r[C.REVOKED_S], r[C.TOKEN_LIFETIME_S], r[C.DUPLICATES]
     rows = [
-        ["(a) revoked JWT still accepted for", F.seconds(revoked, never="unbounded"),
-         f"at most the token lifetime ({F.target(lifetime, none='unknown')})",
-         F.DASH if pd.isna(revoked) or pd.isna(lifetime)
-         else F.ok(revoked <= lifetime, yes="ok", no="FAILED")],
-        ["(b) orders written twice", F.count(dup), "0",
-         F.DASH if pd.isna(dup) else F.ok(dup == 0, yes="ok", no="FAILED")],
-        ["(c) QR payments accepted while rate limiting was off", F.count(r[C.BYPASSED]),
-         "counted, no target", F.DASH],
+        [
+            "(a) revoked JWT still accepted for",
+            F.seconds(revoked, never="unbounded"),
+            f"at most the token lifetime ({F.target(lifetime, none='unknown')})",
+            F.DASH
+            if pd.isna(revoked) or pd.isna(lifetime)
+            else F.ok(revoked <= lifetime, yes="ok", no="FAILED"),
+        ],
+        [
+            "(b) orders written twice",
+            F.count(dup),
+            "0",
+            F.DASH if pd.isna(dup) else F.ok(dup == 0, yes="ok", no="FAILED"),
+        ],
+        [
+            "(c) QR payments accepted while rate limiting was off",
+            F.count(r[C.BYPASSED]),
+            "counted, no target",
+            F.DASH,
+        ],
     ]
-    return Table(["Redis impact check (runbook 1.3)", "Measured", "Expected", "Result"], rows,
-                 right={1})
+    return Table(
+        ["Redis impact check (runbook 1.3)", "Measured", "Expected", "Result"], rows, right={1}
+    )
 
 
 def _steps(doc: Doc, data: ReportData, r: dict) -> None:
@@ -80,22 +117,40 @@ def _steps(doc: Doc, data: ReportData, r: dict) -> None:
     if steps.empty:
         return
     png = charts.steps_chart(steps, title=f"{r[C.SCENARIO]}: steps of run {r[C.RUN_ID]}")
-    doc.add(Image(chart_file(data.quarter, "steps", r[C.RUN_ID]),
-                  f"steps of run {r[C.RUN_ID]}", png),
-            Table(["Step", "Started (s after drill start)", "Duration", "OK", "Detail"],
-                  [[s[C.STEP], F.number(s[C.STEP_OFFSET]), F.seconds(s[C.DURATION]),
-                    "yes" if s[C.STEP_OK] else "NO", s[C.DETAIL]]
-                   for s in steps.to_dict("records")], right={1, 2}))
+    doc.add(
+        Image(chart_file(data.quarter, "steps", r[C.RUN_ID]), f"steps of run {r[C.RUN_ID]}", png),
+        Table(
+            ["Step", "Started (s after drill start)", "Duration", "OK", "Detail"],
+            [
+                [
+                    s[C.STEP],
+                    F.number(s[C.STEP_OFFSET]),
+                    F.seconds(s[C.DURATION]),
+                    "yes" if s[C.STEP_OK] else "NO",
+                    s[C.DETAIL],
+                ]
+                for s in steps.to_dict("records")
+            ],
+            right={1, 2},
+        ),
+    )
 
 
-def _run_section(doc: Doc, data: ReportData, r: dict, timeline: pd.DataFrame,
-                 traffic: pd.DataFrame) -> None:
+def _run_section(
+    doc: Doc, data: ReportData, r: dict, timeline: pd.DataFrame, traffic: pd.DataFrame
+) -> None:
     doc.heading(4, f"Run {r[C.RUN_ID]}")
-    facts: list = [Strong(r[C.STATUS]), f", target {r[C.TARGET]}, ",
-                   F.when(r[C.STARTED]), " to ", F.when(r[C.ENDED]),
-                   f", by {r[C.USER]}@{r[C.HOST]}, harness {r[C.VERSION]} @ {r[C.COMMIT]}; "
-                   f"the run judged itself {'passed' if r[C.PASSED] else 'failed'}. Folder ",
-                   Mono(r[C.FOLDER]), "."]
+    facts: list = [
+        Strong(r[C.STATUS]),
+        f", target {r[C.TARGET]}, ",
+        F.when(r[C.STARTED]),
+        " to ",
+        F.when(r[C.ENDED]),
+        f", by {r[C.USER]}@{r[C.HOST]}, harness {r[C.VERSION]} @ {r[C.COMMIT]}; "
+        f"the run judged itself {'passed' if r[C.PASSED] else 'failed'}. Folder ",
+        Mono(r[C.FOLDER]),
+        ".",
+    ]
     if r[C.REASON]:
         facts += [" Reason: ", r[C.REASON], "."]
     if r[C.MISSING]:
@@ -104,11 +159,19 @@ def _run_section(doc: Doc, data: ReportData, r: dict, timeline: pd.DataFrame,
     facts += [f" {n}." for n in notes]
     doc.add(Para(tuple(facts)))
     png = charts.timeline_chart(
-        timeline, traffic, title=f"{r[C.SCENARIO]} · {r[C.RUN_ID]} · {r[C.STATUS]}",
-        detect_s=r[C.DETECT], rto_s=r[C.RTO], notes=notes)
-    doc.add(Image(chart_file(data.quarter, "timeline", r[C.RUN_ID]),
-                  f"timeline of run {r[C.RUN_ID]}", png),
-            _measurements(r))
+        timeline,
+        traffic,
+        title=f"{r[C.SCENARIO]} · {r[C.RUN_ID]} · {r[C.STATUS]}",
+        detect_s=r[C.DETECT],
+        rto_s=r[C.RTO],
+        notes=notes,
+    )
+    doc.add(
+        Image(
+            chart_file(data.quarter, "timeline", r[C.RUN_ID]), f"timeline of run {r[C.RUN_ID]}", png
+        ),
+        _measurements(r),
+    )
     impact = _impact(r)
     if impact is not None:
         doc.add(impact)
@@ -124,38 +187,85 @@ def _reconciliation(doc: Doc, data: ReportData, r: dict) -> None:
     if rows.empty and r[C.SCENARIO] != "pgw-region-failover":
         return
     shown = rows.head(RECONCILIATION_SHOWN)
-    doc.add(Para((Strong("QR payments to reconcile (runbook 1.5)"),
-                  f": {len(rows)} acknowledged before the loss and missing after the "
-                  "restore" + (f"; the first {len(shown)} below, all in " if len(rows) >
-                              len(shown) else "; all in "),
-                  Mono("reconciliation.csv"), " of the run folder.")))
+    doc.add(
+        Para(
+            (
+                Strong("QR payments to reconcile (runbook 1.5)"),
+                f": {len(rows)} acknowledged before the loss and missing after the "
+                "restore"
+                + (
+                    f"; the first {len(shown)} below, all in "
+                    if len(rows) > len(shown)
+                    else "; all in "
+                ),
+                Mono("reconciliation.csv"),
+                " of the run folder.",
+            )
+        )
+    )
     if not shown.empty:
-        doc.add(Table(["Payment", "Client", "Amount", "Sent at"],
-                      [[p, c, a, s] for p, c, a, s in shown.loc[
-                          :, ["payment_id", "client", "amount", "sent_at"]].itertuples(
-                          index=False)], right={2}))
+        doc.add(
+            Table(
+                ["Payment", "Client", "Amount", "Sent at"],
+                [
+                    [p, c, a, s]
+                    for p, c, a, s in shown.loc[
+                        :, ["payment_id", "client", "amount", "sent_at"]
+                    ].itertuples(index=False)
+                ],
+                right={2},
+            )
+        )
 
 
 def _others(runs: pd.DataFrame) -> Table:
     return Table(
-        ["Run", "Started", "Status", "RTO", "RTO margin", "RPO", "RPO margin", "Lost writes",
-         "Verdict"],
-        [[(Mono(r[C.RUN_ID]),), F.when(r[C.STARTED]), r[C.STATUS], F.seconds(r[C.RTO]),
-          _rto_margin(r), F.seconds(r[C.RPO]), F.margin(r[C.RPO_MARGIN]), F.count(r[C.LOST]),
-          run_verdict(r)] for r in runs.to_dict("records")],
-        right={3, 4, 5, 6, 7})
+        [
+            "Run",
+            "Started",
+            "Status",
+            "RTO",
+            "RTO margin",
+            "RPO",
+            "RPO margin",
+            "Lost writes",
+            "Verdict",
+        ],
+        [
+            [
+                (Mono(r[C.RUN_ID]),),
+                F.when(r[C.STARTED]),
+                r[C.STATUS],
+                F.seconds(r[C.RTO]),
+                _rto_margin(r),
+                F.seconds(r[C.RPO]),
+                F.margin(r[C.RPO_MARGIN]),
+                F.count(r[C.LOST]),
+                run_verdict(r),
+            ]
+            for r in runs.to_dict("records")
+        ],
+        right={3, 4, 5, 6, 7},
+    )
 
 
 def drills(doc: Doc, data: ReportData) -> None:
     doc.heading(2, "Drills")
     doc.add(answers("SOC 2 A1.3", "PCI DSS 12.10.2"))
-    doc.add(Para(("Each chart shows, from the run folder, the health of every service "
-                  "(timeline.csv: green answered, red did not), requests and failures per "
-                  "second and p95 latency (load_per_second.csv), with the fault injection, "
-                  "detection and recovery marked. ", Strong("Charts:"),
-                  f" when the quarter has at most {FULL_DETAIL_MAX_RUNS} runs every run gets "
-                  "one; otherwise the latest and the worst run of each scenario do, and every "
-                  "other run is a row in its scenario's table and in the CSV.")))
+    doc.add(
+        Para(
+            (
+                "Each chart shows, from the run folder, the health of every service "
+                "(timeline.csv: green answered, red did not), requests and failures per "
+                "second and p95 latency (load_per_second.csv), with the fault injection, "
+                "detection and recovery marked. ",
+                Strong("Charts:"),
+                f" when the quarter has at most {FULL_DETAIL_MAX_RUNS} runs every run gets "
+                "one; otherwise the latest and the worst run of each scenario do, and every "
+                "other run is a row in its scenario's table and in the CSV.",
+            )
+        )
+    )
     detail = set(data.detail)
     timelines = dict(tuple(data.timelines.groupby(C.RUN_ID)))
     traffic = dict(tuple(data.traffic.groupby(C.RUN_ID)))
@@ -164,20 +274,36 @@ def drills(doc: Doc, data: ReportData) -> None:
     for s in data.summary.to_dict("records"):
         scenario = data.catalog.get(s[C.SCENARIO])
         doc.heading(3, f"{scenario.id} (runbook {scenario.runbook_section})")
-        doc.add(Para((Strong(scenario.title), f". Fault: {scenario.fault}. Recovery measured: "
-                      f"{scenario.recovery}.")))
+        doc.add(
+            Para(
+                (
+                    Strong(scenario.title),
+                    f". Fault: {scenario.fault}. Recovery measured: {scenario.recovery}.",
+                )
+            )
+        )
         if s[C.N_RUNS] == 0:
-            doc.add(Para((Strong("Not run."), f" Scheduled for {data.quarter}: "
-                          f"{s[C.NOT_RUN_REASON]}.")))
+            doc.add(
+                Para((Strong("Not run."), f" Scheduled for {data.quarter}: {s[C.NOT_RUN_REASON]}."))
+            )
             continue
         runs = data.runs_q.loc[data.runs_q[C.SCENARIO].eq(scenario.id)]
         for r in runs.loc[runs[C.RUN_ID].isin(detail)].to_dict("records"):
-            _run_section(doc, data, r, timelines.get(r[C.RUN_ID], empty_tl),
-                         traffic.get(r[C.RUN_ID], empty_tr))
+            _run_section(
+                doc,
+                data,
+                r,
+                timelines.get(r[C.RUN_ID], empty_tl),
+                traffic.get(r[C.RUN_ID], empty_tr),
+            )
         others = runs.loc[~runs[C.RUN_ID].isin(detail)]
         if not others.empty:
-            doc.add(Details(f"Other runs of {scenario.id} in {data.quarter} ({len(others)})",
-                            [_others(others)]))
+            doc.add(
+                Details(
+                    f"Other runs of {scenario.id} in {data.quarter} ({len(others)})",
+                    [_others(others)],
+                )
+            )
 
 
 def trend(doc: Doc, data: ReportData) -> None:
@@ -188,17 +314,36 @@ def trend(doc: Doc, data: ReportData) -> None:
         doc.add(Para("No completed run in any quarter of the runs folder."))
         return
     quarters = sorted(t[C.QUARTER].unique())
-    doc.add(Para(f"Completed runs per scenario in every quarter found in the runs folder "
-                 f"({', '.join(quarters)}); the report's quarter is shaded in the chart."))
-    png = charts.trend_chart(t, quarter=data.quarter, global_rto_s=data.catalog.global_rto_s,
-                             global_rpo_s=data.catalog.global_rpo_s)
+    doc.add(
+        Para(
+            f"Completed runs per scenario in every quarter found in the runs folder "
+            f"({', '.join(quarters)}); the report's quarter is shaded in the chart."
+        )
+    )
+    png = charts.trend_chart(
+        t,
+        quarter=data.quarter,
+        global_rto_s=data.catalog.global_rto_s,
+        global_rpo_s=data.catalog.global_rpo_s,
+    )
     doc.add(Image(f"{data.quarter}-trend.png", "RTO and RPO per scenario by quarter", png))
-    doc.add(Table(["Scenario", "Quarter", "Runs (completed)", "RTO median", "RTO worst",
-                   "RPO worst"],
-                  [[r[C.SCENARIO], r[C.QUARTER], f"{r[C.N_RUNS]} ({r[C.N_COMPLETED]})",
-                    F.seconds(r[C.RTO_MEDIAN]), F.seconds(r[C.RTO_WORST]),
-                    F.seconds(r[C.RPO_WORST])] for r in t.to_dict("records")],
-                  right={2, 3, 4, 5}))
+    doc.add(
+        Table(
+            ["Scenario", "Quarter", "Runs (completed)", "RTO median", "RTO worst", "RPO worst"],
+            [
+                [
+                    r[C.SCENARIO],
+                    r[C.QUARTER],
+                    f"{r[C.N_RUNS]} ({r[C.N_COMPLETED]})",
+                    F.seconds(r[C.RTO_MEDIAN]),
+                    F.seconds(r[C.RTO_WORST]),
+                    F.seconds(r[C.RPO_WORST]),
+                ]
+                for r in t.to_dict("records")
+            ],
+            right={2, 3, 4, 5},
+        )
+    )
 
 
 __all__ = ["drills", "trend", "chart_file", "run_verdict"]

@@ -14,8 +14,12 @@ DASH = "—"
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (
-        isinstance(value, float) and math.isnan(value))
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def human(seconds: float) -> str:
@@ -83,5 +87,16 @@ def ok(value: Any, *, yes: str = "met", no: str = "MISSED", na: str = "n/a") -> 
     return na if _missing(value) else (yes if bool(value) else no)
 
 
-__all__ = ["DASH", "human", "seconds", "target", "margin", "count", "number", "percent",
-           "when", "iso", "ok"]
+__all__ = [
+    "DASH",
+    "human",
+    "seconds",
+    "target",
+    "margin",
+    "count",
+    "number",
+    "percent",
+    "when",
+    "iso",
+    "ok",
+]

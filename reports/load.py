@@ -26,8 +26,21 @@ from reports import columns as C
 RESULT_FILE = "result.json"
 STATUSES = ("completed", "aborted", "failed")
 _MEASURED = ("detect_s", "rto_s", "rpo_s", "acked_writes", "lost_writes")
-_REQUIRED = ("schema_version", "run_id", "scenario", "runbook_section", "target", "started_at",
-             "ended_at", "status", "fault", "measurements", "verdicts", "passed", "artifacts")
+_REQUIRED = (
+    "schema_version",
+    "run_id",
+    "scenario",
+    "runbook_section",
+    "target",
+    "started_at",
+    "ended_at",
+    "status",
+    "fault",
+    "measurements",
+    "verdicts",
+    "passed",
+    "artifacts",
+)
 _QUARTER = re.compile(r"\d{4}-Q[1-4]")
 _IMPACT = (C.REVOKED_S, C.TOKEN_LIFETIME_S, C.DUPLICATES, C.BYPASSED)
 
@@ -134,8 +147,9 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
     lacking = [k for k in (*_MEASURED, "load") if k not in meas]
     if lacking:
         raise _Bad(f"measurements lacks {', '.join(lacking)}")
-    values = {k: _num(meas[k], f"measurements.{k}", integer=k.endswith("writes"))
-              for k in _MEASURED}
+    values = {
+        k: _num(meas[k], f"measurements.{k}", integer=k.endswith("writes")) for k in _MEASURED
+    }
     load = meas["load"]
     if not isinstance(load, Mapping) or "requests" not in load or "failures" not in load:
         raise _Bad("measurements.load must hold requests and failures")
@@ -183,8 +197,7 @@ def _inside(folder: Path, name: str) -> Path | None:
     return path if path.is_relative_to(folder.resolve()) else None
 
 
-def _artifact(artifacts: Mapping[str, str], keys: Iterable[str], default: str,
-              folder: Path) -> str:
+def _artifact(artifacts: Mapping[str, str], keys: Iterable[str], default: str, folder: Path) -> str:
     name = next((artifacts[k] for k in keys if k in artifacts), default)
     path = _inside(folder, name)
     return name if path is not None and path.is_file() else ""
@@ -204,18 +217,29 @@ def _manifest(folder: Path, run_id: str) -> list[dict[str, Any]]:
             path = Path(root) / name
             if path.is_symlink() or not path.is_file():
                 continue
-            rows.append({C.RUN_ID: run_id, C.FOLDER: folder.name,
-                         C.PATH: path.relative_to(folder).as_posix(),
-                         C.BYTES: path.stat().st_size, C.SHA256: _hash(path)})
+            rows.append(
+                {
+                    C.RUN_ID: run_id,
+                    C.FOLDER: folder.name,
+                    C.PATH: path.relative_to(folder).as_posix(),
+                    C.BYTES: path.stat().st_size,
+                    C.SHA256: _hash(path),
+                }
+            )
     return rows
 
 
 def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[list, list]:
     findings = [
-        {C.RUN_ID: run_id, C.FINDING_ID: str(f.get("id", "?")),
-         C.FINDING_SECTION: str(f.get("section", "")), C.SUMMARY: str(f.get("summary", "")),
-         C.EVIDENCE: str(f.get("evidence", ""))}
-        for f in data.get("findings") or [] if isinstance(f, Mapping)
+        {
+            C.RUN_ID: run_id,
+            C.FINDING_ID: str(f.get("id", "?")),
+            C.FINDING_SECTION: str(f.get("section", "")),
+            C.SUMMARY: str(f.get("summary", "")),
+            C.EVIDENCE: str(f.get("evidence", "")),
+        }
+        for f in data.get("findings") or []
+        if isinstance(f, Mapping)
     ]
     steps = []
     for i, s in enumerate(data.get("steps") or []):
@@ -226,12 +250,16 @@ def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[li
         except _Bad:
             at = None
         duration = s.get("duration_s")
-        steps.append({
-            C.RUN_ID: run_id, C.STEP: str(s.get("name") or f"step {i + 1}"),
-            C.STEP_OFFSET: (at - started).total_seconds() if at is not None else None,
-            C.DURATION: float(duration) if isinstance(duration, int | float) else None,
-            C.STEP_OK: bool(s.get("ok")), C.DETAIL: str(s.get("detail") or ""),
-        })
+        steps.append(
+            {
+                C.RUN_ID: run_id,
+                C.STEP: str(s.get("name") or f"step {i + 1}"),
+                C.STEP_OFFSET: (at - started).total_seconds() if at is not None else None,
+                C.DURATION: float(duration) if isinstance(duration, int | float) else None,
+                C.STEP_OK: bool(s.get("ok")),
+                C.DETAIL: str(s.get("detail") or ""),
+            }
+        )
     return findings, steps
 
 
@@ -270,32 +298,70 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
             continue
         seen[row[C.RUN_ID]] = folder.name
         artifacts = data["artifacts"]
-        absent = sorted(k for k, v in artifacts.items()
-                        if (p := _inside(folder, v)) is None or not p.exists())
+        absent = sorted(
+            k for k, v in artifacts.items() if (p := _inside(folder, v)) is None or not p.exists()
+        )
         files = _manifest(folder, row[C.RUN_ID])
         f_rows, s_rows = _nested(data, row[C.RUN_ID], row[C.STARTED])
-        rows.append({
-            **row, C.FOLDER: folder.name, C.MISSING: ";".join(absent),
-            C.RESULT_SHA: next(f[C.SHA256] for f in files if f[C.PATH] == RESULT_FILE),
-            C.FINDING_IDS: ";".join(sorted({f[C.FINDING_ID] for f in f_rows})),
-            C.HAS_STEPS: bool(s_rows),
-            C.TIMELINE_FILE: _artifact(artifacts, ("timeline",), "timeline.csv", folder),
-            C.LOAD_FILE: _artifact(artifacts, ("load_per_second", "load"),
-                                   "load_per_second.csv", folder),
-        })
+        rows.append(
+            {
+                **row,
+                C.FOLDER: folder.name,
+                C.MISSING: ";".join(absent),
+                C.RESULT_SHA: next(f[C.SHA256] for f in files if f[C.PATH] == RESULT_FILE),
+                C.FINDING_IDS: ";".join(sorted({f[C.FINDING_ID] for f in f_rows})),
+                C.HAS_STEPS: bool(s_rows),
+                C.TIMELINE_FILE: _artifact(artifacts, ("timeline",), "timeline.csv", folder),
+                C.LOAD_FILE: _artifact(
+                    artifacts, ("load_per_second", "load"), "load_per_second.csv", folder
+                ),
+            }
+        )
         findings += f_rows
         steps += s_rows
         manifest += files
-    return RunSet(runs=_runs_frame(rows), findings=_frame(findings, _FINDING_COLS),
-                  steps=_frame(steps, _STEP_COLS), manifest=_frame(manifest, _MANIFEST_COLS),
-                  skipped=skipped)
+    return RunSet(
+        runs=_runs_frame(rows),
+        findings=_frame(findings, _FINDING_COLS),
+        steps=_frame(steps, _STEP_COLS),
+        manifest=_frame(manifest, _MANIFEST_COLS),
+        skipped=skipped,
+    )
 
 
-_RUN_COLS = (C.RUN_ID, C.FOLDER, C.SCENARIO, C.SECTION, C.TARGET, C.STATUS, C.REASON,
-             C.STARTED, C.RUN_FOR, C.ENDED, C.INJECTED, C.DETECT, C.RTO, C.RPO, C.ACKED, C.LOST,
-             C.REQUESTS, C.FAILURES, C.P95, C.PASSED, *_IMPACT, C.USER, C.HOST, C.VERSION,
-             C.COMMIT, C.RESULT_SHA, C.MISSING, C.FINDING_IDS, C.HAS_STEPS, C.TIMELINE_FILE,
-             C.LOAD_FILE)
+_RUN_COLS = (
+    C.RUN_ID,
+    C.FOLDER,
+    C.SCENARIO,
+    C.SECTION,
+    C.TARGET,
+    C.STATUS,
+    C.REASON,
+    C.STARTED,
+    C.RUN_FOR,
+    C.ENDED,
+    C.INJECTED,
+    C.DETECT,
+    C.RTO,
+    C.RPO,
+    C.ACKED,
+    C.LOST,
+    C.REQUESTS,
+    C.FAILURES,
+    C.P95,
+    C.PASSED,
+    *_IMPACT,
+    C.USER,
+    C.HOST,
+    C.VERSION,
+    C.COMMIT,
+    C.RESULT_SHA,
+    C.MISSING,
+    C.FINDING_IDS,
+    C.HAS_STEPS,
+    C.TIMELINE_FILE,
+    C.LOAD_FILE,
+)
 _FINDING_COLS = (C.RUN_ID, C.FINDING_ID, C.FINDING_SECTION, C.SUMMARY, C.EVIDENCE)
 _STEP_COLS = (C.RUN_ID, C.STEP, C.STEP_OFFSET, C.DURATION, C.STEP_OK, C.DETAIL)
 _MANIFEST_COLS = (C.RUN_ID, C.FOLDER, C.PATH, C.BYTES, C.SHA256)
@@ -344,12 +410,14 @@ def load_timelines(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, di
             continue
         try:
             frame = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.TIMELINE_COLUMNS)
-            frame = frame.assign(**{
-                C.T_REL: pd.to_numeric(frame[C.T_REL], errors="raise").astype("float64"),
-                C.OK: pd.to_numeric(frame[C.OK], errors="raise").astype("int8"),
-                C.LATENCY: pd.to_numeric(frame[C.LATENCY], errors="coerce"),
-                C.SERVICE: frame[C.SERVICE].astype(str),
-            })
+            frame = frame.assign(
+                **{
+                    C.T_REL: pd.to_numeric(frame[C.T_REL], errors="raise").astype("float64"),
+                    C.OK: pd.to_numeric(frame[C.OK], errors="raise").astype("int8"),
+                    C.LATENCY: pd.to_numeric(frame[C.LATENCY], errors="coerce"),
+                    C.SERVICE: frame[C.SERVICE].astype(str),
+                }
+            )
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             problems[run_id] = f"timeline.csv is unreadable: {exc}"
             continue
@@ -376,8 +444,9 @@ def load_reconciliation(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
         except (OSError, pd.errors.ParserError, ValueError):
             continue
         if set(RECONCILIATION_COLUMNS) <= set(raw.columns):
-            parts.append(raw.loc[:, RECONCILIATION_COLUMNS].assign(
-                **{C.RUN_ID: getattr(run, C.RUN_ID)}))
+            parts.append(
+                raw.loc[:, RECONCILIATION_COLUMNS].assign(**{C.RUN_ID: getattr(run, C.RUN_ID)})
+            )
     columns = [C.RUN_ID, *RECONCILIATION_COLUMNS]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return frame.loc[:, columns]
@@ -396,11 +465,15 @@ def load_traffic(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict
         zero = getattr(run, C.STARTED) if pd.isna(zero) else zero
         try:
             raw = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.LOAD_COLUMNS)
-            frame = raw.assign(**{
-                C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601"),
-                **{c: pd.to_numeric(raw[c], errors="raise").astype("float64")
-                   for c in (C.REQUESTS, C.FAILURES, C.P95)},
-            }).pipe(_aggregated)
+            frame = raw.assign(
+                **{
+                    C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601"),
+                    **{
+                        c: pd.to_numeric(raw[c], errors="raise").astype("float64")
+                        for c in (C.REQUESTS, C.FAILURES, C.P95)
+                    },
+                }
+            ).pipe(_aggregated)
             frame = frame.assign(**{C.T_REL: (frame[C.T_UTC] - zero).dt.total_seconds()})
         except (ValueError, TypeError, OSError, pd.errors.ParserError) as exc:
             problems[run_id] = f"load_per_second.csv is unreadable: {exc}"
@@ -416,8 +489,12 @@ def _aggregated(frame: pd.DataFrame) -> pd.DataFrame:
     agg = frame.loc[frame[C.NAME] == "Aggregated"]
     if agg.empty:
         agg = frame.groupby(C.T_UTC, as_index=False).agg(
-            **{C.REQUESTS: (C.REQUESTS, "sum"), C.FAILURES: (C.FAILURES, "sum"),
-               C.P95: (C.P95, "max")})
+            **{
+                C.REQUESTS: (C.REQUESTS, "sum"),
+                C.FAILURES: (C.FAILURES, "sum"),
+                C.P95: (C.P95, "max"),
+            }
+        )
     return agg.sort_values(C.T_UTC).loc[:, [C.T_UTC, C.REQUESTS, C.FAILURES, C.P95]]
 
 

@@ -50,9 +50,13 @@ def quarters_back(quarter: str, n: int) -> list[str]:
 def targets(catalog: Catalog) -> pd.DataFrame:
     """One row per catalog scenario: effective RTO target and declared RPO target (s)."""
     rows = [
-        {C.SCENARIO: s.id, C.SECTION: s.runbook_section, C.TITLE: s.title,
-         C.RTO_TARGET: min(s.rto_s if s.rto_s is not None else np.inf, catalog.global_rto_s),
-         C.RPO_TARGET: (min(s.rpo_s, catalog.global_rpo_s) if s.rpo_s is not None else np.nan)}
+        {
+            C.SCENARIO: s.id,
+            C.SECTION: s.runbook_section,
+            C.TITLE: s.title,
+            C.RTO_TARGET: min(s.rto_s if s.rto_s is not None else np.inf, catalog.global_rto_s),
+            C.RPO_TARGET: (min(s.rpo_s, catalog.global_rpo_s) if s.rpo_s is not None else np.nan),
+        }
         for s in catalog.scenarios.values()
     ]
     return pd.DataFrame(rows).set_index(C.SCENARIO)
@@ -70,16 +74,18 @@ def judge_runs(runs: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     rpo_target = declared.where(declared.notna() | runs[C.RPO].isna(), catalog.global_rpo_s)
     rto_ok = runs[C.RTO].notna() & runs[C.RTO].le(rto_target)
     rpo_ok = runs[C.RPO].notna() & runs[C.RPO].le(rpo_target)
-    return runs.assign(**{
-        C.QUARTER: runs[C.RUN_FOR].where(runs[C.RUN_FOR].ne(""), quarter_of(runs[C.STARTED])),
-        C.JUDGED: judged,
-        C.RTO_TARGET: rto_target,
-        C.RPO_TARGET: rpo_target,
-        C.RTO_MARGIN: rto_target - runs[C.RTO],
-        C.RPO_MARGIN: rpo_target - runs[C.RPO],
-        C.RTO_OK: rto_ok.astype("boolean").where(judged, pd.NA),
-        C.RPO_OK: rpo_ok.astype("boolean").where(judged & rpo_target.notna(), pd.NA),
-    })
+    return runs.assign(
+        **{
+            C.QUARTER: runs[C.RUN_FOR].where(runs[C.RUN_FOR].ne(""), quarter_of(runs[C.STARTED])),
+            C.JUDGED: judged,
+            C.RTO_TARGET: rto_target,
+            C.RPO_TARGET: rpo_target,
+            C.RTO_MARGIN: rto_target - runs[C.RTO],
+            C.RPO_MARGIN: rpo_target - runs[C.RPO],
+            C.RTO_OK: rto_ok.astype("boolean").where(judged, pd.NA),
+            C.RPO_OK: rpo_ok.astype("boolean").where(judged & rpo_target.notna(), pd.NA),
+        }
+    )
 
 
 def in_quarter(judged: pd.DataFrame, quarter: str) -> pd.DataFrame:
@@ -88,24 +94,27 @@ def in_quarter(judged: pd.DataFrame, quarter: str) -> pd.DataFrame:
 
 def _judged_stats(runs: pd.DataFrame) -> pd.DataFrame:
     """Per scenario: counts over all runs, figures over judged runs (never recovered = inf)."""
-    judged = runs.loc[runs[C.JUDGED]].assign(**{
-        C.RTO: lambda d: d[C.RTO].fillna(np.inf),
-        "_rto_miss": lambda d: d[C.RTO_OK].eq(False).fillna(False).astype("int64"),
-        "_rpo_miss": lambda d: d[C.RPO_OK].eq(False).fillna(False).astype("int64"),
-    })
+    judged = runs.loc[runs[C.JUDGED]].assign(
+        **{
+            C.RTO: lambda d: d[C.RTO].fillna(np.inf),
+            "_rto_miss": lambda d: d[C.RTO_OK].eq(False).fillna(False).astype("int64"),
+            "_rpo_miss": lambda d: d[C.RPO_OK].eq(False).fillna(False).astype("int64"),
+        }
+    )
     counts = runs.groupby(C.SCENARIO).agg(**{C.N_RUNS: (C.RUN_ID, "size")})
-    figures = judged.groupby(C.SCENARIO).agg(**{
-        C.N_COMPLETED: (C.RUN_ID, "size"),
-        C.RTO_MEDIAN: (C.RTO, "median"),
-        C.RTO_WORST: (C.RTO, "max"),
-        C.RPO_WORST: (C.RPO, "max"),
-        C.LOST_TOTAL: (C.LOST, lambda s: s.sum(min_count=1)),
-        C.ACKED_TOTAL: (C.ACKED, lambda s: s.sum(min_count=1)),
-        "rto_misses": ("_rto_miss", "sum"),
-        "rpo_misses": ("_rpo_miss", "sum"),
-    })
+    figures = judged.groupby(C.SCENARIO).agg(
+        **{
+            C.N_COMPLETED: (C.RUN_ID, "size"),
+            C.RTO_MEDIAN: (C.RTO, "median"),
+            C.RTO_WORST: (C.RTO, "max"),
+            C.RPO_WORST: (C.RPO, "max"),
+            C.LOST_TOTAL: (C.LOST, lambda s: s.sum(min_count=1)),
+            C.ACKED_TOTAL: (C.ACKED, lambda s: s.sum(min_count=1)),
+            "rto_misses": ("_rto_miss", "sum"),
+            "rpo_misses": ("_rpo_miss", "sum"),
+        }
+    )
     return counts.join(figures, how="left")
-
 
 
 def scenario_summary(runs_q: pd.DataFrame, catalog: Catalog, quarter: str) -> pd.DataFrame:
@@ -119,19 +128,26 @@ def scenario_summary(runs_q: pd.DataFrame, catalog: Catalog, quarter: str) -> pd
     frame = (
         goal.reindex(order)
         .join(stats)
-        .assign(**{
-            C.SCHEDULED: lambda d: d.index.isin(scheduled),
-            C.N_RUNS: lambda d: d[C.N_RUNS].fillna(0).astype(int),
-            C.N_COMPLETED: lambda d: d[C.N_COMPLETED].fillna(0).astype(int),
-            C.RPO_TARGET: lambda d: d[C.RPO_TARGET].where(
-                d[C.RPO_TARGET].notna() | ~d.index.isin(measured_rpo),
-                catalog.global_rpo_s),
-        })
+        .assign(
+            **{
+                C.SCHEDULED: lambda d: d.index.isin(scheduled),
+                C.N_RUNS: lambda d: d[C.N_RUNS].fillna(0).astype(int),
+                C.N_COMPLETED: lambda d: d[C.N_COMPLETED].fillna(0).astype(int),
+                C.RPO_TARGET: lambda d: d[C.RPO_TARGET].where(
+                    d[C.RPO_TARGET].notna() | ~d.index.isin(measured_rpo), catalog.global_rpo_s
+                ),
+            }
+        )
     )
     verdict = np.select(
-        [frame[C.N_RUNS].eq(0), frame[C.N_COMPLETED].eq(0),
-         frame["rto_misses"].fillna(0).eq(0) & frame["rpo_misses"].fillna(0).eq(0)],
-        [C.NOT_RUN, C.NOT_COMPLETED, C.MET], default=C.MISSED)
+        [
+            frame[C.N_RUNS].eq(0),
+            frame[C.N_COMPLETED].eq(0),
+            frame["rto_misses"].fillna(0).eq(0) & frame["rpo_misses"].fillna(0).eq(0),
+        ],
+        [C.NOT_RUN, C.NOT_COMPLETED, C.MET],
+        default=C.MISSED,
+    )
     within = (
         frame[C.N_COMPLETED].gt(0)
         & frame[C.RTO_WORST].le(catalog.global_rto_s)
@@ -139,11 +155,13 @@ def scenario_summary(runs_q: pd.DataFrame, catalog: Catalog, quarter: str) -> pd
     )
     reasons = pd.Series({s: _not_run_reason(catalog, s, quarter) for s in order}, dtype=str)
     return (
-        frame.assign(**{
-            C.VERDICT: verdict,
-            C.GLOBAL_OK: within,
-            C.NOT_RUN_REASON: reasons.where(frame[C.N_RUNS].eq(0), ""),
-        })
+        frame.assign(
+            **{
+                C.VERDICT: verdict,
+                C.GLOBAL_OK: within,
+                C.NOT_RUN_REASON: reasons.where(frame[C.N_RUNS].eq(0), ""),
+            }
+        )
         .drop(columns=["rto_misses", "rpo_misses"])
         .rename_axis(C.SCENARIO)
         .reset_index()
@@ -203,9 +221,14 @@ def detail_runs(runs_q: pd.DataFrame) -> list[str]:
 def trend(judged: pd.DataFrame) -> pd.DataFrame:
     """Per scenario and quarter (every quarter found): runs, median and worst RTO, worst RPO."""
     done = judged.loc[judged[C.JUDGED]].assign(**{C.RTO: lambda d: d[C.RTO].fillna(np.inf)})
-    figures = done.groupby([C.SCENARIO, C.QUARTER]).agg(**{
-        C.RTO_MEDIAN: (C.RTO, "median"), C.RTO_WORST: (C.RTO, "max"),
-        C.RPO_WORST: (C.RPO, "max"), C.N_COMPLETED: (C.RUN_ID, "size")})
+    figures = done.groupby([C.SCENARIO, C.QUARTER]).agg(
+        **{
+            C.RTO_MEDIAN: (C.RTO, "median"),
+            C.RTO_WORST: (C.RTO, "max"),
+            C.RPO_WORST: (C.RPO, "max"),
+            C.N_COMPLETED: (C.RUN_ID, "size"),
+        }
+    )
     counts = judged.groupby([C.SCENARIO, C.QUARTER]).agg(**{C.N_RUNS: (C.RUN_ID, "size")})
     return (
         counts.join(figures)
@@ -222,8 +245,12 @@ def coverage(judged: pd.DataFrame, catalog: Catalog, quarter: str) -> pd.DataFra
     window = quarters_back(quarter, 4)
     done = judged.loc[judged[C.JUDGED] & judged[C.QUARTER].isin(window)]
     latest = done.groupby(C.SCENARIO)[C.QUARTER].max().to_dict()
-    return pd.DataFrame({C.SCENARIO: list(catalog.scenarios),
-                         C.QUARTER: [latest.get(s, "") for s in catalog.scenarios]})
+    return pd.DataFrame(
+        {
+            C.SCENARIO: list(catalog.scenarios),
+            C.QUARTER: [latest.get(s, "") for s in catalog.scenarios],
+        }
+    )
 
 
 # ---------------------------------------------------------------- violations
@@ -241,31 +268,50 @@ def _run_violations(runs_q: pd.DataFrame, quarter: str) -> list[dict]:
         base = {C.SCENARIO: r[C.SCENARIO], C.RUN_ID: r[C.RUN_ID], C.STARTED: r[C.STARTED]}
         if not r[C.JUDGED]:
             why = r[C.REASON] or "no reason recorded"
-            rows.append({**base, C.KIND: f"drill {r[C.STATUS]}",
-                         C.EVIDENCE: f"{where} ended {r[C.STATUS]}: {why}",
-                         C.FOLLOW_UP: "fix the cause and re-run the drill this quarter; "
-                                      "an unfinished drill measures nothing"})
+            rows.append(
+                {
+                    **base,
+                    C.KIND: f"drill {r[C.STATUS]}",
+                    C.EVIDENCE: f"{where} ended {r[C.STATUS]}: {why}",
+                    C.FOLLOW_UP: "fix the cause and re-run the drill this quarter; "
+                    "an unfinished drill measures nothing",
+                }
+            )
             continue
         if pd.isna(r[C.RTO]):
-            rows.append({**base, C.KIND: "not recovered",
-                         C.EVIDENCE: f"{where}: no recovery within the drill's bound "
-                                     f"(RTO target {r[C.RTO_TARGET]:.1f} s)",
-                         C.FOLLOW_UP: "find why the service did not come back; the runbook "
-                                      "procedure for this failure does not work as written"})
+            rows.append(
+                {
+                    **base,
+                    C.KIND: "not recovered",
+                    C.EVIDENCE: f"{where}: no recovery within the drill's bound "
+                    f"(RTO target {r[C.RTO_TARGET]:.1f} s)",
+                    C.FOLLOW_UP: "find why the service did not come back; the runbook "
+                    "procedure for this failure does not work as written",
+                }
+            )
         elif _false(r[C.RTO_OK]):
-            rows.append({**base, C.KIND: "RTO missed",
-                         C.EVIDENCE: f"{where}: RTO {r[C.RTO]:.1f} s against "
-                                     f"{r[C.RTO_TARGET]:.1f} s (margin {r[C.RTO_MARGIN]:+.1f} s)",
-                         C.FOLLOW_UP: "find what made recovery slow in the run's timeline; fix "
-                                      "it, or change the runbook and catalog target, and re-run"})
+            rows.append(
+                {
+                    **base,
+                    C.KIND: "RTO missed",
+                    C.EVIDENCE: f"{where}: RTO {r[C.RTO]:.1f} s against "
+                    f"{r[C.RTO_TARGET]:.1f} s (margin {r[C.RTO_MARGIN]:+.1f} s)",
+                    C.FOLLOW_UP: "find what made recovery slow in the run's timeline; fix "
+                    "it, or change the runbook and catalog target, and re-run",
+                }
+            )
         if _false(r[C.RPO_OK]):
             lost = "" if pd.isna(r[C.LOST]) else f", {r[C.LOST]} of {r[C.ACKED]} acked writes lost"
             value = "not measured" if pd.isna(r[C.RPO]) else f"{r[C.RPO]:.1f} s"
-            rows.append({**base, C.KIND: "RPO missed",
-                         C.EVIDENCE: f"{where}: RPO {value} against {r[C.RPO_TARGET]:.1f} s"
-                                     f"{lost}",
-                         C.FOLLOW_UP: "check replication and backups for this data path; "
-                                      "the canary ledger in canary.csv names every lost write"})
+            rows.append(
+                {
+                    **base,
+                    C.KIND: "RPO missed",
+                    C.EVIDENCE: f"{where}: RPO {value} against {r[C.RPO_TARGET]:.1f} s{lost}",
+                    C.FOLLOW_UP: "check replication and backups for this data path; "
+                    "the canary ledger in canary.csv names every lost write",
+                }
+            )
         rows += _impact_violations(r, base, where)
     return rows
 
@@ -274,17 +320,27 @@ def _impact_violations(r: dict, base: dict, where: str) -> list[dict]:
     rows = []
     revoked, lifetime = r[C.REVOKED_S], r[C.TOKEN_LIFETIME_S]
     if pd.notna(revoked) and pd.notna(lifetime) and revoked > lifetime:
-        rows.append({**base, C.KIND: "revoked token accepted",
-                     C.EVIDENCE: f"{where}: a revoked JWT was accepted for {revoked:.1f} s, "
-                                 f"longer than its {lifetime:.1f} s lifetime (runbook 1.3)",
-                     C.FOLLOW_UP: "keep a revocation list that survives a Redis failover, "
-                                  "or shorten the token lifetime"})
+        rows.append(
+            {
+                **base,
+                C.KIND: "revoked token accepted",
+                C.EVIDENCE: f"{where}: a revoked JWT was accepted for {revoked:.1f} s, "
+                f"longer than its {lifetime:.1f} s lifetime (runbook 1.3)",
+                C.FOLLOW_UP: "keep a revocation list that survives a Redis failover, "
+                "or shorten the token lifetime",
+            }
+        )
     if pd.notna(r[C.DUPLICATES]) and r[C.DUPLICATES] > 0:
-        rows.append({**base, C.KIND: "duplicate orders",
-                     C.EVIDENCE: f"{where}: {r[C.DUPLICATES]} orders written twice while the "
-                                 "idempotency cache was down (expected 0)",
-                     C.FOLLOW_UP: "enforce the idempotency key with a unique constraint in "
-                                  "the database (runbook 1.3: handle at DB layer)"})
+        rows.append(
+            {
+                **base,
+                C.KIND: "duplicate orders",
+                C.EVIDENCE: f"{where}: {r[C.DUPLICATES]} orders written twice while the "
+                "idempotency cache was down (expected 0)",
+                C.FOLLOW_UP: "enforce the idempotency key with a unique constraint in "
+                "the database (runbook 1.3: handle at DB layer)",
+            }
+        )
     return rows
 
 
@@ -293,10 +349,16 @@ def violations(runs_q: pd.DataFrame, summary: pd.DataFrame, quarter: str) -> pd.
     scenario, each with its evidence and a follow-up; in catalog order, then time order."""
     rows = _run_violations(runs_q, quarter)
     for s in summary.loc[summary[C.VERDICT].eq(C.NOT_RUN)].to_dict("records"):
-        rows.append({C.SCENARIO: s[C.SCENARIO], C.RUN_ID: "", C.STARTED: pd.NaT,
-                     C.KIND: "scheduled, not run",
-                     C.EVIDENCE: f"scheduled for {quarter} by runbook §5: {s[C.NOT_RUN_REASON]}",
-                     C.FOLLOW_UP: f"run the drill, or record why it was waived for {quarter}"})
+        rows.append(
+            {
+                C.SCENARIO: s[C.SCENARIO],
+                C.RUN_ID: "",
+                C.STARTED: pd.NaT,
+                C.KIND: "scheduled, not run",
+                C.EVIDENCE: f"scheduled for {quarter} by runbook §5: {s[C.NOT_RUN_REASON]}",
+                C.FOLLOW_UP: f"run the drill, or record why it was waived for {quarter}",
+            }
+        )
     columns = [C.SCENARIO, C.RUN_ID, C.STARTED, C.KIND, C.EVIDENCE, C.FOLLOW_UP]
     order = {s: i for i, s in enumerate(summary[C.SCENARIO])}
     return (
@@ -309,7 +371,18 @@ def violations(runs_q: pd.DataFrame, summary: pd.DataFrame, quarter: str) -> pd.
 
 
 __all__ = [
-    "FULL_DETAIL_MAX_RUNS", "Compliance", "quarter_of", "quarter_bounds", "quarters_back",
-    "targets", "judge_runs", "in_quarter", "scenario_summary", "compliance", "detail_runs",
-    "trend", "coverage", "violations",
+    "FULL_DETAIL_MAX_RUNS",
+    "Compliance",
+    "quarter_of",
+    "quarter_bounds",
+    "quarters_back",
+    "targets",
+    "judge_runs",
+    "in_quarter",
+    "scenario_summary",
+    "compliance",
+    "detail_runs",
+    "trend",
+    "coverage",
+    "violations",
 ]

@@ -78,8 +78,7 @@ def _block(b: Block) -> list[str]:
         return [fence, b.text.rstrip("\n"), fence]
     if isinstance(b, Details):
         inner = [line for x in b.blocks for line in (*_block(x), "")]
-        return [f"<details><summary>{html.escape(b.summary)}</summary>", "", *inner,
-                "</details>"]
+        return [f"<details><summary>{html.escape(b.summary)}</summary>", "", *inner, "</details>"]
     raise TypeError(f"unknown block {b!r}")
 
 

@@ -46,50 +46,110 @@ def header(doc: Doc, data: ReportData, manifest_file: str) -> None:
     start, end = quarter_bounds(q)
     cat = data.catalog
     doc.heading(1, f"DR drill report {q}")
-    doc.add(Para(("MPAC Disaster Recovery Runbook drills of ", Strong(q), ", built only from "
-                  "the run folders under ", Mono(f"{data.runs_dir_name}/"), " (each run's ",
-                  Mono("result.json"), " and artifacts). Targets come from ",
-                  Mono("experiments/catalog.yaml"), "; the runbook's objectives are RTO ",
-                  F.human(cat.global_rto_s), " and RPO ", F.human(cat.global_rpo_s), ".")))
+    doc.add(
+        Para(
+            (
+                "MPAC Disaster Recovery Runbook drills of ",
+                Strong(q),
+                ", built only from the run folders under ",
+                Mono(f"{data.runs_dir_name}/"),
+                " (each run's ",
+                Mono("result.json"),
+                " and artifacts). Targets come from ",
+                Mono("experiments/catalog.yaml"),
+                "; the runbook's objectives are RTO ",
+                F.human(cat.global_rto_s),
+                " and RPO ",
+                F.human(cat.global_rpo_s),
+                ".",
+            )
+        )
+    )
     if data.no_runs:
-        doc.add(Para((Strong("No runs:"), f" no usable run folder counts in {q} (run for it, "
-                      "or with a ", Mono("started_at"), " in it). Every scheduled scenario "
-                      "below is listed as not run.")))
+        doc.add(
+            Para(
+                (
+                    Strong("No runs:"),
+                    f" no usable run folder counts in {q} (run for it, or with a ",
+                    Mono("started_at"),
+                    " in it). Every scheduled scenario below is listed as not run.",
+                )
+            )
+        )
     who = (runs[C.USER] + "@" + runs[C.HOST]) if not runs.empty else pd.Series(dtype=str)
     harness = runs[C.VERSION] + " @ " + runs[C.COMMIT] if not runs.empty else who
     rows: list[list[Text]] = [
-        ["Quarter", f"{q} ({start:%Y-%m-%d} to {end:%Y-%m-%d} UTC; each run counts in the "
-                    "quarter it was run for, else in that of its started_at)"],
+        [
+            "Quarter",
+            f"{q} ({start:%Y-%m-%d} to {end:%Y-%m-%d} UTC; each run counts in the "
+            "quarter it was run for, else in that of its started_at)",
+        ],
         ["Target(s)", _counted(runs[C.TARGET]) or F.DASH],
-        ["Drill dates", f"{F.when(runs[C.STARTED].min())} to {F.when(runs[C.ENDED].max())}"
-         if not runs.empty else F.DASH],
+        [
+            "Drill dates",
+            f"{F.when(runs[C.STARTED].min())} to {F.when(runs[C.ENDED].max())}"
+            if not runs.empty
+            else F.DASH,
+        ],
         ["Run by (user@host)", _counted(who) or F.DASH],
         ["Harness (version @ git commit)", _counted(harness) or F.DASH],
-        ["Runs", f"{len(runs)} this quarter, {len(data.judged)} in all quarters, "
-                 f"{len(data.skipped)} folder(s) skipped"],
-        ["Report as of", (f"{F.iso(data.as_of)} (end of the newest run; the report carries "
-                          "no build time, so a rebuild gives the same bytes)")
-         if data.as_of is not None else "no runs"],
-        ["Artifact manifest", (Mono(manifest_file), " (sha256sum format, paths relative to ",
-                               Mono(f"{data.runs_dir_name}/"), ")")],
+        [
+            "Runs",
+            f"{len(runs)} this quarter, {len(data.judged)} in all quarters, "
+            f"{len(data.skipped)} folder(s) skipped",
+        ],
+        [
+            "Report as of",
+            (
+                f"{F.iso(data.as_of)} (end of the newest run; the report carries "
+                "no build time, so a rebuild gives the same bytes)"
+            )
+            if data.as_of is not None
+            else "no runs",
+        ],
+        [
+            "Artifact manifest",
+            (
+                Mono(manifest_file),
+                " (sha256sum format, paths relative to ",
+                Mono(f"{data.runs_dir_name}/"),
+                ")",
+            ),
+        ],
     ]
     outside = runs.loc[calendar_quarter(runs[C.STARTED]).ne(q)] if not runs.empty else runs
     if not outside.empty:
-        rows.insert(3, ["Runs dated outside the quarter", (
-            f"{len(outside)} run(s) were run for {q} (", Mono(f"mpac-drill quarter {q}"),
-            ") on dates outside it: ", ", ".join(
-                f"{r[C.RUN_ID]} on {F.when(r[C.STARTED])}"
-                for r in outside.head(5).to_dict("records")),
-            ", ..." if len(outside) > 5 else "")])
+        rows.insert(
+            3,
+            [
+                "Runs dated outside the quarter",
+                (
+                    f"{len(outside)} run(s) were run for {q} (",
+                    Mono(f"mpac-drill quarter {q}"),
+                    ") on dates outside it: ",
+                    ", ".join(
+                        f"{r[C.RUN_ID]} on {F.when(r[C.STARTED])}"
+                        for r in outside.head(5).to_dict("records")
+                    ),
+                    ", ..." if len(outside) > 5 else "",
+                ),
+            ],
+        )
     doc.add(Table(["Report", ""], rows))
 
 
 def controls(doc: Doc) -> None:
     doc.heading(2, "Audit controls")
-    doc.add(Bullets([(Strong(c), f": {text}.") for c, text in CONTROLS.items()]),
-            Table(["Section", "Answers", "What it shows"],
-                  [[(Link(name, f"#{slug(name)}"),), ", ".join(cs), what]
-                   for name, cs, what in SECTION_CONTROLS]))
+    doc.add(
+        Bullets([(Strong(c), f": {text}.") for c, text in CONTROLS.items()]),
+        Table(
+            ["Section", "Answers", "What it shows"],
+            [
+                [(Link(name, f"#{slug(name)}"),), ", ".join(cs), what]
+                for name, cs, what in SECTION_CONTROLS
+            ],
+        ),
+    )
 
 
 def _runs_cell(row: dict) -> str:
@@ -107,33 +167,80 @@ def summary(doc: Doc, data: ReportData) -> None:
     doc.heading(2, "Compliance summary")
     doc.add(answers("SOC 2 A1.3"))
     verdict = "compliant" if comp.compliant else "NOT compliant"
-    doc.add(Para((Strong(f"Overall: {comp.met} of {comp.scenarios} scenarios met both targets "
-                         f"({F.percent(comp.share)}): {verdict}."),
-                  " A scenario meets its targets when it has at least one completed run and "
-                  "every completed run recovered within the RTO target and lost no more than "
-                  "the RPO target; a scheduled scenario without a completed run does not.")))
-    doc.add(Para(("Against the runbook's objectives (RTO ", F.human(cat.global_rto_s),
-                  ", RPO ", F.human(cat.global_rpo_s), "): ", Strong(
-                      f"{comp.within_objectives} of {comp.scenarios}"),
-                  " scenarios stayed within both (worst run).")))
+    doc.add(
+        Para(
+            (
+                Strong(
+                    f"Overall: {comp.met} of {comp.scenarios} scenarios met both targets "
+                    f"({F.percent(comp.share)}): {verdict}."
+                ),
+                " A scenario meets its targets when it has at least one completed run and "
+                "every completed run recovered within the RTO target and lost no more than "
+                "the RPO target; a scheduled scenario without a completed run does not.",
+            )
+        )
+    )
+    doc.add(
+        Para(
+            (
+                "Against the runbook's objectives (RTO ",
+                F.human(cat.global_rto_s),
+                ", RPO ",
+                F.human(cat.global_rpo_s),
+                "): ",
+                Strong(f"{comp.within_objectives} of {comp.scenarios}"),
+                " scenarios stayed within both (worst run).",
+            )
+        )
+    )
     rows = []
     for r in data.summary.to_dict("records"):
         s = cat.get(r[C.SCENARIO])
-        lost = (F.DASH if pd.isna(r[C.LOST_TOTAL])
-                else f"{F.count(r[C.LOST_TOTAL])} of {F.count(r[C.ACKED_TOTAL])}")
+        lost = (
+            F.DASH
+            if pd.isna(r[C.LOST_TOTAL])
+            else f"{F.count(r[C.LOST_TOTAL])} of {F.count(r[C.ACKED_TOTAL])}"
+        )
         verdict_cell = r[C.VERDICT] if r[C.VERDICT] != C.MISSED else Strong("MISSED")
-        rows.append([
-            r[C.SCENARIO], r[C.SECTION], _target_cell(r[C.RTO_TARGET], s.rto_s),
-            F.seconds(r[C.RTO_MEDIAN]), F.seconds(r[C.RTO_WORST]),
-            _target_cell(r[C.RPO_TARGET], s.rpo_s), F.seconds(r[C.RPO_WORST]), lost,
-            _runs_cell(r), (verdict_cell,) if isinstance(verdict_cell, Strong) else verdict_cell,
-        ])
-    doc.add(Table(["Scenario", "Runbook", "RTO target", "RTO median", "RTO worst",
-                   "RPO target", "RPO worst", "Lost writes (of acked)", "Runs", "Verdict"],
-                  rows, right={3, 4, 6, 7, 8}))
-    doc.add(Para("RTO and RPO figures are over completed runs; a run that never recovered "
-                 "counts as an infinite RTO. \"global\" marks a scenario without a target of "
-                 "its own, bounded by the runbook's objective."))
+        rows.append(
+            [
+                r[C.SCENARIO],
+                r[C.SECTION],
+                _target_cell(r[C.RTO_TARGET], s.rto_s),
+                F.seconds(r[C.RTO_MEDIAN]),
+                F.seconds(r[C.RTO_WORST]),
+                _target_cell(r[C.RPO_TARGET], s.rpo_s),
+                F.seconds(r[C.RPO_WORST]),
+                lost,
+                _runs_cell(r),
+                (verdict_cell,) if isinstance(verdict_cell, Strong) else verdict_cell,
+            ]
+        )
+    doc.add(
+        Table(
+            [
+                "Scenario",
+                "Runbook",
+                "RTO target",
+                "RTO median",
+                "RTO worst",
+                "RPO target",
+                "RPO worst",
+                "Lost writes (of acked)",
+                "Runs",
+                "Verdict",
+            ],
+            rows,
+            right={3, 4, 6, 7, 8},
+        )
+    )
+    doc.add(
+        Para(
+            "RTO and RPO figures are over completed runs; a run that never recovered "
+            'counts as an infinite RTO. "global" marks a scenario without a target of '
+            "its own, bounded by the runbook's objective."
+        )
+    )
 
 
 def coverage(doc: Doc, data: ReportData) -> None:
@@ -142,11 +249,24 @@ def coverage(doc: Doc, data: ReportData) -> None:
     tested = cov.loc[cov[C.QUARTER].ne("")]
     doc.heading(2, "12-month coverage")
     doc.add(answers("PCI DSS 12.10.2"))
-    doc.add(Para((f"Scenarios with a completed run in {window[0]} to {window[-1]}: ",
-                  Strong(f"{len(tested)} of {len(cov)}"), ".")))
-    doc.add(Table(["Scenario", "Latest quarter with a completed run"],
-                  [[s, q or "not tested in 12 months"]
-                   for s, q in zip(cov[C.SCENARIO], cov[C.QUARTER], strict=True)]))
+    doc.add(
+        Para(
+            (
+                f"Scenarios with a completed run in {window[0]} to {window[-1]}: ",
+                Strong(f"{len(tested)} of {len(cov)}"),
+                ".",
+            )
+        )
+    )
+    doc.add(
+        Table(
+            ["Scenario", "Latest quarter with a completed run"],
+            [
+                [s, q or "not tested in 12 months"]
+                for s, q in zip(cov[C.SCENARIO], cov[C.QUARTER], strict=True)
+            ],
+        )
+    )
 
 
 def violations(doc: Doc, data: ReportData) -> None:
@@ -156,18 +276,32 @@ def violations(doc: Doc, data: ReportData) -> None:
     if v.empty:
         doc.add(Para("None: every scheduled scenario ran and met its targets."))
         return
-    doc.add(Bullets([
-        (Strong(f"{r[C.SCENARIO]}: {r[C.KIND]}."), " Evidence: ", r[C.EVIDENCE], ". ",
-         Strong("Follow-up:"), f" {r[C.FOLLOW_UP]}.")
-        for r in v.to_dict("records")
-    ]))
+    doc.add(
+        Bullets(
+            [
+                (
+                    Strong(f"{r[C.SCENARIO]}: {r[C.KIND]}."),
+                    " Evidence: ",
+                    r[C.EVIDENCE],
+                    ". ",
+                    Strong("Follow-up:"),
+                    f" {r[C.FOLLOW_UP]}.",
+                )
+                for r in v.to_dict("records")
+            ]
+        )
+    )
 
 
 def findings(doc: Doc, data: ReportData, max_evidence: int = 5) -> None:
     doc.heading(2, "Runbook findings")
     doc.add(answers("PCI DSS 12.10.2"))
-    doc.add(Para("Claims of the runbook that a drill can confirm or refute "
-                 "(RUNBOOK-FINDINGS.md), with the runs of this quarter that exposed them."))
+    doc.add(
+        Para(
+            "Claims of the runbook that a drill can confirm or refute "
+            "(RUNBOOK-FINDINGS.md), with the runs of this quarter that exposed them."
+        )
+    )
     quarter_of = data.judged.set_index(C.RUN_ID)[C.QUARTER]
     f = data.findings.assign(**{C.QUARTER: lambda d: d[C.RUN_ID].map(quarter_of)})
     this_q = f.loc[f[C.QUARTER].eq(data.quarter)]
@@ -189,12 +323,18 @@ def findings(doc: Doc, data: ReportData, max_evidence: int = 5) -> None:
     doc.add(Table(["Finding", "Runbook", "The runbook says", "This quarter"], rows))
     for fid, group in this_q.groupby(C.FINDING_ID, sort=True):
         latest = group.iloc[::-1].head(max_evidence)
-        items: list = [(Mono(r[C.RUN_ID]), f": {r[C.SUMMARY]}",
-                        *((" Evidence: ", r[C.EVIDENCE]) if r[C.EVIDENCE] else ()))
-                       for r in latest.to_dict("records")]
+        items: list = [
+            (
+                Mono(r[C.RUN_ID]),
+                f": {r[C.SUMMARY]}",
+                *((" Evidence: ", r[C.EVIDENCE]) if r[C.EVIDENCE] else ()),
+            )
+            for r in latest.to_dict("records")
+        ]
         if len(group) > max_evidence:
-            items.append(f"and {len(group) - max_evidence} more run(s), listed in the CSV "
-                         "(column findings)")
+            items.append(
+                f"and {len(group) - max_evidence} more run(s), listed in the CSV (column findings)"
+            )
         doc.heading(3, f"{fid} evidence")
         doc.add(Bullets(items))
 
@@ -204,8 +344,12 @@ def skipped(doc: Doc, data: ReportData) -> None:
     if not data.skipped:
         doc.add(Para("None: every folder under the runs folder was usable."))
         return
-    doc.add(Para("Folders that could not be used, with the reason. Their figures are in no "
-                 "table of this report."))
+    doc.add(
+        Para(
+            "Folders that could not be used, with the reason. Their figures are in no "
+            "table of this report."
+        )
+    )
     doc.add(Table(["Folder", "Reason"], [[(Mono(s.folder),), s.reason] for s in data.skipped]))
 
 
@@ -221,23 +365,70 @@ def appendix(doc: Doc, data: ReportData, manifest_file: str, manifest_sha: str) 
     doc.add(answers("SOC 2 A1.3", "PCI DSS 12.10.2"))
     runs = data.judged
     files = data.manifest.groupby(C.RUN_ID).size()
-    doc.add(Para(("Every run folder this report used: the quarter's runs and, for the trend, "
-                  "those of other quarters. Check the evidence with ",
-                  Mono(f"cd {data.runs_dir_name} && sha256sum -c {manifest_file}"),
-                  f" ({len(data.manifest)} files; SHA-256 of {manifest_file}: ",
-                  Mono(manifest_sha), ").")))
-    doc.add(Table(["Folder", "Quarter", "Scenario", "Status", "Files", "Missing artifacts",
-                   "result.json SHA-256"],
-                  [[(Mono(r[C.FOLDER]),), r[C.QUARTER], r[C.SCENARIO], r[C.STATUS],
-                    str(files.get(r[C.RUN_ID], 0)), r[C.MISSING].replace(";", ", ") or F.DASH,
-                    (Mono(r[C.RESULT_SHA]),)]
-                   for r in runs.to_dict("records")], right={4}))
+    doc.add(
+        Para(
+            (
+                "Every run folder this report used: the quarter's runs and, for the trend, "
+                "those of other quarters. Check the evidence with ",
+                Mono(f"cd {data.runs_dir_name} && sha256sum -c {manifest_file}"),
+                f" ({len(data.manifest)} files; SHA-256 of {manifest_file}: ",
+                Mono(manifest_sha),
+                ").",
+            )
+        )
+    )
+    doc.add(
+        Table(
+            [
+                "Folder",
+                "Quarter",
+                "Scenario",
+                "Status",
+                "Files",
+                "Missing artifacts",
+                "result.json SHA-256",
+            ],
+            [
+                [
+                    (Mono(r[C.FOLDER]),),
+                    r[C.QUARTER],
+                    r[C.SCENARIO],
+                    r[C.STATUS],
+                    str(files.get(r[C.RUN_ID], 0)),
+                    r[C.MISSING].replace(";", ", ") or F.DASH,
+                    (Mono(r[C.RESULT_SHA]),),
+                ]
+                for r in runs.to_dict("records")
+            ],
+            right={4},
+        )
+    )
     if 0 < len(data.manifest) <= MANIFEST_INLINE_MAX:
         doc.add(Details(f"Manifest ({len(data.manifest)} files)", [Code(manifest_text(data))]))
     elif len(data.manifest):
-        doc.add(Para(("The manifest has more than ", str(MANIFEST_INLINE_MAX), " files; it is in ",
-                      Mono(manifest_file), " only.")))
+        doc.add(
+            Para(
+                (
+                    "The manifest has more than ",
+                    str(MANIFEST_INLINE_MAX),
+                    " files; it is in ",
+                    Mono(manifest_file),
+                    " only.",
+                )
+            )
+        )
 
 
-__all__ = ["header", "controls", "summary", "coverage", "violations", "findings", "skipped",
-           "manifest_text", "appendix", "answers", "MANIFEST_INLINE_MAX"]
+__all__ = [
+    "header",
+    "controls",
+    "summary",
+    "coverage",
+    "violations",
+    "findings",
+    "skipped",
+    "manifest_text",
+    "appendix",
+    "answers",
+    "MANIFEST_INLINE_MAX",
+]

@@ -27,8 +27,18 @@ class CliResult:
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> CliResult:
     """Run ``mpac-drill`` as a user would: a separate process, real exit code."""
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
-         *args], capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mpac_drill.cli import main; sys.exit(main())",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -42,9 +52,11 @@ def sandbox() -> Target:
     try:
         control.up(target)  # this checkout's sandbox, if the demo left it up, is reused
     except UsageError as exc:  # the ports are someone else's: one line, not 40 errors
-        pytest.exit(f"the default sandbox cannot start here ({exc}); is a sandbox of "
-                    "another checkout up? Stop it there (mpac-drill sandbox down), then rerun",
-                    returncode=3)
+        pytest.exit(
+            f"the default sandbox cannot start here ({exc}); is a sandbox of "
+            "another checkout up? Stop it there (mpac-drill sandbox down), then rerun",
+            returncode=3,
+        )
     yield target
     control.down(target)
 

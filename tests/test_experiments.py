@@ -39,12 +39,27 @@ def test_plain_chaos_run_with_a_var_file(sandbox, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MPAC_DRILL_RUN_DIR": str(run_dir)}
     chaos = Path(sys.executable).parent / "chaos"
     proc = subprocess.run(
-        [str(chaos), "--no-version-check", "--log-file", str(tmp_path / "chaos.log"), "run",
-         "--rollback-strategy=always", "--journal-path", str(tmp_path / "journal.json"),
-         "--var-file", str(EXPERIMENTS_DIR / "vars" / "sandbox.yaml"),
-         "--var", "mpac_users:int=2",
-         str(EXPERIMENTS_DIR / "ecs-task-failure.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(chaos),
+            "--no-version-check",
+            "--log-file",
+            str(tmp_path / "chaos.log"),
+            "run",
+            "--rollback-strategy=always",
+            "--journal-path",
+            str(tmp_path / "journal.json"),
+            "--var-file",
+            str(EXPERIMENTS_DIR / "vars" / "sandbox.yaml"),
+            "--var",
+            "mpac_users:int=2",
+            str(EXPERIMENTS_DIR / "ecs-task-failure.yaml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] == "completed" and not journal["deviated"]
@@ -56,8 +71,10 @@ def test_plain_chaos_run_with_a_var_file(sandbox, tmp_path):
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_experiment_declares_the_guard_control(path: Path):
     experiment = load_experiment(str(path))
-    assert {"name": "mpac-drill", "provider": {
-        "type": "python", "module": "mpac_drill.drill.control"}} in experiment["controls"]
+    assert {
+        "name": "mpac-drill",
+        "provider": {"type": "python", "module": "mpac_drill.drill.control"},
+    } in experiment["controls"]
 
 
 def test_provider_without_a_drill_fails_in_one_line_and_creates_none(tmp_path):

@@ -23,9 +23,12 @@ class _FakeMpac(BaseHTTPRequestHandler):
     """Answers like the three services; QR payments always fail (503) to count failures."""
 
     protocol_version = "HTTP/1.1"
-    answers = {"/login": (200, {"token": "t", "jti": "j", "expires_in": 900}),
-               "/verify": (200, {"ok": True}), "/orders": (201, {"order_id": 1, "replay": False}),
-               "/payments/qr": (503, {"error": "database unavailable"})}
+    answers = {
+        "/login": (200, {"token": "t", "jti": "j", "expires_in": 900}),
+        "/verify": (200, {"ok": True}),
+        "/orders": (201, {"order_id": 1, "replay": False}),
+        "/payments/qr": (503, {"error": "database unavailable"}),
+    }
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -80,13 +83,23 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("workers,stop_early", [(0, False), (2, True)],
-                         ids=["standalone-run-time", "master-2-workers-sigterm"])
+@pytest.mark.parametrize(
+    "workers,stop_early",
+    [(0, False), (2, True)],
+    ids=["standalone-run-time", "master-2-workers-sigterm"],
+)
 def test_load_runner_run_writes_per_second_rows_and_stops(
-        tmp_path: Path, fake_hosts: dict[str, str], workers: int, stop_early: bool) -> None:
-    runner = LoadRunner(out_dir=tmp_path, hosts=fake_hosts, users=3, spawn_rate=10,
-                        run_time_s=60 if stop_early else 4, workers=workers,
-                        master_port=_port() if workers else None)
+    tmp_path: Path, fake_hosts: dict[str, str], workers: int, stop_early: bool
+) -> None:
+    runner = LoadRunner(
+        out_dir=tmp_path,
+        hosts=fake_hosts,
+        users=3,
+        spawn_rate=10,
+        run_time_s=60 if stop_early else 4,
+        workers=workers,
+        master_port=_port() if workers else None,
+    )
     runner.start()
     try:
         assert len(runner.pids) == 1 + workers and runner.running
@@ -107,8 +120,13 @@ def test_load_runner_run_writes_per_second_rows_and_stops(
     rows = _read(tmp_path / "load_per_second.csv")
     assert list(rows[0]) == ["t_utc", "name", "requests", "failures", "p95_ms"]
     names = {row["name"] for row in rows}
-    assert {"portal /login", "portal /verify", "smarttab /orders", "pgw /payments/qr",
-            "Aggregated"} <= names
+    assert {
+        "portal /login",
+        "portal /verify",
+        "smarttab /orders",
+        "pgw /payments/qr",
+        "Aggregated",
+    } <= names
     assert len({row["t_utc"] for row in rows}) >= 2
     assert all(row["t_utc"].endswith("Z") for row in rows)
     failed = {row["name"] for row in rows if int(row["failures"]) > 0}
@@ -132,8 +150,9 @@ def test_load_runner_stop_never_started_is_noop(tmp_path: Path, fake_hosts: dict
 def test_load_runner_broken_locustfile_harness_error(tmp_path: Path, fake_hosts: dict) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("raise SystemExit('no locust here')\n")
-    runner = LoadRunner(out_dir=tmp_path, hosts=fake_hosts, users=1, spawn_rate=1,
-                        run_time_s=5, locustfile=broken)
+    runner = LoadRunner(
+        out_dir=tmp_path, hosts=fake_hosts, users=1, spawn_rate=1, run_time_s=5, locustfile=broken
+    )
     with pytest.raises(HarnessError, match="exited at start"):
         runner.start()
     assert not runner.running
@@ -141,8 +160,13 @@ def test_load_runner_broken_locustfile_harness_error(tmp_path: Path, fake_hosts:
 
 def test_load_runner_missing_host_harness_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no host for pgw"):
-        LoadRunner(out_dir=tmp_path, hosts={"portal": "http://x", "smarttab": "http://y"},
-                   users=1, spawn_rate=1, run_time_s=1)
+        LoadRunner(
+            out_dir=tmp_path,
+            hosts={"portal": "http://x", "smarttab": "http://y"},
+            users=1,
+            spawn_rate=1,
+            run_time_s=1,
+        )
 
 
 def _write(path: Path, rows: list[tuple[object, ...]]) -> None:
@@ -155,16 +179,25 @@ def _write(path: Path, rows: list[tuple[object, ...]]) -> None:
 
 def test_summarize_two_workers_merged_known_numbers(tmp_path: Path) -> None:
     t0 = 1_800_000_000  # 2027-01-15T08:00:00Z
-    _write(tmp_path / "locust" / "seconds-101.csv", [
-        (t0, "smarttab /orders", 10, 1, 20.0), (t0, "portal /verify", 30, 0, 4.0),
-        (t0, "Aggregated", 40, 1, 15.0),
-        (t0 + 1, "smarttab /orders", 5, 0, 10.0),  # no Aggregated row: derived
-    ])
-    _write(tmp_path / "locust" / "seconds-202.csv", [
-        (t0, "smarttab /orders", 30, 3, 40.0), (t0, "Aggregated", 30, 3, 40.0),
-        (t0 + 1, "portal /verify", 5, 5, 2.0), (t0 + 1, "Aggregated", 5, 5, 2.0),
-        ("1800000002", "portal /ver"),  # a line cut short by a kill: skipped
-    ])
+    _write(
+        tmp_path / "locust" / "seconds-101.csv",
+        [
+            (t0, "smarttab /orders", 10, 1, 20.0),
+            (t0, "portal /verify", 30, 0, 4.0),
+            (t0, "Aggregated", 40, 1, 15.0),
+            (t0 + 1, "smarttab /orders", 5, 0, 10.0),  # no Aggregated row: derived
+        ],
+    )
+    _write(
+        tmp_path / "locust" / "seconds-202.csv",
+        [
+            (t0, "smarttab /orders", 30, 3, 40.0),
+            (t0, "Aggregated", 30, 3, 40.0),
+            (t0 + 1, "portal /verify", 5, 5, 2.0),
+            (t0 + 1, "Aggregated", 5, 5, 2.0),
+            ("1800000002", "portal /ver"),  # a line cut short by a kill: skipped
+        ],
+    )
     totals = summarize(tmp_path)
     rows = [tuple(r.values()) for r in _read(tmp_path / "load_per_second.csv")]
     assert rows == [
@@ -184,7 +217,8 @@ def test_summarize_p95_from_locust_stats_counts_from_seconds(tmp_path: Path) -> 
     (tmp_path / "locust" / "stats_stats.csv").write_text(
         "Type,Name,Request Count,Failure Count,Median Response Time,95%,99%\n"
         "POST,smarttab /orders,120,7,11,30,44\n"
-        ",Aggregated,125,7,11,31,45\n")
+        ",Aggregated,125,7,11,31,45\n"
+    )
     assert summarize(tmp_path) == {"requests": 130, "failures": 8, "p95_ms": 31.0}
     (tmp_path / "locust" / "seconds-1.csv").unlink()
     assert summarize(tmp_path) == {"requests": 125, "failures": 7, "p95_ms": 31.0}
@@ -193,6 +227,7 @@ def test_summarize_p95_from_locust_stats_counts_from_seconds(tmp_path: Path) -> 
 def test_summarize_no_traffic_zero_totals(tmp_path: Path) -> None:
     (tmp_path / "locust").mkdir()
     (tmp_path / "locust" / "stats_stats.csv").write_text(
-        "Type,Name,Request Count,Failure Count,95%\n,Aggregated,0,0,N/A\n")
+        "Type,Name,Request Count,Failure Count,95%\n,Aggregated,0,0,N/A\n"
+    )
     assert summarize(tmp_path) == {"requests": 0, "failures": 0, "p95_ms": None}
     assert _read(tmp_path / "load_per_second.csv") == []

@@ -26,7 +26,8 @@ from mpac_drill.safety import DrillLock, check_production_guard, mask_account
 
 # The moto server, the dummy AWS environment and the loopback-only guard of tests/aws.
 _spec = importlib.util.spec_from_file_location(
-    "_aws_conftest", Path(__file__).parent / "aws" / "conftest.py")
+    "_aws_conftest", Path(__file__).parent / "aws" / "conftest.py"
+)
 assert _spec is not None and _spec.loader is not None
 _aws = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_aws)
@@ -78,10 +79,12 @@ def test_guard_production_without_ticket_refused(target_file: Callable[..., Targ
         check_production_guard(target, allow_production=True, ticket=None, dry_run=False)
 
 
-@pytest.mark.parametrize("ticket", ["", "chg-1234", "CHG1234", "CHG-", "C-1", "CHG-12 ",
-                                    "CHG-12\nx"])
+@pytest.mark.parametrize(
+    "ticket", ["", "chg-1234", "CHG1234", "CHG-", "C-1", "CHG-12 ", "CHG-12\nx"]
+)
 def test_guard_production_malformed_ticket_refused(
-    target_file: Callable[..., Target], ticket: str,
+    target_file: Callable[..., Target],
+    ticket: str,
 ) -> None:
     target = target_file("production", allow_production=True, account_id=MOTO_ACCOUNT)
     with pytest.raises(UsageError, match="change ticket") as err:
@@ -93,8 +96,10 @@ def test_guard_production_file_not_allowing_refused(target_file: Callable[..., T
     target = target_file("production", account_id=MOTO_ACCOUNT)  # ships allow_production: false
     with pytest.raises(UsageError) as err:
         check_production_guard(target, allow_production=True, ticket=TICKET, dry_run=True)
-    assert str(err.value) == (f"target 'production' is production: refused without "
-                              f"allow_production: true in {target.path}")
+    assert str(err.value) == (
+        f"target 'production' is production: refused without "
+        f"allow_production: true in {target.path}"
+    )
 
 
 def test_guard_production_truthy_string_in_file_refused(
@@ -106,7 +111,8 @@ def test_guard_production_truthy_string_in_file_refused(
 
 
 def test_guard_production_all_three_keys_and_account_allowed(
-    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+    target_file: Callable[..., Target],
+    loopback_only: list[tuple[str, int]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     target = target_file("production", allow_production=True, account_id=MOTO_ACCOUNT)
@@ -123,13 +129,13 @@ def test_guard_staging_account_mismatch_refused_ids_masked(
     with pytest.raises(UsageError) as err:
         check_production_guard(target, allow_production=False, ticket=None, dry_run=False)
     message = str(err.value)
-    assert "is AWS account ********1111 but the credentials act in account ********9012" \
-        in message
+    assert "is AWS account ********1111 but the credentials act in account ********9012" in message
     assert "111111111111" not in message and MOTO_ACCOUNT not in message
 
 
 def test_guard_staging_account_match_accepted(
-    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+    target_file: Callable[..., Target],
+    loopback_only: list[tuple[str, int]],
 ) -> None:
     target = target_file("staging", account_id=MOTO_ACCOUNT)
     check_production_guard(target, allow_production=False, ticket=None, dry_run=False)
@@ -137,7 +143,8 @@ def test_guard_staging_account_match_accepted(
 
 
 def test_guard_dry_run_never_calls_sts(
-    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+    target_file: Callable[..., Target],
+    loopback_only: list[tuple[str, int]],
 ) -> None:
     staging = target_file("staging")  # mismatching account: would be refused
     production = target_file("production", allow_production=True)
@@ -147,13 +154,15 @@ def test_guard_dry_run_never_calls_sts(
 
 
 def test_guard_sandbox_target_no_checks() -> None:
-    check_production_guard(load_target("sandbox"), allow_production=False, ticket=None,
-                           dry_run=False)
+    check_production_guard(
+        load_target("sandbox"), allow_production=False, ticket=None, dry_run=False
+    )
 
 
 @pytest.mark.parametrize("account", [None, "12345", "abcdefghijkl", True, ["123456789012"]])
 def test_guard_aws_target_without_valid_account_id_refused(
-    target_file: Callable[..., Target], account: Any,
+    target_file: Callable[..., Target],
+    account: Any,
 ) -> None:
     target = target_file("staging", account_id=account)
     with pytest.raises(UsageError, match="needs account_id: the 12-digit AWS account"):
@@ -186,9 +195,16 @@ def test_mask_account_keeps_last_four_digits() -> None:
 
 
 def _holder(lock_dir: Path, **fields: Any) -> Path:
-    data = {"pid": os.getpid(), "scenario": "rds-failover", "started_at": "2026-11-27T14:00:00Z",
-            "run_dir": "runs/old", "host": socket.gethostname(),
-            "create_time": psutil.Process().create_time(), "token": "t", **fields}
+    data = {
+        "pid": os.getpid(),
+        "scenario": "rds-failover",
+        "started_at": "2026-11-27T14:00:00Z",
+        "run_dir": "runs/old",
+        "host": socket.gethostname(),
+        "create_time": psutil.Process().create_time(),
+        "token": "t",
+        **fields,
+    }
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / "sandbox.lock"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -201,12 +217,15 @@ def test_lock_second_drill_same_target_refused(tmp_path: Path) -> None:
         holder = json.loads(held.path.read_text())
         assert holder["pid"] == os.getpid() and holder["scenario"] == "rds-failover"
         assert set(holder) >= {"pid", "scenario", "started_at", "run_dir", "host"}
-        with pytest.raises(UsageError) as err, \
-                DrillLock(locks, "sandbox", "ecs-task-failure", tmp_path / "runs" / "b"):
+        with (
+            pytest.raises(UsageError) as err,
+            DrillLock(locks, "sandbox", "ecs-task-failure", tmp_path / "runs" / "b"),
+        ):
             pass
         assert str(err.value) == (
             f"a drill is already running against target sandbox: rds-failover since "
-            f"{holder['started_at']} (pid {os.getpid()}, run folder {tmp_path / 'runs' / 'a'})")
+            f"{holder['started_at']} (pid {os.getpid()}, run folder {tmp_path / 'runs' / 'a'})"
+        )
         with DrillLock(locks, "staging", "ecs-task-failure", tmp_path / "runs" / "c"):
             pass  # another target is free
     assert list(locks.iterdir()) == []
@@ -220,8 +239,7 @@ def test_lock_released_after_exit_exception_and_interrupt(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError), DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path):
         raise RuntimeError("drill blew up")
     assert not lock.path.exists()
-    with pytest.raises(KeyboardInterrupt), DrillLock(tmp_path, "sandbox", "rds-failover",
-                                                     tmp_path):
+    with pytest.raises(KeyboardInterrupt), DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path):
         raise KeyboardInterrupt
     assert not lock.path.exists()
     with DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path):
@@ -229,13 +247,16 @@ def test_lock_released_after_exit_exception_and_interrupt(tmp_path: Path) -> Non
 
 
 def test_lock_of_dead_process_taken_over_with_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
     _holder(tmp_path, pid=gone.pid, create_time=0.0)
-    with caplog.at_level(logging.WARNING, logger="mpac_drill"), \
-            DrillLock(tmp_path, "sandbox", "ecs-task-failure", tmp_path / "new") as lock:
+    with (
+        caplog.at_level(logging.WARNING, logger="mpac_drill"),
+        DrillLock(tmp_path, "sandbox", "ecs-task-failure", tmp_path / "new") as lock,
+    ):
         assert json.loads(lock.path.read_text())["scenario"] == "ecs-task-failure"
     assert "taking over the stale drill lock of target sandbox: rds-failover" in caplog.text
     assert not lock.path.exists()
@@ -250,8 +271,10 @@ def test_lock_pid_reused_by_another_process_taken_over(tmp_path: Path) -> None:
 
 def test_lock_from_another_host_refused_naming_host(tmp_path: Path) -> None:
     _holder(tmp_path, host="drill-runner-7", pid=999_999_999)
-    with pytest.raises(UsageError, match=r"\(pid 999999999 on drill-runner-7, run folder"), \
-            DrillLock(tmp_path, "sandbox", "ecs-task-failure", tmp_path):
+    with (
+        pytest.raises(UsageError, match=r"\(pid 999999999 on drill-runner-7, run folder"),
+        DrillLock(tmp_path, "sandbox", "ecs-task-failure", tmp_path),
+    ):
         pass
 
 
@@ -284,8 +307,10 @@ def test_lock_held_by_another_process_refused_then_taken_over_after_kill(
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
-        with pytest.raises(UsageError, match=rf"redis-failover since .* \(pid {child.pid}, "), \
-                DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path):
+        with (
+            pytest.raises(UsageError, match=rf"redis-failover since .* \(pid {child.pid}, "),
+            DrillLock(tmp_path, "sandbox", "rds-failover", tmp_path),
+        ):
             pass
     finally:
         child.kill()
@@ -305,56 +330,82 @@ def test_shipped_staging_names_nothing_of_production() -> None:
         assert name not in settings, name
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("endpoints.svc-portal", "https://api.mpac-cloud.com/portal/health",
-     "endpoints.svc-portal names production's host api.mpac-cloud.com"),
-    ("endpoints.pgw", "https://PGW.mpac-cloud.com./health",
-     "endpoints.pgw names production's host pgw.mpac-cloud.com"),
-    ("route53.record", "api.mpac-cloud.com.", "route53.record api.mpac-cloud.com. is production's"),
-    ("ecs.cluster", "mpac-smartpos-production", "ecs.cluster mpac-smartpos-production is"),
-    ("rds.pgw.identifier", "mpac-pgw-production", "rds.pgw.identifier mpac-pgw-production"),
-    ("elasticache.replication_group", "mpac-smartpos-production", "elasticache.replication"),
-    ("ssm.database_url", "/mpac-smartpos/production/DATABASE_URL", "ssm.database_url"),
-    ("database.dsn_ssm_parameter", "/mpac-smartpos/production/DATABASE_URL",
-     "database.dsn_ssm_parameter"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        (
+            "endpoints.svc-portal",
+            "https://api.mpac-cloud.com/portal/health",
+            "endpoints.svc-portal names production's host api.mpac-cloud.com",
+        ),
+        (
+            "endpoints.pgw",
+            "https://PGW.mpac-cloud.com./health",
+            "endpoints.pgw names production's host pgw.mpac-cloud.com",
+        ),
+        (
+            "route53.record",
+            "api.mpac-cloud.com.",
+            "route53.record api.mpac-cloud.com. is production's",
+        ),
+        ("ecs.cluster", "mpac-smartpos-production", "ecs.cluster mpac-smartpos-production is"),
+        ("rds.pgw.identifier", "mpac-pgw-production", "rds.pgw.identifier mpac-pgw-production"),
+        ("elasticache.replication_group", "mpac-smartpos-production", "elasticache.replication"),
+        ("ssm.database_url", "/mpac-smartpos/production/DATABASE_URL", "ssm.database_url"),
+        (
+            "database.dsn_ssm_parameter",
+            "/mpac-smartpos/production/DATABASE_URL",
+            "database.dsn_ssm_parameter",
+        ),
+    ],
+)
 def test_guard_staging_copy_borrowing_a_production_name_refused_before_any_call(
-    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
-    key: str, value: str, fragment: str,
+    target_file: Callable[..., Target],
+    loopback_only: list[tuple[str, int]],
+    key: str,
+    value: str,
+    fragment: str,
 ) -> None:
     target = target_file("staging", account_id=MOTO_ACCOUNT)
     target = load_target(str(target.path), {key: value})
     for dry_run in (True, False):
         with pytest.raises(UsageError, match="is not production but") as err:
-            check_production_guard(target, allow_production=True, ticket=TICKET,
-                                   dry_run=dry_run)
+            check_production_guard(target, allow_production=True, ticket=TICKET, dry_run=dry_run)
         assert fragment in str(err.value) and "\n" not in str(err.value)
     assert loopback_only == [], "refused after asking STS"
 
 
 def test_guard_staging_copy_in_a_production_account_is_production(
-    target_file: Callable[..., Target], loopback_only: list[tuple[str, int]],
+    target_file: Callable[..., Target],
+    loopback_only: list[tuple[str, int]],
 ) -> None:
     production_account = str(load_target("production").get("account_id"))
     target = target_file("staging", account_id=production_account)
     assert is_production(target)
-    with pytest.raises(UsageError, match="acts in production account \\*{8}2222 .* so it is "
-                       "production whatever its environment says: refused without "
-                       "--allow-production"):
+    with pytest.raises(
+        UsageError,
+        match="acts in production account \\*{8}2222 .* so it is "
+        "production whatever its environment says: refused without "
+        "--allow-production",
+    ):
         check_production_guard(target, allow_production=False, ticket=None, dry_run=True)
     assert loopback_only == []
 
 
 def test_production_accounts_list_extends_the_production_account(tmp_path: Path) -> None:
     reference = tmp_path / "production.yaml"
-    reference.write_text(yaml.safe_dump({
-        **load_target("production").settings, "production_accounts": ["333333333333"]}))
+    reference.write_text(
+        yaml.safe_dump(
+            {**load_target("production").settings, "production_accounts": ["333333333333"]}
+        )
+    )
     facts = production_facts(reference)
     assert facts.accounts == {"222222222222", "333333333333"}
     assert "api.mpac-cloud.com" in facts.hostnames and "pgw.mpac-cloud.com" in facts.hostnames
     staging = load_target("staging")
-    other = Target(name="x", path=staging.path,
-                   settings={**staging.settings, "account_id": "333333333333"})
+    other = Target(
+        name="x", path=staging.path, settings={**staging.settings, "account_id": "333333333333"}
+    )
     assert is_production(other, facts)
     assert not is_production(staging, facts)
 
@@ -363,10 +414,14 @@ def test_cli_dry_run_of_staging_copy_with_production_record_refused(tmp_path: Pa
     from tests.conftest import run_cli
 
     settings = load_target("staging").settings
-    settings["route53"].update(hosted_zone_id="Z0677506ALKL276Q2VVE",
-                               record="api.mpac-cloud.com", dr_dns_name="dr.example.com")
-    settings["endpoints"] = {k: f"https://staging.example.com/{k}/health"
-                             for k in ("svc-portal", "svc-smarttab", "pgw")}
+    settings["route53"].update(
+        hosted_zone_id="Z0677506ALKL276Q2VVE",
+        record="api.mpac-cloud.com",
+        dr_dns_name="dr.example.com",
+    )
+    settings["endpoints"] = {
+        k: f"https://staging.example.com/{k}/health" for k in ("svc-portal", "svc-smarttab", "pgw")
+    }
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     r = run_cli("run", "region-failover", "--target", str(path), "--dry-run", timeout=60)
@@ -379,15 +434,29 @@ def test_cli_dry_run_of_staging_copy_with_production_record_refused(tmp_path: Pa
 # ---------------------------------------------------------------- --set cannot relabel
 
 
-@pytest.mark.parametrize("key, value", [
-    ("environment", "staging"), ("allow_production", "true"), ("account_id", "111111111111"),
-    ("kind", "sandbox"), ("name", "staging"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("environment", "staging"),
+        ("allow_production", "true"),
+        ("account_id", "111111111111"),
+        ("kind", "sandbox"),
+        ("name", "staging"),
+    ],
+)
 def test_set_of_a_safety_key_refused_one_line(key: str, value: str) -> None:
     from tests.conftest import run_cli
 
-    r = run_cli("run", "ecs-task-failure", "--target", "production", "--dry-run",
-                "--set", f"{key}={value}", timeout=60)
+    r = run_cli(
+        "run",
+        "ecs-task-failure",
+        "--target",
+        "production",
+        "--dry-run",
+        "--set",
+        f"{key}={value}",
+        timeout=60,
+    )
     assert r.code == 2, (r.code, r.err, r.out)
     assert f"--set {key}: refused, {key} decides the drill's safety" in r.err
     assert r.err.strip().count("\n") == 0 and "StopTask" not in r.out

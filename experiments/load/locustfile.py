@@ -71,11 +71,19 @@ class PerSecondStats:
         for second in done:
             by_name, failures = self._times.pop(second), self._failures.pop(second, {})
             for name in sorted(by_name):
-                rows.append((second, name, len(by_name[name]), failures.get(name, 0),
-                             round(p95(by_name[name]), 1)))
+                rows.append(
+                    (
+                        second,
+                        name,
+                        len(by_name[name]),
+                        failures.get(name, 0),
+                        round(p95(by_name[name]), 1),
+                    )
+                )
             every = [t for times in by_name.values() for t in times]
-            rows.append((second, AGGREGATED, len(every), sum(failures.values()),
-                         round(p95(every), 1)))
+            rows.append(
+                (second, AGGREGATED, len(every), sum(failures.values()), round(p95(every), 1))
+            )
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as handle:
@@ -105,8 +113,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 @events.request.add_listener
-def _on_request(name: str, response_time: float | None, exception: BaseException | None,
-                **_: Any) -> None:
+def _on_request(
+    name: str, response_time: float | None, exception: BaseException | None, **_: Any
+) -> None:
     if _stats is not None:
         _stats.record(name, response_time, exception is not None)
 
@@ -142,8 +151,12 @@ class PortalUser(_MpacUser):
 
     def login(self) -> None:
         self.token = None
-        with self.client.post(f"{PORTAL}/login", json={"user": f"user-{uuid.uuid4().hex[:8]}"},
-                              name="portal /login", catch_response=True) as response:
+        with self.client.post(
+            f"{PORTAL}/login",
+            json={"user": f"user-{uuid.uuid4().hex[:8]}"},
+            name="portal /login",
+            catch_response=True,
+        ) as response:
             if response.status_code == 200:
                 self.token = response.json()["token"]
             else:
@@ -154,8 +167,12 @@ class PortalUser(_MpacUser):
         if self.token is None:
             self.login()
             return
-        with self.client.get(f"{PORTAL}/verify", name="portal /verify", catch_response=True,
-                             headers={"Authorization": f"Bearer {self.token}"}) as response:
+        with self.client.get(
+            f"{PORTAL}/verify",
+            name="portal /verify",
+            catch_response=True,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as response:
             if response.status_code == 401:
                 self.token = None  # log in again on the next turn
                 response.failure("HTTP 401")
@@ -180,8 +197,12 @@ class SmarttabUser(_MpacUser):
         else:
             key, amount = f"pos-{uuid.uuid4().hex}", random.randint(100, 50_000)
             self.sent.append((key, amount))
-        with self.client.post(f"{SMARTTAB}/orders", name="smarttab /orders", catch_response=True,
-                              json={"idempotency_key": key, "amount": amount}) as response:
+        with self.client.post(
+            f"{SMARTTAB}/orders",
+            name="smarttab /orders",
+            catch_response=True,
+            json={"idempotency_key": key, "amount": amount},
+        ) as response:
             if response.status_code in (200, 201):
                 response.success()
             else:
@@ -198,10 +219,14 @@ class PgwUser(_MpacUser):
 
     @task
     def qr_payment(self) -> None:
-        body = {"payment_id": f"qr-{uuid.uuid4().hex}", "amount": random.randint(100, 20_000),
-                "client": self.client_id}
-        with self.client.post(f"{PGW}/payments/qr", name="pgw /payments/qr", catch_response=True,
-                              json=body) as response:
+        body = {
+            "payment_id": f"qr-{uuid.uuid4().hex}",
+            "amount": random.randint(100, 20_000),
+            "client": self.client_id,
+        }
+        with self.client.post(
+            f"{PGW}/payments/qr", name="pgw /payments/qr", catch_response=True, json=body
+        ) as response:
             if response.status_code in (200, 201):
                 response.success()
             else:

@@ -102,8 +102,9 @@ def stop_tasks(
     cluster, name = ecs_location(target, service, dry=dry_run is not None)
     ecs = client("ecs", target, dry_run=dry_run)
     region = ecs.meta.region_name
-    pages = ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=name,
-                                                      desiredStatus="RUNNING")
+    pages = ecs.get_paginator("list_tasks").paginate(
+        cluster=cluster, serviceName=name, desiredStatus="RUNNING"
+    )
     running = [arn for page in pages for arn in page.get("taskArns", [])]
     if not running and dry_run is None:
         raise ActivityFailed(
@@ -111,15 +112,27 @@ def stop_tasks(
         )
     chosen = running[: _how_many(len(running), count, percent)]
     for done, arn in enumerate(chosen):
-        logger.info("ecs StopTask %s (service %s, cluster %s, %s)%s",
-                    arn, name, cluster, region, _dry(dry_run))
+        logger.info(
+            "ecs StopTask %s (service %s, cluster %s, %s)%s",
+            arn,
+            name,
+            cluster,
+            region,
+            _dry(dry_run),
+        )
         try:
             ecs.stop_task(cluster=cluster, task=arn, reason=reason)
         except ActivityFailed as exc:
             raise ActivityFailed(f"{exc} (after stopping {done} of {len(chosen)})") from exc
-    return StopTasksResult(cluster=cluster, service=name, region=region,
-                           running_before=len(running), stopped=chosen, reason=reason,
-                           dry_run=dry_run is not None)
+    return StopTasksResult(
+        cluster=cluster,
+        service=name,
+        region=region,
+        running_before=len(running),
+        stopped=chosen,
+        reason=reason,
+        dry_run=dry_run is not None,
+    )
 
 
 def tasks_running(target: Target, service: str, dry_run: DryRun | None = None) -> int:
@@ -156,9 +169,14 @@ def wait_service_stable(
             break
         time.sleep(min(poll_s, max(timeout_s - state["waited_s"], 0.0)))
     if not state["stable"]:
-        logger.warning("ECS service %s (%s) not stable after %.1f s: %d of %d running",
-                       state["service"], state["region"], state["waited_s"], state["running"],
-                       state["desired"])
+        logger.warning(
+            "ECS service %s (%s) not stable after %.1f s: %d of %d running",
+            state["service"],
+            state["region"],
+            state["waited_s"],
+            state["running"],
+            state["desired"],
+        )
     return state
 
 
@@ -172,9 +190,15 @@ def _service_state(ecs: BaseClient, target: Target, service: str, dry: bool) -> 
         raise ActivityFailed(f"ECS service {name} not found in cluster {cluster} ({region}): {why}")
     desired = int(services[0]["desiredCount"]) if services else 0
     running = int(services[0]["runningCount"]) if services else 0
-    return ServiceStableResult(cluster=cluster, service=name, region=region,
-                               stable=desired == running, desired=desired, running=running,
-                               waited_s=0.0)
+    return ServiceStableResult(
+        cluster=cluster,
+        service=name,
+        region=region,
+        stable=desired == running,
+        desired=desired,
+        running=running,
+        waited_s=0.0,
+    )
 
 
 def _ecs_service(target: Target, service: str) -> str:
@@ -206,8 +230,7 @@ def _check_share(count: int | None, percent: float | None) -> None:
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise UsageError(f"stop_tasks: count must be a whole number >= 1, not {count!r}")
     if percent is not None and (
-        isinstance(percent, bool) or not isinstance(percent, int | float)
-        or not 0 < percent <= 100
+        isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 < percent <= 100
     ):
         raise UsageError(f"stop_tasks: percent must be in (0, 100], not {percent!r}")
 
@@ -236,12 +259,17 @@ def failover_elasticache(target: Target, dry_run: DryRun | None = None) -> Cache
     found = _replication_group(cache, group)
     node_group = _node_group(target, group, found, region)
     before = _cache_primary(found, node_group)
-    logger.info("elasticache TestFailover %s node group %s (%s)%s",
-                group, node_group, region, _dry(dry_run))
+    logger.info(
+        "elasticache TestFailover %s node group %s (%s)%s", group, node_group, region, _dry(dry_run)
+    )
     answer = cache.test_failover(ReplicationGroupId=group, NodeGroupId=node_group)
     return CacheFailoverResult(
-        replication_group=group, node_group=node_group, region=region, primary_before=before,
-        status=answer.get("ReplicationGroup", {}).get("Status"), dry_run=dry_run is not None,
+        replication_group=group,
+        node_group=node_group,
+        region=region,
+        primary_before=before,
+        status=answer.get("ReplicationGroup", {}).get("Status"),
+        dry_run=dry_run is not None,
     )
 
 
@@ -264,12 +292,16 @@ def _node_group(target: Target, group: str, found: dict | None, region: str) -> 
     wanted = target.get("elasticache.node_group")
     if wanted is None:
         if len(known) != 1:
-            raise UsageError(f"target {target.name!r}: set elasticache.node_group "
-                             f"(replication group {group} has {known or 'no node groups'})")
+            raise UsageError(
+                f"target {target.name!r}: set elasticache.node_group "
+                f"(replication group {group} has {known or 'no node groups'})"
+            )
         return known[0]
     if found is not None and str(wanted) not in known:
-        raise ActivityFailed(f"ElastiCache replication group {group} ({region}) has no node "
-                             f"group {wanted} (has {', '.join(known) or 'none'})")
+        raise ActivityFailed(
+            f"ElastiCache replication group {group} ({region}) has no node "
+            f"group {wanted} (has {', '.join(known) or 'none'})"
+        )
     return str(wanted)
 
 
@@ -298,13 +330,15 @@ def alarms_in_alarm(target: Target, names: list[str], dry_run: DryRun | None = N
     firing: list[str] = []
     for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
         for page in cloudwatch.get_paginator("describe_alarms").paginate(
-            AlarmNames=list(names[start:start + 100]), StateValue="ALARM",
+            AlarmNames=list(names[start : start + 100]),
+            StateValue="ALARM",
             AlarmTypes=["MetricAlarm", "CompositeAlarm"],
         ):
             # StateValue checked again: moto ignores it when AlarmNames is given
             for kind in ("MetricAlarms", "CompositeAlarms"):
-                firing += [a["AlarmName"] for a in page.get(kind, [])
-                           if a.get("StateValue") == "ALARM"]
+                firing += [
+                    a["AlarmName"] for a in page.get(kind, []) if a.get("StateValue") == "ALARM"
+                ]
     return firing
 
 
@@ -317,8 +351,6 @@ def account_id(target: Target) -> str:
 
 
 # ---------------------------------------------------------------- helpers
-
-
 
 
 __all__ = [

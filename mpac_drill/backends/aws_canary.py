@@ -82,8 +82,12 @@ def canary_database(target: Target, *, dry_run: DryRun | None = None) -> CanaryD
         return None
     ssm = client("ssm", target, dry_run=dry_run)
     region = str(ssm.meta.region_name)
-    logger.info("ssm GetParameter %s WithDecryption (%s)%s", name, region,
-                " [dry-run]" if dry_run is not None else "")
+    logger.info(
+        "ssm GetParameter %s WithDecryption (%s)%s",
+        name,
+        region,
+        " [dry-run]" if dry_run is not None else "",
+    )
     found = ssm.get_parameter(Name=name, WithDecryption=True)
     if dry_run is not None:
         return None
@@ -95,8 +99,9 @@ def canary_database(target: Target, *, dry_run: DryRun | None = None) -> CanaryD
     return CanaryDatabase(parameter=name, region=region, table_created=created, dsn=dsn)
 
 
-def prepare_canary_table(dsn: str, *, source: str,
-                         connect_timeout_s: int = _CONNECT_TIMEOUT_S) -> bool:
+def prepare_canary_table(
+    dsn: str, *, source: str, connect_timeout_s: int = _CONNECT_TIMEOUT_S
+) -> bool:
     """Connect once; create the ``canary`` table if it does not exist; check the user may
     insert and read canary rows. Returns whether the table was created.
 
@@ -114,14 +119,19 @@ def prepare_canary_table(dsn: str, *, source: str,
             if created:
                 conn.execute(CANARY_SQL)
                 logger.info("canary table created in the database of %s", source)
-            row = conn.execute("SELECT has_table_privilege('canary', 'INSERT') "
-                               "AND has_table_privilege('canary', 'SELECT')").fetchone()
+            row = conn.execute(
+                "SELECT has_table_privilege('canary', 'INSERT') "
+                "AND has_table_privilege('canary', 'SELECT')"
+            ).fetchone()
     except psycopg.Error as exc:
-        raise ActivityFailed(f"the canary's database ({source}) cannot be used: "
-                             f"{describe_error(exc, dsn)}") from None
+        raise ActivityFailed(
+            f"the canary's database ({source}) cannot be used: {describe_error(exc, dsn)}"
+        ) from None
     if not (row and row[0]):
-        raise ActivityFailed(f"the canary's database ({source}): the user may not INSERT into "
-                             "and SELECT from table canary")
+        raise ActivityFailed(
+            f"the canary's database ({source}): the user may not INSERT into "
+            "and SELECT from table canary"
+        )
     return created
 
 
@@ -147,5 +157,11 @@ def describe_error(exc: psycopg.Error, dsn: str) -> str:
     return f"{kind}: {first}"
 
 
-__all__ = ["DSN_PARAMETER_KEY", "CanaryDatabase", "canary_database",
-           "describe_error", "dsn_parameter", "prepare_canary_table"]
+__all__ = [
+    "DSN_PARAMETER_KEY",
+    "CanaryDatabase",
+    "canary_database",
+    "describe_error",
+    "dsn_parameter",
+    "prepare_canary_table",
+]

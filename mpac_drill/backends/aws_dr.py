@@ -78,31 +78,51 @@ def plan_region_failover(
     def record(name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         first = len(dry_run.calls)
         out = call(target, *args, dry_run=dry_run, **kwargs)
-        steps.extend(PlannedStep(name=name, service=c["service"], operation=c["operation"],
-                                 region=c["region"], params=c["params"])
-                     for c in dry_run.calls[first:])
+        steps.extend(
+            PlannedStep(
+                name=name,
+                service=c["service"],
+                operation=c["operation"],
+                region=c["region"],
+                params=c["params"],
+            )
+            for c in dry_run.calls[first:]
+        )
         return out
 
-    snapshot = record(f"find the newest {system} snapshot in the DR region",
-                      latest_snapshot, system)
+    snapshot = record(
+        f"find the newest {system} snapshot in the DR region", latest_snapshot, system
+    )
     snapshot_id = snapshot["snapshot_id"] if snapshot else f"<newest {system} snapshot>"
-    restored = record(f"restore {snapshot_id} in the DR region", restore_from_snapshot,
-                      system, snapshot_id)
+    restored = record(
+        f"restore {snapshot_id} in the DR region", restore_from_snapshot, system, snapshot_id
+    )
     endpoint = restored["endpoint_address"] or f"<{restored['identifier']} endpoint>"
     dsn = f"postgresql://<user>:<password>@{endpoint}/<db>"
     if system == "pgw":
-        record("point PGW_BASE_URL at the DR PGW", put_parameter, "pgw_base_url",
-               str(target.get("pgw.dr_base_url") or "<DR PGW base URL>"))
+        record(
+            "point PGW_BASE_URL at the DR PGW",
+            put_parameter,
+            "pgw_base_url",
+            str(target.get("pgw.dr_base_url") or "<DR PGW base URL>"),
+        )
         if target.get("ssm.pgw_database_url"):
-            record("point the DR PGW's DATABASE_URL at the restored database (not in the "
-                   "runbook: F13)", put_parameter, "pgw_database_url", dsn)
+            record(
+                "point the DR PGW's DATABASE_URL at the restored database (not in the "
+                "runbook: F13)",
+                put_parameter,
+                "pgw_database_url",
+                dsn,
+            )
     else:
-        record("point DATABASE_URL at the restored database", put_parameter, "database_url",
-               dsn)
+        record("point DATABASE_URL at the restored database", put_parameter, "database_url", dsn)
     for key in target.get("ecs.services") or {}:
         record(f"force a new deployment of {key}", force_new_deployment, key)
-    record("switch the Route53 record to the DR load balancer", switch_record,
-           to_dns_name=str(target.get("route53.dr_dns_name") or "<DR load balancer>"))
+    record(
+        "switch the Route53 record to the DR load balancer",
+        switch_record,
+        to_dns_name=str(target.get("route53.dr_dns_name") or "<DR load balancer>"),
+    )
     return steps
 
 

@@ -74,19 +74,49 @@ def switch_record(
     current = route53.list_resource_record_sets(
         HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
     ).get("ResourceRecordSets", [])
-    previous = [r["Value"] for s in current[:1]
-                if s.get("Name", "").rstrip(".") == record.rstrip(".")
-                and s.get("Type") == record_type for r in s.get("ResourceRecords", [])]
-    logger.info("route53 UPSERT %s %s -> %s (zone %s, was %s)%s", record_type, record,
-                to_dns_name, zone, ", ".join(previous) or "absent", _dry(dry_run))
-    change = route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={
-        "Comment": "mpac-drill region failover",
-        "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
-            "Name": record, "Type": record_type, "TTL": ttl,
-            "ResourceRecords": [{"Value": to_dns_name}]}}]}).get("ChangeInfo", {})
-    return RecordChange(hosted_zone_id=zone, record=record, record_type=record_type, ttl=ttl,
-                        to_dns_name=to_dns_name, previous=previous, change_id=change.get("Id"),
-                        status=change.get("Status"), dry_run=dry_run is not None)
+    previous = [
+        r["Value"]
+        for s in current[:1]
+        if s.get("Name", "").rstrip(".") == record.rstrip(".") and s.get("Type") == record_type
+        for r in s.get("ResourceRecords", [])
+    ]
+    logger.info(
+        "route53 UPSERT %s %s -> %s (zone %s, was %s)%s",
+        record_type,
+        record,
+        to_dns_name,
+        zone,
+        ", ".join(previous) or "absent",
+        _dry(dry_run),
+    )
+    change = route53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Comment": "mpac-drill region failover",
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": record,
+                        "Type": record_type,
+                        "TTL": ttl,
+                        "ResourceRecords": [{"Value": to_dns_name}],
+                    },
+                }
+            ],
+        },
+    ).get("ChangeInfo", {})
+    return RecordChange(
+        hosted_zone_id=zone,
+        record=record,
+        record_type=record_type,
+        ttl=ttl,
+        to_dns_name=to_dns_name,
+        previous=previous,
+        change_id=change.get("Id"),
+        status=change.get("Status"),
+        dry_run=dry_run is not None,
+    )
 
 
 def _route53_name(target: Target, key: str, dry_run: DryRun | None) -> str:
@@ -100,7 +130,11 @@ def _route53_name(target: Target, key: str, dry_run: DryRun | None) -> str:
 
 
 def put_parameter(
-    target: Target, name_key: str, value: str, *, region: str | None = None,
+    target: Target,
+    name_key: str,
+    value: str,
+    *,
+    region: str | None = None,
     dry_run: DryRun | None = None,
 ) -> ParameterResult:
     """Write ``value`` to the SSM parameter ``ssm.<name_key>`` as a SecureString,
@@ -116,18 +150,29 @@ def put_parameter(
     if not name:
         raise UsageError(f"target {target.name!r} has no setting 'ssm.{name_key}'")
     ssm = client("ssm", target, region=_dr_region(target, region), dry_run=dry_run)
-    logger.info("ssm PutParameter %s SecureString overwrite (%s)%s",
-                name, ssm.meta.region_name, _dry(dry_run))
-    answer = ssm.put_parameter(Name=str(name), Value=value, Type="SecureString",
-                               Overwrite=True)
+    logger.info(
+        "ssm PutParameter %s SecureString overwrite (%s)%s",
+        name,
+        ssm.meta.region_name,
+        _dry(dry_run),
+    )
+    answer = ssm.put_parameter(Name=str(name), Value=value, Type="SecureString", Overwrite=True)
     version = answer.get("Version")
-    return ParameterResult(name_key=name_key, name=str(name), region=ssm.meta.region_name,
-                           type="SecureString", version=int(version) if version else None,
-                           dry_run=dry_run is not None)
+    return ParameterResult(
+        name_key=name_key,
+        name=str(name),
+        region=ssm.meta.region_name,
+        type="SecureString",
+        version=int(version) if version else None,
+        dry_run=dry_run is not None,
+    )
 
 
 def force_new_deployment(
-    target: Target, service: str, *, region: str | None = None,
+    target: Target,
+    service: str,
+    *,
+    region: str | None = None,
     dry_run: DryRun | None = None,
 ) -> DeploymentResult:
     """UpdateService forceNewDeployment on ``ecs.cluster`` in the DR region, so new tasks
@@ -140,17 +185,32 @@ def force_new_deployment(
     cluster = str(target.require("ecs.cluster"))
     name = str(target.get(f"ecs.services.{service}.service", service))
     ecs = client("ecs", target, region=_dr_region(target, region), dry_run=dry_run)
-    logger.info("ecs UpdateService forceNewDeployment %s (cluster %s, %s)%s",
-                name, cluster, ecs.meta.region_name, _dry(dry_run))
+    logger.info(
+        "ecs UpdateService forceNewDeployment %s (cluster %s, %s)%s",
+        name,
+        cluster,
+        ecs.meta.region_name,
+        _dry(dry_run),
+    )
     answer = ecs.update_service(cluster=cluster, service=name, forceNewDeployment=True)
-    primary = [d for d in answer.get("service", {}).get("deployments", [])
-               if d.get("status") == "PRIMARY"]
+    primary = [
+        d for d in answer.get("service", {}).get("deployments", []) if d.get("status") == "PRIMARY"
+    ]
     return DeploymentResult(
-        cluster=cluster, service=name, region=ecs.meta.region_name,
+        cluster=cluster,
+        service=name,
+        region=ecs.meta.region_name,
         deployment_id=primary[0].get("id") if primary else None,
         rollout_state=primary[0].get("rolloutState") if primary else None,
-        dry_run=dry_run is not None)
+        dry_run=dry_run is not None,
+    )
 
 
-__all__ = ["RecordChange", "ParameterResult", "DeploymentResult", "switch_record",
-           "put_parameter", "force_new_deployment"]
+__all__ = [
+    "RecordChange",
+    "ParameterResult",
+    "DeploymentResult",
+    "switch_record",
+    "put_parameter",
+    "force_new_deployment",
+]

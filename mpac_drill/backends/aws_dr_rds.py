@@ -24,7 +24,6 @@ from mpac_drill.config import Target
 logger = logging.getLogger("mpac_drill")
 
 
-
 class SnapshotInfo(TypedDict):
     db: str
     source_instance: str
@@ -53,7 +52,9 @@ class RestoreResult(TypedDict):
 
 
 def latest_snapshot(
-    target: Target, db: str = "smartpos", region: str | None = None,
+    target: Target,
+    db: str = "smartpos",
+    region: str | None = None,
     dry_run: DryRun | None = None,
 ) -> SnapshotInfo | None:
     """The newest available DB snapshot of ``rds.<db>.identifier`` held in ``region``.
@@ -71,15 +72,23 @@ def latest_snapshot(
     source = str(target.require(f"rds.{db}.identifier"))
     rds = client("rds", target, region=_dr_region(target, region), dry_run=dry_run)
     pages = rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=source)
-    found = [(when, s) for page in pages for s in page.get("DBSnapshots", [])
-             if s.get("Status") == "available" and s.get("DBInstanceIdentifier") == source
-             and (when := _data_time(s)) is not None]
+    found = [
+        (when, s)
+        for page in pages
+        for s in page.get("DBSnapshots", [])
+        if s.get("Status") == "available"
+        and s.get("DBInstanceIdentifier") == source
+        and (when := _data_time(s)) is not None
+    ]
     if not found:
         return None
     data_as_of, newest = max(found, key=lambda pair: pair[0])
     return SnapshotInfo(
-        db=db, source_instance=source, snapshot_id=str(newest["DBSnapshotIdentifier"]),
-        snapshot_arn=newest.get("DBSnapshotArn"), region=rds.meta.region_name,
+        db=db,
+        source_instance=source,
+        snapshot_id=str(newest["DBSnapshotIdentifier"]),
+        snapshot_arn=newest.get("DBSnapshotArn"),
+        region=rds.meta.region_name,
         snapshot_type=newest.get("SnapshotType"),
         snapshot_create_time=_iso(newest.get("SnapshotCreateTime")),
         original_snapshot_create_time=_iso(newest.get("OriginalSnapshotCreateTime")),
@@ -118,30 +127,53 @@ def restore_from_snapshot(
     rds = client("rds", target, region=_dr_region(target, region), dry_run=dry_run)
     where = rds.meta.region_name
     params: dict[str, Any] = {
-        "DBInstanceIdentifier": new_id, "DBSnapshotIdentifier": snapshot_id,
-        "DBInstanceClass": instance_class, "DeletionProtection": False,
-        "Tags": [{"Key": "mpac-drill", "Value": "region-failover"}]}
+        "DBInstanceIdentifier": new_id,
+        "DBSnapshotIdentifier": snapshot_id,
+        "DBInstanceClass": instance_class,
+        "DeletionProtection": False,
+        "Tags": [{"Key": "mpac-drill", "Value": "region-failover"}],
+    }
     if target.get("rds.dr_subnet_group"):
         params["DBSubnetGroupName"] = str(target.get("rds.dr_subnet_group"))
     if target.get("rds.dr_security_group_ids"):
         params["VpcSecurityGroupIds"] = list(target.get("rds.dr_security_group_ids"))
-    logger.info("rds RestoreDBInstanceFromDBSnapshot %s -> %s (%s, %s)%s",
-                snapshot_id, new_id, instance_class, where, _dry(dry_run))
+    logger.info(
+        "rds RestoreDBInstanceFromDBSnapshot %s -> %s (%s, %s)%s",
+        snapshot_id,
+        new_id,
+        instance_class,
+        where,
+        _dry(dry_run),
+    )
     inst = rds.restore_db_instance_from_db_snapshot(**params).get("DBInstance") or {}
     status = inst.get("DBInstanceStatus")
     t0 = time.monotonic()
     if dry_run is None and status != "available":
-        inst, _ = wait_available(rds, new_id, inst, where=where,
-                                 what=f"of {snapshot_id} into {new_id}", timeout_s=timeout_s,
-                                 poll_s=poll_s)
+        inst, _ = wait_available(
+            rds,
+            new_id,
+            inst,
+            where=where,
+            what=f"of {snapshot_id} into {new_id}",
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
         status = inst.get("DBInstanceStatus", status)
     endpoint = inst.get("Endpoint") or {}
     port = endpoint.get("Port")
     return RestoreResult(
-        db=db, snapshot_id=snapshot_id, identifier=new_id, region=where,
-        instance_class=instance_class, status=status, available=status == "available",
-        waited_s=round(time.monotonic() - t0, 3), endpoint_address=endpoint.get("Address"),
-        endpoint_port=int(port) if port is not None else None, dry_run=dry_run is not None)
+        db=db,
+        snapshot_id=snapshot_id,
+        identifier=new_id,
+        region=where,
+        instance_class=instance_class,
+        status=status,
+        available=status == "available",
+        waited_s=round(time.monotonic() - t0, 3),
+        endpoint_address=endpoint.get("Address"),
+        endpoint_port=int(port) if port is not None else None,
+        dry_run=dry_run is not None,
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -169,8 +201,6 @@ def _iso(dt: Any) -> str | None:
     if not isinstance(dt, datetime):
         return None
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 
 
 __all__ = ["SnapshotInfo", "RestoreResult", "latest_snapshot", "restore_from_snapshot"]

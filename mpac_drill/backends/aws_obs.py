@@ -85,23 +85,31 @@ def check_target(target: Target) -> None:
     where = f"target {target.name!r} ({target.path})"
     missing = missing_settings(target)
     if missing:
-        raise UsageError(f"{where} does not set {', '.join(missing)}, which obs-failure on "
-                         "AWS needs (runbook §1.6 names none of them): fill them in")
+        raise UsageError(
+            f"{where} does not set {', '.join(missing)}, which obs-failure on "
+            "AWS needs (runbook §1.6 names none of them): fill them in"
+        )
     for key in ("obs.health_url", "obs.grafana_url"):
         parts = urlsplit(str(target.get(key)))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"{where}: {key} must be an http(s) URL, not "
-                             f"{target.get(key)!r}")
+            raise UsageError(f"{where}: {key} must be an http(s) URL, not {target.get(key)!r}")
     read_max = target.get("obs.read_check_max")
-    if read_max is not None and (isinstance(read_max, bool) or not isinstance(read_max, int)
-                                 or read_max < 0):
-        raise UsageError(f"{where}: obs.read_check_max must be a whole number >= 0 or null, "
-                         f"not {read_max!r}")
+    if read_max is not None and (
+        isinstance(read_max, bool) or not isinstance(read_max, int) or read_max < 0
+    ):
+        raise UsageError(
+            f"{where}: obs.read_check_max must be a whole number >= 0 or null, not {read_max!r}"
+        )
     grafana = urlsplit(str(target.get("obs.grafana_url")))
-    if (target.get("obs.grafana_token_ssm_parameter") and grafana.scheme != "https"
-            and grafana.hostname not in _LOOPBACK):
-        raise UsageError(f"{where}: obs.grafana_url must be https:// when "
-                         "obs.grafana_token_ssm_parameter is set (the token is a secret)")
+    if (
+        target.get("obs.grafana_token_ssm_parameter")
+        and grafana.scheme != "https"
+        and grafana.hostname not in _LOOPBACK
+    ):
+        raise UsageError(
+            f"{where}: obs.grafana_url must be https:// when "
+            "obs.grafana_token_ssm_parameter is set (the token is a secret)"
+        )
 
 
 def _named(target: Target, key: str, dry: bool) -> str:
@@ -134,19 +142,31 @@ def describe_deployment(target: Target, *, dry_run: DryRun | None = None) -> Obs
     dr = str(target.require("aws.dr_region"))
     in_dr: bool | None = None
     try:
-        there = client("ecs", target, region=dr, dry_run=dry_run).describe_services(
-            cluster=cluster, services=[name]).get("services", [])
+        there = (
+            client("ecs", target, region=dr, dry_run=dry_run)
+            .describe_services(cluster=cluster, services=[name])
+            .get("services", [])
+        )
         if dry_run is None:
             in_dr = any(s.get("status") == "ACTIVE" for s in there)
-        detail = (f"cluster {cluster} there has no such service" if dry_run is None
-                  else "not looked up (dry run)")
+        detail = (
+            f"cluster {cluster} there has no such service"
+            if dry_run is None
+            else "not looked up (dry run)"
+        )
     except AwsCallFailed as exc:
         in_dr = False if exc.code == "ClusterNotFoundException" else None
-        detail = (f"no cluster {cluster} there" if in_dr is False
-                  else f"lookup refused: {exc.code}")
-    return ObsDeployment(cluster=cluster, service=name, region=ecs.meta.region_name,
-                         launch_type=launch, desired=svc.get("desiredCount"), dr_region=dr,
-                         in_dr_region=in_dr, dr_detail=detail)
+        detail = f"no cluster {cluster} there" if in_dr is False else f"lookup refused: {exc.code}"
+    return ObsDeployment(
+        cluster=cluster,
+        service=name,
+        region=ecs.meta.region_name,
+        launch_type=launch,
+        desired=svc.get("desiredCount"),
+        dr_region=dr,
+        in_dr_region=in_dr,
+        dr_detail=detail,
+    )
 
 
 def wait_redeployed(
@@ -170,26 +190,46 @@ def wait_redeployed(
     gone = set(stopped)
     t0 = time.monotonic()
     while True:
-        svc = (ecs.describe_services(cluster=cluster, services=[name]).get("services")
-               or [{}])[0]
+        svc = (ecs.describe_services(cluster=cluster, services=[name]).get("services") or [{}])[0]
         desired = int(svc.get("desiredCount", 0))
-        arns = [a for page in ecs.get_paginator("list_tasks").paginate(
-            cluster=cluster, serviceName=name, desiredStatus="RUNNING")
-            for a in page.get("taskArns", []) if a not in gone]
-        new = [t["taskArn"] for i in range(0, len(arns), 100)
-               for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
-               if t.get("lastStatus") == "RUNNING"]
+        arns = [
+            a
+            for page in ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, serviceName=name, desiredStatus="RUNNING"
+            )
+            for a in page.get("taskArns", [])
+            if a not in gone
+        ]
+        new = [
+            t["taskArn"]
+            for i in range(0, len(arns), 100)
+            for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100]).get("tasks", [])
+            if t.get("lastStatus") == "RUNNING"
+        ]
         waited = time.monotonic() - t0
         done = desired > 0 and len(new) >= desired
         if done or waited >= timeout_s or dry_run is not None:
             break
         time.sleep(min(poll_s, max(timeout_s - waited, 0.0)))
     if not done and dry_run is None:
-        logger.warning("ECS service %s (%s) not redeployed after %.1f s: %d new of %d",
-                       name, cluster, waited, len(new), desired)
-    return RedeployResult(cluster=cluster, service=name, region=ecs.meta.region_name,
-                          desired=desired, stopped=len(gone), new_tasks=new,
-                          redeployed=done, waited_s=round(waited, 3))
+        logger.warning(
+            "ECS service %s (%s) not redeployed after %.1f s: %d new of %d",
+            name,
+            cluster,
+            waited,
+            len(new),
+            desired,
+        )
+    return RedeployResult(
+        cluster=cluster,
+        service=name,
+        region=ecs.meta.region_name,
+        desired=desired,
+        stopped=len(gone),
+        new_tasks=new,
+        redeployed=done,
+        waited_s=round(waited, 3),
+    )
 
 
 def grafana_token(target: Target, *, dry_run: DryRun | None = None) -> str | None:
@@ -198,16 +238,22 @@ def grafana_token(target: Target, *, dry_run: DryRun | None = None) -> str | Non
     name = target.get("obs.grafana_token_ssm_parameter")
     if not name:
         return None
-    found = client("ssm", target, dry_run=dry_run).get_parameter(Name=str(name),
-                                                                  WithDecryption=True)
+    found = client("ssm", target, dry_run=dry_run).get_parameter(
+        Name=str(name), WithDecryption=True
+    )
     return None if dry_run is not None else str(found["Parameter"]["Value"])
 
 
 # ---------------------------------------------------------------- runbook findings F10, F11
 
 
-def obs_findings(target: Target, deployment: ObsDeployment, redeploy: RedeployResult,
-                 history: HistoryCheck, seen_s: float | None) -> list[dict[str, str]]:
+def obs_findings(
+    target: Target,
+    deployment: ObsDeployment,
+    redeploy: RedeployResult,
+    history: HistoryCheck,
+    seen_s: float | None,
+) -> list[dict[str, str]]:
     """F10 (§1.6: ECS stack or EC2 box?) and F11 (no DR region for mpac-obs), with the
     drill's evidence, in result.json's ``findings`` shape.
 
@@ -215,43 +261,62 @@ def obs_findings(target: Target, deployment: ObsDeployment, redeploy: RedeployRe
         (an upper bound of the redeploy), ``None`` when they never did.
     """
     lt = deployment["launch_type"] or "not reported"
-    ec2 = (" (EC2 launch type: its tasks run on container instances, which a service "
-           "redeploy does not replace)" if lt == "EC2" else "")
-    when = (f"running when checked {seen_s:.1f} s after the fault" if seen_s is not None
-            else "not running within the recovery bound")
-    buckets = ", ".join(f"{b['bucket']} ({b['region'] or 'region unknown'})"
-                        for b in history["buckets"])
+    ec2 = (
+        " (EC2 launch type: its tasks run on container instances, which a service "
+        "redeploy does not replace)"
+        if lt == "EC2"
+        else ""
+    )
+    when = (
+        f"running when checked {seen_s:.1f} s after the fault"
+        if seen_s is not None
+        else "not running within the recovery bound"
+    )
+    buckets = ", ".join(
+        f"{b['bucket']} ({b['region'] or 'region unknown'})" for b in history["buckets"]
+    )
     kept = history["acked"] - history["lost"]
     compacted = sum(b["compacted"] for b in history["buckets"])
-    merged = (f" or merged into newer ones by the stores' compactors ({compacted})"
-              if compacted else "")
-    f10 = {"id": "F10", "section": "1.6",
-           "summary": "runbook: 'Re-deploy ECS stack: make deploy-obs-prod', then 'New EC2 "
-                      "OBS box will re-attach same S3 buckets': an ECS stack or an EC2 box "
-                      "is left open",
-           "evidence": f"target {target.name} runs mpac-obs as ECS service "
-                       f"{deployment['service']} in cluster {deployment['cluster']} "
-                       f"({deployment['region']}, launch type {lt}){ec2}; the drill stopped "
-                       f"{redeploy['stopped']} task(s) and ECS ran "
-                       f"{len(redeploy['new_tasks'])} new one(s) of {redeploy['desired']} "
-                       f"desired, {when}: no EC2 box was replaced; {kept} of "
-                       f"{history['acked']} history objects listed before the fault still "
-                       f"readable{merged} in {buckets}"}
+    merged = (
+        f" or merged into newer ones by the stores' compactors ({compacted})" if compacted else ""
+    )
+    f10 = {
+        "id": "F10",
+        "section": "1.6",
+        "summary": "runbook: 'Re-deploy ECS stack: make deploy-obs-prod', then 'New EC2 "
+        "OBS box will re-attach same S3 buckets': an ECS stack or an EC2 box "
+        "is left open",
+        "evidence": f"target {target.name} runs mpac-obs as ECS service "
+        f"{deployment['service']} in cluster {deployment['cluster']} "
+        f"({deployment['region']}, launch type {lt}){ec2}; the drill stopped "
+        f"{redeploy['stopped']} task(s) and ECS ran "
+        f"{len(redeploy['new_tasks'])} new one(s) of {redeploy['desired']} "
+        f"desired, {when}: no EC2 box was replaced; {kept} of "
+        f"{history['acked']} history objects listed before the fault still "
+        f"readable{merged} in {buckets}",
+    }
     dr, where = deployment["dr_region"], f"cluster {deployment['cluster']}"
     if deployment["in_dr_region"] is False:
-        seen = (f"no ECS service {deployment['service']} in the DR region {dr} "
-                f"(aws.dr_region): {deployment['dr_detail']}")
+        seen = (
+            f"no ECS service {deployment['service']} in the DR region {dr} "
+            f"(aws.dr_region): {deployment['dr_detail']}"
+        )
     elif deployment["in_dr_region"]:
-        seen = (f"ECS service {deployment['service']} found in {where} in the DR region {dr} "
-                "too: the runbook's overview does not list it")
+        seen = (
+            f"ECS service {deployment['service']} found in {where} in the DR region {dr} "
+            "too: the runbook's overview does not list it"
+        )
     else:
         seen = f"whether {dr} runs mpac-obs is not known ({deployment['dr_detail']})"
-    f11 = {"id": "F11", "section": "1.6",
-           "summary": "runbook overview: mpac-obs runs in ap-northeast-1 (primary) only, with "
-                      "no DR region: a region loss (§1.4) takes observability down with the "
-                      "region it is needed to recover",
-           "evidence": f"{seen}; mpac-obs runs in {deployment['region']} and keeps its "
-                       f"history in {buckets}"}
+    f11 = {
+        "id": "F11",
+        "section": "1.6",
+        "summary": "runbook overview: mpac-obs runs in ap-northeast-1 (primary) only, with "
+        "no DR region: a region loss (§1.4) takes observability down with the "
+        "region it is needed to recover",
+        "evidence": f"{seen}; mpac-obs runs in {deployment['region']} and keeps its "
+        f"history in {buckets}",
+    }
     return [f10, f11]
 
 
@@ -268,22 +333,31 @@ def start_history(ctx: DrillContext, interval_s: float = 0.1) -> dict[str, Any]:
     t, dry = ctx.target, ctx.dry_run_recorder if ctx.dry_run else None
     unset = missing_settings(t)
     if unset and ctx.dry_run:
-        ctx.plan("fill in before a live run (shown as UNSET.<key> in the calls)",
-                 on="target", keys=", ".join(unset))
+        ctx.plan(
+            "fill in before a live run (shown as UNSET.<key> in the calls)",
+            on="target",
+            keys=", ".join(unset),
+        )
         ctx.note(f"target {t.name} leaves {', '.join(unset)} unset: a live run is refused")
     try:
         if not ctx.dry_run:
             check_target(t)
         deployment = describe_deployment(t, dry_run=dry)
-        snapshots = [snapshot_bucket(t, role, bucket, dry_run=dry)
-                     for role, bucket in history_buckets(t, dry=ctx.dry_run).items()]
+        snapshots = [
+            snapshot_bucket(t, role, bucket, dry_run=dry)
+            for role, bucket in history_buckets(t, dry=ctx.dry_run).items()
+        ]
     except (ActivityFailed, UsageError) as exc:
         if not ctx.dry_run:
             ctx.abort(f"mpac-obs history not snapshotted, no fault injected: {exc}")
         raise
     ctx.extras[_STATE] = {"deployment": deployment, "snapshots": snapshots}
-    return {"started": True, "dry_run": ctx.dry_run, "deployment": dict(deployment),
-            "objects": {s["bucket"]: len(s["objects"]) for s in snapshots}}
+    return {
+        "started": True,
+        "dry_run": ctx.dry_run,
+        "deployment": dict(deployment),
+        "objects": {s["bucket"]: len(s["objects"]) for s in snapshots},
+    }
 
 
 def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
@@ -303,8 +377,11 @@ def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
         wait_redeployed(t, [], timeout_s=0, dry_run=recorder)
         verify_history(t, state["snapshots"], fault_utc=datetime.now(UTC), dry_run=recorder)
         most = "all" if read_max is None else read_max
-        ctx.plan(f"s3 GetObject Range=bytes=0-0 (HeadObject when empty) of each object "
-                 f"listed before the fault, newest first, at most {most}", on="aws")
+        ctx.plan(
+            f"s3 GetObject Range=bytes=0-0 (HeadObject when empty) of each object "
+            f"listed before the fault, newest first, at most {most}",
+            on="aws",
+        )
         grafana_token(t, dry_run=recorder)
         for url in dashboard_urls(grafana_url, expected):
             ctx.plan(f"GET {url}", on="grafana")
@@ -312,35 +389,55 @@ def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
     if ctx.injected_utc is None or ctx.injected_mono is None:
         raise ctx.failed("measure_history needs the fault injected first")
     bound = max(0.0, ctx.recovery_bound_s() - (time.monotonic() - ctx.injected_mono))
-    redeploy = wait_redeployed(t, list(ctx.fault.get("resources", [])), timeout_s=bound,
-                               poll_s=poll_s)
-    seen_s = (round(time.monotonic() - ctx.injected_mono, 3)
-              if redeploy["redeployed"] else None)
-    history = verify_history(t, state["snapshots"], fault_utc=ctx.injected_utc,
-                             read_max=None if read_max is None else int(read_max))
-    ctx.measurements.update(acked_writes=history["acked"], lost_writes=history["lost"],
-                            rpo_s=history["rpo_s"])
+    redeploy = wait_redeployed(
+        t, list(ctx.fault.get("resources", [])), timeout_s=bound, poll_s=poll_s
+    )
+    seen_s = round(time.monotonic() - ctx.injected_mono, 3) if redeploy["redeployed"] else None
+    history = verify_history(
+        t,
+        state["snapshots"],
+        fault_utc=ctx.injected_utc,
+        read_max=None if read_max is None else int(read_max),
+    )
+    ctx.measurements.update(
+        acked_writes=history["acked"], lost_writes=history["lost"], rpo_s=history["rpo_s"]
+    )
     obs: dict[str, Any] = {
-        "history_unit": "objects", "history_lines_acked": history["acked"],
-        "history_lines_lost": history["lost"], "buckets": history["buckets"],
+        "history_unit": "objects",
+        "history_lines_acked": history["acked"],
+        "history_lines_lost": history["lost"],
+        "buckets": history["buckets"],
         "lost_objects": history["lost_objects"],
-        "compacted_objects": history["compacted_objects"], "redeploy": dict(redeploy),
-        "redeploy_seen_s": seen_s, "deployment": dict(state["deployment"])}
+        "compacted_objects": history["compacted_objects"],
+        "redeploy": dict(redeploy),
+        "redeploy_seen_s": seen_s,
+        "deployment": dict(state["deployment"]),
+    }
     ctx.extras["obs"] = obs  # the history stands even if Grafana cannot be asked
     n_compacted = sum(b["compacted"] for b in history["buckets"])
     if n_compacted:
-        ctx.note(f"obs: {n_compacted} object(s) listed before the fault were replaced by "
-                 "Loki's or Tempo's compactor (not lost; see obs.compacted_objects)")
+        ctx.note(
+            f"obs: {n_compacted} object(s) listed before the fault were replaced by "
+            "Loki's or Tempo's compactor (not lost; see obs.compacted_objects)"
+        )
     ctx.extras.setdefault("findings", []).extend(
-        obs_findings(t, state["deployment"], redeploy, history, seen_s))
-    dashboards = check_dashboards(grafana_url, expected, token=grafana_token(t),
-                                  timeout_s=10)
+        obs_findings(t, state["deployment"], redeploy, history, seen_s)
+    )
+    dashboards = check_dashboards(grafana_url, expected, token=grafana_token(t), timeout_s=10)
     obs.update(dashboards)
     return obs
 
 
 __all__ = [
-    "ObsDeployment", "RedeployResult", "missing_settings", "check_target", "history_buckets",
-    "describe_deployment", "wait_redeployed",
-    "grafana_token", "obs_findings", "start_history", "measure_history",
+    "ObsDeployment",
+    "RedeployResult",
+    "missing_settings",
+    "check_target",
+    "history_buckets",
+    "describe_deployment",
+    "wait_redeployed",
+    "grafana_token",
+    "obs_findings",
+    "start_history",
+    "measure_history",
 ]

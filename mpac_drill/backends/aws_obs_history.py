@@ -88,13 +88,19 @@ def snapshot_bucket(
     except AwsCallFailed as exc:
         logger.warning("s3 GetBucketLocation %s: %s", bucket, exc.code)
     taken_at = iso(datetime.now(UTC)) or ""
-    objects = {o["Key"]: ObjectInfo(size=int(o.get("Size", 0)), etag=str(o.get("ETag", "")),
-                                    last_modified=iso(o["LastModified"]) or "")
-               for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-               for o in page.get("Contents", [])}
+    objects = {
+        o["Key"]: ObjectInfo(
+            size=int(o.get("Size", 0)),
+            etag=str(o.get("ETag", "")),
+            last_modified=iso(o["LastModified"]) or "",
+        )
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
     logger.info("s3 %s (%s): %d objects listed before the fault", bucket, role, len(objects))
-    return BucketSnapshot(role=role, bucket=bucket, region=region, taken_at=taken_at,
-                          objects=objects)
+    return BucketSnapshot(
+        role=role, bucket=bucket, region=region, taken_at=taken_at, objects=objects
+    )
 
 
 def verify_history(
@@ -128,24 +134,40 @@ def verify_history(
             for o in page.get("Contents", []):
                 after[o["Key"]] = str(o.get("ETag", ""))
                 new += o["Key"] not in snap["objects"] and o["LastModified"] >= fault_second
-        check = BucketCheck(role=snap["role"], bucket=snap["bucket"], region=snap["region"],
-                            objects_before=len(snap["objects"]),
-                            bytes_before=sum(o["size"] for o in snap["objects"].values()),
-                            missing=0, unreadable=0, read=0, changed=0, compacted=0,
-                            written_after_fault=new)
-        newest_first = sorted(snap["objects"].items(), key=lambda kv: kv[1]["last_modified"],
-                              reverse=True)
+        check = BucketCheck(
+            role=snap["role"],
+            bucket=snap["bucket"],
+            region=snap["region"],
+            objects_before=len(snap["objects"]),
+            bytes_before=sum(o["size"] for o in snap["objects"].values()),
+            missing=0,
+            unreadable=0,
+            read=0,
+            changed=0,
+            compacted=0,
+            written_after_fault=new,
+        )
+        newest_first = sorted(
+            snap["objects"].items(), key=lambda kv: kv[1]["last_modified"], reverse=True
+        )
         for key, info in newest_first:
             if key not in after:
                 evidence = compacted_by(key, set(snap["objects"]), set(after))
                 if evidence:
                     check["compacted"] += 1
-                    compacted.append(CompactedObject(bucket=snap["bucket"], key=key,
-                                                     evidence=evidence))
+                    compacted.append(
+                        CompactedObject(bucket=snap["bucket"], key=key, evidence=evidence)
+                    )
                     continue
                 check["missing"] += 1
-                lost.append(LostObject(bucket=snap["bucket"], key=key,
-                                       last_modified=info["last_modified"], reason="missing"))
+                lost.append(
+                    LostObject(
+                        bucket=snap["bucket"],
+                        key=key,
+                        last_modified=info["last_modified"],
+                        reason="missing",
+                    )
+                )
                 continue
             check["changed"] += after[key] != info["etag"]
             if budget is not None and budget <= 0:
@@ -155,17 +177,29 @@ def verify_history(
             reason = _unreadable(s3, snap["bucket"], key, info["size"])
             if reason:
                 check["unreadable"] += 1
-                lost.append(LostObject(bucket=snap["bucket"], key=key,
-                                       last_modified=info["last_modified"], reason=reason))
+                lost.append(
+                    LostObject(
+                        bucket=snap["bucket"],
+                        key=key,
+                        last_modified=info["last_modified"],
+                        reason=reason,
+                    )
+                )
         checks.append(check)
-    oldest = min((datetime.fromisoformat(x["last_modified"].replace("Z", "+00:00"))
-                  for x in lost), default=None)
+    oldest = min(
+        (datetime.fromisoformat(x["last_modified"].replace("Z", "+00:00")) for x in lost),
+        default=None,
+    )
     rpo = 0.0 if oldest is None else round(max(0.0, (fault_utc - oldest).total_seconds()), 3)
     lost.sort(key=lambda x: x["last_modified"])
-    return HistoryCheck(acked=sum(c["objects_before"] for c in checks), lost=len(lost),
-                        rpo_s=rpo, buckets=checks, lost_objects=lost[:_LISTED_LOST],
-                        compacted_objects=sorted(compacted, key=lambda x: x["key"])[
-                            :_LISTED_LOST])
+    return HistoryCheck(
+        acked=sum(c["objects_before"] for c in checks),
+        lost=len(lost),
+        rpo_s=rpo,
+        buckets=checks,
+        lost_objects=lost[:_LISTED_LOST],
+        compacted_objects=sorted(compacted, key=lambda x: x["key"])[:_LISTED_LOST],
+    )
 
 
 def compacted_by(key: str, before: set[str], now: set[str]) -> str:
@@ -191,8 +225,11 @@ def compacted_by(key: str, before: set[str], now: set[str]) -> str:
     if name != "meta.compacted.json" and (marker in now or marker in before):
         return marker
     if "/index/" in f"/{key}":
-        successors = sorted(k for k in now - before if k.rpartition("/")[0] == folder
-                            and "compactor" in k.rpartition("/")[2])
+        successors = sorted(
+            k
+            for k in now - before
+            if k.rpartition("/")[0] == folder and "compactor" in k.rpartition("/")[2]
+        )
         if successors:
             return successors[0]
     return ""
@@ -211,5 +248,14 @@ def _unreadable(s3: Any, bucket: str, key: str, size: int) -> str:
     return ""
 
 
-__all__ = ["ObjectInfo", "BucketSnapshot", "BucketCheck", "LostObject", "CompactedObject",
-           "HistoryCheck", "compacted_by", "snapshot_bucket", "verify_history"]
+__all__ = [
+    "ObjectInfo",
+    "BucketSnapshot",
+    "BucketCheck",
+    "LostObject",
+    "CompactedObject",
+    "HistoryCheck",
+    "compacted_by",
+    "snapshot_bucket",
+    "verify_history",
+]

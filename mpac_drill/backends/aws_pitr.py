@@ -56,13 +56,28 @@ class PitrDeleteResult(TypedDict):
 
 
 #: DB instance states a restore does not come back from.
-RESTORE_FAILED = frozenset({"failed", "incompatible-restore", "incompatible-parameters",
-                             "incompatible-network", "storage-full",
-                             "inaccessible-encryption-credentials"})
+RESTORE_FAILED = frozenset(
+    {
+        "failed",
+        "incompatible-restore",
+        "incompatible-parameters",
+        "incompatible-network",
+        "storage-full",
+        "inaccessible-encryption-credentials",
+    }
+)
 
 
-def wait_available(rds: BaseClient, identifier: str, answered: dict[str, Any], *, where: str,
-                   what: str, timeout_s: float, poll_s: float) -> tuple[dict[str, Any], bool]:
+def wait_available(
+    rds: BaseClient,
+    identifier: str,
+    answered: dict[str, Any],
+    *,
+    where: str,
+    what: str,
+    timeout_s: float,
+    poll_s: float,
+) -> tuple[dict[str, Any], bool]:
     """Poll DescribeDBInstances on a restored instance until it is ``available`` →
     ``(instance, True)``; past ``timeout_s`` a warning and ``(last seen, False)``.
 
@@ -79,8 +94,13 @@ def wait_available(rds: BaseClient, identifier: str, answered: dict[str, Any], *
             raise ActivityFailed(f"RDS restore {what} ({where}) ended {status}")
         waited = time.monotonic() - t0
         if waited >= timeout_s:
-            logger.warning("RDS restore %s (%s) not available after %.0f s: %s",
-                           identifier, where, waited, status)
+            logger.warning(
+                "RDS restore %s (%s) not available after %.0f s: %s",
+                identifier,
+                where,
+                waited,
+                status,
+            )
             return inst, False
         time.sleep(min(poll_s, timeout_s - waited))
         found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances", [])
@@ -99,8 +119,13 @@ def _iso(dt: datetime) -> str:
 
 
 def _step(name: str, started: datetime, t0: float, detail: str, ok: bool = True) -> PitrStep:
-    return PitrStep(name=name, started_at=_iso(started),
-                    duration_s=round(time.monotonic() - t0, 4), ok=ok, detail=detail)
+    return PitrStep(
+        name=name,
+        started_at=_iso(started),
+        duration_s=round(time.monotonic() - t0, 4),
+        ok=ok,
+        detail=detail,
+    )
 
 
 def restore_db_instance_to_point_in_time(
@@ -128,8 +153,10 @@ def restore_db_instance_to_point_in_time(
     """
     source, kind = rds_settings(target, db)
     if kind != "instance":
-        raise UsageError(f"target {target.name!r}: rds.{db} is a DB cluster; point-in-time "
-                         "restore is implemented for DB instances only")
+        raise UsageError(
+            f"target {target.name!r}: rds.{db} is a DB cluster; point-in-time "
+            "restore is implemented for DB instances only"
+        )
     rds = client("rds", target, dry_run=dry_run)
     region = rds.meta.region_name
     new_id = pitr_identifier(source, datetime.now(UTC))
@@ -140,17 +167,32 @@ def restore_db_instance_to_point_in_time(
         raise ActivityFailed(f"RDS instance {source} not found in {region}")
     latest = found[0].get("LatestRestorableTime") if found else None
     when = min(restore_time, latest) if latest is not None else restore_time
-    steps.append(_step("check source", started, t0, f"{source} in {region}; latest "
-                       f"restorable time {_iso(latest) if latest else 'unknown'}"))
+    steps.append(
+        _step(
+            "check source",
+            started,
+            t0,
+            f"{source} in {region}; latest restorable time {_iso(latest) if latest else 'unknown'}",
+        )
+    )
     params: dict[str, Any] = {
-        "SourceDBInstanceIdentifier": source, "TargetDBInstanceIdentifier": new_id,
-        "RestoreTime": when, "DeletionProtection": False,
-        "Tags": [{"Key": "mpac-drill", "Value": "rds-pitr"}]}
+        "SourceDBInstanceIdentifier": source,
+        "TargetDBInstanceIdentifier": new_id,
+        "RestoreTime": when,
+        "DeletionProtection": False,
+        "Tags": [{"Key": "mpac-drill", "Value": "rds-pitr"}],
+    }
     if target.get(f"rds.{db}.pitr_instance_class"):
         params["DBInstanceClass"] = str(target.get(f"rds.{db}.pitr_instance_class"))
     started, t0 = datetime.now(UTC), time.monotonic()
-    logger.info("rds RestoreDBInstanceToPointInTime %s -> %s at %s (%s)%s",
-                source, new_id, _iso(when), region, _dry(dry_run))
+    logger.info(
+        "rds RestoreDBInstanceToPointInTime %s -> %s at %s (%s)%s",
+        source,
+        new_id,
+        _iso(when),
+        region,
+        _dry(dry_run),
+    )
     answer = rds.restore_db_instance_to_point_in_time(**params)
     status = (answer.get("DBInstance") or {}).get("DBInstanceStatus")
     steps.append(_step("restore call", started, t0, f"{new_id} to {_iso(when)}: {status}"))
@@ -158,23 +200,45 @@ def restore_db_instance_to_point_in_time(
     endpoint, available = None, False
     if dry_run is None:
         try:
-            inst, available = wait_available(rds, new_id, answer.get("DBInstance") or {},
-                                             where=region, what=new_id,
-                                             timeout_s=timeout_s, poll_s=poll_s)
+            inst, available = wait_available(
+                rds,
+                new_id,
+                answer.get("DBInstance") or {},
+                where=region,
+                what=new_id,
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+            )
         except ActivityFailed as exc:
             steps.append(_step("wait until available", started, t0, str(exc), ok=False))
             raise
         status = inst.get("DBInstanceStatus", status)
         endpoint = (inst.get("Endpoint") or {}).get("Address") if available else None
     waited = round(time.monotonic() - t0, 4)
-    steps.append(_step("wait until available", started, t0, f"{status} after {waited} s",
-                       ok=available or dry_run is not None))
+    steps.append(
+        _step(
+            "wait until available",
+            started,
+            t0,
+            f"{status} after {waited} s",
+            ok=available or dry_run is not None,
+        )
+    )
     return PitrRestoreResult(
-        db=db, source=source, target_identifier=new_id, region=region,
-        requested_restore_time=_iso(restore_time), restore_time=_iso(when),
-        latest_restorable_time=_iso(latest) if latest else None, status=status,
-        available=available, waited_s=waited, endpoint=endpoint, steps=steps,
-        dry_run=dry_run is not None)
+        db=db,
+        source=source,
+        target_identifier=new_id,
+        region=region,
+        requested_restore_time=_iso(restore_time),
+        restore_time=_iso(when),
+        latest_restorable_time=_iso(latest) if latest else None,
+        status=status,
+        available=available,
+        waited_s=waited,
+        endpoint=endpoint,
+        steps=steps,
+        dry_run=dry_run is not None,
+    )
 
 
 def delete_restored_db_instance(
@@ -196,18 +260,17 @@ def delete_restored_db_instance(
     """
     source, _ = rds_settings(target, db)
     prefix = pitr_identifier(source, datetime.now(UTC))[:-14]  # "<source>-pitr-"
-    if not (identifier.startswith(prefix) and identifier[len(prefix):].isdigit()):
-        raise UsageError(f"refusing to delete {identifier}: not a point-in-time copy of "
-                         f"{source}")
+    if not (identifier.startswith(prefix) and identifier[len(prefix) :].isdigit()):
+        raise UsageError(f"refusing to delete {identifier}: not a point-in-time copy of {source}")
     rds = client("rds", target, dry_run=dry_run)
     region = rds.meta.region_name
     logger.info("rds DeleteDBInstance %s (%s)%s", identifier, region, _dry(dry_run))
     t0 = time.monotonic()
     while True:
         try:
-            answer = rds.delete_db_instance(DBInstanceIdentifier=identifier,
-                                            SkipFinalSnapshot=True,
-                                            DeleteAutomatedBackups=True)
+            answer = rds.delete_db_instance(
+                DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+            )
             status = str((answer.get("DBInstance") or {}).get("DBInstanceStatus", "deleting"))
             break
         except AwsCallFailed as exc:
@@ -217,10 +280,18 @@ def delete_restored_db_instance(
             if exc.code != "InvalidDBInstanceState" or time.monotonic() - t0 >= timeout_s:
                 raise
             time.sleep(poll_s)
-    return PitrDeleteResult(identifier=identifier, region=region, status=status,
-                            dry_run=dry_run is not None)
+    return PitrDeleteResult(
+        identifier=identifier, region=region, status=status, dry_run=dry_run is not None
+    )
 
 
-__all__ = ["PitrStep", "PitrRestoreResult", "PitrDeleteResult", "RESTORE_FAILED", "wait_available",
-           "pitr_identifier", "restore_db_instance_to_point_in_time",
-           "delete_restored_db_instance"]
+__all__ = [
+    "PitrStep",
+    "PitrRestoreResult",
+    "PitrDeleteResult",
+    "RESTORE_FAILED",
+    "wait_available",
+    "pitr_identifier",
+    "restore_db_instance_to_point_in_time",
+    "delete_restored_db_instance",
+]

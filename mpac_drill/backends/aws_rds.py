@@ -66,9 +66,16 @@ def failover_rds(
         rds.failover_db_cluster(DBClusterIdentifier=identifier)
     after = _rds_primary(rds, identifier, kind)
     return RdsFailoverResult(
-        db=db, identifier=identifier, type=kind, region=region, api_call=_RDS_CALLS[kind],
-        runbook_call=RUNBOOK_RDS_CALL, runbook_call_correct=_RDS_CALLS[kind] == RUNBOOK_RDS_CALL,
-        primary_before=before, primary_after=after, dry_run=dry_run is not None,
+        db=db,
+        identifier=identifier,
+        type=kind,
+        region=region,
+        api_call=_RDS_CALLS[kind],
+        runbook_call=RUNBOOK_RDS_CALL,
+        runbook_call_correct=_RDS_CALLS[kind] == RUNBOOK_RDS_CALL,
+        primary_before=before,
+        primary_after=after,
+        dry_run=dry_run is not None,
     )
 
 
@@ -87,8 +94,9 @@ def rds_settings(target: Target, db: str) -> tuple[str, str]:
     identifier = str(target.require(f"rds.{db}.identifier"))
     kind = str(target.require(f"rds.{db}.type"))
     if kind not in _RDS_CALLS:
-        raise UsageError(f"target {target.name!r}: rds.{db}.type must be instance or cluster, "
-                         f"not {kind!r}")
+        raise UsageError(
+            f"target {target.name!r}: rds.{db}.type must be instance or cluster, not {kind!r}"
+        )
     return identifier, kind
 
 
@@ -97,11 +105,18 @@ def _rds_primary(rds: BaseClient, identifier: str, kind: str) -> RdsPrimary | No
         clusters = rds.describe_db_clusters(DBClusterIdentifier=identifier).get("DBClusters", [])
         if not clusters:
             return None
-        writers = [m["DBInstanceIdentifier"] for m in clusters[0].get("DBClusterMembers", [])
-                   if m.get("IsClusterWriter")]
+        writers = [
+            m["DBInstanceIdentifier"]
+            for m in clusters[0].get("DBClusterMembers", [])
+            if m.get("IsClusterWriter")
+        ]
         if not writers:
-            return RdsPrimary(instance=None, availability_zone=None,
-                              standby_availability_zone=None, status=clusters[0].get("Status"))
+            return RdsPrimary(
+                instance=None,
+                availability_zone=None,
+                standby_availability_zone=None,
+                status=clusters[0].get("Status"),
+            )
         identifier = writers[0]
     found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances", [])
     if not found:
@@ -115,5 +130,11 @@ def _rds_primary(rds: BaseClient, identifier: str, kind: str) -> RdsPrimary | No
     )
 
 
-__all__ = ["RUNBOOK_RDS_CALL", "RdsPrimary", "RdsFailoverResult", "failover_rds",
-           "rds_primary", "rds_settings"]
+__all__ = [
+    "RUNBOOK_RDS_CALL",
+    "RdsPrimary",
+    "RdsFailoverResult",
+    "failover_rds",
+    "rds_primary",
+    "rds_settings",
+]

@@ -53,8 +53,10 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
         return {"dry_run": True, "region": primary, "dr_region": dr}
     # Nothing is broken in the primary: the drill declares it lost and fails over.
     ctx.mark_injected("region:declared-lost", [primary], dr_region=dr, simulated=True)
-    ctx.note(f"{primary} declared lost (a region cannot be taken down on demand); the DR "
-             f"procedure ran for real in {dr}")
+    ctx.note(
+        f"{primary} declared lost (a region cannot be taken down on demand); the DR "
+        f"procedure ran for real in {dr}"
+    )
     return {"region": primary, "dr_region": dr, "simulated": True}
 
 
@@ -62,12 +64,16 @@ def _findings(ctx: DrillContext, mod: Any, system: str) -> None:
     if not hasattr(mod, "runbook_region_findings"):
         return
     ctx.extras.setdefault("findings", []).extend(
-        {"id": f["id"], "section": f["section"],
-         "summary": f"runbook step {f['step']} ({f['action']}) runs in "
-                    f"{f['runbook_region']}, not the DR region {f['dr_region']}",
-         "evidence": f["evidence"]}
+        {
+            "id": f["id"],
+            "section": f["section"],
+            "summary": f"runbook step {f['step']} ({f['action']}) runs in "
+            f"{f['runbook_region']}, not the DR region {f['dr_region']}",
+            "evidence": f["evidence"],
+        }
         for f in mod.runbook_region_findings(ctx.target)
-        if f["section"] == ("1.5" if system == "pgw" else "1.4"))
+        if f["section"] == ("1.5" if system == "pgw" else "1.4")
+    )
 
 
 def _with_endpoint(url: str, host: str, port: int | None) -> str:
@@ -91,8 +97,9 @@ def _wait_healthy(ctx: DrillContext, deadline: float) -> int:
         time.sleep(1.0)
 
 
-def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
-                    system: str = "smartpos") -> dict[str, Any]:
+def fail_over_to_dr(
+    ctx: DrillContext, timeout_s: float = 120, system: str = "smartpos"
+) -> dict[str, Any]:
     mod = _aws_dr()
     if mod is None:
         raise ActivityFailed(f"{NOT_BUILT} (no aws_dr module)")
@@ -100,8 +107,9 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
     if ctx.dry_run:
         from mpac_drill.aws import DryRun
 
-        plan = mod.plan_region_failover(ctx.target, system=system,
-                                        dry_run=ctx.dry_run_recorder or DryRun())
+        plan = mod.plan_region_failover(
+            ctx.target, system=system, dry_run=ctx.dry_run_recorder or DryRun()
+        )
         return {"dry_run": True, "plan": [dict(s) for s in plan]}
     if ctx.injected_mono is None or ctx.injected_utc is None:
         raise ActivityFailed("fail_over_to_dr needs lose_region first")
@@ -118,23 +126,28 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
     with steps.step("find the newest snapshot in the DR region") as d:
         snap = mod.latest_snapshot(t, db)
         if snap is None:
-            raise ActivityFailed(f"no snapshot of {t.get(f'rds.{db}.identifier')} in {dr} "
-                                 "(runbook finding F3: nothing was copied there)")
+            raise ActivityFailed(
+                f"no snapshot of {t.get(f'rds.{db}.identifier')} in {dr} "
+                "(runbook finding F3: nothing was copied there)"
+            )
         d["detail"] = f"{snap['snapshot_id']}, data as of {snap['data_as_of']}"
         ctx.extras["dr_snapshot"] = dict(snap)
         # F3: what the DR region holds bounds the loss: RPO = loss - newest data there
         as_of = datetime.fromisoformat(str(snap["data_as_of"]).replace("Z", "+00:00"))
-        ctx.measurements["rpo_s"] = round(max(0.0, (ctx.injected_utc - as_of)
-                                              .total_seconds()), 3)
-        ctx.extras.setdefault("findings", []).append({
-            "id": "F3", "section": "1.4",
-            "summary": "the DR region holds only the snapshots copied there",
-            "evidence": f"newest in {dr}: {snap['snapshot_id']} (data as of "
-                        f"{snap['data_as_of']}); RPO {ctx.measurements['rpo_s']:.0f} s"})
+        ctx.measurements["rpo_s"] = round(max(0.0, (ctx.injected_utc - as_of).total_seconds()), 3)
+        ctx.extras.setdefault("findings", []).append(
+            {
+                "id": "F3",
+                "section": "1.4",
+                "summary": "the DR region holds only the snapshots copied there",
+                "evidence": f"newest in {dr}: {snap['snapshot_id']} (data as of "
+                f"{snap['data_as_of']}); RPO {ctx.measurements['rpo_s']:.0f} s",
+            }
+        )
     with steps.step("restore snapshot") as d:
         restored = mod.restore_from_snapshot(
-            t, db, snap["snapshot_id"],
-            timeout_s=max(1.0, deadline - time.monotonic()), poll_s=2.0)
+            t, db, snap["snapshot_id"], timeout_s=max(1.0, deadline - time.monotonic()), poll_s=2.0
+        )
         undo["restored_instance"] = restored["identifier"]
         if not restored["available"]:
             raise ActivityFailed(f"{restored['identifier']} not available in time")
@@ -147,11 +160,11 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         if system == "pgw":
             value = str(t.get("pgw.dr_base_url") or "")
             if not value:
-                raise ActivityFailed(f"pgw.dr_base_url (the DR PGW endpoint) is not set in "
-                                     f"target {t.name}")
+                raise ActivityFailed(
+                    f"pgw.dr_base_url (the DR PGW endpoint) is not set in target {t.name}"
+                )
         else:
-            value = _with_endpoint(old, restored["endpoint_address"],
-                                   restored["endpoint_port"])
+            value = _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
         result = mod.put_parameter(t, param, value)
         d["detail"] = f"{name} version {result['version']} in {dr}"
     if system == "pgw":  # §1.5 never points the DR PGW at the restored database (F13)
@@ -161,19 +174,27 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
             try:
                 old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
             except AwsCallFailed as exc:
-                raise ActivityFailed(f"{name} in {dr}: {exc.code}: the DR PGW's DATABASE_URL "
-                                     "must exist there (its credentials are kept, only the "
-                                     "host moves to the restored instance)") from None
+                raise ActivityFailed(
+                    f"{name} in {dr}: {exc.code}: the DR PGW's DATABASE_URL "
+                    "must exist there (its credentials are kept, only the "
+                    "host moves to the restored instance)"
+                ) from None
             undo["parameters"].append(("pgw_database_url", old))
-            result = mod.put_parameter(t, "pgw_database_url", _with_endpoint(
-                old, restored["endpoint_address"], restored["endpoint_port"]))
-            d["detail"] = (f"{name} version {result['version']} in {dr} -> "
-                           f"{restored['identifier']}")
-        ctx.extras.setdefault("findings", []).append({
-            "id": "F13", "section": "1.5",
-            "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
-                       "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
-            "evidence": f"the drill added the step '{step}': {d['detail']}"})
+            result = mod.put_parameter(
+                t,
+                "pgw_database_url",
+                _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"]),
+            )
+            d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
+        ctx.extras.setdefault("findings", []).append(
+            {
+                "id": "F13",
+                "section": "1.5",
+                "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
+                "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
+                "evidence": f"the drill added the step '{step}': {d['detail']}",
+            }
+        )
     with steps.step("restart services") as d:
         services = list(t.require("ecs.services"))
         for svc in services:
@@ -182,8 +203,9 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
     with steps.step("switch Route53 record") as d:
         dns = t.get("route53.dr_dns_name")
         if not dns:
-            raise ActivityFailed("route53.dr_dns_name (the DR load balancer) is not set in "
-                                 f"target {t.name}")
+            raise ActivityFailed(
+                f"route53.dr_dns_name (the DR load balancer) is not set in target {t.name}"
+            )
         change = mod.switch_record(t, to_dns_name=str(dns))
         undo["record"] = change["previous"]
         d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
@@ -194,8 +216,11 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
         ctx.extras["qr_path"] = qr
     # users never saw the primary go down, so the outage is the procedure itself
     ctx.extras["procedure_rto_s"] = round(time.monotonic() - ctx.injected_mono, 4)
-    return {"dr_region": dr, "restored_instance": restored["identifier"],
-            "steps": [s["name"] for s in ctx.extras["steps"]]}
+    return {
+        "dr_region": dr,
+        "restored_instance": restored["identifier"],
+        "steps": [s["name"] for s in ctx.extras["steps"]],
+    }
 
 
 def _qr_path(t: Any, primary: str, dr: str) -> dict[str, Any] | None:
@@ -208,25 +233,43 @@ def _qr_path(t: Any, primary: str, dr: str) -> dict[str, Any] | None:
     if not name:
         return None
     try:
-        value = str(client("ssm", t, region=dr).get_parameter(
-            Name=name, WithDecryption=True)["Parameter"]["Value"])
+        value = str(
+            client("ssm", t, region=dr).get_parameter(Name=name, WithDecryption=True)["Parameter"][
+                "Value"
+            ]
+        )
     except AwsCallFailed as exc:
         if exc.code != "ParameterNotFound":
             raise
         value = ""
     parts = urlsplit(value.strip())
     host = parts.hostname or ""
-    shown = urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""),
-                        parts.path, "", "")) if host else ""
+    shown = (
+        urlunsplit(
+            (parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
+        )
+        if host
+        else ""
+    )
     dr_url = str(t.get("pgw.dr_base_url") or "").rstrip("/")
     to_dr = bool(host) and (shown.rstrip("/") == dr_url if dr_url else dr in host)
     in_lost = primary in host
-    where = ("the DR PGW" if to_dr else "the lost region's PGW" if in_lost else
-             "no PGW: the parameter is missing there" if not host else
-             "a PGW not known to be in the DR region")
-    return {"pgw_base_url": shown, "pgw": "not probed on AWS", "to_dr_pgw": to_dr,
-            "in_lost_region": in_lost,
-            "detail": f"{name} in {dr} names {shown or '(nothing)'} ({where})"}
+    where = (
+        "the DR PGW"
+        if to_dr
+        else "the lost region's PGW"
+        if in_lost
+        else "no PGW: the parameter is missing there"
+        if not host
+        else "a PGW not known to be in the DR region"
+    )
+    return {
+        "pgw_base_url": shown,
+        "pgw": "not probed on AWS",
+        "to_dr_pgw": to_dr,
+        "in_lost_region": in_lost,
+        "detail": f"{name} in {dr} names {shown or '(nothing)'} ({where})",
+    }
 
 
 def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
@@ -248,11 +291,19 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
         done.setdefault("parameters", []).append(param)
     if undo.get("restored_instance"):
         client("rds", t, region=dr).delete_db_instance(
-            DBInstanceIdentifier=undo["restored_instance"], SkipFinalSnapshot=True,
-            DeleteAutomatedBackups=True)
+            DBInstanceIdentifier=undo["restored_instance"],
+            SkipFinalSnapshot=True,
+            DeleteAutomatedBackups=True,
+        )
         done["deleted"] = undo["restored_instance"]
     return {"failed_back": done}
 
 
-__all__ = ["open_front_door", "close_front_door", "lose_region", "fail_over_to_dr",
-           "fail_back", "NOT_BUILT"]
+__all__ = [
+    "open_front_door",
+    "close_front_door",
+    "lose_region",
+    "fail_over_to_dr",
+    "fail_back",
+    "NOT_BUILT",
+]

@@ -44,29 +44,39 @@ def _pick(names: list[str], count: int | None, percent: float | None) -> list[st
     if percent is not None:
         if not 0 < percent <= 100:
             raise UsageError(f"percent must be in (0, 100], not {percent}")
-        return names[:max(1, math.ceil(len(names) * percent / 100))]
+        return names[: max(1, math.ceil(len(names) * percent / 100))]
     return names
 
 
-def stop_tasks(ctx: DrillContext, service: str, count: int | None = None,
-               percent: float | None = None) -> dict[str, Any]:
+def stop_tasks(
+    ctx: DrillContext, service: str, count: int | None = None, percent: float | None = None
+) -> dict[str, Any]:
     """Kill (SIGKILL, a crash) all, ``count`` or ``percent`` of a service's tasks."""
     view = _fresh(ctx)
-    tasks = [c for c in view.state["components"]
-             if c["kind"] == "ecs" and c["name"].startswith(f"{service}/") and c["pid"]]
+    tasks = [
+        c
+        for c in view.state["components"]
+        if c["kind"] == "ecs" and c["name"].startswith(f"{service}/") and c["pid"]
+    ]
     if not tasks:
-        known = sorted({c["name"].split("/")[0] for c in view.state["components"]
-                        if c["kind"] == "ecs"})
-        raise UsageError(f"sandbox has no running task of service {service!r} "
-                         f"(services: {', '.join(known)})")
+        known = sorted(
+            {c["name"].split("/")[0] for c in view.state["components"] if c["kind"] == "ecs"}
+        )
+        raise UsageError(
+            f"sandbox has no running task of service {service!r} (services: {', '.join(known)})"
+        )
     chosen = [t for t in tasks if t["name"] in _pick([t["name"] for t in tasks], count, percent)]
     ctx.extras.setdefault("ground_truth", {})["task_start_delay_s"] = ctx.setting(
-        "ecs.task_start_delay_s")
+        "ecs.task_start_delay_s"
+    )
     ctx.mark_injected("ecs:StopTask", [t["name"] for t in chosen], service=service)
     for t in chosen:
         kill_tree(int(t["pid"]), signal.SIGKILL)
-    return {"service": service, "running_before": len(tasks),
-            "stopped": [t["name"] for t in chosen]}
+    return {
+        "service": service,
+        "running_before": len(tasks),
+        "stopped": [t["name"] for t in chosen],
+    }
 
 
 def _sql(port: int, password: str, *statements: str) -> None:
@@ -91,25 +101,36 @@ def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
     lag = float(ctx.setting("rds.replication_lag_s"))
     pw = view.secrets["db_password"]
     ctx.extras.setdefault("ground_truth", {}).update(
-        failover_delay_s=ctx.setting("rds.failover_delay_s"), replication_lag_s=lag)
+        failover_delay_s=ctx.setting("rds.failover_delay_s"), replication_lag_s=lag
+    )
     detached_at = None
     if lag > 0 and standby:
         s_port = int(standby[0]["address"].rsplit(":", 1)[1])
         p_port = int(p["address"].rsplit(":", 1)[1])
-        _sql(p_port, pw, "ALTER SYSTEM SET synchronous_standby_names = ''",
-             "SELECT pg_reload_conf()")
+        _sql(
+            p_port, pw, "ALTER SYSTEM SET synchronous_standby_names = ''", "SELECT pg_reload_conf()"
+        )
         _sql(s_port, pw, "ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_reload_conf()")
         detached_at = time.monotonic()
         ctx.phase(f"standby detached; primary crashes in {lag:g} s")
         while time.monotonic() - detached_at < lag:  # the configured loss window
             time.sleep(0.005)
-    ctx.mark_injected("rds:RebootDBInstance(ForceFailover)", [p["name"]], db=db,
-                      primary_before=p["name"], standby=standby[0]["name"] if standby else None)
+    ctx.mark_injected(
+        "rds:RebootDBInstance(ForceFailover)",
+        [p["name"]],
+        db=db,
+        primary_before=p["name"],
+        standby=standby[0]["name"] if standby else None,
+    )
     if detached_at is not None and ctx.injected_mono is not None:
         ctx.fault["standby_detached_s_before"] = round(ctx.injected_mono - detached_at, 4)
     kill_tree(int(p["pid"]), signal.SIGKILL)
-    return {"db": db, "primary_before": p["name"], "api_call": "sandbox: kill primary",
-            "replication_lag_s": lag}
+    return {
+        "db": db,
+        "primary_before": p["name"],
+        "api_call": "sandbox: kill primary",
+        "replication_lag_s": lag,
+    }
 
 
 def failover_elasticache(ctx: DrillContext) -> dict[str, Any]:
@@ -120,7 +141,8 @@ def failover_elasticache(ctx: DrillContext) -> dict[str, Any]:
         raise ctx.failed("the sandbox has no running Redis primary")
     p = primary[0]
     ctx.extras.setdefault("ground_truth", {}).update(
-        down_after_ms=ctx.setting("redis.down_after_ms"))
+        down_after_ms=ctx.setting("redis.down_after_ms")
+    )
     ctx.mark_injected("elasticache:TestFailover", [p["name"]], primary_before=p["name"])
     kill_tree(int(p["pid"]), signal.SIGKILL)
     return {"primary_before": p["name"]}
@@ -166,11 +188,14 @@ def check_restored_ledger(ledger: Sequence[Any], present: set[int], t_mono: floa
     after it (must be absent), and a write sent by T but not acknowledged by it (in flight
     or failed) may be either.
     """
-    before = sorted((w for w in ledger if w.ack_mono is not None and w.ack_mono <= t_mono),
-                    key=lambda w: w.ack_mono)
+    before = sorted(
+        (w for w in ledger if w.ack_mono is not None and w.ack_mono <= t_mono),
+        key=lambda w: w.ack_mono,
+    )
     after = [w for w in ledger if w.sent_mono > t_mono]
-    doubt = [w for w in ledger if w.sent_mono <= t_mono and (w.ack_mono is None
-                                                              or w.ack_mono > t_mono)]
+    doubt = [
+        w for w in ledger if w.sent_mono <= t_mono and (w.ack_mono is None or w.ack_mono > t_mono)
+    ]
     lost = [w.seq for w in before if w.seq not in present]
     late = [w.seq for w in after if w.seq in present]
     good = None
@@ -183,10 +208,17 @@ def check_restored_ledger(ledger: Sequence[Any], present: set[int], t_mono: floa
         rpo = round(t_mono - good.ack_mono, 4)
     elif before:
         rpo = round(t_mono - before[0].sent_mono, 4)
-    return PitrCheck(acked_before_target=len(before), lost_writes=len(lost), lost_seqs=lost,
-                     written_after_target=len(after), rows_after_target=len(late),
-                     after_seqs=late, in_doubt_at_target=len(doubt),
-                     in_doubt_present=sum(1 for w in doubt if w.seq in present), rpo_s=rpo)
+    return PitrCheck(
+        acked_before_target=len(before),
+        lost_writes=len(lost),
+        lost_seqs=lost,
+        written_after_target=len(after),
+        rows_after_target=len(late),
+        after_seqs=late,
+        in_doubt_at_target=len(doubt),
+        in_doubt_present=sum(1 for w in doubt if w.seq in present),
+        rpo_s=rpo,
+    )
 
 
 class _Steps:
@@ -199,9 +231,15 @@ class _Steps:
 
     def add(self, name: str, start: float, duration: float, ok: bool, detail: str) -> None:
         at = self.ref_utc + timedelta(seconds=start - self.ref_mono)
-        self.items.append({"name": name, "started_at": iso(at),
-                           "duration_s": round(max(duration, 0.0), 4), "ok": ok,
-                           "detail": detail})
+        self.items.append(
+            {
+                "name": name,
+                "started_at": iso(at),
+                "duration_s": round(max(duration, 0.0), 4),
+                "ok": ok,
+                "detail": detail,
+            }
+        )
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
@@ -247,8 +285,7 @@ def _current_wal_file(ctx: DrillContext, dsn: str, deadline: float) -> str:
     while True:
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                row = conn.execute(
-                    "SELECT pg_walfile_name(pg_current_wal_insert_lsn())").fetchone()
+                row = conn.execute("SELECT pg_walfile_name(pg_current_wal_insert_lsn())").fetchone()
                 return str(row[0]) if row else ""
         except psycopg.Error as exc:
             if time.monotonic() > deadline:
@@ -256,20 +293,24 @@ def _current_wal_file(ctx: DrillContext, dsn: str, deadline: float) -> str:
             time.sleep(0.05)
 
 
-def _wait_promoted(ctx: DrillContext, proc: Any, port: int, password: str, deadline: float,
-                   log_path: Path) -> float:
+def _wait_promoted(
+    ctx: DrillContext, proc: Any, port: int, password: str, deadline: float, log_path: Path
+) -> float:
     """Poll until the restored instance answers read-write; the monotonic instant it did."""
     while True:
         if proc.poll() is not None:
             errors = snapshots.read_recovery_log(log_path)["errors"]
-            raise ctx.failed("the restored instance stopped during recovery: "
-                             + (errors[-1] if errors else f"see {log_path}"))
+            raise ctx.failed(
+                "the restored instance stopped during recovery: "
+                + (errors[-1] if errors else f"see {log_path}")
+            )
         with contextlib.suppress(psycopg.Error):
             if _sql_one(port, password, "SELECT pg_is_in_recovery()") is False:
                 return time.monotonic()
         if time.monotonic() > deadline:
-            raise ctx.failed(f"the restored instance was not promoted within the bound "
-                             f"(see {log_path})")
+            raise ctx.failed(
+                f"the restored instance was not promoted within the bound (see {log_path})"
+            )
         time.sleep(0.02)
 
 
@@ -277,8 +318,9 @@ def _seconds(a: str | None, b: datetime) -> float | None:
     return None if a is None else round((b - snapshots.parse_utc(a)).total_seconds(), 4)
 
 
-def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s: float = 5.0,
-                          timeout_s: float = 120.0) -> dict[str, Any]:
+def restore_point_in_time(
+    ctx: DrillContext, db: str = "smartpos", restore_age_s: float = 5.0, timeout_s: float = 120.0
+) -> dict[str, Any]:
     """Restore the sandbox's RDS to T = now − ``restore_age_s`` into a new PostgreSQL
     instance (the newest base backup finished before T plus the archived WAL, recovery
     target T, then promote), and check it against the canary's ledger.
@@ -287,25 +329,36 @@ def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s
     and ``extras`` ``steps``, ``pitr`` and ``impact``. ``delete_restored_instance`` undoes it.
     """
     if not restore_age_s > 0:
-        raise UsageError(f"restore_age_s must be a positive number of seconds, not "
-                         f"{restore_age_s!r}")
+        raise UsageError(
+            f"restore_age_s must be a positive number of seconds, not {restore_age_s!r}"
+        )
     view = _fresh(ctx)
     pw = view.secrets["db_password"]
     bucket = snapshots.bucket_dir(view.dir)
     backup = _running_backup_settings(view)
     ctx.extras.setdefault("ground_truth", {}).update(
         wal_archive_timeout_s=backup["wal_archive_timeout_s"],
-        base_interval_s=backup["base_interval_s"])
+        base_interval_s=backup["base_interval_s"],
+    )
     ctx.phase("letting the canary write before the restore time")
     _wait_canary_history(ctx, restore_age_s + 2.0)
     identifier = f"sandbox-rds-pitr-{utc_now().strftime('%Y%m%dT%H%M%S%fZ')}"
     home = snapshots.restore_home(view.dir)
-    handle: dict[str, Any] = {"identifier": identifier, "dest": str(home / identifier),
-                              "log": str(home / f"{identifier}.log"), "pid": None}
+    handle: dict[str, Any] = {
+        "identifier": identifier,
+        "dest": str(home / identifier),
+        "log": str(home / f"{identifier}.log"),
+        "pid": None,
+    }
     ctx.extras["_pitr_instance"] = handle
     dest, log_path = Path(handle["dest"]), Path(handle["log"])
-    ctx.mark_injected("rds:RestoreDBInstanceToPointInTime", ["sandbox-rds"], db=db,
-                      restore_age_s=restore_age_s, target_identifier=identifier)
+    ctx.mark_injected(
+        "rds:RestoreDBInstanceToPointInTime",
+        ["sandbox-rds"],
+        db=db,
+        restore_age_s=restore_age_s,
+        target_identifier=identifier,
+    )
     assert ctx.injected_mono is not None and ctx.injected_utc is not None
     t0 = ctx.injected_mono
     t_mono, t_utc = t0 - restore_age_s, ctx.injected_utc - timedelta(seconds=restore_age_s)
@@ -316,11 +369,14 @@ def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s
     with steps.step("choose base backup") as st:
         base = snapshots.newest_before(snapshots.list_base_backups(bucket), t_utc)
         if base is None:
-            raise ctx.failed(f"no base backup finished before the restore time {iso(t_utc)} "
-                             f"in {bucket}")
-        st["detail"] = (f"{base['id']} from {base['source']}, consistent "
-                        f"{_seconds(base['finished_at'], t_utc):.1f} s before T, "
-                        f"WAL from {base['start_lsn']} (timeline {base['timeline']})")
+            raise ctx.failed(
+                f"no base backup finished before the restore time {iso(t_utc)} in {bucket}"
+            )
+        st["detail"] = (
+            f"{base['id']} from {base['source']}, consistent "
+            f"{_seconds(base['finished_at'], t_utc):.1f} s before T, "
+            f"WAL from {base['start_lsn']} (timeline {base['timeline']})"
+        )
     with steps.step("wait for WAL archive past T") as st:
         wal_file = _current_wal_file(ctx, view.dsn(db), deadline)
         while not snapshots.is_archived(bucket, wal_file):
@@ -334,8 +390,9 @@ def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s
     with steps.step("configure recovery") as st:
         port = snapshots.free_port()
         snapshots.configure_recovery(dest, bucket=bucket, target_time=t_utc, port=port)
-        st["detail"] = (f"recovery_target_time {iso(t_utc)}, timeline latest, then promote; "
-                        f"port {port}")
+        st["detail"] = (
+            f"recovery_target_time {iso(t_utc)}, timeline latest, then promote; port {port}"
+        )
     launch_mono, launch_utc = time.monotonic(), utc_now()
     proc = snapshots.start_instance(dest, port=port, state_dir=view.dir, log_path=log_path)
     handle.update(pid=proc.pid, port=port, proc=proc)
@@ -349,34 +406,56 @@ def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s
     if rlog["stopped_at"]:
         since = (snapshots.parse_utc(rlog["stopped_at"]) - launch_utc).total_seconds()
         stopped = min(max(launch_mono + since, launch_mono), promoted)
-    steps.add("replay WAL to T", launch_mono, stopped - launch_mono, True,
-              f"stopped before the commit at {rlog['stopped_before_commit_at']}; last "
-              f"replayed commit {rlog['last_commit_at']}")
-    steps.add("promote", stopped, promoted - stopped, True,
-              f"timeline {rlog['timeline']}, read-write on 127.0.0.1:{port}")
+    steps.add(
+        "replay WAL to T",
+        launch_mono,
+        stopped - launch_mono,
+        True,
+        f"stopped before the commit at {rlog['stopped_before_commit_at']}; last "
+        f"replayed commit {rlog['last_commit_at']}",
+    )
+    steps.add(
+        "promote",
+        stopped,
+        promoted - stopped,
+        True,
+        f"timeline {rlog['timeline']}, read-write on 127.0.0.1:{port}",
+    )
     restore_s = promoted - t0
     with steps.step("verify") as st:
         with psycopg.connect(conninfo(port, pw, db), autocommit=True) as conn:
-            rows = conn.execute("SELECT seq FROM canary WHERE run_id = %s",
-                                (ctx.run_id,)).fetchall()
+            rows = conn.execute(
+                "SELECT seq FROM canary WHERE run_id = %s", (ctx.run_id,)
+            ).fetchall()
         ledger = list(ctx.canary.ledger) if ctx.canary is not None else []
         check = check_restored_ledger(ledger, {r[0] for r in rows}, t_mono)
-        st["detail"] = (f"{len(rows)} canary rows restored: {check['lost_writes']} of "
-                        f"{check['acked_before_target']} acknowledged before T missing, "
-                        f"{check['rows_after_target']} of {check['written_after_target']} "
-                        f"written after T present")
+        st["detail"] = (
+            f"{len(rows)} canary rows restored: {check['lost_writes']} of "
+            f"{check['acked_before_target']} acknowledged before T missing, "
+            f"{check['rows_after_target']} of {check['written_after_target']} "
+            f"written after T present"
+        )
     rto = time.monotonic() - t0
-    ctx.measurements.update(rto_s=round(rto, 4), rpo_s=check["rpo_s"],
-                            acked_writes=check["acked_before_target"],
-                            lost_writes=check["lost_writes"])
-    ctx.extras["impact"] = {"lost_writes": check["lost_writes"],
-                            "rows_after_target": check["rows_after_target"]}
+    ctx.measurements.update(
+        rto_s=round(rto, 4),
+        rpo_s=check["rpo_s"],
+        acked_writes=check["acked_before_target"],
+        lost_writes=check["lost_writes"],
+    )
+    ctx.extras["impact"] = {
+        "lost_writes": check["lost_writes"],
+        "rows_after_target": check["rows_after_target"],
+    }
     ctx.extras["pitr"] = {
-        "identifier": identifier, "restore_time": iso(t_utc), "restore_age_s": restore_age_s,
-        "base_backup": base["id"], "base_backup_before_target_s": _seconds(
-            base["finished_at"], t_utc), "restore_s": round(restore_s, 4),
-        "timeline": rlog["timeline"], "stopped_before_commit_at":
-            rlog["stopped_before_commit_at"], "last_replayed_commit_at": rlog["last_commit_at"],
+        "identifier": identifier,
+        "restore_time": iso(t_utc),
+        "restore_age_s": restore_age_s,
+        "base_backup": base["id"],
+        "base_backup_before_target_s": _seconds(base["finished_at"], t_utc),
+        "restore_s": round(restore_s, 4),
+        "timeline": rlog["timeline"],
+        "stopped_before_commit_at": rlog["stopped_before_commit_at"],
+        "last_replayed_commit_at": rlog["last_commit_at"],
         "last_replayed_commit_before_target_s": _seconds(rlog["last_commit_at"], t_utc),
         **{k: v for k, v in check.items() if not k.endswith("_seqs")},
         "lost_seqs_sample": check["lost_seqs"][:20],
@@ -384,8 +463,14 @@ def restore_point_in_time(ctx: DrillContext, db: str = "smartpos", restore_age_s
     }
     if ctx.canary is None:
         ctx.note("no canary ran: the restored data was not checked")
-    return {"identifier": identifier, "restore_time": iso(t_utc), "base_backup": base["id"],
-            "restore_s": round(restore_s, 4), "rto_s": round(rto, 4), **check}
+    return {
+        "identifier": identifier,
+        "restore_time": iso(t_utc),
+        "base_backup": base["id"],
+        "restore_s": round(restore_s, 4),
+        "rto_s": round(rto, 4),
+        **check,
+    }
 
 
 def delete_restored_instance(ctx: DrillContext) -> dict[str, Any]:

@@ -42,8 +42,9 @@ class ObsHistory:
     def _loop(self) -> None:
         for seq in paced(self._stop, self.interval_s, max_duration_s=3600):
             w = Write(seq=seq, sent_mono=time.monotonic(), sent_utc=datetime.now(UTC))
-            status, _, _ = request_json(f"{self.url}/push", "POST",
-                                        {"stream": self.stream, "line": f"drill line {seq}"})
+            status, _, _ = request_json(
+                f"{self.url}/push", "POST", {"stream": self.stream, "line": f"drill line {seq}"}
+            )
             if status == 201:
                 w.ack_mono = time.monotonic()
             self.ledger.append(w)
@@ -72,11 +73,11 @@ def check_target(target: Target) -> None:
 def start_history(ctx: DrillContext, interval_s: float = 0.1) -> dict[str, Any]:
     """Start pushing numbered lines to mpac-obs; undone by :func:`measure_history`."""
     if ctx.dry_run:
-        return ctx.plan(f"push numbered log lines to mpac-obs every {interval_s:g} s",
-                        service="mpac-obs")
+        return ctx.plan(
+            f"push numbered log lines to mpac-obs every {interval_s:g} s", service="mpac-obs"
+        )
     url = ctx.sandbox().endpoints["services"]["mpac-obs"]
-    history = ObsHistory(url=url, stream=f"drill-{ctx.run_id.lower()[:50]}",
-                         interval_s=interval_s)
+    history = ObsHistory(url=url, stream=f"drill-{ctx.run_id.lower()[:50]}", interval_s=interval_s)
     history.start()
     ctx.extras[_STATE] = history
     return {"started": True, "stream": history.stream}
@@ -85,8 +86,11 @@ def start_history(ctx: DrillContext, interval_s: float = 0.1) -> dict[str, Any]:
 def measure_history(ctx: DrillContext) -> dict[str, Any]:
     """Stop pushing, read the history back, check the dashboards; fill ``obs``."""
     if ctx.dry_run:
-        return ctx.plan("read the lines back; GET /api/dashboards/uid/<uid> for each of "
-                        f"{len(dashboard_files())} dashboard files", service="mpac-obs")
+        return ctx.plan(
+            "read the lines back; GET /api/dashboards/uid/<uid> for each of "
+            f"{len(dashboard_files())} dashboard files",
+            service="mpac-obs",
+        )
     history: ObsHistory | None = ctx.extras.pop(_STATE, None)
     if history is None:
         return {"measured": False}
@@ -95,15 +99,18 @@ def measure_history(ctx: DrillContext) -> dict[str, Any]:
     for w in history.ledger:
         w.present = w.seq in present
     rpo = compute_rpo(history.ledger)
-    ctx.measurements.update(acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"],
-                            rpo_s=rpo["rpo_s"])
+    ctx.measurements.update(
+        acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"], rpo_s=rpo["rpo_s"]
+    )
     dashboards = check_dashboards(history.url, dashboard_files(), timeout_s=5)
-    obs = {"history_unit": "lines", "history_lines_acked": rpo["acked_writes"],
-           "history_lines_lost": rpo["lost_writes"],
-           **{k: v for k, v in dashboards.items() if k != "grafana_url"}}
+    obs = {
+        "history_unit": "lines",
+        "history_lines_acked": rpo["acked_writes"],
+        "history_lines_lost": rpo["lost_writes"],
+        **{k: v for k, v in dashboards.items() if k != "grafana_url"},
+    }
     ctx.extras["obs"] = obs
     return obs
 
 
-__all__ = ["ObsHistory", "missing_settings", "check_target", "start_history",
-           "measure_history"]
+__all__ = ["ObsHistory", "missing_settings", "check_target", "start_history", "measure_history"]

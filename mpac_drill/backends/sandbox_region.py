@@ -35,13 +35,25 @@ from mpac_drill.sandbox.route53 import FrontDoor
 from probes.observer import probe_http
 
 log = logging.getLogger("mpac_drill")
-STEP_NAMES = ("detect region loss", "activate DR stack", "restore snapshot with WAL",
-              "update DATABASE_URL (SSM)", "restart services", "switch Route53 record",
-              "verify health")
+STEP_NAMES = (
+    "detect region loss",
+    "activate DR stack",
+    "restore snapshot with WAL",
+    "update DATABASE_URL (SSM)",
+    "restart services",
+    "switch Route53 record",
+    "verify health",
+)
 #: Runbook §1.5 (mpac-pgw): PGW_BASE_URL of mpac-smartpos points at the DR PGW.
-PGW_STEP_NAMES = ("detect region loss", "activate PGW DR stack", "restore PGW snapshot with WAL",
-                  "update PGW_BASE_URL (SSM)", "restart services", "switch Route53 record",
-                  "verify health")
+PGW_STEP_NAMES = (
+    "detect region loss",
+    "activate PGW DR stack",
+    "restore PGW snapshot with WAL",
+    "update PGW_BASE_URL (SSM)",
+    "restart services",
+    "switch Route53 record",
+    "verify health",
+)
 
 
 def regions(target: Target) -> tuple[str, str]:
@@ -74,8 +86,10 @@ def dr_target(target: Target) -> Target:
     mine = {p for _, p in control.port_settings(target)}
     clash = mine & {p for _, p in control.port_settings(dr)}
     if clash:
-        raise UsageError(f"region.dr_port_offset {off} puts DR ports on the primary's "
-                         f"({sorted(clash)[:3]}): choose a larger offset")
+        raise UsageError(
+            f"region.dr_port_offset {off} puts DR ports on the primary's "
+            f"({sorted(clash)[:3]}): choose a larger offset"
+        )
     return dr
 
 
@@ -111,14 +125,17 @@ def open_front_door(ctx: DrillContext) -> dict[str, Any]:
     taken = {p for t in (ctx.target, dr_target(ctx.target)) for _, p in control.port_settings(t)}
     clash = sorted(taken & {front for front, _ in records.values()})
     if clash:
-        raise UsageError(f"region.front_door_port_offset {off} puts the front door on "
-                         f"sandbox ports ({clash[:3]}): choose another offset")
+        raise UsageError(
+            f"region.front_door_port_offset {off} puts the front door on "
+            f"sandbox ports ({clash[:3]}): choose another offset"
+        )
     door = FrontDoor(records, primary)
     try:
         door.start()
     except OSError as exc:
-        raise UsageError(f"route53 front door: {exc} (region.front_door_port_offset "
-                         f"{off})") from None
+        raise UsageError(
+            f"route53 front door: {exc} (region.front_door_port_offset {off})"
+        ) from None
     ctx.front_door = door
     return {"front_door": door.urls(), "region": primary}
 
@@ -144,9 +161,15 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
     running = json_backup(view.dir)
     ctx.extras.setdefault("ground_truth", {}).update(
         wal_archive_timeout_s=running["wal_archive_timeout_s"],
-        base_interval_s=running["base_interval_s"])
-    ctx.mark_injected("region:lost", [f"{primary} (sandbox {view.dir.name})"],
-                      region=primary, dr_region=dr, processes=len(procs))
+        base_interval_s=running["base_interval_s"],
+    )
+    ctx.mark_injected(
+        "region:lost",
+        [f"{primary} (sandbox {view.dir.name})"],
+        region=primary,
+        dr_region=dr,
+        processes=len(procs),
+    )
     for p in procs:
         try:
             p.kill()
@@ -156,18 +179,35 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
     snap = snapshots.list_snapshots(bucket)  # what the DR side holds from now on
     assert ctx.injected_utc is not None
     newest = snap["wal"]["newest_at"]
-    age = (None if newest is None else round(
-        (ctx.injected_utc - snapshots.parse_utc(newest)).total_seconds(), 4))
+    age = (
+        None
+        if newest is None
+        else round((ctx.injected_utc - snapshots.parse_utc(newest)).total_seconds(), 4)
+    )
     ctx.extras["region"] = {
-        "primary": primary, "dr": dr, "processes_killed": len(procs) - len(alive),
-        "bucket": str(bucket), "base_backups": len(snap["base_backups"]),
+        "primary": primary,
+        "dr": dr,
+        "processes_killed": len(procs) - len(alive),
+        "bucket": str(bucket),
+        "base_backups": len(snap["base_backups"]),
         "newest_base_backup": snap["base_backups"][-1]["id"] if snap["base_backups"] else None,
-        "wal_files": snap["wal"]["files"], "newest_wal_file": snap["wal"]["newest_file"],
-        "newest_wal_at": newest, "newest_wal_age_at_loss_s": age}
-    log.info("region: %s lost: %d processes killed; the bucket keeps WAL up to %s",
-             primary, len(procs), newest)
-    return {"region": primary, "killed": len(procs) - len(alive), "alive": len(alive),
-            "newest_wal_at": newest}
+        "wal_files": snap["wal"]["files"],
+        "newest_wal_file": snap["wal"]["newest_file"],
+        "newest_wal_at": newest,
+        "newest_wal_age_at_loss_s": age,
+    }
+    log.info(
+        "region: %s lost: %d processes killed; the bucket keeps WAL up to %s",
+        primary,
+        len(procs),
+        newest,
+    )
+    return {
+        "region": primary,
+        "killed": len(procs) - len(alive),
+        "alive": len(alive),
+        "newest_wal_at": newest,
+    }
 
 
 def json_backup(sdir: Path) -> dict[str, Any]:
@@ -194,15 +234,16 @@ def _wait_detected(ctx: DrillContext, deadline: float) -> tuple[float, str]:
                 first.setdefault(s["service"], s["t"])
         if set(first) >= set(obs.services):
             worst = max(first.values())
-            return t0 + worst, (f"every service failed through the front door, the last "
-                                f"{worst:.2f} s after the loss (observer outside the region)")
+            return t0 + worst, (
+                f"every service failed through the front door, the last "
+                f"{worst:.2f} s after the loss (observer outside the region)"
+            )
         if time.monotonic() > deadline:
             raise ctx.failed("the region loss was never seen from outside the region")
         time.sleep(0.02)
 
 
-def _wait_event(ctx: DrillContext, sdir: Path, prefix: str, deadline: float
-                ) -> tuple[float, str]:
+def _wait_event(ctx: DrillContext, sdir: Path, prefix: str, deadline: float) -> tuple[float, str]:
     """Monotonic instant (from the daemon's UTC stamp) of the DR daemon's first event
     starting with ``prefix``; fails on a failed or dead daemon or past ``deadline``."""
     assert ctx.injected_mono is not None and ctx.injected_utc is not None
@@ -219,8 +260,9 @@ def _wait_event(ctx: DrillContext, sdir: Path, prefix: str, deadline: float
             if not pid_alive(int(state["daemon_pid"])):
                 raise ctx.failed(f"DR stack daemon exited (see {sdir / 'daemon.log'})")
         if time.monotonic() > deadline:
-            raise ctx.failed(f"DR stack: no {prefix!r} within the bound (see "
-                             f"{sdir / 'daemon.log'})")
+            raise ctx.failed(
+                f"DR stack: no {prefix!r} within the bound (see {sdir / 'daemon.log'})"
+            )
         time.sleep(0.02)
 
 
@@ -229,8 +271,9 @@ def _events(sdir: Path, prefix: str) -> list[str]:
     return [e["event"] for e in state.get("events", []) if e["event"].startswith(prefix)]
 
 
-def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
-                    system: str = "smartpos") -> dict[str, Any]:
+def fail_over_to_dr(
+    ctx: DrillContext, timeout_s: float = 120, system: str = "smartpos"
+) -> dict[str, Any]:
     """Run the runbook's §1.4 steps (``system`` pgw: §1.5's) against the DR region, each
     timed into ``steps``.
 
@@ -259,19 +302,30 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
     shutil.rmtree(dr_dir / "ssm", ignore_errors=True)
     control.spawn(dr, secrets_=dict(view.secrets))
     active, detail = _wait_event(ctx, dr_dir, "dr: elasticache ready", deadline)
-    steps.add(names[1], detected, active - detected, True,
-              f"DR sandbox {dr_dir.name} (ports +{dr.settings['region']['dr_port_offset']}) "
-              f"in {dr_region}: daemon, ElastiCache and Sentinels up")
+    steps.add(
+        names[1],
+        detected,
+        active - detected,
+        True,
+        f"DR sandbox {dr_dir.name} (ports +{dr.settings['region']['dr_port_offset']}) "
+        f"in {dr_region}: daemon, ElastiCache and Sentinels up",
+    )
     ctx.phase("restoring the latest snapshot with its WAL")
     restored, _ = _wait_event(ctx, dr_dir, "dr: rds restored", deadline)
-    steps.add(names[2], active, restored - active, True,
-              "; ".join(e.removeprefix("rds: restore: ")
-                        for e in _events(dr_dir, "rds: restore: ")) + "; standby built")
+    steps.add(
+        names[2],
+        active,
+        restored - active,
+        True,
+        "; ".join(e.removeprefix("rds: restore: ") for e in _events(dr_dir, "rds: restore: "))
+        + "; standby built",
+    )
     ctx.phase("updating PGW_BASE_URL" if system == "pgw" else "updating DATABASE_URL")
     ssm_at = time.monotonic()
     dsn = _dsn(dr, view.secrets["db_password"])
-    ctx.extras["_dr_dsn"] = {db: _dsn(dr, view.secrets["db_password"], db)
-                             for db in ("smartpos", "pgw")}
+    ctx.extras["_dr_dsn"] = {
+        db: _dsn(dr, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
+    }
     ssm = dr_dir / "ssm"
     if system == "pgw":  # mpac-smartpos reaches the DR PGW through its ALB
         pgw_url = f"http://127.0.0.1:{_alb_ports(dr)['pgw']}"
@@ -279,65 +333,109 @@ def fail_over_to_dr(ctx: DrillContext, timeout_s: float = 120,
     _write_parameter(ssm / "DATABASE_URL", dsn)
     ctx.rpo_dsn = dsn
     written = time.monotonic()
-    what = (f"PGW_BASE_URL = {pgw_url} (the DR PGW's ALB); DATABASE_URL" if system == "pgw"
-            else "DATABASE_URL")
-    steps.add(names[3], restored, written - restored, True,
-              f"SecureString-like parameters in {ssm.relative_to(dr_dir.parent)} (mode 0600): "
-              f"{what} = the DR RDS on ports {dr.require('rds.primary_port')},"
-              f"{dr.require('rds.standby_port')} (written {written - ssm_at:.3f} s)")
+    what = (
+        f"PGW_BASE_URL = {pgw_url} (the DR PGW's ALB); DATABASE_URL"
+        if system == "pgw"
+        else "DATABASE_URL"
+    )
+    steps.add(
+        names[3],
+        restored,
+        written - restored,
+        True,
+        f"SecureString-like parameters in {ssm.relative_to(dr_dir.parent)} (mode 0600): "
+        f"{what} = the DR RDS on ports {dr.require('rds.primary_port')},"
+        f"{dr.require('rds.standby_port')} (written {written - ssm_at:.3f} s)",
+    )
     if system == "pgw":  # §1.5 never points the DR PGW at the restored database
-        ctx.extras.setdefault("findings", []).append({
-            "id": "F13", "section": "1.5",
-            "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
-                       "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
-            "evidence": f"the drill wrote the DR stack's DATABASE_URL (the restored databases "
-                        f"on ports {dr.require('rds.primary_port')},"
-                        f"{dr.require('rds.standby_port')}) in step '{names[3]}': the DR "
-                        "PGW's tasks wait for that parameter and never start without it"})
+        ctx.extras.setdefault("findings", []).append(
+            {
+                "id": "F13",
+                "section": "1.5",
+                "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
+                "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
+                "evidence": f"the drill wrote the DR stack's DATABASE_URL (the restored databases "
+                f"on ports {dr.require('rds.primary_port')},"
+                f"{dr.require('rds.standby_port')}) in step '{names[3]}': the DR "
+                "PGW's tasks wait for that parameter and never start without it",
+            }
+        )
     ctx.phase("restarting the services on the DR database")
     serving, _ = _wait_event(ctx, dr_dir, "ecs: services healthy", deadline)
-    n_tasks = sum(int(c.get("tasks", dr.require("ecs.tasks_per_service")))
-                  for c in dr.require("ecs.services").values())
-    steps.add(names[4], written, serving - written, True,
-              f"{n_tasks} DR tasks started with the new parameters, healthy behind "
-              f"their ALBs")
+    n_tasks = sum(
+        int(c.get("tasks", dr.require("ecs.tasks_per_service")))
+        for c in dr.require("ecs.services").values()
+    )
+    steps.add(
+        names[4],
+        written,
+        serving - written,
+        True,
+        f"{n_tasks} DR tasks started with the new parameters, healthy behind their ALBs",
+    )
     ctx.phase("switching the Route53 record")
     door = ctx.front_door
     if door is None:
         raise ctx.failed("no front door: open_front_door must run before the fault")
     change = door.change(_alb_ports(dr), dr_region)
     switched = time.monotonic()
-    steps.add(names[5], serving, switched - serving, True,
-              f"records {primary_region} -> {dr_region}: " + ", ".join(
-                  f"{n} {change['before'][n]} -> {v}" for n, v in change["after"].items()))
+    steps.add(
+        names[5],
+        serving,
+        switched - serving,
+        True,
+        f"records {primary_region} -> {dr_region}: "
+        + ", ".join(f"{n} {change['before'][n]} -> {v}" for n, v in change["after"].items()),
+    )
     ctx.phase("verifying health through the front door")
     urls = {n: f"{u}/health?deep=1" for n, u in door.urls().items()}
     pending = dict(urls)
     while pending:
         pending = {n: u for n, u in pending.items() if not probe_http(u, 1.0)[0]}
         if pending and time.monotonic() > deadline:
-            steps.add(names[6], switched, time.monotonic() - switched, False,
-                      f"still failing: {', '.join(sorted(pending))}")
-            raise ctx.failed(f"DR services not healthy through the front door: "
-                             f"{', '.join(sorted(pending))}")
+            steps.add(
+                names[6],
+                switched,
+                time.monotonic() - switched,
+                False,
+                f"still failing: {', '.join(sorted(pending))}",
+            )
+            raise ctx.failed(
+                f"DR services not healthy through the front door: {', '.join(sorted(pending))}"
+            )
         if pending:
             time.sleep(0.02)
-    qr = _qr_path(door, f"http://127.0.0.1:{_alb_ports(dr)['pgw']}",
-                  f"http://127.0.0.1:{_alb_ports(ctx.target)['pgw']}")
+    qr = _qr_path(
+        door,
+        f"http://127.0.0.1:{_alb_ports(dr)['pgw']}",
+        f"http://127.0.0.1:{_alb_ports(ctx.target)['pgw']}",
+    )
     if system == "pgw" and not qr["to_dr_pgw"]:
         steps.add(names[6], switched, time.monotonic() - switched, False, qr["detail"])
         raise ctx.failed(f"mpac-smartpos QR payments after the failover: {qr['detail']}")
     verified = time.monotonic()
-    steps.add(names[6], switched, verified - switched, True,
-              f"{len(urls)} services answer /health?deep=1 through the front door; "
-              f"{qr['detail']}")
+    steps.add(
+        names[6],
+        switched,
+        verified - switched,
+        True,
+        f"{len(urls)} services answer /health?deep=1 through the front door; {qr['detail']}",
+    )
     ctx.extras["qr_path"] = qr
     region = ctx.extras.setdefault("region", {})
-    region.update(dr_state_dir=str(dr_dir), dr_port_offset=dr.settings["region"][
-        "dr_port_offset"], front_door=door.urls(), route53_change=change,
-        procedure_s=round(verified - t0, 4), system=system)
-    return {"dr_region": dr_region, "procedure_s": round(verified - t0, 4),
-            "steps": [s["name"] for s in ctx.extras["steps"]]}
+    region.update(
+        dr_state_dir=str(dr_dir),
+        dr_port_offset=dr.settings["region"]["dr_port_offset"],
+        front_door=door.urls(),
+        route53_change=change,
+        procedure_s=round(verified - t0, 4),
+        system=system,
+    )
+    return {
+        "dr_region": dr_region,
+        "procedure_s": round(verified - t0, 4),
+        "steps": [s["name"] for s in ctx.extras["steps"]],
+    }
 
 
 def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
@@ -353,12 +451,21 @@ def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         down = {"pgw": f"health unreadable: {type(exc).__name__}", "pgw_base_url": ""}
     base, state = str(down.get("pgw_base_url", "")), str(down.get("pgw", "?"))
-    where = ("the DR PGW" if base == dr_pgw else
-             "the lost region's PGW, kept by the DR copy of its configuration until runbook "
-             "1.5 step 2 moves it" if base == lost_pgw else "an unknown PGW")
-    return {"pgw_base_url": base, "pgw": state, "to_dr_pgw": base == dr_pgw and state == "ok",
-            "in_lost_region": base == lost_pgw,
-            "detail": f"mpac-smartpos sends QR payments to {base or '(none)'} ({where}): {state}"}
+    where = (
+        "the DR PGW"
+        if base == dr_pgw
+        else "the lost region's PGW, kept by the DR copy of its configuration until runbook "
+        "1.5 step 2 moves it"
+        if base == lost_pgw
+        else "an unknown PGW"
+    )
+    return {
+        "pgw_base_url": base,
+        "pgw": state,
+        "to_dr_pgw": base == dr_pgw and state == "ok",
+        "in_lost_region": base == lost_pgw,
+        "detail": f"mpac-smartpos sends QR payments to {base or '(none)'} ({where}): {state}",
+    }
 
 
 # ---------------------------------------------------------------- failback
@@ -385,9 +492,22 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     control.up(ctx.target, timeout_s=timeout_s)
     ctx._sandbox = None  # a fresh primary: new state and secrets
     ctx.extras["_failed_back"] = True
-    return {"dr_processes_stopped": swept, "front_door_closed": closed,
-            "primary_healthy": True, "failback_s": round(time.monotonic() - started, 3)}
+    return {
+        "dr_processes_stopped": swept,
+        "front_door_closed": closed,
+        "primary_healthy": True,
+        "failback_s": round(time.monotonic() - started, 3),
+    }
 
 
-__all__ = ["STEP_NAMES", "PGW_STEP_NAMES", "dr_target", "regions", "open_front_door",
-           "close_front_door", "lose_region", "fail_over_to_dr", "fail_back"]
+__all__ = [
+    "STEP_NAMES",
+    "PGW_STEP_NAMES",
+    "dr_target",
+    "regions",
+    "open_front_door",
+    "close_front_door",
+    "lose_region",
+    "fail_over_to_dr",
+    "fail_back",
+]

@@ -22,49 +22,85 @@ from mpac_drill.errors import DrillError, ExitCode, Terminated
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-EPILOG_TARGETS = ("Targets: sandbox (default, local), staging, production, or a path to a "
-                  "target file.")
+EPILOG_TARGETS = (
+    "Targets: sandbox (default, local), staging, production, or a path to a target file."
+)
 
 
 def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--target`` and ``--set``, shared by every command."""
-    f = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
-                     help="Override one target setting for this run (repeatable), "
-                          "e.g. --set rds.failover_delay_s=2.5")(f)
-    f = click.option("--target", "-t", default="sandbox", show_default=True,
-                     metavar="NAME|PATH",
-                     help="Target name (experiments/targets/NAME.yaml) or a target file.")(f)
+    f = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help="Override one target setting for this run (repeatable), "
+        "e.g. --set rds.failover_delay_s=2.5",
+    )(f)
+    f = click.option(
+        "--target",
+        "-t",
+        default="sandbox",
+        show_default=True,
+        metavar="NAME|PATH",
+        help="Target name (experiments/targets/NAME.yaml) or a target file.",
+    )(f)
     return f
 
 
 def runs_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--runs-dir", default="runs", show_default=True,
-                        type=click.Path(file_okay=False),
-                        help="Folder holding one sub-folder per drill run.")(f)
+    return click.option(
+        "--runs-dir",
+        default="runs",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Folder holding one sub-folder per drill run.",
+    )(f)
 
 
 def out_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--out", "out_dir", default="docs/dr-test-results", show_default=True,
-                        type=click.Path(file_okay=False),
-                        help="Folder the report files are written to.")(f)
+    return click.option(
+        "--out",
+        "out_dir",
+        default="docs/dr-test-results",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Folder the report files are written to.",
+    )(f)
 
 
 def drill_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--users``, ``--load-workers``, ``--dry-run`` and the production guard's flags:
     shared by commands that run drills."""
-    f = click.option("--ticket", default=None, metavar="CHG-123",
-                     help="Change ticket; required with --allow-production.")(f)
-    f = click.option("--allow-production", is_flag=True,
-                     help="Permit a drill on a production target (the target file must "
-                          "also say allow_production: true).")(f)
-    f = click.option("--dry-run", is_flag=True,
-                     help="Print every step and AWS call the drill would make; make none.")(f)
-    f = click.option("--load-workers", type=click.IntRange(0, 64), default=None,
-                     help="Run locust as a master with N workers (default: target's "
-                          "load.workers).")(f)
-    f = click.option("--users", type=click.IntRange(0, 100_000), default=None,
-                     help="Simulated users of the load (default: target's load.users; "
-                          "0 turns load off).")(f)
+    f = click.option(
+        "--ticket",
+        default=None,
+        metavar="CHG-123",
+        help="Change ticket; required with --allow-production.",
+    )(f)
+    f = click.option(
+        "--allow-production",
+        is_flag=True,
+        help="Permit a drill on a production target (the target file must "
+        "also say allow_production: true).",
+    )(f)
+    f = click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print every step and AWS call the drill would make; make none.",
+    )(f)
+    f = click.option(
+        "--load-workers",
+        type=click.IntRange(0, 64),
+        default=None,
+        help="Run locust as a master with N workers (default: target's load.workers).",
+    )(f)
+    f = click.option(
+        "--users",
+        type=click.IntRange(0, 100_000),
+        default=None,
+        help="Simulated users of the load (default: target's load.users; 0 turns load off).",
+    )(f)
     return f
 
 
@@ -102,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.ClickException as exc:  # usage errors from click itself
-        err_console.print(f"mpac-drill: error: {_one_line(exc.format_message())}",
-                          markup=False)
+        err_console.print(f"mpac-drill: error: {_one_line(exc.format_message())}", markup=False)
         code = ExitCode.USAGE
     except DrillError as exc:
         err_console.print(f"mpac-drill: error: {_one_line(str(exc))}", markup=False)
@@ -117,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, exit 3
         if os.environ.get("MPAC_DRILL_DEBUG"):
             raise
-        err_console.print(f"mpac-drill: internal error: {exc.__class__.__name__}: "
-                          f"{_one_line(str(exc))} (set MPAC_DRILL_DEBUG=1 for a traceback)",
-                          markup=False)
+        err_console.print(
+            f"mpac-drill: internal error: {exc.__class__.__name__}: "
+            f"{_one_line(str(exc))} (set MPAC_DRILL_DEBUG=1 for a traceback)",
+            markup=False,
+        )
         code = ExitCode.HARNESS
     sys.stdout.flush()
     return int(code)

@@ -27,14 +27,32 @@ def gate_exit_code(outcomes: list[RunOutcome]) -> ExitCode:
 @target_options
 @runs_dir_option
 @drill_options
-@click.option("--scenarios", "scenario_list", default=None, metavar="A,B",
-              help="Comma-separated scenario ids (default: the catalog's gate set).")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), default=None,
-              help="Write JUnit XML here: one test case per scenario and measured target.")
-def command(target: str, sets: tuple[str, ...], runs_dir: str, users: int | None,
-            load_workers: int | None, dry_run: bool,
-            allow_production: bool, ticket: str | None, scenario_list: str | None,
-            junit_path: str | None) -> int:
+@click.option(
+    "--scenarios",
+    "scenario_list",
+    default=None,
+    metavar="A,B",
+    help="Comma-separated scenario ids (default: the catalog's gate set).",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JUnit XML here: one test case per scenario and measured target.",
+)
+def command(
+    target: str,
+    sets: tuple[str, ...],
+    runs_dir: str,
+    users: int | None,
+    load_workers: int | None,
+    dry_run: bool,
+    allow_production: bool,
+    ticket: str | None,
+    scenario_list: str | None,
+    junit_path: str | None,
+) -> int:
     """Run the gate drills and exit 0 only when every measured target is met.
 
     The gate set is the catalog's `gate: true` scenarios (ECS task failure, RDS failover,
@@ -59,8 +77,13 @@ def command(target: str, sets: tuple[str, ...], runs_dir: str, users: int | None
     if not_ready:
         raise UsageError(f"no drill yet for {', '.join(not_ready)}: see `mpac-drill scenarios`")
     t = load_target(target, sets)
-    series = run_series("gate", scenarios, t, catalog, DrillOptions(
-        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+    series = run_series(
+        "gate",
+        scenarios,
+        t,
+        catalog,
+        DrillOptions(Path(runs_dir), users, load_workers, dry_run, allow_production, ticket),
+    )
     outcomes = series.outcomes
     if junit_path:
         from mpac_drill.junit import write_junit

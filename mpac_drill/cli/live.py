@@ -20,8 +20,7 @@ def _figures(ctx: DrillContext) -> tuple[str, str]:
     health = ""
     if ctx.observer is not None:
         latest = ctx.observer.latest()
-        health = " ".join(f"{name}={'up' if ok else 'DOWN'}" for name, ok in sorted(
-            latest.items()))
+        health = " ".join(f"{name}={'up' if ok else 'DOWN'}" for name, ok in sorted(latest.items()))
     load = ""
     if ctx.load is not None and not ctx.load.stopped:
         rps, fps = ctx.load.recent_rate()
@@ -48,8 +47,10 @@ class DrillDisplay:
             return
         health, load = _figures(ctx)
         extra = "  ".join(x for x in (health, load) if x)
-        err_console.print(f"[dim]{self.label} {ctx.elapsed_s():6.1f}s[/dim] {ctx.current_phase}"
-                          + (f"  [dim]{extra}[/dim]" if extra else ""))
+        err_console.print(
+            f"[dim]{self.label} {ctx.elapsed_s():6.1f}s[/dim] {ctx.current_phase}"
+            + (f"  [dim]{extra}[/dim]" if extra else "")
+        )
 
     def _render(self) -> Table:
         t = Table.grid(padding=(0, 2))
@@ -65,8 +66,7 @@ class DrillDisplay:
         return t
 
     def _start_live(self) -> None:
-        self._live = Live(self._render(), console=err_console, refresh_per_second=4,
-                          transient=True)
+        self._live = Live(self._render(), console=err_console, refresh_per_second=4, transient=True)
         self._live.start()
 
         def tick() -> None:

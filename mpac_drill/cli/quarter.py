@@ -26,9 +26,18 @@ from mpac_drill.errors import ExitCode
 @runs_dir_option
 @out_option
 @drill_options
-def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out_dir: str,
-            users: int | None, load_workers: int | None, dry_run: bool,
-            allow_production: bool, ticket: str | None) -> int:
+def command(
+    quarter: str,
+    target: str,
+    sets: tuple[str, ...],
+    runs_dir: str,
+    out_dir: str,
+    users: int | None,
+    load_workers: int | None,
+    dry_run: bool,
+    allow_production: bool,
+    ticket: str | None,
+) -> int:
     """Run the drills runbook §5 schedules for QUARTER (YYYY-QN), then write its report.
 
     Q1 region failover, Q2 point-in-time restore, Q3 PGW failover, Q4 every scenario (the
@@ -46,9 +55,22 @@ def command(quarter: str, target: str, sets: tuple[str, ...], runs_dir: str, out
     catalog = load_catalog()
     t = load_target(target, sets)
     scheduled = catalog.for_quarter(quarter)
-    series = run_series(quarter, scheduled, t, catalog, DrillOptions(
-        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket,
-        quarter=f"{year}-Q{q}"), skip_unready=True)
+    series = run_series(
+        quarter,
+        scheduled,
+        t,
+        catalog,
+        DrillOptions(
+            Path(runs_dir),
+            users,
+            load_workers,
+            dry_run,
+            allow_production,
+            ticket,
+            quarter=f"{year}-Q{q}",
+        ),
+        skip_unready=True,
+    )
     if series.interrupted:
         return series.interrupted
     outcomes = series.outcomes

@@ -30,11 +30,16 @@ def write_report(quarter: str, runs_dir: Path, out_dir: Path) -> ExitCode:
         console.print(f"wrote {p}", markup=False)
     if len(outcome.paths) > 4:
         console.print(f"wrote {len(outcome.paths) - 4} chart(s) beside them")
-    verdict = ("[green]compliant[/green]" if outcome.compliant and not outcome.no_runs
-               else "[red]not compliant[/red]")
-    console.print(f"{quarter}: {outcome.n_runs} run(s), {verdict}"
-                  + (f"; missed: {', '.join(outcome.missed)}" if outcome.missed else "")
-                  + (f"; not run: {', '.join(outcome.not_run)}" if outcome.not_run else ""))
+    verdict = (
+        "[green]compliant[/green]"
+        if outcome.compliant and not outcome.no_runs
+        else "[red]not compliant[/red]"
+    )
+    console.print(
+        f"{quarter}: {outcome.n_runs} run(s), {verdict}"
+        + (f"; missed: {', '.join(outcome.missed)}" if outcome.missed else "")
+        + (f"; not run: {', '.join(outcome.not_run)}" if outcome.not_run else "")
+    )
     if outcome.no_runs or not outcome.compliant:
         return ExitCode.TARGET_MISSED
     return ExitCode.OK
@@ -45,8 +50,9 @@ def write_report(quarter: str, runs_dir: Path, out_dir: Path) -> ExitCode:
 @target_options
 @runs_dir_option
 @out_option
-def command(quarter: str | None, target: str, sets: tuple[str, ...], runs_dir: str,
-            out_dir: str) -> int:
+def command(
+    quarter: str | None, target: str, sets: tuple[str, ...], runs_dir: str, out_dir: str
+) -> int:
     """Build QUARTER's drill report (YYYY-QN, default: this quarter) from run folders.
 
     Writes YYYY-QN.md, .html (self-contained, charts embedded), .csv (one row per run),

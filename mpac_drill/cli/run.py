@@ -32,8 +32,17 @@ def _short(path: Path) -> str:
 
 def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("scenario", "status", "detect", "RTO", "RPO", "lost writes", "requests",
-                "failures", "verdict"):
+    for col in (
+        "scenario",
+        "status",
+        "detect",
+        "RTO",
+        "RPO",
+        "lost writes",
+        "requests",
+        "failures",
+        "verdict",
+    ):
         t.add_column(col, no_wrap=True, min_width=len(col))
     t.add_column("run folder", overflow="fold")  # the one column that may wrap
     for o in outcomes:
@@ -47,10 +56,18 @@ def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> T
             verdict = "[green]PASS[/green]"
         else:
             verdict = "[red]MISS[/red] " + ",".join(missed)
-        t.add_row(r["scenario"], r["status"], _fmt(m["detect_s"]), _fmt(m["rto_s"]),
-                  _fmt(m["rpo_s"]), _fmt(m["lost_writes"], ""),
-                  _fmt(m["load"]["requests"], ""), _fmt(m["load"]["failures"], ""), verdict,
-                  _short(o.run_dir))
+        t.add_row(
+            r["scenario"],
+            r["status"],
+            _fmt(m["detect_s"]),
+            _fmt(m["rto_s"]),
+            _fmt(m["rpo_s"]),
+            _fmt(m["lost_writes"], ""),
+            _fmt(m["load"]["requests"], ""),
+            _fmt(m["load"]["failures"], ""),
+            verdict,
+            _short(o.run_dir),
+        )
     return t
 
 
@@ -74,8 +91,15 @@ class Series:
     interrupted: ExitCode | None = None
 
 
-def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: Catalog,
-               opts: DrillOptions, *, skip_unready: bool = False) -> Series:
+def run_series(
+    label: str,
+    scenarios: list[Scenario],
+    target: Target,
+    catalog: Catalog,
+    opts: DrillOptions,
+    *,
+    skip_unready: bool = False,
+) -> Series:
     """Run drills one after another with the live display; stop at an interruption.
     A scenario without a drill is recorded as not run, with the reason; so is one whose
     target leaves a name it needs unset when ``skip_unready`` (else: a usage error before
@@ -94,20 +118,31 @@ def run_series(label: str, scenarios: list[Scenario], target: Target, catalog: C
         if not sc.experiment or sc.id in unready:
             series.not_run[sc.id] = unready.get(sc.id) or (
                 f"no drill for this scenario yet (runbook §{sc.runbook_section}; see "
-                "`mpac-drill scenarios`)")
-            err_console.print(f"{head} not run: {series.not_run[sc.id]}", style="yellow",
-                              markup=False)
+                "`mpac-drill scenarios`)"
+            )
+            err_console.print(
+                f"{head} not run: {series.not_run[sc.id]}", style="yellow", markup=False
+            )
             continue
         if label:  # a series announces each drill; a single `run` goes straight to it
-            err_console.print(f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) "
-                              f"on {target.name}")
+            err_console.print(
+                f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) on {target.name}"
+            )
         with DrillDisplay(sc.id) as display:
             outcome = run_drill(
-                sc.id, target, runs_dir=opts.runs_dir, users=opts.users,
-                load_workers=opts.load_workers, dry_run=opts.dry_run,
-                allow_production=opts.allow_production, ticket=opts.ticket,
-                quarter=opts.quarter, listeners=[display], catalog=catalog,
-                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"))
+                sc.id,
+                target,
+                runs_dir=opts.runs_dir,
+                users=opts.users,
+                load_workers=opts.load_workers,
+                dry_run=opts.dry_run,
+                allow_production=opts.allow_production,
+                ticket=opts.ticket,
+                quarter=opts.quarter,
+                listeners=[display],
+                catalog=catalog,
+                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"),
+            )
         series.outcomes.append(outcome)
         print_outcome(outcome)
         if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
@@ -120,21 +155,28 @@ def print_outcome(o: RunOutcome) -> None:
     r = o.result
     if r.get("dry_run"):
         calls = r.get("planned_calls") or []
-        console.print(f"dry run of {r['scenario']} on {r['target']}: {len(calls)} AWS call(s) "
-                      "planned, none made")
+        console.print(
+            f"dry run of {r['scenario']} on {r['target']}: {len(calls)} AWS call(s) "
+            "planned, none made"
+        )
         for c in calls:
             params = " ".join(f"{k}={v}" for k, v in sorted(c["params"].items()))
-            console.print(f"  {c['service']} {c['operation']} ({c['region']}) {params}",
-                          markup=False)
+            console.print(
+                f"  {c['service']} {c['operation']} ({c['region']}) {params}", markup=False
+            )
         for step in r.get("planned_steps") or []:
-            detail = " ".join(f"{k}={v}" for k, v in step.items()
-                              if k not in ("action", "on") and v is not None)
-            console.print(f"  {step.get('on', 'sandbox')}: {step['action']} {detail}".rstrip(),
-                          markup=False)
+            detail = " ".join(
+                f"{k}={v}" for k, v in step.items() if k not in ("action", "on") and v is not None
+            )
+            console.print(
+                f"  {step.get('on', 'sandbox')}: {step['action']} {detail}".rstrip(), markup=False
+            )
     for v in r["verdicts"]:
         mark = "[green]met[/green]" if v["passed"] else "[red]missed[/red]"
-        console.print(f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "
-                      f"{_fmt(v['target'], ''):>8}  {mark}")
+        console.print(
+            f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "
+            f"{_fmt(v['target'], ''):>8}  {mark}"
+        )
     if r.get("reason"):
         err_console.print(f"  reason: {r['reason']}", markup=False)
 
@@ -144,9 +186,17 @@ def print_outcome(o: RunOutcome) -> None:
 @target_options
 @runs_dir_option
 @drill_options
-def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
-            users: int | None, load_workers: int | None, dry_run: bool,
-            allow_production: bool, ticket: str | None) -> int:
+def command(
+    scenario: str,
+    target: str,
+    sets: tuple[str, ...],
+    runs_dir: str,
+    users: int | None,
+    load_workers: int | None,
+    dry_run: bool,
+    allow_production: bool,
+    ticket: str | None,
+) -> int:
     """Run one drill: inject SCENARIO's fault, measure detect/RTO/RPO under load.
 
     Writes runs/<UTC>-<scenario>-<target>/ with result.json, the Chaos Toolkit journal,
@@ -162,11 +212,18 @@ def command(scenario: str, target: str, sets: tuple[str, ...], runs_dir: str,
     catalog = load_catalog()
     sc = catalog.get(scenario)  # unknown scenario: usage error before anything starts
     if not sc.experiment:
-        raise UsageError(f"scenario {scenario} (runbook §{sc.runbook_section}) has no drill "
-                         "yet: see `mpac-drill scenarios`")
+        raise UsageError(
+            f"scenario {scenario} (runbook §{sc.runbook_section}) has no drill "
+            "yet: see `mpac-drill scenarios`"
+        )
     t = load_target(target, sets)
-    series = run_series("", [sc], t, catalog, DrillOptions(
-        Path(runs_dir), users, load_workers, dry_run, allow_production, ticket))
+    series = run_series(
+        "",
+        [sc],
+        t,
+        catalog,
+        DrillOptions(Path(runs_dir), users, load_workers, dry_run, allow_production, ticket),
+    )
     outcome = series.outcomes[0]
     console.print(summary_table([outcome]))
     return outcome.exit_code

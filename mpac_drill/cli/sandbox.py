@@ -58,9 +58,25 @@ def status(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     """
     st = control.status(load_target(target, sets))
     if as_json:
-        click.echo(json.dumps({k: st.get(k) for k in (
-            "running", "healthy", "phase", "started_at", "updated_at", "components",
-            "endpoints", "tuning", "state_dir")}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    k: st.get(k)
+                    for k in (
+                        "running",
+                        "healthy",
+                        "phase",
+                        "started_at",
+                        "updated_at",
+                        "components",
+                        "endpoints",
+                        "tuning",
+                        "state_dir",
+                    )
+                },
+                indent=2,
+            )
+        )
     else:
         _print_status(st)
     return ExitCode.OK if st["healthy"] else ExitCode.HARNESS
@@ -87,8 +103,9 @@ def snapshots_(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     Works while the sandbox is down too (the bucket stays until the next `up`).
     Example: mpac-drill sandbox snapshots --json
     """
-    snap = snapshots.list_snapshots(snapshots.bucket_dir(control.state_dir(
-        load_target(target, sets))))
+    snap = snapshots.list_snapshots(
+        snapshots.bucket_dir(control.state_dir(load_target(target, sets)))
+    )
     if as_json:
         click.echo(json.dumps(snap, indent=2))
         return ExitCode.OK
@@ -96,14 +113,25 @@ def snapshots_(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     for col in ("taken (UTC)", "size", "took", "WAL start LSN", "timeline", "from"):
         table.add_column(col)
     for b in snap["base_backups"]:
-        table.add_row(b["finished_at"], f"{b['size_bytes'] / 1e6:.1f} MB",
-                      f"{b['duration_s']:.2f} s", b["start_lsn"], str(b["timeline"]), b["source"])
+        table.add_row(
+            b["finished_at"],
+            f"{b['size_bytes'] / 1e6:.1f} MB",
+            f"{b['duration_s']:.2f} s",
+            b["start_lsn"],
+            str(b["timeline"]),
+            b["source"],
+        )
     console.print(table)
     wal = snap["wal"]
-    newest = (f"newest {wal['newest_file']} archived {wal['newest_at']} "
-              f"({wal['newest_age_s']:.1f} s ago)" if wal["newest_at"] else "empty")
-    console.print(f"WAL archive: {wal['files']} files, {wal['size_bytes'] / 1e6:.1f} MB; "
-                  f"{newest}", markup=False)
+    newest = (
+        f"newest {wal['newest_file']} archived {wal['newest_at']} ({wal['newest_age_s']:.1f} s ago)"
+        if wal["newest_at"]
+        else "empty"
+    )
+    console.print(
+        f"WAL archive: {wal['files']} files, {wal['size_bytes'] / 1e6:.1f} MB; {newest}",
+        markup=False,
+    )
     return ExitCode.OK
 
 
@@ -111,18 +139,29 @@ def _print_status(st: dict) -> None:
     if not st["running"]:
         console.print("sandbox is [bold]down[/bold] (start it with `mpac-drill sandbox up`)")
         return
-    table = Table(title=f"sandbox: {'healthy' if st['healthy'] else st['phase']}",
-                  title_justify="left")
+    table = Table(
+        title=f"sandbox: {'healthy' if st['healthy'] else st['phase']}", title_justify="left"
+    )
     for col in ("component", "kind", "role", "pid", "address", "health", "detail"):
         table.add_column(col)
     for c in st["components"]:
         health = "[green]healthy[/green]" if c["healthy"] else "[red]unhealthy[/red]"
-        table.add_row(c["name"], c["kind"], c["role"], str(c["pid"] or "-"), c["address"],
-                      health, c.get("detail") or "")
+        table.add_row(
+            c["name"],
+            c["kind"],
+            c["role"],
+            str(c["pid"] or "-"),
+            c["address"],
+            health,
+            c.get("detail") or "",
+        )
     console.print(table)
     ep = st["endpoints"]
     for name, url in ep.get("services", {}).items():
         console.print(f"  {name:<13} {url}")
     console.print(f"  {'dsn':<13} {ep.get('dsn')}", markup=False)
-    console.print(f"  {'sentinels':<13} {', '.join(ep.get('sentinels', []))} "
-                  f"(master {ep.get('redis_master')})", markup=False)
+    console.print(
+        f"  {'sentinels':<13} {', '.join(ep.get('sentinels', []))} "
+        f"(master {ep.get('redis_master')})",
+        markup=False,
+    )

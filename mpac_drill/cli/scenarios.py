@@ -48,23 +48,54 @@ def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     t = load_target(target, sets)  # validates --target/--set like every command
     cat = load_catalog()
     if as_json:
-        click.echo(json.dumps({
-            "global": {"rto_s": cat.global_rto_s, "rpo_s": cat.global_rpo_s},
-            "scenarios": [{**vars(s), "readiness": _readiness(s.id, bool(s.experiment), t)}
-                          for s in cat.scenarios.values()],
-            "schedule": cat.schedule}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "global": {"rto_s": cat.global_rto_s, "rpo_s": cat.global_rpo_s},
+                    "scenarios": [
+                        {**vars(s), "readiness": _readiness(s.id, bool(s.experiment), t)}
+                        for s in cat.scenarios.values()
+                    ],
+                    "schedule": cat.schedule,
+                },
+                indent=2,
+            )
+        )
         return ExitCode.OK
     quarters = {sid: [q for q, ids in cat.schedule.items() if sid in ids] for sid in cat.scenarios}
-    table = Table(title="mpac-drill scenarios (runbook RTO "
-                  f"{_fmt_s(cat.global_rto_s)}, RPO {_fmt_s(cat.global_rpo_s)})",
-                  title_justify="left")
-    for col in ("id", "runbook", "system", "fault", "RTO target", "RPO target", "quarters",
-                "gate", "drill"):
-        table.add_column(col, overflow="fold", no_wrap=col != "fault",
-                         min_width=max(map(len, cat.scenarios)) if col == "id" else None)
+    table = Table(
+        title="mpac-drill scenarios (runbook RTO "
+        f"{_fmt_s(cat.global_rto_s)}, RPO {_fmt_s(cat.global_rpo_s)})",
+        title_justify="left",
+    )
+    for col in (
+        "id",
+        "runbook",
+        "system",
+        "fault",
+        "RTO target",
+        "RPO target",
+        "quarters",
+        "gate",
+        "drill",
+    ):
+        table.add_column(
+            col,
+            overflow="fold",
+            no_wrap=col != "fault",
+            min_width=max(map(len, cat.scenarios)) if col == "id" else None,
+        )
     for s in cat.scenarios.values():
-        table.add_row(s.id, f"§{s.runbook_section}", s.system, s.fault, _fmt_s(s.rto_s),
-                      _fmt_s(s.rpo_s), ",".join(quarters[s.id]), "yes" if s.gate else "",
-                      _readiness(s.id, bool(s.experiment), t))
+        table.add_row(
+            s.id,
+            f"§{s.runbook_section}",
+            s.system,
+            s.fault,
+            _fmt_s(s.rto_s),
+            _fmt_s(s.rpo_s),
+            ",".join(quarters[s.id]),
+            "yes" if s.gate else "",
+            _readiness(s.id, bool(s.experiment), t),
+        )
     console.print(table)
     return ExitCode.OK

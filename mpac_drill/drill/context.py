@@ -143,8 +143,12 @@ class DrillContext:
             raise self.failed(f"fault not injected: {self.fault_refused}")
         self.injected_mono = time.monotonic()
         self.injected_utc = utc_now()
-        self.fault = {"action": action, "resources": resources, "injected_at":
-                      iso(self.injected_utc), **detail}
+        self.fault = {
+            "action": action,
+            "resources": resources,
+            "injected_at": iso(self.injected_utc),
+            **detail,
+        }
         self.phase("fault injected")
 
     # ------------------------------------------------------------ observers
@@ -165,10 +169,12 @@ class DrillContext:
 
         if self.observer is not None:
             return
-        self.observer = Observer(endpoints=self.endpoints(),
-                                 interval_s=float(self.setting("drill.observer_interval_s")),
-                                 timeout_s=1.0,
-                                 max_duration_s=self.recovery_bound_s() + 600)
+        self.observer = Observer(
+            endpoints=self.endpoints(),
+            interval_s=float(self.setting("drill.observer_interval_s")),
+            timeout_s=1.0,
+            max_duration_s=self.recovery_bound_s() + 600,
+        )
         self.observer.start()
 
     def start_canary(self) -> None:
@@ -192,9 +198,12 @@ class DrillContext:
             return
         if self.dry_run:
             return
-        self.canary = Canary(dsn=self.sandbox().dsn("smartpos"), run_id=self.run_id,
-                             interval_s=float(self.setting("drill.canary_interval_s")),
-                             max_duration_s=self.recovery_bound_s() + 600)
+        self.canary = Canary(
+            dsn=self.sandbox().dsn("smartpos"),
+            run_id=self.run_id,
+            interval_s=float(self.setting("drill.canary_interval_s")),
+            max_duration_s=self.recovery_bound_s() + 600,
+        )
         self.canary.start()
 
     def _start_aws_canary(self) -> None:
@@ -203,8 +212,10 @@ class DrillContext:
         from probes.canary import Canary
 
         if aws_canary.dsn_parameter(self.target) is None:
-            self.note(f"canary not run: the target sets no {aws_canary.DSN_PARAMETER_KEY}, "
-                      "so the harness has no database DSN (RPO not measured)")
+            self.note(
+                f"canary not run: the target sets no {aws_canary.DSN_PARAMETER_KEY}, "
+                "so the harness has no database DSN (RPO not measured)"
+            )
             return
         dry = (self.dry_run_recorder or DryRun()) if self.dry_run else None
         try:
@@ -217,18 +228,26 @@ class DrillContext:
         if database is None:  # a dry run: the GetParameter is in the plan
             return
         interval_s = float(self.setting("drill.canary_interval_s"))
-        canary = Canary(dsn=database.dsn, run_id=self.run_id, interval_s=interval_s,
-                        max_duration_s=self.recovery_bound_s() + 600)
+        canary = Canary(
+            dsn=database.dsn,
+            run_id=self.run_id,
+            interval_s=interval_s,
+            max_duration_s=self.recovery_bound_s() + 600,
+        )
         canary.start()
         wait_s = max(10.0, 5 * interval_s)
         if not canary.wait_acked(wait_s):
             canary.stop()
-            self.fault_refused = (f"canary not started: the database of {database.source} "
-                                  f"acknowledged no write within {wait_s:g} s")
+            self.fault_refused = (
+                f"canary not started: the database of {database.source} "
+                f"acknowledged no write within {wait_s:g} s"
+            )
             raise self.failed(self.fault_refused)
         self.canary = canary
-        self.note(f"canary: DSN from {database.source}"
-                  + ("; table canary created" if database.table_created else ""))
+        self.note(
+            f"canary: DSN from {database.source}"
+            + ("; table canary created" if database.table_created else "")
+        )
 
     def stop_observer(self) -> dict[str, Any]:
         """Stop observer and canary, write ``timeline.csv`` and ``canary.csv`` (once)."""
@@ -256,12 +275,15 @@ class DrillContext:
         try:
             n = self.canary.purge()
         except RuntimeError as exc:
-            self.note(f"canary: rows of run {self.run_id} NOT deleted from its database "
-                      f"({exc}); delete them with DELETE FROM canary WHERE run_id = "
-                      f"'{self.run_id}'")
+            self.note(
+                f"canary: rows of run {self.run_id} NOT deleted from its database "
+                f"({exc}); delete them with DELETE FROM canary WHERE run_id = "
+                f"'{self.run_id}'"
+            )
             return
-        self.note(f"canary: {n} row(s) of this run deleted from its database "
-                  "(the ledger is canary.csv)")
+        self.note(
+            f"canary: {n} row(s) of this run deleted from its database (the ledger is canary.csv)"
+        )
 
     # ------------------------------------------------------------ stop conditions
 
@@ -277,8 +299,10 @@ class DrillContext:
         if self.load is not None and bound < 1.0:
             failing = self.load.failing_for_s(bound)
             if failing > window:
-                self.abort(f"stop condition: load failure share above {bound:.0%} for "
-                           f"{failing} s (allowed {window:g} s)")
+                self.abort(
+                    f"stop condition: load failure share above {bound:.0%} for "
+                    f"{failing} s (allowed {window:g} s)"
+                )
         alarms = self.target.get("stop.cloudwatch_alarms") or []
         if alarms and not self.is_sandbox:
             now = time.monotonic()
@@ -314,16 +338,26 @@ class DrillContext:
         from mpac_drill import __version__
 
         try:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
-                                    capture_output=True, text=True, timeout=5).stdout.strip()
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             commit = ""
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
-        return {"version": __version__, "git_commit": commit or None, "user": user,
-                "host": socket.gethostname(), "python": platform.python_version()}
+        return {
+            "version": __version__,
+            "git_commit": commit or None,
+            "user": user,
+            "host": socket.gethostname(),
+            "python": platform.python_version(),
+        }
 
 
 def _key(configuration: Configuration) -> str:
@@ -346,7 +380,8 @@ def current(configuration: Configuration | None) -> DrillContext:
         raise ActivityFailed(
             "no mpac-drill drill runs for this experiment: run it with `mpac-drill run`, or "
             "with `chaos run` on an experiment that declares the mpac-drill control "
-            "(module mpac_drill.drill.control) and passed its guards")
+            "(module mpac_drill.drill.control) and passed its guards"
+        )
     return ctx
 
 
@@ -373,15 +408,22 @@ def forget(ctx: DrillContext) -> None:
 def context_from_configuration(configuration: Configuration) -> DrillContext:
     """For plain ``chaos run``: a drill from the experiment's configuration (no guard run
     here: the control runs them before registering it)."""
-    target = load_target(str(configuration.get("mpac_target") or "sandbox"),
-                         configuration.get("mpac_set") or {})
+    target = load_target(
+        str(configuration.get("mpac_target") or "sandbox"), configuration.get("mpac_set") or {}
+    )
     catalog = load_catalog()
     scenario = catalog.get(str(configuration.get("mpac_scenario")))
     run_dir_cfg = configuration.get("mpac_run_dir")
-    run_dir = (Path(str(run_dir_cfg)) if run_dir_cfg else
-               new_run_dir(Path("runs"), scenario.id, target.name))
-    return DrillContext(target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
-                        users=int(configuration.get("mpac_users")
-                                  or target.get("load.users", 0)),
-                        load_workers=int(configuration.get("mpac_load_workers")
-                                         or target.get("load.workers", 0)))
+    run_dir = (
+        Path(str(run_dir_cfg))
+        if run_dir_cfg
+        else new_run_dir(Path("runs"), scenario.id, target.name)
+    )
+    return DrillContext(
+        target=target,
+        scenario=scenario,
+        catalog=catalog,
+        run_dir=run_dir,
+        users=int(configuration.get("mpac_users") or target.get("load.users", 0)),
+        load_workers=int(configuration.get("mpac_load_workers") or target.get("load.workers", 0)),
+    )

@@ -66,8 +66,9 @@ def permission(configuration: Configuration) -> tuple[bool, str | None]:
     return allow is True, (str(ticket) if ticket else None)
 
 
-def configure_control(configuration: Configuration | None = None,
-                      experiment: Experiment | None = None, **_: Any) -> None:
+def configure_control(
+    configuration: Configuration | None = None, experiment: Experiment | None = None, **_: Any
+) -> None:
     """Find the drill ``mpac-drill run`` registered, or build one behind the guards."""
     from mpac_drill.drill.runner import LOCK_DIR, check_target_for
     from mpac_drill.safety import check_production_guard
@@ -77,18 +78,25 @@ def configure_control(configuration: Configuration | None = None,
         _STATE.refused, _STATE.record = None, {}
     existing = drill_context.lookup(configuration)
     if existing is not None:
-        _STATE.record = {"name": "mpac-drill", "started_by": "mpac-drill run",
-                         "target": existing.target.name, "run_dir": str(existing.run_dir)}
+        _STATE.record = {
+            "name": "mpac-drill",
+            "started_by": "mpac-drill run",
+            "target": existing.target.name,
+            "run_dir": str(existing.run_dir),
+        }
         return
     allow, ticket = permission(configuration)
-    record: dict[str, Any] = {"name": "mpac-drill", "started_by": "chaos run",
-                              "allow_production": allow, "ticket": ticket}
+    record: dict[str, Any] = {
+        "name": "mpac-drill",
+        "started_by": "chaos run",
+        "allow_production": allow,
+        "ticket": ticket,
+    }
     try:
         ctx = drill_context.context_from_configuration(configuration)
         record.update(target=ctx.target.name, run_dir=str(ctx.run_dir))
         check_target_for(ctx.scenario.id, ctx.target, users=ctx.users)
-        check_production_guard(ctx.target, allow_production=allow, ticket=ticket,
-                               dry_run=False)
+        check_production_guard(ctx.target, allow_production=allow, ticket=ticket, dry_run=False)
         lock = DrillLock(LOCK_DIR, ctx.target.name, ctx.scenario.id, ctx.run_dir)
         lock.acquire()
     except DrillError as exc:
@@ -107,8 +115,12 @@ def configure_control(configuration: Configuration | None = None,
     with _STATE.lock:
         _STATE.owned.append((ctx, lock))
         _STATE.record = record
-    logger.info("mpac-drill control: drill %s on target %s, run folder %s",
-                ctx.scenario.id, ctx.target.name, ctx.run_dir)
+    logger.info(
+        "mpac-drill control: drill %s on target %s, run folder %s",
+        ctx.scenario.id,
+        ctx.target.name,
+        ctx.run_dir,
+    )
 
 
 def _refuse(record: dict[str, Any], reason: str) -> None:
@@ -144,5 +156,12 @@ def cleanup_control() -> None:
             drill_context.forget(ctx)
 
 
-__all__ = ["ALLOW_ENV", "TICKET_ENV", "after_experiment_control", "before_experiment_control",
-           "cleanup_control", "configure_control", "permission"]
+__all__ = [
+    "ALLOW_ENV",
+    "TICKET_ENV",
+    "after_experiment_control",
+    "before_experiment_control",
+    "cleanup_control",
+    "configure_control",
+    "permission",
+]

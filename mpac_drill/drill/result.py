@@ -17,24 +17,32 @@ from mpac_drill.errors import ExitCode
 
 #: The contract: the shared original beside the checkout, else the copy kept in the repo
 #: (``contract/``; a test keeps the two byte-identical where both exist).
-SCHEMA_CANDIDATES = (PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",
-                     PROJECT_ROOT / "contract" / "drill-result.schema.json")
-ARTIFACTS = {"chaostoolkit_log": "chaostoolkit.log",
-             "timeline": "timeline.csv", "canary": "canary.csv",
-             "load_per_second": "load_per_second.csv", "locust": "locust", "fault": "fault.json",
-             "dr_daemon_log": "dr-daemon.log", "payments": "payments.csv",
-             "reconciliation": "reconciliation.csv"}
+SCHEMA_CANDIDATES = (
+    PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",
+    PROJECT_ROOT / "contract" / "drill-result.schema.json",
+)
+ARTIFACTS = {
+    "chaostoolkit_log": "chaostoolkit.log",
+    "timeline": "timeline.csv",
+    "canary": "canary.csv",
+    "load_per_second": "load_per_second.csv",
+    "locust": "locust",
+    "fault": "fault.json",
+    "dr_daemon_log": "dr-daemon.log",
+    "payments": "payments.csv",
+    "reconciliation": "reconciliation.csv",
+}
 
 
 def _verdict(metric: str, value: float | None, target: float | None) -> dict[str, Any]:
     passed = value is not None and target is not None and value <= target
     margin = None if value is None or target is None else round(target - value, 4)
-    return {"metric": metric, "value": value, "target": target, "passed": passed,
-            "margin": margin}
+    return {"metric": metric, "value": value, "target": target, "passed": passed, "margin": margin}
 
 
-def _status(ctx: DrillContext, journal: dict[str, Any], signal_code: int | None
-            ) -> tuple[str, str | None]:
+def _status(
+    ctx: DrillContext, journal: dict[str, Any], signal_code: int | None
+) -> tuple[str, str | None]:
     jstatus = journal.get("status")
     if jstatus in ("interrupted", "aborted") or signal_code:
         if ctx.abort_reason:
@@ -62,53 +70,85 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
     out = list(ctx.extras.get("findings", []))
     sid = ctx.scenario.id
     if sid == "rds-failover" and m.get("rto_s") is not None:
-        out.append({"id": "F5", "section": "1.2",
-                    "summary": "runbook: standby promoted within 1-2 min, resolved in 2-5 min",
-                    "evidence": f"measured RTO {m['rto_s']:.2f} s on {ctx.target.name}"})
+        out.append(
+            {
+                "id": "F5",
+                "section": "1.2",
+                "summary": "runbook: standby promoted within 1-2 min, resolved in 2-5 min",
+                "evidence": f"measured RTO {m['rto_s']:.2f} s on {ctx.target.name}",
+            }
+        )
         if ctx.fault.get("primary_before"):
-            out.append({"id": "F6", "section": "1.2",
-                        "summary": "the runbook's 'Role' query reads "
-                                   "ReadReplicaSourceDBInstanceIdentifier, which does not "
-                                   "say which node is primary",
-                        "evidence": f"primary before {ctx.fault['primary_before']}, after "
-                                    f"{ctx.extras.get('primary_after') or 'see journal'}"})
+            out.append(
+                {
+                    "id": "F6",
+                    "section": "1.2",
+                    "summary": "the runbook's 'Role' query reads "
+                    "ReadReplicaSourceDBInstanceIdentifier, which does not "
+                    "say which node is primary",
+                    "evidence": f"primary before {ctx.fault['primary_before']}, after "
+                    f"{ctx.extras.get('primary_after') or 'see journal'}",
+                }
+            )
     if sid == "region-failover" and ctx.extras.get("region"):
         out += _region_findings(ctx.extras["region"], m)
     qr = ctx.extras.get("qr_path")
     if sid == "region-failover" and qr and not qr["to_dr_pgw"]:
-        out.append({"id": "F12", "section": "1.4",
-                    "summary": "runbook 1.4 brings mpac-smartpos up in the DR region but never "
-                               "moves PGW_BASE_URL; QR payments wait for 1.5",
-                    "evidence": f"after the 1.4 steps {qr['detail']}"})
+        out.append(
+            {
+                "id": "F12",
+                "section": "1.4",
+                "summary": "runbook 1.4 brings mpac-smartpos up in the DR region but never "
+                "moves PGW_BASE_URL; QR payments wait for 1.5",
+                "evidence": f"after the 1.4 steps {qr['detail']}",
+            }
+        )
     order = _order_finding(sid, ctx.extras.get("steps") or [])
     if order:
         out.append(order)
     rec = ctx.extras.get("reconciliation")
     if sid == "pgw-region-failover" and rec:
-        out.append({"id": "F9", "section": "1.5",
-                    "summary": "runbook: QR transactions during the outage window may need "
-                               "manual reconciliation (which ones is not said)",
-                    "evidence": f"{rec['payments_missing']} of {rec['payments_acked']} "
-                                f"acknowledged QR payments missing after the restore "
-                                f"(amount {rec['amount_missing']}), listed in {rec['file']}"})
+        out.append(
+            {
+                "id": "F9",
+                "section": "1.5",
+                "summary": "runbook: QR transactions during the outage window may need "
+                "manual reconciliation (which ones is not said)",
+                "evidence": f"{rec['payments_missing']} of {rec['payments_acked']} "
+                f"acknowledged QR payments missing after the restore "
+                f"(amount {rec['amount_missing']}), listed in {rec['file']}",
+            }
+        )
     impact = ctx.extras.get("impact")
     if sid == "redis-failover" and impact:
-        out.append({"id": "F7", "section": "1.3",
-                    "summary": "runbook: security impact low, tokens expire in 15 min",
-                    "evidence": f"a revoked token was accepted for "
-                                f"{impact['revoked_token_accepted_s']:.2f} s during the outage"})
-        out.append({"id": "F8", "section": "1.3",
-                    "summary": "runbook: duplicates handled at the DB layer",
-                    "evidence": f"{impact['duplicate_orders']} duplicate orders from "
-                                f"{impact['order_retries_sent']} retried orders"})
+        out.append(
+            {
+                "id": "F7",
+                "section": "1.3",
+                "summary": "runbook: security impact low, tokens expire in 15 min",
+                "evidence": f"a revoked token was accepted for "
+                f"{impact['revoked_token_accepted_s']:.2f} s during the outage",
+            }
+        )
+        out.append(
+            {
+                "id": "F8",
+                "section": "1.3",
+                "summary": "runbook: duplicates handled at the DB layer",
+                "evidence": f"{impact['duplicate_orders']} duplicate orders from "
+                f"{impact['order_retries_sent']} retried orders",
+            }
+        )
     return out
 
 
 #: Runbook §1.4's steps and the region each names (``--region``).
-RUNBOOK_14_STEPS = (("activate DR environment", "ap-northeast-1"),
-                    ("update Route53 record", "ap-northeast-1"),
-                    ("restore latest RDS snapshot", "ap-northeast-1"),
-                    ("update DATABASE_URL in SSM", "ap-northeast-1"))
+RUNBOOK_14_STEPS = (
+    ("activate DR environment", "ap-northeast-1"),
+    ("update Route53 record", "ap-northeast-1"),
+    ("restore latest RDS snapshot", "ap-northeast-1"),
+    ("update DATABASE_URL in SSM", "ap-northeast-1"),
+)
 
 
 def _order_finding(sid: str, steps: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -119,28 +159,36 @@ def _order_finding(sid: str, steps: list[dict[str, Any]]) -> dict[str, str] | No
     if sid not in ("region-failover", "pgw-region-failover"):
         return None
     names = [s["name"] for s in steps]
-    first = next((i for i, n in enumerate(names)
-                  if n.startswith(("restore", "find the newest snapshot"))), None)
+    first = next(
+        (i for i, n in enumerate(names) if n.startswith(("restore", "find the newest snapshot"))),
+        None,
+    )
     if first is None or "restart services" not in names:
         return None
-    span = steps[first:names.index("restart services") + 1]
+    span = steps[first : names.index("restart services") + 1]
     if not span or not all(s["ok"] for s in span):
         return None
     window = sum(float(s["duration_s"]) for s in span)
     how = f"{' + '.join(s['name'] for s in span)} took {window:.2f} s"
     if sid == "region-failover":
-        return {"id": "F14", "section": "1.4",
-                "summary": "runbook 1.4 points Route53 at the DR region (step 3) before its "
-                           "database is restored (step 4) and DATABASE_URL updated (step 5)",
-                "evidence": f"the drill switched the record last, once the DR services were "
-                            f"healthy: {how}, the time the runbook's order sends every request "
-                            f"to a DR stack without its database"}
-    return {"id": "F14", "section": "1.5",
-            "summary": "runbook 1.5 points PGW_BASE_URL at the DR PGW (step 2) before the "
-                       "PGW database is restored (step 3)",
-            "evidence": f"the drill switched it after the restore: {how}, the time the "
-                        f"runbook's order sends QR payments to a DR PGW without its database "
-                        f"(refused, or acknowledged into a database the restore replaces)"}
+        return {
+            "id": "F14",
+            "section": "1.4",
+            "summary": "runbook 1.4 points Route53 at the DR region (step 3) before its "
+            "database is restored (step 4) and DATABASE_URL updated (step 5)",
+            "evidence": f"the drill switched the record last, once the DR services were "
+            f"healthy: {how}, the time the runbook's order sends every request "
+            f"to a DR stack without its database",
+        }
+    return {
+        "id": "F14",
+        "section": "1.5",
+        "summary": "runbook 1.5 points PGW_BASE_URL at the DR PGW (step 2) before the "
+        "PGW database is restored (step 3)",
+        "evidence": f"the drill switched it after the restore: {how}, the time the "
+        f"runbook's order sends QR payments to a DR PGW without its database "
+        f"(refused, or acknowledged into a database the restore replaces)",
+    }
 
 
 def _region_findings(region: dict[str, Any], m: dict[str, Any]) -> list[dict[str, str]]:
@@ -148,33 +196,52 @@ def _region_findings(region: dict[str, Any], m: dict[str, Any]) -> list[dict[str
     what the DR side holds) from the region drill's record."""
     failed, dr = region.get("primary", "?"), region.get("dr", "?")
     wrong = [step for step, named in RUNBOOK_14_STEPS if named == failed]
-    out = [{"id": "F1", "section": "1.4",
+    out = [
+        {
+            "id": "F1",
+            "section": "1.4",
             "summary": f"runbook runs {len(wrong)} DR steps with --region {failed}, the "
-                       f"failed region; the DR standby is {dr}",
+            f"failed region; the DR standby is {dr}",
             "evidence": f"steps naming {failed}: {', '.join(wrong) or 'none'}; the drill ran "
-                        f"them in {dr} (DR stack {region.get('dr_state_dir', '?')}), while "
-                        f"nothing of {failed} answered"}]
+            f"them in {dr} (DR stack {region.get('dr_state_dir', '?')}), while "
+            f"nothing of {failed} answered",
+        }
+    ]
     if m.get("detect_s") is not None:
-        out.append({"id": "F2", "section": "1.4",
-                    "summary": f"runbook: detection by an external health check from {failed} "
-                               f"failing for >5 minutes",
-                    "evidence": f"detected {m['detect_s']:.2f} s after the loss by an "
-                                f"observer outside {failed} (through the front door); a check "
-                                f"inside {failed} was lost with it"})
+        out.append(
+            {
+                "id": "F2",
+                "section": "1.4",
+                "summary": f"runbook: detection by an external health check from {failed} "
+                f"failing for >5 minutes",
+                "evidence": f"detected {m['detect_s']:.2f} s after the loss by an "
+                f"observer outside {failed} (through the front door); a check "
+                f"inside {failed} was lost with it",
+            }
+        )
     age = region.get("newest_wal_age_at_loss_s")
-    rpo = "not measured" if m.get("rpo_s") is None else (
-        f"measured RPO {m['rpo_s']:.2f} s, {m.get('lost_writes')} acknowledged writes lost")
-    out.append({"id": "F3", "section": "1.4",
-                "summary": "runbook: RPO 15 min from regional automated backups; the DR "
-                           "region restores only what was copied there",
-                "evidence": f"the DR side held base backup {region.get('newest_base_backup')} "
-                            f"and WAL up to {region.get('newest_wal_file')} archived "
-                            f"{age if age is not None else '?'} s before the loss; {rpo}"})
+    rpo = (
+        "not measured"
+        if m.get("rpo_s") is None
+        else (f"measured RPO {m['rpo_s']:.2f} s, {m.get('lost_writes')} acknowledged writes lost")
+    )
+    out.append(
+        {
+            "id": "F3",
+            "section": "1.4",
+            "summary": "runbook: RPO 15 min from regional automated backups; the DR "
+            "region restores only what was copied there",
+            "evidence": f"the DR side held base backup {region.get('newest_base_backup')} "
+            f"and WAL up to {region.get('newest_wal_file')} archived "
+            f"{age if age is not None else '?'} s before the loss; {rpo}",
+        }
+    )
     return out
 
 
-def build_result(ctx: DrillContext, journal: dict[str, Any], *,
-                 signal_code: int | None = None) -> dict[str, Any]:
+def build_result(
+    ctx: DrillContext, journal: dict[str, Any], *, signal_code: int | None = None
+) -> dict[str, Any]:
     status, reason = _status(ctx, journal, signal_code)
     m = ctx.measurements
     measurements: dict[str, Any] = {
@@ -200,8 +267,15 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
         after = (journal.get("steady_states") or {}).get("after")
         if after is not None:
             met = 1.0 if after.get("steady_state_met") else 0.0
-            verdicts.append({"metric": "steady_state_restored", "value": met, "target": 1.0,
-                             "passed": met == 1.0, "margin": None})
+            verdicts.append(
+                {
+                    "metric": "steady_state_restored",
+                    "value": met,
+                    "target": 1.0,
+                    "passed": met == 1.0,
+                    "margin": None,
+                }
+            )
     artifacts = {"journal": "journal.json"}
     artifacts.update({k: v for k, v in ARTIFACTS.items() if (ctx.run_dir / v).exists()})
     result: dict[str, Any] = {
@@ -215,28 +289,43 @@ def build_result(ctx: DrillContext, journal: dict[str, Any], *,
         "quarter": ctx.quarter or quarter_label(ctx.started_utc),
         "ended_at": iso(utc_now()),
         "status": status,
-        "fault": {"action": ctx.fault.get("action", "not injected"),
-                  "resources": list(ctx.fault.get("resources", [])),
-                  "injected_at": ctx.fault.get("injected_at"),
-                  **{k: v for k, v in ctx.fault.items()
-                     if k not in ("action", "resources", "injected_at")}},
+        "fault": {
+            "action": ctx.fault.get("action", "not injected"),
+            "resources": list(ctx.fault.get("resources", [])),
+            "injected_at": ctx.fault.get("injected_at"),
+            **{
+                k: v
+                for k, v in ctx.fault.items()
+                if k not in ("action", "resources", "injected_at")
+            },
+        },
         "measurements": measurements,
         "verdicts": verdicts,
-        "passed": status == "completed" and bool(verdicts) and all(
-            v["passed"] for v in verdicts),
+        "passed": status == "completed" and bool(verdicts) and all(v["passed"] for v in verdicts),
         "artifacts": artifacts,
         "targets": {"rto_s": sc.rto_s, "rpo_s": sc.rpo_s, **sc.extra_targets},
-        "settings": {"overrides": ctx.target.overrides, "users": ctx.users,
-                     "load_workers": ctx.load_workers,
-                     "observer_interval_s": ctx.target.get("drill.observer_interval_s"),
-                     "recovery_consecutive": ctx.target.get("drill.recovery_consecutive")},
+        "settings": {
+            "overrides": ctx.target.overrides,
+            "users": ctx.users,
+            "load_workers": ctx.load_workers,
+            "observer_interval_s": ctx.target.get("drill.observer_interval_s"),
+            "recovery_consecutive": ctx.target.get("drill.recovery_consecutive"),
+        },
         "harness": ctx.harness_info(),
         "findings": _findings(ctx, m),
     }
     if reason:
         result["reason"] = reason
-    for key in ("ground_truth", "impact", "obs", "steps", "pitr", "region", "reconciliation",
-                "qr_path"):
+    for key in (
+        "ground_truth",
+        "impact",
+        "obs",
+        "steps",
+        "pitr",
+        "region",
+        "reconciliation",
+        "qr_path",
+    ):
         if key in ctx.extras:
             result[key] = ctx.extras[key]
     if ctx.notes:

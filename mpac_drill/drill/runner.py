@@ -39,8 +39,10 @@ def _experiment(catalog: Catalog, scenario_id: str) -> tuple[Any, Path]:
 
     sc = catalog.get(scenario_id)
     if not sc.experiment:
-        raise UsageError(f"scenario {scenario_id} (runbook §{sc.runbook_section}) has no "
-                         "drill yet: see `mpac-drill scenarios`")
+        raise UsageError(
+            f"scenario {scenario_id} (runbook §{sc.runbook_section}) has no "
+            "drill yet: see `mpac-drill scenarios`"
+        )
     path = EXPERIMENTS_DIR / sc.experiment
     try:
         return load_experiment(str(path)), path
@@ -59,14 +61,17 @@ def _redact(journal: dict[str, Any]) -> dict[str, Any]:
 
 #: What the region drills on AWS need that the runbook does not name.
 _ROUTE53 = ("route53.hosted_zone_id", "route53.record", "route53.dr_dns_name")
-_REGION_KEYS = {"region-failover": _ROUTE53,
-                "pgw-region-failover": (*_ROUTE53, "pgw.dr_base_url", "ssm.pgw_database_url")}
+_REGION_KEYS = {
+    "region-failover": _ROUTE53,
+    "pgw-region-failover": (*_ROUTE53, "pgw.dr_base_url", "ssm.pgw_database_url"),
+}
 #: The health URLs locust loads (``--users`` > 0) on an AWS target.
 _LOAD_KEYS = ("endpoints.svc-portal", "endpoints.svc-smarttab", "endpoints.pgw")
 
 
-def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False,
-                     users: int | None = None) -> None:
+def check_target_for(
+    scenario_id: str, target: Target, *, dry_run: bool = False, users: int | None = None
+) -> None:
     """Refuse, before anything runs, a drill whose target leaves a name it needs unset.
 
     On AWS, obs-failure needs the target's ``obs`` section, region-failover the DR load
@@ -92,9 +97,11 @@ def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False,
     if scenario_id in _REGION_KEYS:
         missing = [key for key in _REGION_KEYS[scenario_id] if not target.get(key)]
         if missing:
-            raise UsageError(f"target {target.name!r} ({target.path}) does not set "
-                             f"{', '.join(missing)}, which {scenario_id} on AWS needs (the "
-                             "runbook names none of them): fill them in")
+            raise UsageError(
+                f"target {target.name!r} ({target.path}) does not set "
+                f"{', '.join(missing)}, which {scenario_id} on AWS needs (the "
+                "runbook names none of them): fill them in"
+            )
     endpoints = target.get("endpoints") or {}
     listed = [f"endpoints.{k}" for k in endpoints] if isinstance(endpoints, dict) else []
     users = int(target.get("load.users", 0) or 0) if users is None else users
@@ -102,9 +109,11 @@ def check_target_for(scenario_id: str, target: Target, *, dry_run: bool = False,
     missing = [key for key in needed if not target.get(key)]
     if missing:
         why = "the observer samples them" + (" and locust loads them" if users > 0 else "")
-        raise UsageError(f"target {target.name!r} ({target.path}) does not set "
-                         f"{', '.join(missing)}, which {scenario_id} on AWS needs ({why}): "
-                         "fill in the target's own health URLs")
+        raise UsageError(
+            f"target {target.name!r} ({target.path}) does not set "
+            f"{', '.join(missing)}, which {scenario_id} on AWS needs ({why}): "
+            "fill in the target's own health URLs"
+        )
 
 
 def run_drill(
@@ -134,8 +143,9 @@ def run_drill(
     from mpac_drill.safety import DrillLock, check_production_guard
 
     check_target_for(scenario_id, target, dry_run=dry_run, users=users)
-    check_production_guard(target, allow_production=allow_production, ticket=ticket,
-                           dry_run=dry_run)
+    check_production_guard(
+        target, allow_production=allow_production, ticket=ticket, dry_run=dry_run
+    )
 
     catalog = catalog or load_catalog()
     scenario = catalog.get(scenario_id)
@@ -155,38 +165,79 @@ def run_drill(
 
             control.up(target, progress)  # starts it, or checks it and sets the delays
         run_dir.mkdir(parents=True, exist_ok=False)
-        return _run_locked(scenario_id, target, run_dir, experiment, catalog, users,
-                           load_workers, dry_run, listeners, run_experiment, quarter)
+        return _run_locked(
+            scenario_id,
+            target,
+            run_dir,
+            experiment,
+            catalog,
+            users,
+            load_workers,
+            dry_run,
+            listeners,
+            run_experiment,
+            quarter,
+        )
     finally:
         lock.release()
 
 
-def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any,
-                catalog: Catalog, users: int | None, load_workers: int | None, dry_run: bool,
-                listeners: list[Listener] | None, run_experiment: Any,
-                quarter: str | None = None) -> RunOutcome:
+def _run_locked(
+    scenario_id: str,
+    target: Target,
+    run_dir: Path,
+    experiment: Any,
+    catalog: Catalog,
+    users: int | None,
+    load_workers: int | None,
+    dry_run: bool,
+    listeners: list[Listener] | None,
+    run_experiment: Any,
+    quarter: str | None = None,
+) -> RunOutcome:
     scenario = catalog.get(scenario_id)
     ctx = DrillContext(
-        target=target, scenario=scenario, catalog=catalog, run_dir=run_dir,
+        target=target,
+        scenario=scenario,
+        catalog=catalog,
+        run_dir=run_dir,
         users=int(users if users is not None else target.get("load.users", 0)),
-        load_workers=int(load_workers if load_workers is not None
-                         else target.get("load.workers", 0)),
-        dry_run=dry_run, listeners=list(listeners or []), quarter=quarter)
+        load_workers=int(
+            load_workers if load_workers is not None else target.get("load.workers", 0)
+        ),
+        dry_run=dry_run,
+        listeners=list(listeners or []),
+        quarter=quarter,
+    )
     if dry_run:
         from mpac_drill.aws import DryRun
 
         # Canned answers so the plan shows the destructive calls too, with placeholders
         # where only a live account would know the value.
-        ctx.dry_run_recorder = DryRun(responses={
-            "ecs.ListTasks": {"taskArns": ["<each-running-task-of-the-service>"]},
-            "elasticache.DescribeReplicationGroups": {"ReplicationGroups": [{
-                "ReplicationGroupId": str(target.get("elasticache.replication_group", "")),
-                "NodeGroups": [{"NodeGroupId": str(target.get("elasticache.node_group",
-                                                              "0001"))}]}]},
-        })
+        ctx.dry_run_recorder = DryRun(
+            responses={
+                "ecs.ListTasks": {"taskArns": ["<each-running-task-of-the-service>"]},
+                "elasticache.DescribeReplicationGroups": {
+                    "ReplicationGroups": [
+                        {
+                            "ReplicationGroupId": str(
+                                target.get("elasticache.replication_group", "")
+                            ),
+                            "NodeGroups": [
+                                {"NodeGroupId": str(target.get("elasticache.node_group", "0001"))}
+                            ],
+                        }
+                    ]
+                },
+            }
+        )
     drill_context.register(ctx)
-    config_vars = {"mpac_target": str(target.path), "mpac_set": dict(target.overrides),
-                   "mpac_run_dir": str(run_dir), "mpac_scenario": scenario.id}
+    config_vars = {
+        "mpac_target": str(target.path),
+        "mpac_set": dict(target.overrides),
+        "mpac_run_dir": str(run_dir),
+        "mpac_scenario": scenario.id,
+    }
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     signal_code: int | None = None
 
@@ -205,8 +256,7 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
     def defer(signum: int, frame: Any) -> None:
         nonlocal signal_code
         if signal_code is None:
-            signal_code = (ExitCode.INTERRUPTED if signum == signal.SIGINT
-                           else ExitCode.TERMINATED)
+            signal_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
 
     def on_term_in_chaoslib(signum: int, frame: Any) -> None:
         # chaoslib's own SIGTERM handler raises InterruptExecution, which its Python
@@ -231,8 +281,7 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
     ctk_log.setLevel(logging.INFO)
     ctk_log.propagate = False
     try:
-        journal = run_experiment(experiment, settings=settings,
-                                 experiment_vars=(config_vars, {}))
+        journal = run_experiment(experiment, settings=settings, experiment_vars=(config_vars, {}))
     except (Terminated, KeyboardInterrupt):
         # a signal outside chaoslib's own handling: play the rollbacks ourselves
         signal_code = signal_code or ExitCode.INTERRUPTED
@@ -247,11 +296,15 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
         ctk_log.removeHandler(handler)
         handler.close()
     try:
-        if journal.get("status") == "interrupted" and signal_code is None and (
-                not ctx.abort_reason):
+        if (
+            journal.get("status") == "interrupted"
+            and signal_code is None
+            and (not ctx.abort_reason)
+        ):
             signal_code = ExitCode.TERMINATED  # chaoslib turned a SIGTERM into an interruption
-        write_json(run_dir / "journal.json",
-                   _redact(journal) if journal else {"status": "interrupted"})
+        write_json(
+            run_dir / "journal.json", _redact(journal) if journal else {"status": "interrupted"}
+        )
         if ctx.fault:
             write_json(run_dir / "fault.json", ctx.fault)
         result = build_result(ctx, journal, signal_code=signal_code)
@@ -263,12 +316,10 @@ def _run_locked(scenario_id: str, target: Target, run_dir: Path, experiment: Any
         drill_context.forget(ctx)
         for sig, old in previous.items():
             signal.signal(sig, old)
-    return RunOutcome(run_dir=run_dir, result=result,
-                      exit_code=exit_code_for(result, signal_code))
+    return RunOutcome(run_dir=run_dir, result=result, exit_code=exit_code_for(result, signal_code))
 
 
-def _rollback_after_escape(ctx: DrillContext, experiment: Any,
-                           config_vars: dict[str, Any]) -> None:
+def _rollback_after_escape(ctx: DrillContext, experiment: Any, config_vars: dict[str, Any]) -> None:
     """Run the experiment's rollbacks when an interruption escaped chaoslib."""
     from chaoslib.activity import execute_activity
 

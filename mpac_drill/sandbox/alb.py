@@ -45,8 +45,9 @@ class AlbListener:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
-                                                  reuse_address=True, backlog=512)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True, backlog=512
+        )
         self._tasks = [asyncio.ensure_future(self._check_loop(t)) for t in self.targets]
 
     async def stop(self) -> None:
@@ -89,7 +90,8 @@ class AlbListener:
         try:
             status, _ = await asyncio.wait_for(
                 _roundtrip(port, b"GET /health HTTP/1.1\r\nHost: alb\r\nConnection: close\r\n\r\n"),
-                self.health_timeout_s)
+                self.health_timeout_s,
+            )
             return 200 <= status < 300
         except (OSError, TimeoutError, ValueError):
             return False
@@ -107,8 +109,7 @@ class AlbListener:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                        ConnectionError):
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     return
                 lines = head.split(b"\r\n")
                 headers = _parse_headers(lines[1:])
@@ -132,8 +133,9 @@ class AlbListener:
         while (target := self._pick(tried)) is not None:
             tried.add(target.name)
             try:
-                _, raw = await asyncio.wait_for(_roundtrip(target.port, request),
-                                                self.upstream_timeout_s)
+                _, raw = await asyncio.wait_for(
+                    _roundtrip(target.port, request), self.upstream_timeout_s
+                )
                 return raw
             except (ConnectionRefusedError, ConnectionResetError, ValueError):
                 self._record(target, False)  # the task is gone: stop routing to it now
@@ -179,5 +181,7 @@ def _set_keep_alive(raw: bytes, keep_alive: bool) -> bytes:
 
 def _error(status: int, service: str, why: str) -> bytes:
     body = json.dumps({"ok": False, "alb": service, "error": why}).encode()
-    return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nX-Mpac-Alb: {service}\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Mpac-Alb: {service}\r\n\r\n"
+    ).encode() + body

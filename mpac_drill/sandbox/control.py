@@ -28,9 +28,20 @@ from mpac_drill.sandbox.daemon import TUNABLES, write_json_atomic
 from mpac_drill.sandbox.procs import MARKER_ENV, pid_alive, port_is_free, sweep
 
 Progress = Callable[[str], None]
-_STRUCTURAL = ("rds.primary_port", "rds.standby_port", "rds.synchronous", "redis.primary_port",
-               "redis.replica_port", "redis.sentinel_ports", "ecs.tasks_per_service",
-               "ecs.task_port_base", "ecs.services", "alb", "app", "backup")
+_STRUCTURAL = (
+    "rds.primary_port",
+    "rds.standby_port",
+    "rds.synchronous",
+    "redis.primary_port",
+    "redis.replica_port",
+    "redis.sentinel_ports",
+    "ecs.tasks_per_service",
+    "ecs.task_port_base",
+    "ecs.services",
+    "alb",
+    "app",
+    "backup",
+)
 
 
 def state_dir(target: Target) -> Path:
@@ -40,8 +51,9 @@ def state_dir(target: Target) -> Path:
     return d if d.is_absolute() else PROJECT_ROOT / d
 
 
-def private_settings(base: dict[str, Any], *, name: str, state_dir: str | Path,
-                     port_block: int) -> dict[str, Any]:
+def private_settings(
+    base: dict[str, Any], *, name: str, state_dir: str | Path, port_block: int
+) -> dict[str, Any]:
     """A copy of sandbox settings ``base`` on its own state folder and ports, for a second
     sandbox beside the default one (tests, benchmarks). ``port_block`` is a multiple of
     1000 below Linux's ephemeral range (32768-60999, where TIME-WAIT sockets of other
@@ -52,8 +64,11 @@ def private_settings(base: dict[str, Any], *, name: str, state_dir: str | Path,
     out = copy.deepcopy(base)
     out.update(name=name, state_dir=str(state_dir))
     out["rds"].update(primary_port=port_block + 432, standby_port=port_block + 433)
-    out["redis"].update(primary_port=port_block + 379, replica_port=port_block + 380,
-                        sentinel_ports=[port_block + 381, port_block + 382, port_block + 383])
+    out["redis"].update(
+        primary_port=port_block + 379,
+        replica_port=port_block + 380,
+        sentinel_ports=[port_block + 381, port_block + 382, port_block + 383],
+    )
     out["ecs"]["task_port_base"] = port_block + 100
     for i, svc in enumerate(out["ecs"]["services"].values()):  # in the file's order
         svc["port"] = port_block + 80 + i
@@ -62,14 +77,19 @@ def private_settings(base: dict[str, Any], *, name: str, state_dir: str | Path,
 
 def port_settings(target: Target) -> list[tuple[str, int]]:
     """Every port the sandbox of ``target`` listens on, with the setting naming it."""
-    out = [("rds.primary_port", target.require("rds.primary_port")),
-           ("rds.standby_port", target.require("rds.standby_port")),
-           ("redis.primary_port", target.require("redis.primary_port")),
-           ("redis.replica_port", target.require("redis.replica_port"))]
-    out += [(f"redis.sentinel_ports[{i}]", p)
-            for i, p in enumerate(target.require("redis.sentinel_ports"))]
-    out += [(f"ecs.services.{n}.port", c["port"])
-            for n, c in target.require("ecs.services").items()]
+    out = [
+        ("rds.primary_port", target.require("rds.primary_port")),
+        ("rds.standby_port", target.require("rds.standby_port")),
+        ("redis.primary_port", target.require("redis.primary_port")),
+        ("redis.replica_port", target.require("redis.replica_port")),
+    ]
+    out += [
+        (f"redis.sentinel_ports[{i}]", p)
+        for i, p in enumerate(target.require("redis.sentinel_ports"))
+    ]
+    out += [
+        (f"ecs.services.{n}.port", c["port"]) for n, c in target.require("ecs.services").items()
+    ]
     base, per = target.require("ecs.task_port_base"), target.require("ecs.tasks_per_service")
     n_tasks = sum(int(c.get("tasks", per)) for c in target.require("ecs.services").values())
     out += [(f"ecs.task_port_base+{i}", base + i) for i in range(n_tasks)]
@@ -103,8 +123,7 @@ class SandboxView:
         return [c for c in self.state["components"] if c["kind"] == kind and c["role"] == role]
 
     def refresh(self) -> SandboxView:
-        return SandboxView(self.target, self.dir, read_state(self.dir) or self.state,
-                           self.secrets)
+        return SandboxView(self.target, self.dir, read_state(self.dir) or self.state, self.secrets)
 
 
 def read_state(sdir: Path) -> dict[str, Any] | None:
@@ -125,8 +144,14 @@ def status(target: Target) -> dict[str, Any]:
     sdir = state_dir(target)
     state = read_state(sdir)
     if not _daemon_running(state):
-        return {"running": False, "healthy": False, "phase": "down", "components": [],
-                "endpoints": {}, "state_dir": str(sdir)}
+        return {
+            "running": False,
+            "healthy": False,
+            "phase": "down",
+            "components": [],
+            "endpoints": {},
+            "state_dir": str(sdir),
+        }
     assert state is not None
     return {"running": True, **state, "state_dir": str(sdir)}
 
@@ -181,25 +206,37 @@ def spawn(target: Target, secrets_: dict[str, str] | None = None) -> Path:
     sdir = state_dir(target)
     for setting, port in port_settings(target):
         if not port_is_free(port):
-            raise UsageError(f"port {port} ({setting}) is already in use: free it or "
-                             f"--set {setting.split('[')[0].split('+')[0]}=...")
+            raise UsageError(
+                f"port {port} ({setting}) is already in use: free it or "
+                f"--set {setting.split('[')[0].split('+')[0]}=..."
+            )
     sdir.mkdir(parents=True, exist_ok=True)
     (sdir / "state.json").unlink(missing_ok=True)
     (sdir / "tuning.json").unlink(missing_ok=True)
     write_json_atomic(sdir / "target.json", target.settings)
-    write_json_atomic(sdir / "secrets.json", secrets_ or {
-        "db_password": secrets.token_urlsafe(18), "jwt_secret": secrets.token_urlsafe(32)},
-        0o600)
+    write_json_atomic(
+        sdir / "secrets.json",
+        secrets_
+        or {"db_password": secrets.token_urlsafe(18), "jwt_secret": secrets.token_urlsafe(32)},
+        0o600,
+    )
     env = {**os.environ, MARKER_ENV: str(sdir.resolve())}
     with (sdir / "daemon.log").open("ab") as logf:
-        subprocess.Popen([sys.executable, "-m", "mpac_drill.sandbox.daemon", str(sdir)],
-                         env=env, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=PROJECT_ROOT)
+        subprocess.Popen(
+            [sys.executable, "-m", "mpac_drill.sandbox.daemon", str(sdir)],
+            env=env,
+            stdout=logf,
+            stderr=logf,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=PROJECT_ROOT,
+        )
     return sdir
 
 
-def wait_healthy(target: Target, progress: Progress = lambda m: None,
-                 timeout_s: float = 60) -> SandboxView:
+def wait_healthy(
+    target: Target, progress: Progress = lambda m: None, timeout_s: float = 60
+) -> SandboxView:
     sdir = state_dir(target)
     deadline = time.monotonic() + timeout_s
     last = ""
@@ -212,9 +249,12 @@ def wait_healthy(target: Target, progress: Progress = lambda m: None,
             if state["phase"] in ("stopped", "stopping") or not pid_alive(state["daemon_pid"]):
                 sweep(sdir)
                 raise SandboxError(f"sandbox daemon exited (see {sdir / 'daemon.log'})")
-            msg = (f"starting {state['starting']}" if state["phase"] == "starting" else
-                   "waiting for " + ", ".join(c["name"] for c in state["components"]
-                                              if not c["healthy"]))
+            msg = (
+                f"starting {state['starting']}"
+                if state["phase"] == "starting"
+                else "waiting for "
+                + ", ".join(c["name"] for c in state["components"] if not c["healthy"])
+            )
             if state["healthy"]:
                 progress("sandbox healthy")
                 return view(target)

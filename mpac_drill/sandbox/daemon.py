@@ -38,11 +38,14 @@ from mpac_drill.sandbox.procs import MARKER_ENV
 from mpac_drill.sandbox.redis_group import MASTER_NAME, RedisGroup
 
 log = logging.getLogger("mpac_drill.sandbox")
-TUNABLES = ("rds.failover_delay_s", "ecs.task_start_delay_s", "redis.restart_failed_node_s",
-            "redis.down_after_ms")
+TUNABLES = (
+    "rds.failover_delay_s",
+    "ecs.task_start_delay_s",
+    "redis.restart_failed_node_s",
+    "redis.down_after_ms",
+)
 #: For target files written before the ``backup`` section existed.
-BACKUP_DEFAULTS = {"base_interval_s": 60.0, "wal_archive_timeout_s": 1,
-                   "retain_base_backups": 3}
+BACKUP_DEFAULTS = {"base_interval_s": 60.0, "wal_archive_timeout_s": 1, "retain_base_backups": 3}
 
 
 def utc_now() -> str:
@@ -95,8 +98,10 @@ class Daemon:
         s = self.settings
         ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
         return {
-            "services": {name: f"http://127.0.0.1:{cfg['port']}"
-                         for name, cfg in s["ecs"]["services"].items()},
+            "services": {
+                name: f"http://127.0.0.1:{cfg['port']}"
+                for name, cfg in s["ecs"]["services"].items()
+            },
             "dsn": multihost_dsn(ports, "smartpos", None),
             "pgw_dsn": multihost_dsn(ports, "pgw", None),
             "sentinels": [f"127.0.0.1:{p}" for p in s["redis"]["sentinel_ports"]],
@@ -115,29 +120,56 @@ class Daemon:
                 health.update(alb.health())
             out += self.ecs.describe(health)
         for name, alb in self.albs.items():
-            out.append({"name": f"alb/{name}", "kind": "alb", "role": "listener",
-                        "pid": os.getpid(), "address": f"127.0.0.1:{alb.port}",
-                        "healthy": any(alb.health().values()),
-                        "detail": f"{sum(alb.health().values())}/{len(alb.targets)} healthy"})
+            out.append(
+                {
+                    "name": f"alb/{name}",
+                    "kind": "alb",
+                    "role": "listener",
+                    "pid": os.getpid(),
+                    "address": f"127.0.0.1:{alb.port}",
+                    "healthy": any(alb.health().values()),
+                    "detail": f"{sum(alb.health().values())}/{len(alb.targets)} healthy",
+                }
+            )
         if self._backup_task is not None:
             b = self.backups
-            detail = (f"{b['kept']} base backups, newest {b['newest']}" if b["newest"]
-                      else "first base backup running")
-            out.append({"name": "backup", "kind": "backup", "role": "scheduler", "pid": None,
-                        "address": str(self.bucket), "healthy": b["kept"] > 0,
-                        "detail": detail + (f"; last attempt: {b['error']}" if b["error"]
-                                            else "")})
+            detail = (
+                f"{b['kept']} base backups, newest {b['newest']}"
+                if b["newest"]
+                else "first base backup running"
+            )
+            out.append(
+                {
+                    "name": "backup",
+                    "kind": "backup",
+                    "role": "scheduler",
+                    "pid": None,
+                    "address": str(self.bucket),
+                    "healthy": b["kept"] > 0,
+                    "detail": detail + (f"; last attempt: {b['error']}" if b["error"] else ""),
+                }
+            )
         return out
 
     def write_state(self) -> None:
         comps = self.components()
         healthy = self.phase == "ready" and bool(comps) and all(c["healthy"] for c in comps)
-        write_json_atomic(self.state_dir / "state.json", {
-            "daemon_pid": os.getpid(), "phase": self.phase, "starting": self.starting,
-            "error": self.error, "started_at": self.started_at, "updated_at": utc_now(),
-            "healthy": healthy, "components": comps, "endpoints": self.endpoints(),
-            "tuning": self.tuning, "events": list(self.events),
-        })
+        write_json_atomic(
+            self.state_dir / "state.json",
+            {
+                "daemon_pid": os.getpid(),
+                "phase": self.phase,
+                "starting": self.starting,
+                "error": self.error,
+                "started_at": self.started_at,
+                "updated_at": utc_now(),
+                "healthy": healthy,
+                "components": comps,
+                "endpoints": self.endpoints(),
+                "tuning": self.tuning,
+                "events": list(self.events),
+            },
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -150,21 +182,24 @@ class Daemon:
     def _task_env(self) -> dict[str, str]:
         s, pw = self.settings, self.secrets["db_password"]
         ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
-        return {**self._env(),
-                "MPAC_DATABASE_URL": multihost_dsn(ports, "smartpos", pw),
-                "MPAC_PGW_DATABASE_URL": multihost_dsn(ports, "pgw", pw),
-                "MPAC_REDIS_SENTINELS": ",".join(self.endpoints()["sentinels"]),
-                "MPAC_REDIS_MASTER": MASTER_NAME,
-                "MPAC_JWT_SECRET": self.secrets["jwt_secret"],
-                "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
-                "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
-                "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0",
-                # svc-smarttab's PGW: this sandbox's pgw ALB unless the target names another
-                # (the DR copy names the primary region's, until runbook 1.5 step 2 moves it)
-                "MPAC_PGW_BASE_URL": (s["app"].get("pgw_base_url")
-                                      or self.endpoints()["services"].get("pgw", "")),
-                "MPAC_OBS_BUCKET": str(self.state_dir / "bucket" / "obs"),
-                "MPAC_OBS_DASHBOARDS": str(EXPERIMENTS_DIR / "obs" / "dashboards")}
+        return {
+            **self._env(),
+            "MPAC_DATABASE_URL": multihost_dsn(ports, "smartpos", pw),
+            "MPAC_PGW_DATABASE_URL": multihost_dsn(ports, "pgw", pw),
+            "MPAC_REDIS_SENTINELS": ",".join(self.endpoints()["sentinels"]),
+            "MPAC_REDIS_MASTER": MASTER_NAME,
+            "MPAC_JWT_SECRET": self.secrets["jwt_secret"],
+            "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
+            "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
+            "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0",
+            # svc-smarttab's PGW: this sandbox's pgw ALB unless the target names another
+            # (the DR copy names the primary region's, until runbook 1.5 step 2 moves it)
+            "MPAC_PGW_BASE_URL": (
+                s["app"].get("pgw_base_url") or self.endpoints()["services"].get("pgw", "")
+            ),
+            "MPAC_OBS_BUCKET": str(self.state_dir / "bucket" / "obs"),
+            "MPAC_OBS_DASHBOARDS": str(EXPERIMENTS_DIR / "obs" / "dashboards"),
+        }
 
     async def _step(self, name: str, coro: Any) -> None:
         self.starting = name
@@ -187,10 +222,14 @@ class Daemon:
             if loop.time() > deadline:
                 raise RuntimeError(f"ssm: no DATABASE_URL parameter after {timeout_s:g} s")
             await asyncio.sleep(0.02)
-        params = {f"MPAC_{p.name}": p.read_text().strip() for p in ssm.iterdir()
-                  if p.is_file() and p.name.isupper()}
-        self.milestone(f"dr: parameters {', '.join(sorted(params))} read; starting the ECS "
-                       "services with them")
+        params = {
+            f"MPAC_{p.name}": p.read_text().strip()
+            for p in ssm.iterdir()
+            if p.is_file() and p.name.isupper()
+        }
+        self.milestone(
+            f"dr: parameters {', '.join(sorted(params))} read; starting the ECS services with them"
+        )
         return params
 
     async def start(self) -> None:
@@ -198,56 +237,78 @@ class Daemon:
         restore_from = s["rds"].get("restore_from_bucket")
         snapshots.reset_bucket(self.bucket)
         self.pg = PgCluster(
-            base_dir=self.state_dir / "rds", primary_port=s["rds"]["primary_port"],
-            standby_port=s["rds"]["standby_port"], password=self.secrets["db_password"],
-            env=self._env(), failover_delay_s=s["rds"]["failover_delay_s"],
-            synchronous=s["rds"]["synchronous"], rebuild_standby=s["rds"]["rebuild_standby"],
+            base_dir=self.state_dir / "rds",
+            primary_port=s["rds"]["primary_port"],
+            standby_port=s["rds"]["standby_port"],
+            password=self.secrets["db_password"],
+            env=self._env(),
+            failover_delay_s=s["rds"]["failover_delay_s"],
+            synchronous=s["rds"]["synchronous"],
+            rebuild_standby=s["rds"]["rebuild_standby"],
             archive_command=snapshots.archive_command(self.bucket),
-            archive_timeout_s=int(self.backup["wal_archive_timeout_s"]), on_event=self.event,
-            restore_from=Path(restore_from) if restore_from else None)
+            archive_timeout_s=int(self.backup["wal_archive_timeout_s"]),
+            on_event=self.event,
+            restore_from=Path(restore_from) if restore_from else None,
+        )
         self.redis = RedisGroup(
-            base_dir=self.state_dir / "redis", primary_port=s["redis"]["primary_port"],
-            replica_port=s["redis"]["replica_port"], sentinel_ports=s["redis"]["sentinel_ports"],
-            env=self._env(), down_after_ms=s["redis"]["down_after_ms"],
+            base_dir=self.state_dir / "redis",
+            primary_port=s["redis"]["primary_port"],
+            replica_port=s["redis"]["replica_port"],
+            sentinel_ports=s["redis"]["sentinel_ports"],
+            env=self._env(),
+            down_after_ms=s["redis"]["down_after_ms"],
             failover_timeout_ms=s["redis"]["failover_timeout_ms"],
-            restart_failed_node_s=s["redis"]["restart_failed_node_s"], on_event=self.event)
+            restart_failed_node_s=s["redis"]["restart_failed_node_s"],
+            on_event=self.event,
+        )
         if restore_from:  # the DR stack: one stage after the other, each a milestone
             await self._step("elasticache", self.redis.start())
             self.milestone("dr: elasticache ready")
             await self._step("rds", self.pg.start())
             self.milestone(f"dr: rds restored from {restore_from}")
         else:
-            await asyncio.gather(self._step("rds", self.pg.start()),
-                                 self._step("elasticache", self.redis.start()))
+            await asyncio.gather(
+                self._step("rds", self.pg.start()), self._step("elasticache", self.redis.start())
+            )
         from mpac_drill.sandbox.schema import apply_schema
 
         pw = self.secrets["db_password"]
         ports = [s["rds"]["primary_port"], s["rds"]["standby_port"]]
         self.starting = "schema"
-        await asyncio.to_thread(apply_schema, multihost_dsn(ports, "smartpos", pw),
-                                multihost_dsn(ports, "pgw", pw),
-                                orders_unique=s["app"]["orders_unique_key"])
+        await asyncio.to_thread(
+            apply_schema,
+            multihost_dsn(ports, "smartpos", pw),
+            multihost_dsn(ports, "pgw", pw),
+            orders_unique=s["app"]["orders_unique_key"],
+        )
         self._backup_task = asyncio.ensure_future(self._backup_loop())
         task_env = self._task_env()
         if restore_from:
             task_env.update(await self._ssm_parameters())
         self.ecs = EcsCluster.build(
-            log_dir=self.state_dir / "ecs", service_names=list(s["ecs"]["services"]),
+            log_dir=self.state_dir / "ecs",
+            service_names=list(s["ecs"]["services"]),
             tasks_per_service=s["ecs"]["tasks_per_service"],
-            port_base=s["ecs"]["task_port_base"], env=task_env,
-            task_start_delay_s=s["ecs"]["task_start_delay_s"], on_event=self.event,
-            task_counts={n: int(c["tasks"]) for n, c in s["ecs"]["services"].items()
-                         if "tasks" in c})
+            port_base=s["ecs"]["task_port_base"],
+            env=task_env,
+            task_start_delay_s=s["ecs"]["task_start_delay_s"],
+            on_event=self.event,
+            task_counts={
+                n: int(c["tasks"]) for n, c in s["ecs"]["services"].items() if "tasks" in c
+            },
+        )
         await self._step("ecs", self.ecs.start())
         a = s["alb"]
         for name, svc in self.ecs.services.items():
             self.albs[name] = AlbListener(
-                service=name, port=s["ecs"]["services"][name]["port"],
+                service=name,
+                port=s["ecs"]["services"][name]["port"],
                 targets=[AlbTarget(t.name, t.port) for t in svc.tasks],
                 health_interval_s=a["health_interval_s"],
                 healthy_threshold=a["healthy_threshold"],
                 unhealthy_threshold=a["unhealthy_threshold"],
-                health_timeout_s=a["health_timeout_s"])
+                health_timeout_s=a["health_timeout_s"],
+            )
             await self.albs[name].start()
         await self._step("ecs", self._wait_tasks_healthy(60))
         self.milestone("ecs: services healthy behind their ALBs")
@@ -264,8 +325,9 @@ class Daemon:
             if not sick:
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"ecs: task {sick[0]} never passed its health check "
-                           f"(see {self.state_dir / 'ecs'})")
+        raise RuntimeError(
+            f"ecs: task {sick[0]} never passed its health check (see {self.state_dir / 'ecs'})"
+        )
 
     async def _backup_loop(self) -> None:
         """A base backup of the primary now and every ``backup.base_interval_s`` (RDS's
@@ -283,15 +345,28 @@ class Daemon:
                 if primary is None:
                     raise SandboxError("no primary to back up")
                 rec = await snapshots.take_base_backup(
-                    self.bucket, port=primary.port, passfile=self.pg.passfile,
-                    env=self._env(), source=primary.name)
+                    self.bucket,
+                    port=primary.port,
+                    passfile=self.pg.passfile,
+                    env=self._env(),
+                    source=primary.name,
+                )
                 removed, wal_removed = snapshots.prune(self.bucket, keep)
-                self.backups.update(taken=self.backups["taken"] + 1, newest=rec["finished_at"],
-                                    error=None, kept=len(snapshots.list_base_backups(self.bucket)))
-                self.event(f"backup: base backup {rec['id']} of {primary.name} "
-                           f"({rec['size_bytes'] / 1e6:.1f} MB in {rec['duration_s']:.2f} s)"
-                           + (f"; removed {len(removed)} older with {wal_removed} WAL files"
-                              if removed else ""))
+                self.backups.update(
+                    taken=self.backups["taken"] + 1,
+                    newest=rec["finished_at"],
+                    error=None,
+                    kept=len(snapshots.list_base_backups(self.bucket)),
+                )
+                self.event(
+                    f"backup: base backup {rec['id']} of {primary.name} "
+                    f"({rec['size_bytes'] / 1e6:.1f} MB in {rec['duration_s']:.2f} s)"
+                    + (
+                        f"; removed {len(removed)} older with {wal_removed} WAL files"
+                        if removed
+                        else ""
+                    )
+                )
                 self._first_backup.set()
                 next_at += interval
             except (SandboxError, OSError, KeyError, ValueError) as exc:
@@ -305,8 +380,10 @@ class Daemon:
         try:
             await asyncio.wait_for(self._first_backup.wait(), timeout_s)
         except TimeoutError:
-            raise RuntimeError(f"backup: no base backup after {timeout_s:.0f} s: "
-                               f"{self.backups['error'] or 'still running'}") from None
+            raise RuntimeError(
+                f"backup: no base backup after {timeout_s:.0f} s: "
+                f"{self.backups['error'] or 'still running'}"
+            ) from None
 
     def _apply_tuning(self) -> None:
         path = self.state_dir / "tuning.json"
@@ -319,14 +396,17 @@ class Daemon:
         self._tuning_mtime = mtime
         wanted = json.loads(path.read_text())
         if self.pg:
-            self.pg.failover_delay_s = float(wanted.get("rds.failover_delay_s",
-                                                        self.pg.failover_delay_s))
+            self.pg.failover_delay_s = float(
+                wanted.get("rds.failover_delay_s", self.pg.failover_delay_s)
+            )
         if self.ecs:
-            self.ecs.task_start_delay_s = float(wanted.get("ecs.task_start_delay_s",
-                                                           self.ecs.task_start_delay_s))
+            self.ecs.task_start_delay_s = float(
+                wanted.get("ecs.task_start_delay_s", self.ecs.task_start_delay_s)
+            )
         if self.redis:
-            self.redis.restart_failed_node_s = float(wanted.get(
-                "redis.restart_failed_node_s", self.redis.restart_failed_node_s))
+            self.redis.restart_failed_node_s = float(
+                wanted.get("redis.restart_failed_node_s", self.redis.restart_failed_node_s)
+            )
             if "redis.down_after_ms" in wanted:
                 self.redis.down_after_ms = int(wanted["redis.down_after_ms"])
                 asyncio.ensure_future(self._set_down_after(self.redis.down_after_ms))
@@ -340,8 +420,9 @@ class Daemon:
         for s in self.redis.sentinels:
             with contextlib.suppress(Exception):
                 async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
-                    await r.execute_command("SENTINEL", "SET", MASTER_NAME,
-                                            "down-after-milliseconds", ms)
+                    await r.execute_command(
+                        "SENTINEL", "SET", MASTER_NAME, "down-after-milliseconds", ms
+                    )
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -394,8 +475,7 @@ class Daemon:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     state_dir = Path(argv[0])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     os.environ[MARKER_ENV] = str(state_dir.resolve())
     started = time.monotonic()
     code = asyncio.run(Daemon(state_dir).run())

@@ -54,10 +54,18 @@ class EcsCluster:
     _stopping: bool = False
 
     @classmethod
-    def build(cls, *, log_dir: Path, service_names: list[str], tasks_per_service: int,
-              port_base: int, env: dict[str, str], task_start_delay_s: float,
-              on_event: Callable[[str], None],
-              task_counts: dict[str, int] | None = None) -> EcsCluster:
+    def build(
+        cls,
+        *,
+        log_dir: Path,
+        service_names: list[str],
+        tasks_per_service: int,
+        port_base: int,
+        env: dict[str, str],
+        task_start_delay_s: float,
+        on_event: Callable[[str], None],
+        task_counts: dict[str, int] | None = None,
+    ) -> EcsCluster:
         services = {}
         port = port_base
         for name in service_names:
@@ -66,8 +74,13 @@ class EcsCluster:
                 tasks.append(Task(service=name, index=i + 1, port=port))
                 port += 1
             services[name] = EcsService(name, tasks)
-        return cls(log_dir=log_dir, services=services, env=env,
-                   task_start_delay_s=task_start_delay_s, on_event=on_event)
+        return cls(
+            log_dir=log_dir,
+            services=services,
+            env=env,
+            task_start_delay_s=task_start_delay_s,
+            on_event=on_event,
+        )
 
     def all_tasks(self) -> list[Task]:
         return [t for s in self.services.values() for t in s.tasks]
@@ -81,9 +94,20 @@ class EcsCluster:
         env = {**self.env, "MPAC_SERVICE": task.service, "MPAC_TASK": task.name}
         logf = (self.log_dir / f"{task.service}-task-{task.index}.log").open("ab")
         task.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mpac_drill.sandbox.task", "--service", task.service,
-            "--port", str(task.port), "--not-before", f"{not_before:.6f}", env=env,
-            stdout=logf, stderr=logf, start_new_session=True)
+            sys.executable,
+            "-m",
+            "mpac_drill.sandbox.task",
+            "--service",
+            task.service,
+            "--port",
+            str(task.port),
+            "--not-before",
+            f"{not_before:.6f}",
+            env=env,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+        )
         logf.close()
         record_spawn(task.proc.pid)
         task.starts += 1
@@ -129,6 +153,15 @@ class EcsCluster:
                 await p.wait()
 
     def describe(self, health: dict[str, bool]) -> list[dict[str, Any]]:
-        return [{"name": t.name, "kind": "ecs", "role": "task", "pid": t.pid,
-                 "address": f"127.0.0.1:{t.port}", "healthy": bool(health.get(t.name)),
-                 "detail": f"starts={t.starts}"} for t in self.all_tasks()]
+        return [
+            {
+                "name": t.name,
+                "kind": "ecs",
+                "role": "task",
+                "pid": t.pid,
+                "address": f"127.0.0.1:{t.port}",
+                "healthy": bool(health.get(t.name)),
+                "detail": f"starts={t.starts}",
+            }
+            for t in self.all_tasks()
+        ]

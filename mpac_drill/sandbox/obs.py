@@ -48,11 +48,13 @@ def _slug(title: str) -> str:
     return _SLUG.sub("-", title.lower()).strip("-")
 
 
-def _grafana_api(dashboards: list[dict[str, Any]], dashboards_dir: Path, started: float,
-                 api_token: str) -> list[Route]:
+def _grafana_api(
+    dashboards: list[dict[str, Any]], dashboards_dir: Path, started: float, api_token: str
+) -> list[Route]:
     """``/api/dashboards/uid/{uid}`` and ``/api/search`` over the provisioned files."""
-    stamp = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
+    stamp = (
+        datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
     docs: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
     for i, d in enumerate(dashboards, 1):
         doc = json.loads((dashboards_dir / d["file"]).read_bytes())
@@ -75,13 +77,30 @@ def _grafana_api(dashboards: list[dict[str, Any]], dashboards_dir: Path, started
             return JSONResponse({"message": "Dashboard not found"}, status_code=404)
         _, doc, d = found
         slug = _slug(d["title"])
-        meta = {"type": "db", "canSave": False, "canEdit": True, "canAdmin": False,
-                "canStar": True, "canDelete": False, "slug": slug,
-                "url": f"/d/{d['uid']}/{slug}", "expires": "0001-01-01T00:00:00Z",
-                "created": stamp, "updated": stamp, "updatedBy": "Anonymous",
-                "createdBy": "Anonymous", "version": doc["version"], "hasAcl": False,
-                "isFolder": False, "folderId": 0, "folderUid": "", "folderTitle": "General",
-                "folderUrl": "", "provisioned": True, "provisionedExternalId": d["file"]}
+        meta = {
+            "type": "db",
+            "canSave": False,
+            "canEdit": True,
+            "canAdmin": False,
+            "canStar": True,
+            "canDelete": False,
+            "slug": slug,
+            "url": f"/d/{d['uid']}/{slug}",
+            "expires": "0001-01-01T00:00:00Z",
+            "created": stamp,
+            "updated": stamp,
+            "updatedBy": "Anonymous",
+            "createdBy": "Anonymous",
+            "version": doc["version"],
+            "hasAcl": False,
+            "isFolder": False,
+            "folderId": 0,
+            "folderUid": "",
+            "folderTitle": "General",
+            "folderUrl": "",
+            "provisioned": True,
+            "provisionedExternalId": d["file"],
+        }
         return JSONResponse({"dashboard": doc, "meta": meta})
 
     async def search(request: Request) -> JSONResponse:
@@ -94,14 +113,27 @@ def _grafana_api(dashboards: list[dict[str, Any]], dashboards_dir: Path, started
         uids = set(q.getlist("dashboardUIDs"))
         hits = []
         for uid, (i, doc, d) in docs.items():
-            if (words and words not in d["title"].lower()) or (uids and uid not in uids) or (
-                    tags and not tags <= set(doc.get("tags", []))):
+            if (
+                (words and words not in d["title"].lower())
+                or (uids and uid not in uids)
+                or (tags and not tags <= set(doc.get("tags", [])))
+            ):
                 continue
             slug = _slug(d["title"])
-            hits.append({"id": i, "uid": uid, "title": d["title"], "uri": f"db/{slug}",
-                         "url": f"/d/{uid}/{slug}", "slug": "", "type": "dash-db",
-                         "tags": list(doc.get("tags", [])), "isStarred": False,
-                         "sortMeta": 0})
+            hits.append(
+                {
+                    "id": i,
+                    "uid": uid,
+                    "title": d["title"],
+                    "uri": f"db/{slug}",
+                    "url": f"/d/{uid}/{slug}",
+                    "slug": "",
+                    "type": "dash-db",
+                    "tags": list(doc.get("tags", [])),
+                    "isStarred": False,
+                    "sortMeta": 0,
+                }
+            )
         hits.sort(key=lambda h: str(h["title"]).lower())
         try:
             limit = max(1, int(q.get("limit", "1000")))
@@ -109,12 +141,15 @@ def _grafana_api(dashboards: list[dict[str, Any]], dashboards_dir: Path, started
             return JSONResponse({"message": "bad limit"}, status_code=400)
         return JSONResponse(hits[:limit])
 
-    return [Route("/api/dashboards/uid/{uid}", dashboard_by_uid, methods=["GET"]),
-            Route("/api/search", search, methods=["GET"])]
+    return [
+        Route("/api/dashboards/uid/{uid}", dashboard_by_uid, methods=["GET"]),
+        Route("/api/search", search, methods=["GET"]),
+    ]
 
 
-def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = None,
-                   api_token: str | None = None) -> Starlette:
+def create_obs_app(
+    bucket: Path | None = None, dashboards_dir: Path | None = None, api_token: str | None = None
+) -> Starlette:
     bucket = Path(bucket or os.environ.get("MPAC_OBS_BUCKET", ""))
     dashboards_dir = Path(dashboards_dir or os.environ.get("MPAC_OBS_DASHBOARDS", ""))
     if not str(bucket) or not dashboards_dir.is_dir():
@@ -131,9 +166,15 @@ def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = Non
             ok = bool(dashboards)
         except OSError:
             ok = False
-        return JSONResponse({"ok": ok, "service": "mpac-obs", "dashboards": len(dashboards),
-                             "up_s": round(time.time() - started, 3)},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {
+                "ok": ok,
+                "service": "mpac-obs",
+                "dashboards": len(dashboards),
+                "up_s": round(time.time() - started, 3),
+            },
+            status_code=200 if ok else 503,
+        )
 
     async def push(request: Request) -> JSONResponse:
         try:
@@ -161,13 +202,15 @@ def create_obs_app(bucket: Path | None = None, dashboards_dir: Path | None = Non
     async def list_dashboards(request: Request) -> JSONResponse:
         return JSONResponse({"dashboards": dashboards})
 
-    return Starlette(routes=[
-        Route("/health", health, methods=["GET"]),
-        Route("/push", push, methods=["POST"]),
-        Route("/query", query, methods=["GET"]),
-        Route("/dashboards", list_dashboards, methods=["GET"]),
-        *_grafana_api(dashboards, dashboards_dir, started, token),
-    ])
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/push", push, methods=["POST"]),
+            Route("/query", query, methods=["GET"]),
+            Route("/dashboards", list_dashboards, methods=["GET"]),
+            *_grafana_api(dashboards, dashboards_dir, started, token),
+        ]
+    )
 
 
 __all__ = ["create_obs_app", "provision"]

@@ -71,8 +71,15 @@ wal_recycle = off
 
 
 def conninfo(port: int, password: str, dbname: str = "postgres", **extra: Any) -> str:
-    parts = {"host": "127.0.0.1", "port": port, "user": USER, "password": password,
-             "dbname": dbname, "connect_timeout": 2, **extra}
+    parts = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": USER,
+        "password": password,
+        "dbname": dbname,
+        "connect_timeout": 2,
+        **extra,
+    }
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
@@ -136,8 +143,13 @@ class PgCluster:
 
     def _node(self, name: str, port: int) -> PgNode:
         sock = self.base_dir / f"{name}-sock"
-        return PgNode(name=name, port=port, data_dir=self.base_dir / name, sock_dir=sock,
-                      log_path=self.base_dir / f"{name}.log")
+        return PgNode(
+            name=name,
+            port=port,
+            data_dir=self.base_dir / name,
+            sock_dir=sock,
+            log_path=self.base_dir / f"{name}.log",
+        )
 
     # ------------------------------------------------------------ queries
 
@@ -179,10 +191,24 @@ class PgCluster:
             self.restored = await restore_primary(self, a, self.restore_from)
             await self._build_standby(b, a)
             return
-        await self._run([pg_bin("initdb"), "-D", str(a.data_dir), "-U", USER, "-E", "UTF8",
-                         "--auth-host=scram-sha-256", "--auth-local=trust",
-                         f"--pwfile={pwfile}", "--no-sync", "--no-instructions",
-                         f"--wal-segsize={WAL_SEGMENT_MB}"], "initdb")
+        await self._run(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(a.data_dir),
+                "-U",
+                USER,
+                "-E",
+                "UTF8",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                f"--pwfile={pwfile}",
+                "--no-sync",
+                "--no-instructions",
+                f"--wal-segsize={WAL_SEGMENT_MB}",
+            ],
+            "initdb",
+        )
         pwfile.unlink()
         a.sock_dir.mkdir(exist_ok=True)
         chown_for_postgres(a.sock_dir)
@@ -191,8 +217,12 @@ class PgCluster:
         with (a.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(_CONF.format(sock=a.sock_dir))
             if self.archive_command is not None:
-                fh.write(_ARCHIVE_CONF.format(command=self.archive_command.replace("'", "''"),
-                                              timeout_s=max(1, int(self.archive_timeout_s))))
+                fh.write(
+                    _ARCHIVE_CONF.format(
+                        command=self.archive_command.replace("'", "''"),
+                        timeout_s=max(1, int(self.archive_timeout_s)),
+                    )
+                )
         await self._launch(a, "primary")
         for db in DATABASES:
             await self._sql(a.port, f"CREATE DATABASE {db} OWNER {USER}")
@@ -217,8 +247,12 @@ class PgCluster:
 
     async def _run(self, argv: list[str], what: str) -> None:
         proc = await asyncio.create_subprocess_exec(
-            *as_postgres_user(argv), env=self.env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            *as_postgres_user(argv),
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
             tail = out.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
@@ -229,9 +263,22 @@ class PgCluster:
         chown_for_postgres(node.sock_dir)
         logf = node.log_path.open("ab")
         node.proc = await asyncio.create_subprocess_exec(
-            *as_postgres_user([pg_bin("postgres"), "-D", str(node.data_dir), "-p", str(node.port),
-                               "-c", f"unix_socket_directories={node.sock_dir}"]),
-            env=self.env, stdout=logf, stderr=logf, start_new_session=True)
+            *as_postgres_user(
+                [
+                    pg_bin("postgres"),
+                    "-D",
+                    str(node.data_dir),
+                    "-p",
+                    str(node.port),
+                    "-c",
+                    f"unix_socket_directories={node.sock_dir}",
+                ]
+            ),
+            env=self.env,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+        )
         logf.close()
         record_spawn(node.proc.pid)
         node.role = role
@@ -256,17 +303,39 @@ class PgCluster:
     async def _build_standby(self, node: PgNode, primary: PgNode) -> None:
         node.role = "rebuilding"
         shutil.rmtree(node.data_dir, ignore_errors=True)
-        await self._run([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                         "-U", USER, "-D", str(node.data_dir), "-X", "stream", "--no-sync",
-                         "-c", "fast", "-d", f"passfile={self.passfile}"], "pg_basebackup")
+        await self._run(
+            [
+                pg_bin("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                USER,
+                "-D",
+                str(node.data_dir),
+                "-X",
+                "stream",
+                "--no-sync",
+                "-c",
+                "fast",
+                "-d",
+                f"passfile={self.passfile}",
+            ],
+            "pg_basebackup",
+        )
         auto = node.data_dir / "postgresql.auto.conf"
         # A base backup copies the primary's ALTER SYSTEM settings: a standby must not
         # wait for a synchronous standby of its own.
-        lines = [ln for ln in auto.read_text().splitlines()
-                 if not ln.startswith(("synchronous_standby_names", "primary_conninfo"))]
+        lines = [
+            ln
+            for ln in auto.read_text().splitlines()
+            if not ln.startswith(("synchronous_standby_names", "primary_conninfo"))
+        ]
         lines.append(
             f"primary_conninfo = 'host=127.0.0.1 port={primary.port} user={USER} "
-            f"passfile={self.passfile} application_name={node.name}'")
+            f"passfile={self.passfile} application_name={node.name}'"
+        )
         auto.write_text("\n".join(lines) + "\n")
         (node.data_dir / "standby.signal").touch()
         for p in (auto, node.data_dir / "standby.signal"):
@@ -283,8 +352,8 @@ class PgCluster:
         while loop.time() < deadline:
             rows = await self._sql(
                 primary.port,
-                "SELECT state FROM pg_stat_replication WHERE application_name = "
-                f"'{node.name}'")
+                f"SELECT state FROM pg_stat_replication WHERE application_name = '{node.name}'",
+            )
             if rows and rows[0][0] == "streaming":
                 node.streaming = True
                 return
@@ -356,6 +425,15 @@ class PgCluster:
         for n in self.nodes:
             ok = n.pid is not None and (n.role == "primary" or n.streaming)
             detail = "streaming" if n.streaming else ("read-write" if n.role == "primary" else "")
-            out.append({"name": n.name, "kind": "rds", "role": n.role, "pid": n.pid,
-                        "address": f"127.0.0.1:{n.port}", "healthy": ok, "detail": detail})
+            out.append(
+                {
+                    "name": n.name,
+                    "kind": "rds",
+                    "role": n.role,
+                    "pid": n.pid,
+                    "address": f"127.0.0.1:{n.port}",
+                    "healthy": ok,
+                    "detail": detail,
+                }
+            )
         return out

@@ -100,8 +100,14 @@ def as_postgres_user(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: drop to ``nobody`` when we are root."""
     if not running_as_root():
         return argv
-    return ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups",
-            "--", *argv]
+    return [
+        "setpriv",
+        f"--reuid={NOBODY_UID}",
+        f"--regid={NOBODY_UID}",
+        "--clear-groups",
+        "--",
+        *argv,
+    ]
 
 
 def chown_for_postgres(path: Path) -> None:
@@ -202,8 +208,7 @@ def marked_processes(state_dir: Path) -> list[psutil.Process]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             # Redis overwrites its environment; a node spawned just before the daemon died
             # is in no ledger either, but it runs inside the state folder (``--dir``)
-            if p.environ().get(MARKER_ENV) == marker or (
-                    p.cwd() + "/").startswith(marker + "/"):
+            if p.environ().get(MARKER_ENV) == marker or (p.cwd() + "/").startswith(marker + "/"):
                 roots.append(p)
     found: dict[int, psutil.Process] = {}
     for p in roots:

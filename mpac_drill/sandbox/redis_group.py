@@ -62,10 +62,13 @@ class RedisGroup:
 
     def __post_init__(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.nodes = [RedisNode("redis-a", self.primary_port, "redis"),
-                      RedisNode("redis-b", self.replica_port, "redis")]
-        self.sentinels = [RedisNode(f"sentinel-{i + 1}", p, "sentinel")
-                          for i, p in enumerate(self.sentinel_ports)]
+        self.nodes = [
+            RedisNode("redis-a", self.primary_port, "redis"),
+            RedisNode("redis-b", self.replica_port, "redis"),
+        ]
+        self.sentinels = [
+            RedisNode(f"sentinel-{i + 1}", p, "sentinel") for i, p in enumerate(self.sentinel_ports)
+        ]
 
     async def start(self) -> None:
         a, b = self.nodes
@@ -94,18 +97,37 @@ class RedisGroup:
     async def _spawn(self, node: RedisNode, argv: list[str]) -> None:
         logf = (self.base_dir / f"{node.name}.log").open("ab")
         node.proc = await asyncio.create_subprocess_exec(
-            *argv, env=self.env, stdout=logf, stderr=logf, start_new_session=True)
+            *argv, env=self.env, stdout=logf, stderr=logf, start_new_session=True
+        )
         logf.close()
         record_spawn(node.proc.pid)
         await self._wait_ping(node)
         self._watch(node)
 
     async def _launch(self, node: RedisNode, replicaof: int | None) -> None:
-        argv = [redis_server_bin(), "--port", str(node.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.base_dir),
-                "--dbfilename", f"{node.name}.rdb", "--protected-mode", "no",
-                "--daemonize", "no", "--repl-diskless-sync", "yes",
-                "--repl-diskless-sync-delay", "0"]
+        argv = [
+            redis_server_bin(),
+            "--port",
+            str(node.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.base_dir),
+            "--dbfilename",
+            f"{node.name}.rdb",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ]
         if replicaof is not None:
             argv += ["--replicaof", "127.0.0.1", str(replicaof)]
         node.role = "replica" if replicaof is not None else "primary"
@@ -117,7 +139,10 @@ class RedisGroup:
         replica = b if primary is a else a
         conf = self.base_dir / f"{s.name}.conf"
         lines = [
-            f"port {s.port}", "bind 127.0.0.1", "protected-mode no", f"dir {self.base_dir}",
+            f"port {s.port}",
+            "bind 127.0.0.1",
+            "protected-mode no",
+            f"dir {self.base_dir}",
             f"sentinel myid {_myid(s.port)}",
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary.port} 2",
             f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
@@ -125,8 +150,11 @@ class RedisGroup:
             f"sentinel parallel-syncs {MASTER_NAME} 1",
             f"sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica.port}",
         ]
-        lines += [f"sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {o.port} {_myid(o.port)}"
-                  for o in self.sentinels if o is not s]
+        lines += [
+            f"sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {o.port} {_myid(o.port)}"
+            for o in self.sentinels
+            if o is not s
+        ]
         conf.write_text("\n".join(lines) + "\n")  # Sentinel rewrites it: regenerate each run
         s.role = "sentinel"
         await self._spawn(s, [redis_server_bin(), str(conf), "--sentinel"])
@@ -167,8 +195,7 @@ class RedisGroup:
                     async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
                         m = await r.execute_command("SENTINEL", "MASTER", MASTER_NAME)
                         d = dict(zip(m[::2], m[1::2], strict=False)) if isinstance(m, list) else m
-                        others = d.get(b"num-other-sentinels",
-                                       d.get("num-other-sentinels", 0)) or 0
+                        others = d.get(b"num-other-sentinels", d.get("num-other-sentinels", 0)) or 0
                         seen.append(int(others))
                 if all(n >= len(self.sentinels) - 1 for n in seen):
                     return
@@ -229,8 +256,9 @@ class RedisGroup:
                 continue
             try:
                 async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
-                    addr = await r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
-                                                   MASTER_NAME)
+                    addr = await r.execute_command(
+                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
+                    )
                     if addr:
                         return int(addr[1])
             except (aredis.RedisError, OSError):
@@ -255,6 +283,15 @@ class RedisGroup:
         return roles == ["primary", "replica"] and all(s.pid for s in self.sentinels)
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"name": n.name, "kind": "elasticache", "role": n.role, "pid": n.pid,
-                 "address": f"127.0.0.1:{n.port}", "healthy": n.pid is not None,
-                 "detail": ""} for n in [*self.nodes, *self.sentinels]]
+        return [
+            {
+                "name": n.name,
+                "kind": "elasticache",
+                "role": n.role,
+                "pid": n.pid,
+                "address": f"127.0.0.1:{n.port}",
+                "healthy": n.pid is not None,
+                "detail": "",
+            }
+            for n in [*self.nodes, *self.sentinels]
+        ]

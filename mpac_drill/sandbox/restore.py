@@ -27,24 +27,34 @@ if TYPE_CHECKING:
 
 #: Settings of the copied base backup that must not reach the restored instance: it waits
 #: for no synchronous standby, follows no primary, and archives into its own bucket.
-_DROP = ("synchronous_standby_names", "primary_conninfo", "archive_", "restore_command",
-         "recovery_target")
+_DROP = (
+    "synchronous_standby_names",
+    "primary_conninfo",
+    "archive_",
+    "restore_command",
+    "recovery_target",
+)
 
 
-def configure_restore(data_dir: Path, *, bucket: Path, archive_command: str | None,
-                      archive_timeout_s: int) -> None:
+def configure_restore(
+    data_dir: Path, *, bucket: Path, archive_command: str | None, archive_timeout_s: int
+) -> None:
     """Make ``data_dir`` (a base backup copy) replay the bucket's whole WAL archive and
     promote at its end, archiving its own new timeline with ``archive_command``."""
     auto = data_dir / "postgresql.auto.conf"
     lines = [ln for ln in auto.read_text().splitlines() if not ln.startswith(_DROP)]
-    lines += ["synchronous_standby_names = ''", "log_timezone = 'UTC'",
-              "restore_command = '{}'".format(
-                  snapshots.restore_command(bucket).replace("'", "''")),
-              "recovery_target_timeline = 'latest'"]
+    lines += [
+        "synchronous_standby_names = ''",
+        "log_timezone = 'UTC'",
+        "restore_command = '{}'".format(snapshots.restore_command(bucket).replace("'", "''")),
+        "recovery_target_timeline = 'latest'",
+    ]
     if archive_command is not None:
-        lines += ["archive_mode = always",
-                  "archive_command = '{}'".format(archive_command.replace("'", "''")),
-                  f"archive_timeout = {max(1, int(archive_timeout_s))}"]
+        lines += [
+            "archive_mode = always",
+            "archive_command = '{}'".format(archive_command.replace("'", "''")),
+            f"archive_timeout = {max(1, int(archive_timeout_s))}",
+        ]
     else:
         lines.append("archive_mode = off")
     auto.write_text("\n".join(lines) + "\n")
@@ -54,8 +64,9 @@ def configure_restore(data_dir: Path, *, bucket: Path, archive_command: str | No
         chown_for_postgres(p)
 
 
-async def restore_primary(pg: PgCluster, node: PgNode, bucket: Path,
-                          timeout_s: float = 60) -> dict[str, Any]:
+async def restore_primary(
+    pg: PgCluster, node: PgNode, bucket: Path, timeout_s: float = 60
+) -> dict[str, Any]:
     """Restore ``node`` from ``bucket`` and start it as the cluster's primary.
 
     Events: ``rds: restore: ...`` per stage, timed by the daemon's clock. Raises
@@ -67,13 +78,18 @@ async def restore_primary(pg: PgCluster, node: PgNode, bucket: Path,
     base = backups[-1]
     wal = snapshots.list_snapshots(bucket)["wal"]
     t0 = time.monotonic()
-    size = await asyncio.to_thread(snapshots.copy_base_backup, bucket, base["id"],
-                                   node.data_dir)
-    configure_restore(node.data_dir, bucket=bucket, archive_command=pg.archive_command,
-                      archive_timeout_s=pg.archive_timeout_s)
-    pg.on_event(f"rds: restore: base backup {base['id']} copied ({size / 1e6:.1f} MB in "
-                f"{time.monotonic() - t0:.2f} s); replaying {wal['files']} archived WAL "
-                f"files up to {wal['newest_file']}")
+    size = await asyncio.to_thread(snapshots.copy_base_backup, bucket, base["id"], node.data_dir)
+    configure_restore(
+        node.data_dir,
+        bucket=bucket,
+        archive_command=pg.archive_command,
+        archive_timeout_s=pg.archive_timeout_s,
+    )
+    pg.on_event(
+        f"rds: restore: base backup {base['id']} copied ({size / 1e6:.1f} MB in "
+        f"{time.monotonic() - t0:.2f} s); replaying {wal['files']} archived WAL "
+        f"files up to {wal['newest_file']}"
+    )
     t1 = time.monotonic()
     await pg._launch(node, "primary")  # answers once consistent (hot standby), then replays
     loop = asyncio.get_running_loop()
@@ -86,24 +102,38 @@ async def restore_primary(pg: PgCluster, node: PgNode, bucket: Path,
         except psycopg.Error:
             pass
         if node.pid is None:
-            raise SandboxError(f"rds: the restored instance stopped during recovery "
-                               f"(see {node.log_path})")
+            raise SandboxError(
+                f"rds: the restored instance stopped during recovery (see {node.log_path})"
+            )
         if loop.time() > deadline:
-            raise SandboxError(f"rds: the restored instance was not promoted within "
-                               f"{timeout_s:g} s (see {node.log_path})")
+            raise SandboxError(
+                f"rds: the restored instance was not promoted within "
+                f"{timeout_s:g} s (see {node.log_path})"
+            )
         await asyncio.sleep(0.02)
     # The restored primary stops reading the old bucket; a standby copies these settings.
-    for stmt in ("ALTER SYSTEM RESET restore_command",
-                 "ALTER SYSTEM RESET recovery_target_timeline", "SELECT pg_reload_conf()"):
+    for stmt in (
+        "ALTER SYSTEM RESET restore_command",
+        "ALTER SYSTEM RESET recovery_target_timeline",
+        "SELECT pg_reload_conf()",
+    ):
         await pg._sql(node.port, stmt)
     rlog = snapshots.read_recovery_log(node.log_path)
-    out = {"base_backup": base["id"], "base_finished_at": base["finished_at"],
-           "wal_files": wal["files"], "newest_wal_file": wal["newest_file"],
-           "newest_wal_at": wal["newest_at"], "replay_s": round(time.monotonic() - t1, 4),
-           "last_commit_at": rlog["last_commit_at"], "timeline": rlog["timeline"]}
-    pg.on_event(f"rds: restore: promoted on timeline {rlog['timeline']} after "
-                f"{out['replay_s']:.2f} s of WAL replay; last replayed commit "
-                f"{rlog['last_commit_at']}")
+    out = {
+        "base_backup": base["id"],
+        "base_finished_at": base["finished_at"],
+        "wal_files": wal["files"],
+        "newest_wal_file": wal["newest_file"],
+        "newest_wal_at": wal["newest_at"],
+        "replay_s": round(time.monotonic() - t1, 4),
+        "last_commit_at": rlog["last_commit_at"],
+        "timeline": rlog["timeline"],
+    }
+    pg.on_event(
+        f"rds: restore: promoted on timeline {rlog['timeline']} after "
+        f"{out['replay_s']:.2f} s of WAL replay; last replayed commit "
+        f"{rlog['last_commit_at']}"
+    )
     return out
 
 

@@ -34,8 +34,9 @@ class FrontDoor:
     """A TCP forwarder per service; ``records``: service → (front port, ALB port)."""
 
     def __init__(self, records: dict[str, tuple[int, int]], region: str) -> None:
-        self.records = {name: Record(name, port, target, region)
-                        for name, (port, target) in records.items()}
+        self.records = {
+            name: Record(name, port, target, region) for name, (port, target) in records.items()
+        }
         self.changes: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -77,8 +78,11 @@ class FrontDoor:
         for name, port in targets.items():
             rec = self.records[name]
             rec.target_port, rec.region = int(port), region  # read per connection
-        change = {"region": region, "before": before,
-                  "after": {n: f"{region}:{p}" for n, p in targets.items()}}
+        change = {
+            "region": region,
+            "before": before,
+            "after": {n: f"{region}:{p}" for n, p in targets.items()},
+        }
         self.changes.append(change)
         return change
 
@@ -93,9 +97,11 @@ class FrontDoor:
         self._loop = loop
         try:
             for rec in self.records.values():
-                server = loop.run_until_complete(asyncio.start_server(
-                    self._handler(rec), "127.0.0.1", rec.port, reuse_address=True,
-                    backlog=512))
+                server = loop.run_until_complete(
+                    asyncio.start_server(
+                        self._handler(rec), "127.0.0.1", rec.port, reuse_address=True, backlog=512
+                    )
+                )
                 self._servers.append(server)
         except OSError as exc:
             self._error = exc
@@ -114,12 +120,14 @@ class FrontDoor:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 up_reader, up_writer = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", rec.target_port), 2.0)
+                    asyncio.open_connection("127.0.0.1", rec.target_port), 2.0
+                )
             except (OSError, TimeoutError):
                 writer.close()  # the region behind the record does not answer
                 return
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
+            )
 
         return handle
 

@@ -40,8 +40,9 @@ _MAX_INT4 = 2**31 - 1
 # --- shared helpers ------------------------------------------------------------------------
 
 
-async def _fields(request: Request, texts: tuple[str, ...], ints: tuple[str, ...] = ()
-                  ) -> dict[str, Any] | None:
+async def _fields(
+    request: Request, texts: tuple[str, ...], ints: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
     """The JSON body's ``texts`` (non-empty strings) and ``ints`` (int4 >= 0), or None."""
     try:
         body = await request.json()
@@ -54,8 +55,9 @@ async def _fields(request: Request, texts: tuple[str, ...], ints: tuple[str, ...
     return {k: body[k] for k in (*texts, *ints)} if ok else None
 
 
-async def http_json(method: str, base_url: str, path: str, body: dict[str, Any] | None,
-                    timeout_s: float) -> tuple[int, dict[str, Any]]:
+async def http_json(
+    method: str, base_url: str, path: str, body: dict[str, Any] | None, timeout_s: float
+) -> tuple[int, dict[str, Any]]:
     """One HTTP/1.1 exchange with a JSON body, bounded by ``timeout_s`` as a whole.
 
     :raises OSError, TimeoutError, ValueError: unreachable, too slow, or not HTTP/JSON.
@@ -70,7 +72,9 @@ async def http_json(method: str, base_url: str, path: str, body: dict[str, Any] 
             writer.write(
                 f"{method} {parts.path.rstrip('/')}{path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-                "Connection: close\r\n\r\n".encode() + payload)
+                "Connection: close\r\n\r\n".encode()
+                + payload
+            )
             await writer.drain()
             raw = await reader.read()
         finally:
@@ -102,8 +106,11 @@ def _bad_request(message: str) -> JSONResponse:
 
 
 def _unavailable(exc: Unavailable, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": f"{exc.dependency} unavailable", "dependency": exc.dependency,
-            "reason": exc.reason}
+    body = {
+        "error": f"{exc.dependency} unavailable",
+        "dependency": exc.dependency,
+        "reason": exc.reason,
+    }
     return JSONResponse(body, status_code=503, headers=headers)
 
 
@@ -164,8 +171,9 @@ def _portal_routes(ctx: Context) -> list[Route]:
         if scheme.lower() != "bearer" or not token:
             return JSONResponse({"error": "missing bearer token"}, status_code=401)
         try:
-            return jwt.decode(token.strip(), secret, algorithms=["HS256"],
-                              options={"require": ["exp", "jti"]})
+            return jwt.decode(
+                token.strip(), secret, algorithms=["HS256"], options={"require": ["exp", "jti"]}
+            )
         except jwt.ExpiredSignatureError:
             return JSONResponse({"error": "token expired"}, status_code=401)
         except jwt.InvalidTokenError:
@@ -188,13 +196,16 @@ def _portal_routes(ctx: Context) -> list[Route]:
         try:
             revoked = await ctx.call("redis", ctx.redis.exists(f"revoked:{claims['jti']}"))
         except Unavailable:  # runbook 1.3: fail open, revocation unenforced until Redis is back
-            return JSONResponse({**body, "revocation_check": "skipped"},
-                                headers={"X-Revocation-Check": "skipped"})
+            return JSONResponse(
+                {**body, "revocation_check": "skipped"}, headers={"X-Revocation-Check": "skipped"}
+            )
         if revoked:
-            return JSONResponse({"error": "token revoked"}, status_code=401,
-                                headers={"X-Revocation-Check": "ok"})
-        return JSONResponse({**body, "revocation_check": "ok"},
-                            headers={"X-Revocation-Check": "ok"})
+            return JSONResponse(
+                {"error": "token revoked"}, status_code=401, headers={"X-Revocation-Check": "ok"}
+            )
+        return JSONResponse(
+            {**body, "revocation_check": "ok"}, headers={"X-Revocation-Check": "ok"}
+        )
 
     async def revoke(request: Request) -> JSONResponse:
         claims = claims_of(request)
@@ -207,16 +218,23 @@ def _portal_routes(ctx: Context) -> list[Route]:
             return _unavailable(exc)
         return JSONResponse({"revoked": True, "jti": claims["jti"], "ttl_s": ttl})
 
-    return [Route("/login", login, methods=["POST"]), Route("/verify", verify, methods=["GET"]),
-            Route("/revoke", revoke, methods=["POST"])]
+    return [
+        Route("/login", login, methods=["POST"]),
+        Route("/verify", verify, methods=["GET"]),
+        Route("/revoke", revoke, methods=["POST"]),
+    ]
 
 
 # --- svc-smarttab and pgw ------------------------------------------------------------------
 
 
 async def _insert_or_replay(
-    conn: psycopg.AsyncConnection, table: str, key_column: str, row: dict[str, Any],
-    *, on_conflict: bool = True,
+    conn: psycopg.AsyncConnection,
+    table: str,
+    key_column: str,
+    row: dict[str, Any],
+    *,
+    on_conflict: bool = True,
 ) -> tuple[int, bool]:
     """Insert ``row`` and return ``(id, False)``, or the existing row's ``(id, True)``.
 
@@ -235,7 +253,8 @@ async def _insert_or_replay(
     except pg_errors.UniqueViolation:
         pass
     cur = await conn.execute(
-        f"SELECT id FROM {table} WHERE {key_column} = %s ORDER BY id LIMIT 1", (row[key_column],))
+        f"SELECT id FROM {table} WHERE {key_column} = %s ORDER BY id LIMIT 1", (row[key_column],)
+    )
     existing = await cur.fetchone()
     if existing is None:  # the conflicting row vanished: report as a database failure
         raise pg_errors.NoDataFound(f"{table} conflict without a row")
@@ -256,24 +275,33 @@ def _smarttab_routes(ctx: Context) -> list[Route]:
         except Unavailable:
             cached, cache = None, "off"
         if cached is not None:
-            return JSONResponse({"order_id": int(cached), "replay": True},
-                                headers={"X-Idempotency-Cache": "hit"})
+            return JSONResponse(
+                {"order_id": int(cached), "replay": True}, headers={"X-Idempotency-Cache": "hit"}
+            )
         try:
-            order_id, replay = await ctx.call("database", db.run(
-                lambda conn: _insert_or_replay(conn, "orders", "idempotency_key", fields,
-                                               on_conflict=unique),
-                idempotent=unique))
+            order_id, replay = await ctx.call(
+                "database",
+                db.run(
+                    lambda conn: _insert_or_replay(
+                        conn, "orders", "idempotency_key", fields, on_conflict=unique
+                    ),
+                    idempotent=unique,
+                ),
+            )
         except Unavailable as exc:
             return _unavailable(exc, {"X-Idempotency-Cache": cache})
         if cache != "off":
             try:
-                await ctx.call("redis", ctx.redis.set(f"idem:{key}", order_id,
-                                                      ex=IDEMPOTENCY_TTL_S))
+                await ctx.call(
+                    "redis", ctx.redis.set(f"idem:{key}", order_id, ex=IDEMPOTENCY_TTL_S)
+                )
             except Unavailable:
                 cache = "off"
-        return JSONResponse({"order_id": order_id, "replay": replay},
-                            status_code=200 if replay else 201,
-                            headers={"X-Idempotency-Cache": cache})
+        return JSONResponse(
+            {"order_id": order_id, "replay": replay},
+            status_code=200 if replay else 201,
+            headers={"X-Idempotency-Cache": cache},
+        )
 
     async def qr_payment(request: Request) -> JSONResponse:
         """mpac-smartpos takes a QR payment: forwarded to the PGW of ``PGW_BASE_URL``."""
@@ -285,16 +313,21 @@ def _smarttab_routes(ctx: Context) -> list[Route]:
             return _bad_request("need 'payment_id', 'client' (strings) and 'amount' (int >= 0)")
         headers = {"X-PGW": base}
         try:
-            status, body = await http_json("POST", base, "/payments/qr", fields,
-                                           ctx.settings.io_timeout_s + 0.5)
+            status, body = await http_json(
+                "POST", base, "/payments/qr", fields, ctx.settings.io_timeout_s + 0.5
+            )
         except (OSError, TimeoutError, ValueError) as exc:
-            return JSONResponse({"error": "pgw unreachable", "pgw_base_url": base,
-                                 "reason": type(exc).__name__}, status_code=502,
-                                headers=headers)
+            return JSONResponse(
+                {"error": "pgw unreachable", "pgw_base_url": base, "reason": type(exc).__name__},
+                status_code=502,
+                headers=headers,
+            )
         return JSONResponse(body, status_code=status, headers=headers)
 
-    return [Route("/orders", orders, methods=["POST"]),
-            Route("/payments/qr", qr_payment, methods=["POST"])]
+    return [
+        Route("/orders", orders, methods=["POST"]),
+        Route("/payments/qr", qr_payment, methods=["POST"]),
+    ]
 
 
 async def _rate_count(redis: Redis, key: str) -> int:
@@ -321,23 +354,37 @@ def _pgw_routes(ctx: Context) -> list[Route]:
             headers["X-RateLimit"], checked = "off", False
         else:
             if count > limit:
-                return JSONResponse({"error": "rate limited", "limit_per_s": limit},
-                                    status_code=429, headers=headers)
+                return JSONResponse(
+                    {"error": "rate limited", "limit_per_s": limit},
+                    status_code=429,
+                    headers=headers,
+                )
         row = {**fields, "rate_limit_checked": checked}
         try:
-            row_id, replay = await ctx.call("database", db.run(
-                lambda conn: _insert_or_replay(conn, "qr_payments", "payment_id", row),
-                idempotent=True))
+            row_id, replay = await ctx.call(
+                "database",
+                db.run(
+                    lambda conn: _insert_or_replay(conn, "qr_payments", "payment_id", row),
+                    idempotent=True,
+                ),
+            )
         except Unavailable as exc:
             return _unavailable(exc, headers)
-        body = {"payment_id": fields["payment_id"], "id": row_id, "replay": replay,
-                "rate_limit_checked": checked}
+        body = {
+            "payment_id": fields["payment_id"],
+            "id": row_id,
+            "replay": replay,
+            "rate_limit_checked": checked,
+        }
         return JSONResponse(body, status_code=200 if replay else 201, headers=headers)
 
     return [Route("/payments/qr", qr_payment, methods=["POST"])]
 
 
 ROUTES: dict[str, Callable[[Context], list[Route]]] = {
-    "svc-portal": _portal_routes, "svc-smarttab": _smarttab_routes, "pgw": _pgw_routes}
+    "svc-portal": _portal_routes,
+    "svc-smarttab": _smarttab_routes,
+    "pgw": _pgw_routes,
+}
 
 __all__ = ["ROUTES", "health_route", "http_json"]

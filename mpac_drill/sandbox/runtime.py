@@ -185,13 +185,16 @@ def _has_input(conn: psycopg.AsyncConnection) -> bool:
 
 def _make_redis(settings: AppSettings) -> tuple[Redis, list[Redis]]:
     """The Redis master client (through Sentinel when configured) and the Sentinel clients."""
-    timeouts = {"socket_timeout": settings.io_timeout_s,
-                "socket_connect_timeout": settings.io_timeout_s}
-    options: dict[str, Any] = {**timeouts, "retry": Retry(NoBackoff(), 1),
-                               "decode_responses": True}
+    timeouts = {
+        "socket_timeout": settings.io_timeout_s,
+        "socket_connect_timeout": settings.io_timeout_s,
+    }
+    options: dict[str, Any] = {**timeouts, "retry": Retry(NoBackoff(), 1), "decode_responses": True}
     if settings.redis_sentinels:
-        sentinel = Sentinel(list(settings.redis_sentinels),
-                            sentinel_kwargs={**timeouts, "retry": Retry(NoBackoff(), 0)})
+        sentinel = Sentinel(
+            list(settings.redis_sentinels),
+            sentinel_kwargs={**timeouts, "retry": Retry(NoBackoff(), 0)},
+        )
         return sentinel.master_for(settings.redis_master, **options), list(sentinel.sentinels)
     return Redis.from_url(settings.redis_url, **options), []
 

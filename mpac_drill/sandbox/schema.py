@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS heartbeat (id int PRIMARY KEY, at timestamptz NOT NUL
 INSERT INTO heartbeat (id, at) VALUES (1, clock_timestamp()) ON CONFLICT (id) DO NOTHING;
 """
 
-SMARTPOS_SQL = _HEARTBEAT_SQL + """
+SMARTPOS_SQL = (
+    _HEARTBEAT_SQL
+    + """
 CREATE TABLE IF NOT EXISTS orders (
     id bigserial PRIMARY KEY,
     idempotency_key text NOT NULL,
@@ -39,9 +41,13 @@ CREATE TABLE IF NOT EXISTS orders (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS orders_idempotency_key_idx ON orders (idempotency_key);
-""" + CANARY_SQL
+"""
+    + CANARY_SQL
+)
 
-PGW_SQL = _HEARTBEAT_SQL + """
+PGW_SQL = (
+    _HEARTBEAT_SQL
+    + """
 CREATE TABLE IF NOT EXISTS qr_payments (
     id bigserial PRIMARY KEY,
     payment_id text NOT NULL UNIQUE,
@@ -50,7 +56,9 @@ CREATE TABLE IF NOT EXISTS qr_payments (
     rate_limit_checked bool NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-""" + CANARY_SQL
+"""
+    + CANARY_SQL
+)
 
 
 def apply_schema(smartpos_conninfo: str, pgw_conninfo: str, *, orders_unique: bool = True) -> None:
@@ -76,7 +84,8 @@ def _apply(conninfo: str, name: str, sql: str, orders_unique: bool | None) -> No
     except pg_errors.UniqueViolation:
         raise SandboxError(
             f"{name}: orders holds duplicate idempotency keys; cannot add the unique "
-            "constraint (drop the duplicates or recreate the database)") from None
+            "constraint (drop the duplicates or recreate the database)"
+        ) from None
     except psycopg.Error as exc:
         # libpq's connection messages name host and port, never the password; other
         # messages (a malformed conninfo) might echo it, so only the class name is kept.
@@ -86,12 +95,17 @@ def _apply(conninfo: str, name: str, sql: str, orders_unique: bool | None) -> No
 
 
 def _set_orders_unique(conn: psycopg.Connection, unique: bool) -> None:
-    present = conn.execute(
-        "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = 'orders'::regclass",
-        (ORDERS_UNIQUE_CONSTRAINT,)).fetchone() is not None
+    present = (
+        conn.execute(
+            "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = 'orders'::regclass",
+            (ORDERS_UNIQUE_CONSTRAINT,),
+        ).fetchone()
+        is not None
+    )
     if unique and not present:
-        conn.execute(f"ALTER TABLE orders ADD CONSTRAINT {ORDERS_UNIQUE_CONSTRAINT} "
-                     "UNIQUE (idempotency_key)")
+        conn.execute(
+            f"ALTER TABLE orders ADD CONSTRAINT {ORDERS_UNIQUE_CONSTRAINT} UNIQUE (idempotency_key)"
+        )
     elif not unique and present:
         conn.execute(f"ALTER TABLE orders DROP CONSTRAINT {ORDERS_UNIQUE_CONSTRAINT}")
 

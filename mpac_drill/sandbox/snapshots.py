@@ -132,8 +132,9 @@ def restore_command(bucket: Path) -> str:
 # ---------------------------------------------------------------- base backups
 
 
-async def take_base_backup(bucket: Path, *, port: int, passfile: Path, env: dict[str, str],
-                           source: str) -> BaseBackup:
+async def take_base_backup(
+    bucket: Path, *, port: int, passfile: Path, env: dict[str, str], source: str
+) -> BaseBackup:
     """One ``pg_basebackup`` of the node on ``port`` into ``base/<UTC stamp>/``.
 
     Written under a hidden name and renamed when complete, so a listing never shows half
@@ -144,13 +145,37 @@ async def take_base_backup(bucket: Path, *, port: int, passfile: Path, env: dict
     work = bucket / "base" / f".{stamp}.partial"
     work.mkdir(parents=True)
     chown_for_postgres(work)
-    argv = as_postgres_user([
-        pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(port), "-U", USER,
-        "-D", str(work / "data"), "-F", "plain", "-X", "stream", "-c", "fast", "--no-sync",
-        "-l", f"mpac-drill {stamp}", "-d", f"passfile={passfile}"])
+    argv = as_postgres_user(
+        [
+            pg_bin("pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            USER,
+            "-D",
+            str(work / "data"),
+            "-F",
+            "plain",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+            "-l",
+            f"mpac-drill {stamp}",
+            "-d",
+            f"passfile={passfile}",
+        ]
+    )
     proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True)
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         out, _ = await proc.communicate()
     finally:
@@ -168,11 +193,17 @@ async def take_base_backup(bucket: Path, *, port: int, passfile: Path, env: dict
     label = (data / "backup_label").read_text()
     start_file = re.search(r"START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)", label)
     record = BaseBackup(
-        id=stamp, started_at=utc_iso(started), finished_at=utc_iso(finished),
-        duration_s=round(time.monotonic() - t0, 4), size_bytes=_size(data),
-        start_lsn=str(wal_range["Start-LSN"]), end_lsn=str(wal_range["End-LSN"]),
+        id=stamp,
+        started_at=utc_iso(started),
+        finished_at=utc_iso(finished),
+        duration_s=round(time.monotonic() - t0, 4),
+        size_bytes=_size(data),
+        start_lsn=str(wal_range["Start-LSN"]),
+        end_lsn=str(wal_range["End-LSN"]),
         timeline=int(wal_range["Timeline"]),
-        start_wal_file=start_file.group(1) if start_file else "", source=source)
+        start_wal_file=start_file.group(1) if start_file else "",
+        source=source,
+    )
     (work / "backup.json").write_text(json.dumps(record, indent=1))
     os.replace(work, bucket / "base" / stamp)
     return record
@@ -228,11 +259,16 @@ def list_snapshots(bucket: Path) -> Snapshots:
                     newest, newest_mtime = entry.name, st.st_mtime
     newest_at = datetime.fromtimestamp(newest_mtime, UTC) if newest else None
     return Snapshots(
-        bucket=str(bucket), base_backups=list_base_backups(bucket),
-        wal=WalArchive(files=files, size_bytes=size,
-                       newest_file=newest.removesuffix(".gz") if newest else None,
-                       newest_at=utc_iso(newest_at) if newest_at else None,
-                       newest_age_s=round(time.time() - newest_mtime, 3) if newest else None))
+        bucket=str(bucket),
+        base_backups=list_base_backups(bucket),
+        wal=WalArchive(
+            files=files,
+            size_bytes=size,
+            newest_file=newest.removesuffix(".gz") if newest else None,
+            newest_at=utc_iso(newest_at) if newest_at else None,
+            newest_age_s=round(time.time() - newest_mtime, 3) if newest else None,
+        ),
+    )
 
 
 def newest_before(backups: list[BaseBackup], when: datetime) -> BaseBackup | None:
@@ -285,16 +321,27 @@ def configure_recovery(dest: Path, *, bucket: Path, target_time: datetime, port:
     new timeline would shadow the sandbox's), nor wait for a synchronous standby.
     """
     auto = dest / "postgresql.auto.conf"
-    drop = ("synchronous_standby_names", "primary_conninfo", "archive_", "restore_command",
-            "recovery_target")
+    drop = (
+        "synchronous_standby_names",
+        "primary_conninfo",
+        "archive_",
+        "restore_command",
+        "recovery_target",
+    )
     lines = [ln for ln in auto.read_text().splitlines() if not ln.startswith(drop)]
     when = target_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
     lines += [
-        f"port = {port}", "listen_addresses = '127.0.0.1'", "unix_socket_directories = ''",
-        "archive_mode = off", "synchronous_standby_names = ''",
+        f"port = {port}",
+        "listen_addresses = '127.0.0.1'",
+        "unix_socket_directories = ''",
+        "archive_mode = off",
+        "synchronous_standby_names = ''",
         "restore_command = '{}'".format(restore_command(bucket).replace("'", "''")),
-        f"recovery_target_time = '{when}'", "recovery_target_action = 'promote'",
-        "recovery_target_timeline = 'latest'", "log_timezone = 'UTC'", "timezone = 'UTC'",
+        f"recovery_target_time = '{when}'",
+        "recovery_target_action = 'promote'",
+        "recovery_target_timeline = 'latest'",
+        "log_timezone = 'UTC'",
+        "timezone = 'UTC'",
     ]
     auto.write_text("\n".join(lines) + "\n")
     (dest / "standby.signal").unlink(missing_ok=True)
@@ -309,8 +356,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_instance(dest: Path, *, port: int, state_dir: Path, log_path: Path
-                   ) -> subprocess.Popen[bytes]:
+def start_instance(
+    dest: Path, *, port: int, state_dir: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
     """Start PostgreSQL on ``dest``, marked and in the pid ledger so ``sandbox down`` stops
     it even if the drill dies."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MPAC_"))}
@@ -318,8 +366,12 @@ def start_instance(dest: Path, *, port: int, state_dir: Path, log_path: Path
     with log_path.open("ab") as logf:
         proc = subprocess.Popen(
             as_postgres_user([pg_bin("postgres"), "-D", str(dest), "-p", str(port)]),
-            env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     with contextlib.suppress(OSError):
         import psutil
 
@@ -356,8 +408,15 @@ class RecoveryLog(TypedDict):
 
 def read_recovery_log(log_path: Path) -> RecoveryLog:
     """What PostgreSQL says about its recovery (``log_timezone = 'UTC'``)."""
-    out = RecoveryLog(consistent_at=None, stopped_at=None, stopped_before_commit_at=None,
-                      last_commit_at=None, timeline=None, promoted_at=None, errors=[])
+    out = RecoveryLog(
+        consistent_at=None,
+        stopped_at=None,
+        stopped_before_commit_at=None,
+        last_commit_at=None,
+        timeline=None,
+        promoted_at=None,
+        errors=[],
+    )
     with contextlib.suppress(FileNotFoundError):
         for line in log_path.read_text(errors="replace").splitlines():
             m = _LOG_LINE.match(line)
@@ -388,8 +447,28 @@ def _pg_time(text: str) -> str | None:
     return None
 
 
-__all__ = ["BaseBackup", "WalArchive", "Snapshots", "RecoveryLog", "bucket_dir", "wal_dir",
-           "reset_bucket", "archive_command", "restore_command", "take_base_backup", "prune",
-           "list_base_backups", "list_snapshots", "newest_before", "is_archived",
-           "restore_home", "copy_base_backup", "configure_recovery", "free_port",
-           "start_instance", "stop_instance", "read_recovery_log", "STAMP_FORMAT"]
+__all__ = [
+    "BaseBackup",
+    "WalArchive",
+    "Snapshots",
+    "RecoveryLog",
+    "bucket_dir",
+    "wal_dir",
+    "reset_bucket",
+    "archive_command",
+    "restore_command",
+    "take_base_backup",
+    "prune",
+    "list_base_backups",
+    "list_snapshots",
+    "newest_before",
+    "is_archived",
+    "restore_home",
+    "copy_base_backup",
+    "configure_recovery",
+    "free_port",
+    "start_instance",
+    "stop_instance",
+    "read_recovery_log",
+    "STAMP_FORMAT",
+]

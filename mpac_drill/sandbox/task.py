@@ -28,22 +28,30 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, build the app and serve it until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(
         prog="python -m mpac_drill.sandbox.task",
-        description="Run one task of an MPAC service (svc-portal, svc-smarttab, pgw, "
-                    "mpac-obs).",
+        description="Run one task of an MPAC service (svc-portal, svc-smarttab, pgw, mpac-obs).",
         epilog="example: python -m mpac_drill.sandbox.task --service pgw --port 18102",
     )
-    parser.add_argument("--service", choices=(*SERVICES, "mpac-obs"),
-                        default=os.environ.get("MPAC_SERVICE"),
-                        help="the service to run (default: $MPAC_SERVICE)")
+    parser.add_argument(
+        "--service",
+        choices=(*SERVICES, "mpac-obs"),
+        default=os.environ.get("MPAC_SERVICE"),
+        help="the service to run (default: $MPAC_SERVICE)",
+    )
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
-    parser.add_argument("--not-before", type=float, default=0.0, metavar="EPOCH",
-                        help="boot now, but open the port only at this UNIX time (the ECS "
-                             "supervisor's task start delay, exact whatever the boot time)")
+    parser.add_argument(
+        "--not-before",
+        type=float,
+        default=0.0,
+        metavar="EPOCH",
+        help="boot now, but open the port only at this UNIX time (the ECS "
+        "supervisor's task start delay, exact whatever the boot time)",
+    )
     args = parser.parse_args(argv)
     if args.service is None:
         parser.error("--service is required (or set MPAC_SERVICE)")
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     try:
         if args.service == "mpac-obs":
             from mpac_drill.sandbox.obs import create_obs_app
@@ -57,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     wait = args.not_before - time.time()
     if wait > 0:  # imports and app are ready; the "task" starts serving at its start time
         time.sleep(wait)
-    uvicorn.run(app, host=HOST, port=args.port, access_log=False, log_level="warning",
-                lifespan="on", timeout_graceful_shutdown=2, server_header=False)
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        server_header=False,
+    )
     return int(ExitCode.OK)
 
 

@@ -103,8 +103,11 @@ def moto_url() -> Iterator[str]:
     url = f"http://{host}:{port}"
     # moto moves an ECS task one state on (RUNNING → DEACTIVATING ...) each time it is
     # described; keep running tasks RUNNING so only StopTask changes them.
-    _post(url, "/moto-api/state-manager/set-transition",
-          {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}})
+    _post(
+        url,
+        "/moto-api/state-manager/set-transition",
+        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+    )
     yield url
     server.stop()
 
@@ -174,8 +177,13 @@ def _unique(prefix: str) -> str:
 
 
 def _boto(service: str, url: str) -> Any:
-    return boto3.client(service, region_name=REGION, endpoint_url=url,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @pytest.fixture
@@ -191,51 +199,83 @@ def ecs_network(moto_url: str) -> dict[str, Any]:
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName="mpac-drill-test", Description="tasks",
-                                      VpcId=vpc)["GroupId"]
+    group = ec2.create_security_group(GroupName="mpac-drill-test", Description="tasks", VpcId=vpc)[
+        "GroupId"
+    ]
     return {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
 
 
-def fargate_service(ecs: Any, network: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *,
-                    cluster: str, service: str, tasks: int, desired: int,
-                    running: int) -> tuple[str, list[str]]:
+def fargate_service(
+    ecs: Any,
+    network: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    cluster: str,
+    service: str,
+    tasks: int,
+    desired: int,
+    running: int,
+) -> tuple[str, list[str]]:
     """In moto: ``cluster`` holding the Fargate service ``service`` (``desired`` tasks;
     moto reports ``running`` as its runningCount, it does not track tasks itself) and
     ``tasks`` running tasks of the service's group: (task definition ARN, task ARNs)."""
     ecs.create_cluster(clusterName=cluster)
     definition = ecs.register_task_definition(
-        family=service, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-        cpu="256", memory="512",
+        family=service,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
         containerDefinitions=[{"name": "app", "image": f"{service}:1", "memory": 512}],
     )["taskDefinition"]["taskDefinitionArn"]
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", str(running))
-    ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=definition,
-                       desiredCount=desired, launchType="FARGATE", networkConfiguration=network)
+    ecs.create_service(
+        cluster=cluster,
+        serviceName=service,
+        taskDefinition=definition,
+        desiredCount=desired,
+        launchType="FARGATE",
+        networkConfiguration=network,
+    )
     monkeypatch.delenv("MOTO_ECS_SERVICE_RUNNING")
     if not tasks:
         return definition, []
-    started = ecs.run_task(cluster=cluster, taskDefinition=definition, count=tasks,
-                           launchType="FARGATE", networkConfiguration=network,
-                           group=f"service:{service}")
+    started = ecs.run_task(
+        cluster=cluster,
+        taskDefinition=definition,
+        count=tasks,
+        launchType="FARGATE",
+        networkConfiguration=network,
+        group=f"service:{service}",
+    )
     return definition, [t["taskArn"] for t in started["tasks"]]
 
 
 @pytest.fixture
 def ecs_service(
-    moto_url: str, ecs_network: dict[str, Any], make_target: Callable[..., Target],
+    moto_url: str,
+    ecs_network: dict[str, Any],
+    make_target: Callable[..., Target],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., tuple[Target, list[str]]]:
     """``ecs_service(tasks=4, desired=4, running=4)`` → (target, task ARNs): a fresh
     cluster holding svc-portal with ``tasks`` running Fargate tasks. ``running`` is what
     moto reports as the service's runningCount (it does not track tasks itself)."""
 
-    def make(tasks: int = 4, desired: int = 4, running: int | None = None) -> tuple[
-        Target, list[str]
-    ]:
+    def make(
+        tasks: int = 4, desired: int = 4, running: int | None = None
+    ) -> tuple[Target, list[str]]:
         cluster = _unique("mpac-smartpos")
-        _, arns = fargate_service(_boto("ecs", moto_url), ecs_network, monkeypatch,
-                               cluster=cluster, service="svc-portal", tasks=tasks,
-                               desired=desired, running=desired if running is None else running)
+        _, arns = fargate_service(
+            _boto("ecs", moto_url),
+            ecs_network,
+            monkeypatch,
+            cluster=cluster,
+            service="svc-portal",
+            tasks=tasks,
+            desired=desired,
+            running=desired if running is None else running,
+        )
         return make_target(**{"ecs.cluster": cluster}), arns
 
     return make

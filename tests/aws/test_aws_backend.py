@@ -51,8 +51,10 @@ def wire() -> Iterator[_Wire]:
 
 
 def _bodies(wire: _Wire, action: str) -> list[str]:
-    bodies = [r["body"].decode() if isinstance(r["body"], bytes) else str(r["body"])
-              for r in wire.requests]
+    bodies = [
+        r["body"].decode() if isinstance(r["body"], bytes) else str(r["body"])
+        for r in wire.requests
+    ]
     return [b for b in bodies if f"Action={action}" in b]
 
 
@@ -72,7 +74,10 @@ def test_stop_tasks_all_stops_every_running_task(moto: Callable, ecs_service: Ca
     assert result["running_before"] == 3
     assert sorted(result["stopped"]) == sorted(arns)
     assert (result["cluster"], result["service"], result["region"]) == (
-        target.get("ecs.cluster"), "svc-portal", REGION)
+        target.get("ecs.cluster"),
+        "svc-portal",
+        REGION,
+    )
     assert set(_task_states(moto, target, arns).values()) == {("STOPPED", "STOPPED")}
     stopped = moto("ecs").describe_tasks(cluster=result["cluster"], tasks=arns)
     assert {t["stoppedReason"] for t in stopped["tasks"]} == {"drill 42"}
@@ -102,8 +107,9 @@ def test_stop_tasks_percent_rounds_up_to_at_least_one(
     assert len(result["stopped"]) == len(stopped) == expected
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(running=st.integers(1, 60), percent=st.floats(0.01, 100))
 def test_stop_tasks_percent_stops_ceil_share_never_none_never_more(
     aws_target: Target, running: int, percent: float
@@ -123,8 +129,10 @@ def test_stop_tasks_no_running_task_raises(ecs_service: Callable) -> None:
         backend.stop_tasks(target, "svc-portal")
 
 
-@pytest.mark.parametrize("share", [{"count": 1, "percent": 50}, {"count": 0},
-                                   {"percent": 0}, {"percent": 150}, {"count": True}])
+@pytest.mark.parametrize(
+    "share",
+    [{"count": 1, "percent": 50}, {"count": 0}, {"percent": 0}, {"percent": 150}, {"count": True}],
+)
 def test_stop_tasks_bad_share_is_usage_error(aws_target: Target, share: dict) -> None:
     with pytest.raises(UsageError):
         backend.stop_tasks(aws_target, "svc-portal", **share)
@@ -150,8 +158,11 @@ def test_wait_service_stable_times_out_unstable(ecs_service: Callable) -> None:
 
 def test_tasks_running_missing_service_names_it(ecs_service: Callable) -> None:
     target, _ = ecs_service(tasks=0)
-    with pytest.raises(ActivityFailed, match=r"ECS service svc-nope not found in cluster .*"
-                                             r"\(ap-northeast-1\)"):
+    with pytest.raises(
+        ActivityFailed,
+        match=r"ECS service svc-nope not found in cluster .*"
+        r"\(ap-northeast-1\)",
+    ):
         backend.tasks_running(target, "svc-nope")
 
 
@@ -163,9 +174,14 @@ def test_failover_rds_instance_sends_force_failover(
 ) -> None:
     name = unique("mpac-smartpos")
     moto("rds").create_db_instance(
-        DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20, MasterUsername="mpac", MasterUserPassword="not-a-secret-1",
-        MultiAZ=True)
+        DBInstanceIdentifier=name,
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="mpac",
+        MasterUserPassword="not-a-secret-1",
+        MultiAZ=True,
+    )
     target = make_target(**{"rds.smartpos.identifier": name})
 
     result = backend.failover_rds(target, "smartpos")
@@ -182,12 +198,20 @@ def test_failover_rds_instance_sends_force_failover(
 
 def test_failover_rds_cluster_moves_the_writer(moto: Callable, make_target: Callable) -> None:
     rds, name = moto("rds"), unique("mpac-smartpos")
-    rds.create_db_cluster(DBClusterIdentifier=name, Engine="aurora-postgresql",
-                          MasterUsername="mpac", MasterUserPassword="not-a-secret-1")
+    rds.create_db_cluster(
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
+        MasterUsername="mpac",
+        MasterUserPassword="not-a-secret-1",
+    )
     for suffix, zone in (("a", "ap-northeast-1a"), ("c", "ap-northeast-1c")):
-        rds.create_db_instance(DBInstanceIdentifier=f"{name}-{suffix}", DBClusterIdentifier=name,
-                               Engine="aurora-postgresql", DBInstanceClass="db.r6g.large",
-                               AvailabilityZone=zone)
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{name}-{suffix}",
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+            AvailabilityZone=zone,
+        )
     target = make_target(**{"rds.smartpos.identifier": name, "rds.smartpos.type": "cluster"})
 
     result = backend.failover_rds(target)
@@ -205,18 +229,27 @@ def test_failover_rds_missing_instance_is_one_line_naming_it(aws_target: Target)
         backend.failover_rds(aws_target)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("rds DescribeDBInstances on DBInstanceIdentifier="
-                              "mpac-smartpos-staging in ap-northeast-1 failed: DBInstanceNotFound")
+    assert message.startswith(
+        "rds DescribeDBInstances on DBInstanceIdentifier="
+        "mpac-smartpos-staging in ap-northeast-1 failed: DBInstanceNotFound"
+    )
     assert caught.value.code == "DBInstanceNotFound"
 
 
 # ---------------------------------------------------------------- ElastiCache (Stubber)
 
 _GROUP = {
-    "ReplicationGroupId": "mpac-smartpos-staging", "Status": "available",
-    "NodeGroups": [{"NodeGroupId": "0001", "NodeGroupMembers": [
-        {"CacheClusterId": "mpac-smartpos-staging-001", "CurrentRole": "primary"},
-        {"CacheClusterId": "mpac-smartpos-staging-002", "CurrentRole": "replica"}]}],
+    "ReplicationGroupId": "mpac-smartpos-staging",
+    "Status": "available",
+    "NodeGroups": [
+        {
+            "NodeGroupId": "0001",
+            "NodeGroupMembers": [
+                {"CacheClusterId": "mpac-smartpos-staging-001", "CurrentRole": "primary"},
+                {"CacheClusterId": "mpac-smartpos-staging-002", "CurrentRole": "replica"},
+            ],
+        }
+    ],
 }
 
 
@@ -248,9 +281,11 @@ def test_failover_elasticache_sends_test_failover_for_the_node_group(
 
     def arrange(stub: Stubber) -> None:
         stub.add_response("describe_replication_groups", {"ReplicationGroups": [_GROUP]}, group)
-        stub.add_response("test_failover",
-                          {"ReplicationGroup": {**group, "Status": "modifying"}},
-                          {**group, "NodeGroupId": "0001"})
+        stub.add_response(
+            "test_failover",
+            {"ReplicationGroup": {**group, "Status": "modifying"}},
+            {**group, "NodeGroupId": "0001"},
+        )
 
     stubbers = stubbed(arrange)
 
@@ -258,9 +293,14 @@ def test_failover_elasticache_sends_test_failover_for_the_node_group(
 
     (stubber,) = stubbers
     stubber.assert_no_pending_responses()
-    assert result == {"replication_group": "mpac-smartpos-staging", "node_group": "0001",
-                      "region": REGION, "primary_before": "mpac-smartpos-staging-001",
-                      "status": "modifying", "dry_run": False}
+    assert result == {
+        "replication_group": "mpac-smartpos-staging",
+        "node_group": "0001",
+        "region": REGION,
+        "primary_before": "mpac-smartpos-staging-001",
+        "status": "modifying",
+        "dry_run": False,
+    }
 
 
 def test_failover_elasticache_client_error_names_group_and_region(
@@ -268,8 +308,12 @@ def test_failover_elasticache_client_error_names_group_and_region(
 ) -> None:
     def arrange(stub: Stubber) -> None:
         stub.add_response("describe_replication_groups", {"ReplicationGroups": [_GROUP]})
-        stub.add_client_error("test_failover", "TestFailoverNotAvailableFault",
-                              "Test failover is not available\nfor this group", 400)
+        stub.add_client_error(
+            "test_failover",
+            "TestFailoverNotAvailableFault",
+            "Test failover is not available\nfor this group",
+            400,
+        )
 
     stubbed(arrange)
 
@@ -278,14 +322,18 @@ def test_failover_elasticache_client_error_names_group_and_region(
     assert str(caught.value) == (
         "elasticache TestFailover on ReplicationGroupId=mpac-smartpos-staging NodeGroupId=0001 "
         "in ap-northeast-1 failed: TestFailoverNotAvailableFault: Test failover is not "
-        "available for this group")
+        "available for this group"
+    )
 
 
 def test_failover_elasticache_unknown_node_group_refused(
     make_target: Callable, stubbed: Callable
 ) -> None:
-    stubbed(lambda stub: stub.add_response("describe_replication_groups",
-                                           {"ReplicationGroups": [_GROUP]}))
+    stubbed(
+        lambda stub: stub.add_response(
+            "describe_replication_groups", {"ReplicationGroups": [_GROUP]}
+        )
+    )
     with pytest.raises(ActivityFailed, match="has no node group 0002"):
         backend.failover_elasticache(make_target(**{"elasticache.node_group": "0002"}))
 
@@ -297,9 +345,15 @@ def test_alarms_in_alarm_returns_only_firing_alarms(moto: Callable, aws_target: 
     cloudwatch, names = moto("cloudwatch"), [unique("alarm") for _ in range(3)]
     for name in names:
         cloudwatch.put_metric_alarm(
-            AlarmName=name, MetricName="RunningTaskCount", Namespace="ECS/ContainerInsights",
-            Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1,
-            ComparisonOperator="LessThanThreshold")
+            AlarmName=name,
+            MetricName="RunningTaskCount",
+            Namespace="ECS/ContainerInsights",
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+        )
     cloudwatch.set_alarm_state(AlarmName=names[1], StateValue="ALARM", StateReason="drill")
 
     assert backend.alarms_in_alarm(aws_target, names) == [names[1]]
@@ -310,10 +364,12 @@ def test_account_id_from_sts(aws_target: Target) -> None:
     assert backend.account_id(aws_target) == "123456789012"  # moto's default account
 
 
-def test_role_arn_is_assumed_through_the_endpoint(write_target: Callable, moto_url: str,
-                                                  wire: _Wire) -> None:
-    target = write_target(endpoint_url=moto_url,
-                          role_arn="arn:aws:iam::123456789012:role/mpac-drill")
+def test_role_arn_is_assumed_through_the_endpoint(
+    write_target: Callable, moto_url: str, wire: _Wire
+) -> None:
+    target = write_target(
+        endpoint_url=moto_url, role_arn="arn:aws:iam::123456789012:role/mpac-drill"
+    )
 
     assert backend.account_id(target) == "123456789012"
     (sent,) = _bodies(wire, "AssumeRole")
@@ -329,8 +385,11 @@ def test_role_arn_is_assumed_through_the_endpoint(write_target: Callable, moto_u
 def test_dry_run_records_calls_and_makes_none(
     write_target: Callable, loopback_only: list, endpoint: str | None
 ) -> None:
-    target = write_target(endpoint_url=endpoint, profile="absent-profile",
-                          role_arn="arn:aws:iam::222222222222:role/never-assumed")
+    target = write_target(
+        endpoint_url=endpoint,
+        profile="absent-profile",
+        role_arn="arn:aws:iam::222222222222:role/never-assumed",
+    )
     task = "arn:aws:ecs:ap-northeast-1:111111111111:task/mpac-smartpos-staging/abc"
     dry = aws.DryRun(responses={"ecs.ListTasks": {"taskArns": [task]}})
 
@@ -345,25 +404,38 @@ def test_dry_run_records_calls_and_makes_none(
     assert rds["dry_run"] and rds["primary_before"] is None
     assert cache["node_group"] == "0001" and cache["primary_before"] is None
     assert [(c["service"], c["operation"]) for c in dry.calls] == [
-        ("ecs", "ListTasks"), ("ecs", "StopTask"),
-        ("rds", "DescribeDBInstances"), ("rds", "RebootDBInstance"), ("rds", "DescribeDBInstances"),
-        ("elasticache", "DescribeReplicationGroups"), ("elasticache", "TestFailover"),
-        ("cloudwatch", "DescribeAlarms"), ("ecs", "DescribeServices"),
+        ("ecs", "ListTasks"),
+        ("ecs", "StopTask"),
+        ("rds", "DescribeDBInstances"),
+        ("rds", "RebootDBInstance"),
+        ("rds", "DescribeDBInstances"),
+        ("elasticache", "DescribeReplicationGroups"),
+        ("elasticache", "TestFailover"),
+        ("cloudwatch", "DescribeAlarms"),
+        ("ecs", "DescribeServices"),
     ]
-    assert dry.calls[3] == {"service": "rds", "operation": "RebootDBInstance", "region": REGION,
-                            "params": {"DBInstanceIdentifier": "mpac-smartpos-staging",
-                                       "ForceFailover": True}}
+    assert dry.calls[3] == {
+        "service": "rds",
+        "operation": "RebootDBInstance",
+        "region": REGION,
+        "params": {"DBInstanceIdentifier": "mpac-smartpos-staging", "ForceFailover": True},
+    }
     assert dry.render()[1] == (
         "dry-run ecs StopTask (ap-northeast-1) cluster=mpac-smartpos-staging "
-        f'task={task} reason="mpac-drill ecs-task-failure"')
+        f'task={task} reason="mpac-drill ecs-task-failure"'
+    )
 
 
 def test_dry_run_redacts_secret_parameters(aws_target: Target) -> None:
     dry = aws.DryRun()
     ssm = aws.client("ssm", aws_target, region="us-east-1", dry_run=dry)
 
-    ssm.put_parameter(Name="/mpac-smartpos/staging/DATABASE_URL", Value="postgresql://u:pw@h/db",
-                      Type="SecureString", Overwrite=True)
+    ssm.put_parameter(
+        Name="/mpac-smartpos/staging/DATABASE_URL",
+        Value="postgresql://u:pw@h/db",
+        Type="SecureString",
+        Overwrite=True,
+    )
 
     assert dry.calls[0]["region"] == "us-east-1"
     assert dry.calls[0]["params"]["Value"] == "***"
@@ -378,9 +450,11 @@ def test_client_error_is_one_line_activity_failed_naming_cluster(aws_target: Tar
         backend.stop_tasks(aws_target, "svc-portal")
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("ecs ListTasks on cluster=mpac-smartpos-staging "
-                              "serviceName=svc-portal in ap-northeast-1 failed: "
-                              "ClusterNotFoundException")
+    assert message.startswith(
+        "ecs ListTasks on cluster=mpac-smartpos-staging "
+        "serviceName=svc-portal in ap-northeast-1 failed: "
+        "ClusterNotFoundException"
+    )
 
 
 @pytest.mark.usefixtures("no_credentials")
@@ -392,8 +466,11 @@ def test_no_credentials_is_one_clear_line(aws_target: Target) -> None:
 
 def test_missing_profile_is_one_clear_line(write_target: Callable, moto_url: str) -> None:
     target = write_target(endpoint_url=moto_url, profile="mpac-staging")
-    with pytest.raises(ActivityFailed, match=r"^AWS profile 'mpac-staging' of target staging "
-                                             r"is not in the AWS config files$"):
+    with pytest.raises(
+        ActivityFailed,
+        match=r"^AWS profile 'mpac-staging' of target staging "
+        r"is not in the AWS config files$",
+    ):
         aws.client("ecs", target)
 
 
@@ -403,8 +480,10 @@ def test_unreachable_endpoint_is_one_line_naming_region(write_target: Callable) 
         backend.alarms_in_alarm(target, ["ECS-TaskCount-Low"])
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("cloudwatch DescribeAlarms on AlarmNames=ECS-TaskCount-Low "
-                              "in ap-northeast-1 failed: EndpointConnectionError")
+    assert message.startswith(
+        "cloudwatch DescribeAlarms on AlarmNames=ECS-TaskCount-Low "
+        "in ap-northeast-1 failed: EndpointConnectionError"
+    )
     assert UNROUTABLE in message
 
 

@@ -71,8 +71,11 @@ def grafana(tmp_path: Path) -> Iterator[Callable[..., str]]:
             if doc["uid"] in (title_of or {}):
                 doc["title"] = (title_of or {})[doc["uid"]]
                 path.write_text(json.dumps(doc))
-        server = serve(create_obs_app(bucket=tmp_path / "obs-bucket",
-                                      dashboards_dir=dashboards, api_token=token))
+        server = serve(
+            create_obs_app(
+                bucket=tmp_path / "obs-bucket", dashboards_dir=dashboards, api_token=token
+            )
+        )
         servers.append(server)
         return server.__enter__()
 
@@ -82,9 +85,14 @@ def grafana(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
-def obs_stack(moto: Callable[[str], Any], moto_url: str, ecs_network: dict[str, Any],
-              grafana: Callable[..., str], tmp_path: Path,
-              monkeypatch: pytest.MonkeyPatch) -> Callable[..., ObsStack]:
+def obs_stack(
+    moto: Callable[[str], Any],
+    moto_url: str,
+    ecs_network: dict[str, Any],
+    grafana: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., ObsStack]:
     """``obs_stack(**target_overrides)``: in moto, an ECS cluster running mpac-obs (1 task),
     the Loki and Tempo buckets with objects, the Grafana token in SSM; a target file (its
     own name, so no other test's lock is in the way) with the obs section filled in."""
@@ -93,41 +101,62 @@ def obs_stack(moto: Callable[[str], Any], moto_url: str, ecs_network: dict[str, 
         tag = uuid.uuid4().hex[:8]
         ecs, s3, ssm = moto("ecs"), moto("s3"), moto("ssm")
         cluster = f"mpac-obs-{tag}"
-        definition, tasks = fargate_service(ecs, ecs_network, monkeypatch, cluster=cluster,
-                                            service="mpac-obs", tasks=1, desired=1, running=1)
+        definition, tasks = fargate_service(
+            ecs,
+            ecs_network,
+            monkeypatch,
+            cluster=cluster,
+            service="mpac-obs",
+            tasks=1,
+            desired=1,
+            running=1,
+        )
         buckets = {"loki": f"loki-{tag}", "tempo": f"tempo-{tag}"}
         objects: dict[str, list[str]] = {}
         for role, bucket in buckets.items():
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={
-                "LocationConstraint": "ap-northeast-1"})
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"}
+            )
             keys = [f"fake/{role}-chunk-{i}" for i in range(4)] + [f"index/{role}-empty"]
             for key in keys:
-                s3.put_object(Bucket=bucket, Key=key,
-                              Body=b"" if "empty" in key else f"{key} data".encode())
+                s3.put_object(
+                    Bucket=bucket, Key=key, Body=b"" if "empty" in key else f"{key} data".encode()
+                )
             objects[bucket] = keys
-        ssm.put_parameter(Name=f"/mpac-obs/{tag}/GRAFANA_TOKEN", Value=TOKEN,
-                          Type="SecureString")
+        ssm.put_parameter(Name=f"/mpac-obs/{tag}/GRAFANA_TOKEN", Value=TOKEN, Type="SecureString")
         url = grafana_url or grafana()
         settings = load_target("staging").settings
         settings.update(name=f"obs-moto-{tag}", account_id="123456789012", endpoints={})
         settings["aws"]["endpoint_url"] = moto_url
-        settings["drill"].update(warmup_s=0.5, cooldown_s=0.3, observer_interval_s=0.1,
-                                 recovery_bound_s=60)
-        settings["obs"].update(cluster=cluster, health_url=f"{url}/health", buckets=buckets,
-                               grafana_url=url,
-                               grafana_token_ssm_parameter=f"/mpac-obs/{tag}/GRAFANA_TOKEN")
+        settings["drill"].update(
+            warmup_s=0.5, cooldown_s=0.3, observer_interval_s=0.1, recovery_bound_s=60
+        )
+        settings["obs"].update(
+            cluster=cluster,
+            health_url=f"{url}/health",
+            buckets=buckets,
+            grafana_url=url,
+            grafana_token_ssm_parameter=f"/mpac-obs/{tag}/GRAFANA_TOKEN",
+        )
         path = tmp_path / f"target-{tag}.yaml"
         path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        return ObsStack(cluster=cluster, buckets=buckets, definition=definition,
-                        network=ecs_network, tasks=tasks,
-                        target=load_target(str(path), overrides), grafana_url=url,
-                        objects=objects)
+        return ObsStack(
+            cluster=cluster,
+            buckets=buckets,
+            definition=definition,
+            network=ecs_network,
+            tasks=tasks,
+            target=load_target(str(path), overrides),
+            grafana_url=url,
+            objects=objects,
+        )
 
     return make
 
 
-def play_ecs_scheduler(moto: Callable[[str], Any], stack: ObsStack,
-                       on_stop: Callable[[], None] = lambda: None) -> threading.Thread:
+def play_ecs_scheduler(
+    moto: Callable[[str], Any], stack: ObsStack, on_stop: Callable[[], None] = lambda: None
+) -> threading.Thread:
     """What ECS does once the service's task is stopped: ``on_stop()``, then a new task."""
     ecs = moto("ecs")
 
@@ -137,9 +166,14 @@ def play_ecs_scheduler(moto: Callable[[str], Any], stack: ObsStack,
             found = ecs.describe_tasks(cluster=stack.cluster, tasks=stack.tasks)["tasks"]
             if all(t["lastStatus"] == "STOPPED" for t in found):
                 on_stop()
-                ecs.run_task(cluster=stack.cluster, taskDefinition=stack.definition, count=1,
-                             launchType="FARGATE", networkConfiguration=stack.network,
-                             group="service:mpac-obs")
+                ecs.run_task(
+                    cluster=stack.cluster,
+                    taskDefinition=stack.definition,
+                    count=1,
+                    launchType="FARGATE",
+                    networkConfiguration=stack.network,
+                    group="service:mpac-obs",
+                )
                 return
             time.sleep(0.05)
 
@@ -165,21 +199,26 @@ def test_object_deleted_during_the_fault_is_lost_with_rpo_from_its_last_modified
     s3.put_object(Bucket=loki, Key="fake/loki-chunk-new", Body=b"after the redeploy")
     check = verify_history(stack.target, snaps, fault_utc=fault)
     written = datetime.fromisoformat(
-        snaps[0]["objects"]["fake/loki-chunk-2"]["last_modified"].replace("Z", "+00:00"))
+        snaps[0]["objects"]["fake/loki-chunk-2"]["last_modified"].replace("Z", "+00:00")
+    )
     assert check["acked"] == 10 and check["lost"] == 1
     assert check["rpo_s"] == pytest.approx((fault - written).total_seconds(), abs=0.002)
     assert check["rpo_s"] >= 1.0
-    assert check["lost_objects"] == [{"bucket": loki, "key": "fake/loki-chunk-2",
-                                      "last_modified": snaps[0]["objects"][
-                                          "fake/loki-chunk-2"]["last_modified"],
-                                      "reason": "missing"}]
+    assert check["lost_objects"] == [
+        {
+            "bucket": loki,
+            "key": "fake/loki-chunk-2",
+            "last_modified": snaps[0]["objects"]["fake/loki-chunk-2"]["last_modified"],
+            "reason": "missing",
+        }
+    ]
     by_role = {b["role"]: b for b in check["buckets"]}
     assert by_role["loki"]["missing"] == 1 and by_role["loki"]["written_after_fault"] == 1
     assert by_role["tempo"]["missing"] == 0 and by_role["tempo"]["read"] == 5
 
 
 def test_nothing_lost_is_rpo_zero_and_reads_stop_at_read_max(
-    obs_stack: Callable[..., ObsStack]
+    obs_stack: Callable[..., ObsStack],
 ) -> None:
     stack = obs_stack()
     snaps = [snapshot_bucket(stack.target, role, b) for role, b in stack.buckets.items()]
@@ -193,8 +232,9 @@ def test_archived_object_is_unreadable_and_counts_as_lost(
 ) -> None:
     stack = obs_stack()
     tempo = stack.buckets["tempo"]
-    moto("s3").put_object(Bucket=tempo, Key="blocks/archived", Body=b"x",
-                          StorageClass="GLACIER")  # a lifecycle rule moved it
+    moto("s3").put_object(
+        Bucket=tempo, Key="blocks/archived", Body=b"x", StorageClass="GLACIER"
+    )  # a lifecycle rule moved it
     snaps = [snapshot_bucket(stack.target, "tempo", tempo)]
     check = verify_history(stack.target, snaps, fault_utc=datetime.now(UTC))
     assert check["lost"] == 1
@@ -210,8 +250,11 @@ def test_objects_the_compactors_replaced_are_compacted_not_lost(
     stack = obs_stack()
     s3, loki, tempo = moto("s3"), stack.buckets["loki"], stack.buckets["tempo"]
     block = "single-tenant/0b5e2d8a-34a5-4f4b-9b3e-5a1d7b9c2e11"
-    for key in ("index/index_20419/ingester-1.tsdb.gz", "index/index_20419/ingester-2.tsdb.gz",
-                "index/index_20420/ingester-1.tsdb.gz"):
+    for key in (
+        "index/index_20419/ingester-1.tsdb.gz",
+        "index/index_20419/ingester-2.tsdb.gz",
+        "index/index_20420/ingester-1.tsdb.gz",
+    ):
         s3.put_object(Bucket=loki, Key=key, Body=b"index")
     for name in ("meta.json", "data.parquet"):
         s3.put_object(Bucket=tempo, Key=f"{block}/{name}", Body=b"block")
@@ -220,8 +263,11 @@ def test_objects_the_compactors_replaced_are_compacted_not_lost(
     # Loki's compactor: table 20419 merged; table 20420 loses a file with only an ingester's
     # new upload beside it (no compactor output: that is a loss)
     s3.put_object(Bucket=loki, Key="index/index_20419/compactor-1700000000.tsdb.gz", Body=b"m")
-    for key in ("index/index_20419/ingester-1.tsdb.gz", "index/index_20419/ingester-2.tsdb.gz",
-                "index/index_20420/ingester-1.tsdb.gz"):
+    for key in (
+        "index/index_20419/ingester-1.tsdb.gz",
+        "index/index_20419/ingester-2.tsdb.gz",
+        "index/index_20420/ingester-1.tsdb.gz",
+    ):
         s3.delete_object(Bucket=loki, Key=key)
     s3.put_object(Bucket=loki, Key="index/index_20420/ingester-3.tsdb.gz", Body=b"new")
     # Tempo's compactor: meta.json copied to meta.compacted.json, the original deleted
@@ -235,31 +281,46 @@ def test_objects_the_compactors_replaced_are_compacted_not_lost(
     assert (by_role["loki"]["compacted"], by_role["loki"]["missing"]) == (2, 2)
     assert (by_role["tempo"]["compacted"], by_role["tempo"]["missing"]) == (1, 0)
     assert sorted(x["key"] for x in check["lost_objects"]) == [
-        "fake/loki-chunk-1", "index/index_20420/ingester-1.tsdb.gz"]
+        "fake/loki-chunk-1",
+        "index/index_20420/ingester-1.tsdb.gz",
+    ]
     assert check["lost"] == 2
     evidence = {x["key"]: x["evidence"] for x in check["compacted_objects"]}
     assert evidence == {
         "index/index_20419/ingester-1.tsdb.gz": "index/index_20419/compactor-1700000000.tsdb.gz",
         "index/index_20419/ingester-2.tsdb.gz": "index/index_20419/compactor-1700000000.tsdb.gz",
-        f"{block}/meta.json": f"{block}/meta.compacted.json"}
+        f"{block}/meta.json": f"{block}/meta.compacted.json",
+    }
 
 
-@pytest.mark.parametrize(("key", "before", "now", "expected"), [
-    # a retired block (marked at the snapshot, deleted after compacted_block_retention)
-    ("t/b1/data.parquet", {"t/b1/data.parquet", "t/b1/meta.compacted.json"}, set(),
-     "t/b1/meta.compacted.json"),
-    # the marker itself gone is no evidence of anything
-    ("t/b1/meta.compacted.json", {"t/b1/meta.compacted.json"}, set(), ""),
-    # a compactor output outside index/ proves nothing about chunks
-    ("fake/chunk-1", {"fake/chunk-1"}, {"fake/compactor-1.gz"}, ""),
-    # a compactor output in another table proves nothing about this one
-    ("index/t1/a.gz", {"index/t1/a.gz"}, {"index/t2/compactor-1.gz"}, ""),
-    ("loki/index/t1/a.gz", {"loki/index/t1/a.gz"}, {"loki/index/t1/compactor-1.gz"},
-     "loki/index/t1/compactor-1.gz"),
-    ("top-level-object", {"top-level-object"}, set(), ""),
-])
+@pytest.mark.parametrize(
+    ("key", "before", "now", "expected"),
+    [
+        # a retired block (marked at the snapshot, deleted after compacted_block_retention)
+        (
+            "t/b1/data.parquet",
+            {"t/b1/data.parquet", "t/b1/meta.compacted.json"},
+            set(),
+            "t/b1/meta.compacted.json",
+        ),
+        # the marker itself gone is no evidence of anything
+        ("t/b1/meta.compacted.json", {"t/b1/meta.compacted.json"}, set(), ""),
+        # a compactor output outside index/ proves nothing about chunks
+        ("fake/chunk-1", {"fake/chunk-1"}, {"fake/compactor-1.gz"}, ""),
+        # a compactor output in another table proves nothing about this one
+        ("index/t1/a.gz", {"index/t1/a.gz"}, {"index/t2/compactor-1.gz"}, ""),
+        (
+            "loki/index/t1/a.gz",
+            {"loki/index/t1/a.gz"},
+            {"loki/index/t1/compactor-1.gz"},
+            "loki/index/t1/compactor-1.gz",
+        ),
+        ("top-level-object", {"top-level-object"}, set(), ""),
+    ],
+)
 def test_compacted_by_needs_evidence_in_the_bucket(
-        key: str, before: set[str], now: set[str], expected: str) -> None:
+    key: str, before: set[str], now: set[str], expected: str
+) -> None:
     assert compacted_by(key, before, now) == expected
 
 
@@ -284,7 +345,7 @@ def test_redeploy_counts_only_tasks_the_drill_did_not_stop(
 
 
 def test_deployment_is_an_ecs_service_absent_from_the_dr_region(
-    obs_stack: Callable[..., ObsStack]
+    obs_stack: Callable[..., ObsStack],
 ) -> None:
     deployment = aws_obs.describe_deployment(obs_stack().target)
     assert deployment["launch_type"] == "FARGATE" and deployment["desired"] == 1
@@ -302,16 +363,41 @@ def test_grafana_token_read_from_the_securestring(obs_stack: Callable[..., ObsSt
 
 def test_findings_name_ec2_tasks_a_dr_copy_and_a_missing_redeploy(aws_target: Target) -> None:
     deployment = aws_obs.ObsDeployment(
-        cluster="obs", service="mpac-obs", region="ap-northeast-1", launch_type="EC2",
-        desired=2, dr_region="us-east-1", in_dr_region=True, dr_detail="")
+        cluster="obs",
+        service="mpac-obs",
+        region="ap-northeast-1",
+        launch_type="EC2",
+        desired=2,
+        dr_region="us-east-1",
+        in_dr_region=True,
+        dr_detail="",
+    )
     redeploy = aws_obs.RedeployResult(
-        cluster="obs", service="mpac-obs", region="ap-northeast-1", desired=2, stopped=2,
-        new_tasks=[], redeployed=False, waited_s=60.0)
-    bucket = BucketCheck(role="loki", bucket="loki-prod", region=None, objects_before=7,
-                         bytes_before=70, missing=2, unreadable=0, read=5, changed=0,
-                         compacted=0, written_after_fault=0)
-    history = HistoryCheck(acked=7, lost=2, rpo_s=30.0, buckets=[bucket], lost_objects=[],
-                           compacted_objects=[])
+        cluster="obs",
+        service="mpac-obs",
+        region="ap-northeast-1",
+        desired=2,
+        stopped=2,
+        new_tasks=[],
+        redeployed=False,
+        waited_s=60.0,
+    )
+    bucket = BucketCheck(
+        role="loki",
+        bucket="loki-prod",
+        region=None,
+        objects_before=7,
+        bytes_before=70,
+        missing=2,
+        unreadable=0,
+        read=5,
+        changed=0,
+        compacted=0,
+        written_after_fault=0,
+    )
+    history = HistoryCheck(
+        acked=7, lost=2, rpo_s=30.0, buckets=[bucket], lost_objects=[], compacted_objects=[]
+    )
     f10, f11 = aws_obs.obs_findings(aws_target, deployment, redeploy, history, None)
     assert (f10["id"], f10["section"], f11["id"], f11["section"]) == ("F10", "1.6", "F11", "1.6")
     assert "container instances, which a service redeploy does not replace" in f10["evidence"]
@@ -331,8 +417,17 @@ def test_null_bucket_name_is_refused_in_one_line_exit_2(
     with pytest.raises(UsageError, match=r"does not set obs\.buckets\.tempo,"):
         run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0)
     runs = tmp_path / "cli-runs"
-    r = run_cli("run", "obs-failure", "--target", str(stack.target.path), "--set",
-                "obs.buckets.tempo=null", "--runs-dir", str(runs), timeout=120)
+    r = run_cli(
+        "run",
+        "obs-failure",
+        "--target",
+        str(stack.target.path),
+        "--set",
+        "obs.buckets.tempo=null",
+        "--runs-dir",
+        str(runs),
+        timeout=120,
+    )
     assert r.code == ExitCode.USAGE, r.err
     assert r.err.strip().count("\n") == 0 and "obs.buckets.tempo" in r.err
     assert "obs.buckets.loki" not in r.err and "Traceback" not in r.err
@@ -340,48 +435,58 @@ def test_null_bucket_name_is_refused_in_one_line_exit_2(
 
 
 def test_dry_run_plans_every_call_and_grafana_get_and_connects_nowhere(
-    obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any],
-    loopback_only: list[tuple[str, int]], tmp_path: Path
+    obs_stack: Callable[..., ObsStack],
+    moto: Callable[[str], Any],
+    loopback_only: list[tuple[str, int]],
+    tmp_path: Path,
 ) -> None:
     stack = obs_stack()
     before = len(loopback_only)  # moto and Grafana were set up through loopback
-    outcome = run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0,
-                        dry_run=True)
+    outcome = run_drill(
+        "obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0, dry_run=True
+    )
     assert loopback_only[before:] == []  # not one connection: not moto, not Grafana
     r = outcome.result
     assert r["dry_run"] and outcome.exit_code == ExitCode.OK
     calls = [(c["service"], c["operation"]) for c in r["planned_calls"]]
     for bucket in stack.buckets.values():  # listed before the fault and after it
-        listed = [c for c in r["planned_calls"]
-                  if c["operation"] == "ListObjectsV2" and c["params"]["Bucket"] == bucket]
+        listed = [
+            c
+            for c in r["planned_calls"]
+            if c["operation"] == "ListObjectsV2" and c["params"]["Bucket"] == bucket
+        ]
         assert len(listed) == 2
     assert ("ecs", "StopTask") in calls and ("ssm", "GetParameter") in calls
     stop = next(c for c in r["planned_calls"] if c["operation"] == "StopTask")
     assert stop["params"]["cluster"] == stack.cluster
     gets = [s["action"] for s in r["planned_steps"] if s.get("on") == "grafana"]
-    assert gets == [f"GET {stack.grafana_url}/api/dashboards/uid/{uid}"
-                    for uid in ("drill-overview", "rds-redis", "services-health")]
+    assert gets == [
+        f"GET {stack.grafana_url}/api/dashboards/uid/{uid}"
+        for uid in ("drill-overview", "rds-redis", "services-health")
+    ]
     tasks = moto("ecs").describe_tasks(cluster=stack.cluster, tasks=stack.tasks)["tasks"]
     assert {t["lastStatus"] for t in tasks} == {"RUNNING"}
 
 
-def test_dry_run_on_staging_marks_the_unset_names(tmp_path: Path,
-                                                  loopback_only: list) -> None:
+def test_dry_run_on_staging_marks_the_unset_names(tmp_path: Path, loopback_only: list) -> None:
     settings = load_target("staging").settings  # as shipped, under a name of its own (lock)
     settings["name"] = f"staging-copy-{uuid.uuid4().hex[:8]}"
     path = tmp_path / "staging-copy.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    outcome = run_drill("obs-failure", load_target(str(path)), runs_dir=tmp_path / "runs",
-                        users=0, dry_run=True)
+    outcome = run_drill(
+        "obs-failure", load_target(str(path)), runs_dir=tmp_path / "runs", users=0, dry_run=True
+    )
     r = outcome.result
     assert outcome.exit_code == ExitCode.OK and loopback_only == []
     (unset,) = [s for s in r["planned_steps"] if s.get("on") == "target"]
-    assert unset["keys"] == ("obs.cluster, obs.health_url, obs.grafana_url, "
-                             "obs.buckets.loki, obs.buckets.tempo")
+    assert unset["keys"] == (
+        "obs.cluster, obs.health_url, obs.grafana_url, obs.buckets.loki, obs.buckets.tempo"
+    )
     buckets = {c["params"]["Bucket"] for c in r["planned_calls"] if c["service"] == "s3"}
     assert buckets == {"UNSET.obs.buckets.loki", "UNSET.obs.buckets.tempo"}
     assert {c["params"]["cluster"] for c in r["planned_calls"] if c["service"] == "ecs"} == {
-        "UNSET.obs.cluster"}
+        "UNSET.obs.cluster"
+    }
 
 
 # ---------------------------------------------------------------- end to end
@@ -405,8 +510,11 @@ def test_obs_failure_end_to_end_history_kept_dashboards_provisioned(
     assert obs["redeploy"]["redeployed"] and len(obs["redeploy"]["new_tasks"]) == 1
     assert obs["dashboards_expected"] == 3 and obs["dashboards_missing"] == 0
     assert {v["metric"]: v["passed"] for v in r["verdicts"]} == {
-        "rto_s": True, "rpo_s": True, "dashboards_missing": True,
-        "steady_state_restored": True}
+        "rto_s": True,
+        "rpo_s": True,
+        "dashboards_missing": True,
+        "steady_state_restored": True,
+    }
     assert outcome.exit_code == ExitCode.OK
     findings = {f["id"]: f for f in r["findings"]}
     assert set(findings) >= {"F10", "F11"}
@@ -420,15 +528,18 @@ def test_obs_failure_end_to_end_history_kept_dashboards_provisioned(
 
 
 def test_obs_failure_end_to_end_lost_object_and_renamed_dashboard_miss_targets(
-    obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any],
-    grafana: Callable[..., str], tmp_path: Path
+    obs_stack: Callable[..., ObsStack],
+    moto: Callable[[str], Any],
+    grafana: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
     stack = obs_stack(grafana_url=grafana(title_of={"rds-redis": "RDS and Redis (edited)"}))
     loki = stack.buckets["loki"]
     s3 = moto("s3")
     written = s3.head_object(Bucket=loki, Key="fake/loki-chunk-0")["LastModified"]
     scheduler = play_ecs_scheduler(
-        moto, stack, on_stop=lambda: s3.delete_object(Bucket=loki, Key="fake/loki-chunk-0"))
+        moto, stack, on_stop=lambda: s3.delete_object(Bucket=loki, Key="fake/loki-chunk-0")
+    )
     outcome = run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0)
     scheduler.join(5)
     r = outcome.result

@@ -45,21 +45,27 @@ class CanaryDb:
     password: str
 
     def dsn(self, port: int | None = None) -> str:
-        return (f"postgresql://{self.user}:{self.password}@127.0.0.1:"
-                f"{port or self.server.port}/smartpos?connect_timeout=2")
+        return (
+            f"postgresql://{self.user}:{self.password}@127.0.0.1:"
+            f"{port or self.server.port}/smartpos?connect_timeout=2"
+        )
 
     def rows(self, run_id: str) -> int:
-        with psycopg.connect(host=str(self.server.sockets), port=self.server.port,
-                             user="postgres", dbname="smartpos") as conn:
-            row = conn.execute("SELECT count(*) FROM canary WHERE run_id = %s",
-                               (run_id,)).fetchone()
+        with psycopg.connect(
+            host=str(self.server.sockets), port=self.server.port, user="postgres", dbname="smartpos"
+        ) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM canary WHERE run_id = %s", (run_id,)
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def tables(self) -> list[str]:
-        with psycopg.connect(host=str(self.server.sockets), port=self.server.port,
-                             user="postgres", dbname="smartpos") as conn:
-            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                "ORDER BY tablename").fetchall()
+        with psycopg.connect(
+            host=str(self.server.sockets), port=self.server.port, user="postgres", dbname="smartpos"
+        ) as conn:
+            rows = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            ).fetchall()
         return [str(r[0]) for r in rows]
 
 
@@ -107,38 +113,58 @@ def health_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def rds_target(moto: Callable[[str], Any], make_target: Callable[..., Target],
-               health_url: str) -> Callable[..., Target]:
+def rds_target(
+    moto: Callable[[str], Any], make_target: Callable[..., Target], health_url: str
+) -> Callable[..., Target]:
     """``rds_target(param=..., dsn=...)``: staging on moto with a fresh two-instance cluster
     as ``rds.smartpos`` (writer ``<id>-a``), ``param`` as ``database.dsn_ssm_parameter``
     (holding ``dsn`` when given) and fast drill settings."""
 
     def make(param: str | None, dsn: str | None = None) -> Target:
         rds, ident = moto("rds"), f"mpac-smartpos-{uuid.uuid4().hex[:8]}"
-        rds.create_db_cluster(DBClusterIdentifier=ident, Engine="aurora-postgresql",
-                              MasterUsername="mpac", MasterUserPassword="not-a-secret-1")
+        rds.create_db_cluster(
+            DBClusterIdentifier=ident,
+            Engine="aurora-postgresql",
+            MasterUsername="mpac",
+            MasterUserPassword="not-a-secret-1",
+        )
         for suffix, zone in (("a", f"{REGION}a"), ("c", f"{REGION}c")):
-            rds.create_db_instance(DBInstanceIdentifier=f"{ident}-{suffix}",
-                                   DBClusterIdentifier=ident, Engine="aurora-postgresql",
-                                   DBInstanceClass="db.r6g.large", AvailabilityZone=zone)
+            rds.create_db_instance(
+                DBInstanceIdentifier=f"{ident}-{suffix}",
+                DBClusterIdentifier=ident,
+                Engine="aurora-postgresql",
+                DBInstanceClass="db.r6g.large",
+                AvailabilityZone=zone,
+            )
         if param and dsn is not None:
             moto("ssm").put_parameter(Name=param, Value=dsn, Type="SecureString")
-        return make_target(**{
-            "account_id": ACCOUNT, "rds.smartpos.identifier": ident,
-            "rds.smartpos.type": "cluster", "database.dsn_ssm_parameter": param,
-            **{f"endpoints.{name}": f"{health_url}/{name}/health"
-               for name in ("svc-portal", "svc-smarttab", "pgw")},
-            "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1,
-            "drill.canary_interval_s": 0.05})
+        return make_target(
+            **{
+                "account_id": ACCOUNT,
+                "rds.smartpos.identifier": ident,
+                "rds.smartpos.type": "cluster",
+                "database.dsn_ssm_parameter": param,
+                **{
+                    f"endpoints.{name}": f"{health_url}/{name}/health"
+                    for name in ("svc-portal", "svc-smarttab", "pgw")
+                },
+                "drill.warmup_s": 1,
+                "drill.cooldown_s": 0.5,
+                "drill.observer_interval_s": 0.1,
+                "drill.canary_interval_s": 0.05,
+            }
+        )
 
     return make
 
 
 def _writer(moto: Callable[[str], Any], target: Target) -> str:
     (cluster,) = moto("rds").describe_db_clusters(
-        DBClusterIdentifier=target.get("rds.smartpos.identifier"))["DBClusters"]
-    return next(m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]
-                if m["IsClusterWriter"])
+        DBClusterIdentifier=target.get("rds.smartpos.identifier")
+    )["DBClusters"]
+    return next(
+        m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]
+    )
 
 
 def _param() -> str:
@@ -146,8 +172,13 @@ def _param() -> str:
 
 
 def _files_holding(folder: Path, *secrets: str) -> list[str]:
-    return [f"{path} holds {secret[:6]}..." for path in sorted(folder.rglob("*"))
-            if path.is_file() for secret in secrets if secret.encode() in path.read_bytes()]
+    return [
+        f"{path} holds {secret[:6]}..."
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+        for secret in secrets
+        if secret.encode() in path.read_bytes()
+    ]
 
 
 # ---------------------------------------------------------------- the drill
@@ -155,8 +186,11 @@ def _files_holding(folder: Path, *secrets: str) -> list[str]:
 
 @pytest.mark.sandbox  # starts a real PostgreSQL
 def test_rds_failover_on_aws_measures_rpo_from_the_canary(
-    canary_db: CanaryDb, rds_target: Callable[..., Target], moto: Callable[[str], Any],
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    canary_db: CanaryDb,
+    rds_target: Callable[..., Target],
+    moto: Callable[[str], Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     param = _param()
     target = rds_target(param, canary_db.dsn())
@@ -175,8 +209,10 @@ def test_rds_failover_on_aws_measures_rpo_from_the_canary(
     assert m["acked_writes"] > 0
     # the rows were read back, then deleted: the real database keeps nothing of the drill
     assert canary_db.rows(outcome.run_dir.name) == 0
-    assert f"canary: {m['acked_writes']} row(s) of this run deleted from its database " \
+    assert (
+        f"canary: {m['acked_writes']} row(s) of this run deleted from its database "
         "(the ledger is canary.csv)" in r["notes"]
+    )
     rpo = next(v for v in r["verdicts"] if v["metric"] == "rpo_s")
     assert rpo["passed"] is True and rpo["value"] == 0
     assert outcome.exit_code == ExitCode.OK
@@ -190,7 +226,9 @@ def test_rds_failover_on_aws_measures_rpo_from_the_canary(
 
 
 def test_missing_parameter_fails_clearly_and_injects_no_fault(
-    rds_target: Callable[..., Target], moto: Callable[[str], Any], tmp_path: Path,
+    rds_target: Callable[..., Target],
+    moto: Callable[[str], Any],
+    tmp_path: Path,
 ) -> None:
     param = _param()  # never created
     target = rds_target(param)
@@ -212,7 +250,9 @@ def test_missing_parameter_fails_clearly_and_injects_no_fault(
 
 @pytest.mark.sandbox  # starts a real PostgreSQL
 def test_dsn_that_does_not_connect_fails_before_the_fault_without_its_password(
-    canary_db: CanaryDb, rds_target: Callable[..., Target], moto: Callable[[str], Any],
+    canary_db: CanaryDb,
+    rds_target: Callable[..., Target],
+    moto: Callable[[str], Any],
     tmp_path: Path,
 ) -> None:
     param = _param()
@@ -224,8 +264,9 @@ def test_dsn_that_does_not_connect_fails_before_the_fault_without_its_password(
 
     r = outcome.result
     assert r["status"] == "failed" and outcome.exit_code == ExitCode.HARNESS
-    assert (f"the canary's database (SSM parameter {param} ({REGION})) cannot be used: "
-            "OperationalError") in r["reason"]
+    assert (
+        f"the canary's database (SSM parameter {param} ({REGION})) cannot be used: OperationalError"
+    ) in r["reason"]
     assert _writer(moto, target) == f"{ident}-a"
     journal = json.loads((outcome.run_dir / "journal.json").read_text())
     inject = next(x for x in journal["run"] if x["activity"]["name"] == "inject-fault")
@@ -235,7 +276,9 @@ def test_dsn_that_does_not_connect_fails_before_the_fault_without_its_password(
 
 
 def test_no_dsn_parameter_keeps_rpo_not_measured(
-    rds_target: Callable[..., Target], moto: Callable[[str], Any], tmp_path: Path,
+    rds_target: Callable[..., Target],
+    moto: Callable[[str], Any],
+    tmp_path: Path,
 ) -> None:
     target = rds_target(None)
     ident = target.get("rds.smartpos.identifier")
@@ -249,26 +292,34 @@ def test_no_dsn_parameter_keeps_rpo_not_measured(
     rpo = next(v for v in r["verdicts"] if v["metric"] == "rpo_s")
     assert rpo["passed"] is False  # not measured is missed, never passed
     assert outcome.exit_code == ExitCode.TARGET_MISSED
-    assert any("database.dsn_ssm_parameter" in note and "RPO not measured" in note
-               for note in r["notes"])
+    assert any(
+        "database.dsn_ssm_parameter" in note and "RPO not measured" in note for note in r["notes"]
+    )
 
 
 @pytest.mark.usefixtures("no_credentials")
 def test_dry_run_plans_the_get_parameter_and_connects_nowhere(
-    tmp_path: Path, loopback_only: list[tuple[str, int]],
+    tmp_path: Path,
+    loopback_only: list[tuple[str, int]],
 ) -> None:
-    outcome = run_drill("rds-failover", load_target("staging"), runs_dir=tmp_path,
-                        dry_run=True)
+    outcome = run_drill("rds-failover", load_target("staging"), runs_dir=tmp_path, dry_run=True)
 
     assert loopback_only == []  # not one connection: not AWS, not the database
     r = outcome.result
     assert r["status"] == "completed" and r["dry_run"]
     calls = r["planned_calls"]
-    assert calls[0] == {"service": "ssm", "operation": "GetParameter", "region": REGION,
-                        "params": {"Name": "/mpac-smartpos/staging/DATABASE_URL",
-                                   "WithDecryption": True}}
+    assert calls[0] == {
+        "service": "ssm",
+        "operation": "GetParameter",
+        "region": REGION,
+        "params": {"Name": "/mpac-smartpos/staging/DATABASE_URL", "WithDecryption": True},
+    }
     assert [c["operation"] for c in calls[1:]] == [
-        "DescribeDBInstances", "RebootDBInstance", "DescribeDBInstances", "DescribeDBInstances"]
+        "DescribeDBInstances",
+        "RebootDBInstance",
+        "DescribeDBInstances",
+        "DescribeDBInstances",
+    ]
 
 
 # ---------------------------------------------------------------- the table
@@ -281,8 +332,9 @@ def test_table_created_ahead_needs_no_create_grant(canary_db: CanaryDb) -> None:
     server.admin("CREATE DATABASE ahead OWNER postgres")
     dsn = f"host=127.0.0.1 port={server.port} dbname=ahead user={user} password={password}"
     source = "SSM parameter /x (ap-northeast-1)"
-    with psycopg.connect(host=str(server.sockets), port=server.port, user="postgres",
-                         dbname="ahead", autocommit=True) as dba:
+    with psycopg.connect(
+        host=str(server.sockets), port=server.port, user="postgres", dbname="ahead", autocommit=True
+    ) as dba:
         dba.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         with pytest.raises(ActivityFailed, match="permission denied for schema public") as caught:
             prepare_canary_table(dsn, source=source)
@@ -295,20 +347,24 @@ def test_table_created_ahead_needs_no_create_grant(canary_db: CanaryDb) -> None:
         assert prepare_canary_table(dsn, source=source) is False  # nothing created
 
 
-@pytest.mark.parametrize("dsn", [
-    "postgresql+asyncpg://app:pw-Secret-42@127.0.0.1:5432/smartpos",  # libpq echoes it
-    "host=127.0.0.1 port=9 user=app password=pw-Secret-42 connect_timeout=1",  # refused
-])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql+asyncpg://app:pw-Secret-42@127.0.0.1:5432/smartpos",  # libpq echoes it
+        "host=127.0.0.1 port=9 user=app password=pw-Secret-42 connect_timeout=1",  # refused
+    ],
+)
 def test_unusable_dsn_error_names_the_source_never_the_password(dsn: str) -> None:
     with pytest.raises(ActivityFailed) as caught:
-        prepare_canary_table(dsn, source="SSM parameter /mpac/DATABASE_URL (ap-northeast-1)",
-                             connect_timeout_s=1)
+        prepare_canary_table(
+            dsn, source="SSM parameter /mpac/DATABASE_URL (ap-northeast-1)", connect_timeout_s=1
+        )
 
     message = str(caught.value)
-    assert message.startswith("the canary's database (SSM parameter /mpac/DATABASE_URL "
-                              "(ap-northeast-1)) cannot be used: ")
+    assert message.startswith(
+        "the canary's database (SSM parameter /mpac/DATABASE_URL (ap-northeast-1)) cannot be used: "
+    )
     assert "pw-Secret-42" not in message and "\n" not in message
-
 
 
 @pytest.mark.sandbox  # starts a real PostgreSQL
@@ -329,8 +385,10 @@ def test_purge_deletes_this_runs_rows_only(canary_db: CanaryDb) -> None:
 def test_purge_failure_is_one_line_without_the_password() -> None:
     from probes.canary import Canary
 
-    canary = Canary(dsn=f"postgresql://app:pw-Secret-42@127.0.0.1:{free_port()}/smartpos"
-                        "?connect_timeout=1", run_id="run-x")
+    canary = Canary(
+        dsn=f"postgresql://app:pw-Secret-42@127.0.0.1:{free_port()}/smartpos?connect_timeout=1",
+        run_id="run-x",
+    )
     with pytest.raises(RuntimeError) as caught:
         canary.purge()
     assert "OperationalError" in str(caught.value)

@@ -28,18 +28,30 @@ def _c(service: str, url: str, region: str = DR) -> Any:
     return boto3.client(service, region_name=region, endpoint_url=url)
 
 
-def _dr_region(moto_url: str, sandbox, folder: Path, *, db_ident: str, param_name: str,
-               param_value: str, **overrides: Any):
+def _dr_region(
+    moto_url: str,
+    sandbox,
+    folder: Path,
+    *,
+    db_ident: str,
+    param_name: str,
+    param_value: str,
+    **overrides: Any,
+):
     """In moto's DR region: a DB instance with a snapshot, the SSM parameter, an ECS cluster
     with the services, a hosted zone whose record points at the primary. Returns the staging
     target wired to all of it (health endpoints: the sandbox's services) and the zone id."""
     tag = uuid.uuid4().hex[:6]
     rds = _c("rds", moto_url)
-    rds.create_db_instance(DBInstanceIdentifier=db_ident, DBInstanceClass="db.t3.micro",
-                           Engine="postgres", MasterUsername="app",
-                           MasterUserPassword="x" * 12, AllocatedStorage=20)
-    rds.create_db_snapshot(DBInstanceIdentifier=db_ident,
-                           DBSnapshotIdentifier=f"{db_ident}-snap")
+    rds.create_db_instance(
+        DBInstanceIdentifier=db_ident,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="x" * 12,
+        AllocatedStorage=20,
+    )
+    rds.create_db_snapshot(DBInstanceIdentifier=db_ident, DBSnapshotIdentifier=f"{db_ident}-snap")
     _c("ssm", moto_url).put_parameter(Name=param_name, Value=param_value, Type="SecureString")
     ecs = _c("ecs", moto_url)
     cluster = f"mpac-smartpos-{tag}"
@@ -50,34 +62,65 @@ def _dr_region(moto_url: str, sandbox, folder: Path, *, db_ident: str, param_nam
     for svc in ("svc-portal", "svc-smarttab"):
         ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
     r53 = _c("route53", moto_url)
-    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)[
-        "HostedZone"]["Id"].split("/")[-1]
-    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{
-        "Action": "UPSERT", "ResourceRecordSet": {
-            "Name": "api.staging.mpac-cloud.com", "Type": "CNAME", "TTL": 60,
-            "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}]}}]})
+    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"][
+        "Id"
+    ].split("/")[-1]
+    r53.change_resource_record_sets(
+        HostedZoneId=zid,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": "api.staging.mpac-cloud.com",
+                        "Type": "CNAME",
+                        "TTL": 60,
+                        "ResourceRecords": [
+                            {"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}
+                        ],
+                    },
+                }
+            ]
+        },
+    )
     services = sandbox.require("ecs.services")
-    target = target_with("staging", folder, {
-        "aws.endpoint_url": moto_url, "account_id": "123456789012", "ecs.cluster": cluster,
-        "route53.hosted_zone_id": zid, "route53.record": "api.staging.mpac-cloud.com",
-        "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
-        **{f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
-           for n in ("svc-portal", "svc-smarttab", "pgw")},
-        "drill.warmup_s": 1, "drill.cooldown_s": 0.5, "drill.observer_interval_s": 0.1,
-        **overrides})
+    target = target_with(
+        "staging",
+        folder,
+        {
+            "aws.endpoint_url": moto_url,
+            "account_id": "123456789012",
+            "ecs.cluster": cluster,
+            "route53.hosted_zone_id": zid,
+            "route53.record": "api.staging.mpac-cloud.com",
+            "route53.dr_dns_name": "dr-alb.us-east-1.elb.amazonaws.com",
+            **{
+                f"endpoints.{n}": f"http://127.0.0.1:{services[n]['port']}/health"
+                for n in ("svc-portal", "svc-smarttab", "pgw")
+            },
+            "drill.warmup_s": 1,
+            "drill.cooldown_s": 0.5,
+            "drill.observer_interval_s": 0.1,
+            **overrides,
+        },
+    )
     return target, zid
 
 
-def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url,
-                                                                  tmp_path):
+def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url, tmp_path):
     tag = uuid.uuid4().hex[:6]
     ident = f"mpac-smartpos-{tag}"
     secret = f"pw{tag}DoNotWrite"
     ssm_name = f"/mpac-smartpos/{tag}/DATABASE_URL"
-    target, zid = _dr_region(moto_url, sandbox, tmp_path, db_ident=ident, param_name=ssm_name,
-                             param_value=OLD_URL.format(secret=secret),
-                             **{"rds.smartpos.identifier": ident,
-                                "ssm.database_url": ssm_name})
+    target, zid = _dr_region(
+        moto_url,
+        sandbox,
+        tmp_path,
+        db_ident=ident,
+        param_name=ssm_name,
+        param_value=OLD_URL.format(secret=secret),
+        **{"rds.smartpos.identifier": ident, "ssm.database_url": ssm_name},
+    )
     rds, r53 = _c("rds", moto_url), _c("route53", moto_url)
 
     outcome = run_drill("region-failover", target, runs_dir=tmp_path / "runs", users=2)
@@ -85,9 +128,14 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     assert r["status"] == "completed", r.get("reason")
     assert outcome.exit_code == ExitCode.OK
     names = [s["name"] for s in r["steps"]]
-    assert names == ["find the newest snapshot in the DR region", "restore snapshot",
-                     "update DATABASE_URL (SSM)", "restart services", "switch Route53 record",
-                     "verify health"]
+    assert names == [
+        "find the newest snapshot in the DR region",
+        "restore snapshot",
+        "update DATABASE_URL (SSM)",
+        "restart services",
+        "switch Route53 record",
+        "verify health",
+    ]
     assert all(s["ok"] for s in r["steps"])
     total = sum(s["duration_s"] for s in r["steps"])
     assert r["measurements"]["rto_s"] >= total  # the procedure is the outage
@@ -113,37 +161,46 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     assert journal["rollbacks"]
 
 
-def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, moto_url,
-                                                                      tmp_path):
+def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, moto_url, tmp_path):
     tag = uuid.uuid4().hex[:6]
     ident = f"mpac-pgw-{tag}"
     name = f"/mpac-smartpos/{tag}/PGW_BASE_URL"
     db_name = f"/mpac-pgw/{tag}/DATABASE_URL"
     old = "https://pgw.ap-northeast-1.example.internal"
     old_db = f"postgresql://pgw:pw{tag}Secret@mpac-pgw.old.rds.amazonaws.com:5432/pgw"
-    target, _ = _dr_region(moto_url, sandbox, tmp_path, db_ident=ident, param_name=name,
-                           param_value=old,
-                           **{"rds.pgw.identifier": ident, "ssm.pgw_base_url": name,
-                              "ssm.pgw_database_url": db_name,
-                              "pgw.dr_base_url": "https://pgw.us-east-1.example.internal"})
+    target, _ = _dr_region(
+        moto_url,
+        sandbox,
+        tmp_path,
+        db_ident=ident,
+        param_name=name,
+        param_value=old,
+        **{
+            "rds.pgw.identifier": ident,
+            "ssm.pgw_base_url": name,
+            "ssm.pgw_database_url": db_name,
+            "pgw.dr_base_url": "https://pgw.us-east-1.example.internal",
+        },
+    )
     ssm = _c("ssm", moto_url)
     ssm.put_parameter(Name=db_name, Value=old_db, Type="SecureString")
     seen: dict[str, str] = {}
 
     def listener(ctx: Any) -> None:  # the DR PGW's DATABASE_URL while failed over
         if ctx.current_phase == "awaiting recovery" and "db" not in seen:
-            seen["db"] = ssm.get_parameter(Name=db_name, WithDecryption=True)[
-                "Parameter"]["Value"]
+            seen["db"] = ssm.get_parameter(Name=db_name, WithDecryption=True)["Parameter"]["Value"]
 
     rds = _c("rds", moto_url)
-    outcome = run_drill("pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2,
-                        listeners=[listener])
+    outcome = run_drill(
+        "pgw-region-failover", target, runs_dir=tmp_path / "runs", users=2, listeners=[listener]
+    )
     r = outcome.result
     assert r["status"] == "completed", r.get("reason")
     steps = {s["name"]: s for s in r["steps"]}
     assert "update PGW_BASE_URL (SSM)" in steps and all(s["ok"] for s in r["steps"])
     assert r["qr_path"]["to_dr_pgw"] and r["qr_path"]["pgw_base_url"] == (
-        "https://pgw.us-east-1.example.internal")
+        "https://pgw.us-east-1.example.internal"
+    )
     assert "restore snapshot" in steps and ident in steps["restore snapshot"]["detail"]
     # fail_back put the old PGW_BASE_URL back and deleted the restored pgw instance
     value = _c("ssm", moto_url).get_parameter(Name=name, WithDecryption=True)
@@ -158,10 +215,16 @@ def test_pgw_region_failover_points_pgw_base_url_at_dr_and_fails_back(sandbox, m
     assert "F13" in found
     # F14: §1.5 switches PGW_BASE_URL before the restore; the drill did it after, and says
     # how long the runbook's order leaves the DR PGW without its database
-    window = sum(steps[n]["duration_s"] for n in (
-        "find the newest snapshot in the DR region", "restore snapshot",
-        "update PGW_BASE_URL (SSM)", "update the DR PGW's DATABASE_URL (SSM; not in the runbook)",
-        "restart services"))
+    window = sum(
+        steps[n]["duration_s"]
+        for n in (
+            "find the newest snapshot in the DR region",
+            "restore snapshot",
+            "update PGW_BASE_URL (SSM)",
+            "update the DR PGW's DATABASE_URL (SSM; not in the runbook)",
+            "restart services",
+        )
+    )
     assert found["F14"]["section"] == "1.5"
     assert f"took {window:.2f} s" in found["F14"]["evidence"]
     for path in outcome.run_dir.rglob("*"):

@@ -40,8 +40,9 @@ def module_runs(tmp_path_factory):
 def rds_runs(sandbox, module_runs):
     fast = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 1.0})
     slow = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 4.0})
-    lag = _drill("rds-failover", module_runs, **{"rds.failover_delay_s": 1.0,
-                                                "rds.replication_lag_s": 2.0})
+    lag = _drill(
+        "rds-failover", module_runs, **{"rds.failover_delay_s": 1.0, "rds.replication_lag_s": 2.0}
+    )
     return fast, slow, lag
 
 
@@ -89,8 +90,12 @@ def _independent_loss(run_dir) -> tuple[int, float]:
     target = load_target("sandbox")
     view = control.view(target)
     with psycopg.connect(view.dsn(), autocommit=True) as conn:
-        present = {r[0] for r in conn.execute(
-            "SELECT seq FROM canary WHERE run_id = %s", (run_dir.name,)).fetchall()}
+        present = {
+            r[0]
+            for r in conn.execute(
+                "SELECT seq FROM canary WHERE run_id = %s", (run_dir.name,)
+            ).fetchall()
+        }
     lost = [r for r in rows if int(r["seq"]) not in present]
     return len(lost), len(rows)
 
@@ -129,8 +134,10 @@ def test_run_folder_has_timeline_and_load_history(ecs_runs):
     assert any(r["ok"] == "0" and r["service"] == "svc-portal" for r in rows)
     with (o.run_dir / "load_per_second.csv").open() as fh:
         load = list(csv.DictReader(fh))
-    assert sum(int(r["requests"]) for r in load if r["name"] == "Aggregated") == (
-        o.result["measurements"]["load"]["requests"])
+    assert (
+        sum(int(r["requests"]) for r in load if r["name"] == "Aggregated")
+        == (o.result["measurements"]["load"]["requests"])
+    )
     assert o.result["measurements"]["load"]["requests"] > 0
 
 
@@ -148,5 +155,8 @@ def test_redis_failover_impact_checks(sandbox, module_runs):
     assert abs(impact["revoked_token_accepted_s"] - rto) <= 0.6, (impact, rto)
     assert impact["rate_limit_bypassed"] > 0  # QR payments went through unchecked
     assert r["measurements"]["load"]["failures"] == 0  # users saw no error: they fail open
-    assert {v["metric"] for v in r["verdicts"]} >= {"rto_s", "revoked_token_accepted_s",
-                                                    "duplicate_orders"}
+    assert {v["metric"] for v in r["verdicts"]} >= {
+        "rto_s",
+        "revoked_token_accepted_s",
+        "duplicate_orders",
+    }

@@ -50,17 +50,34 @@ def _locust_of(run_dir) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("scenario, phase, delay, sig", POINTS,
-                         ids=[f"{s}-{p.replace(' ', '_')}+{d}-{g.name}"
-                              for s, p, d, g in POINTS])
-def test_interrupt_runs_rollbacks_and_leaves_sandbox_healthy(sandbox, tmp_path, scenario,
-                                                             phase, delay, sig):
+@pytest.mark.parametrize(
+    "scenario, phase, delay, sig",
+    POINTS,
+    ids=[f"{s}-{p.replace(' ', '_')}+{d}-{g.name}" for s, p, d, g in POINTS],
+)
+def test_interrupt_runs_rollbacks_and_leaves_sandbox_healthy(
+    sandbox, tmp_path, scenario, phase, delay, sig
+):
     runs = tmp_path / "runs"
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
-         "run", scenario, "--users", "2", "--runs-dir", str(runs)],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mpac_drill.cli import main; sys.exit(main())",
+            "run",
+            scenario,
+            "--users",
+            "2",
+            "--runs-dir",
+            str(runs),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     seen = threading.Event()
     lines: list[str] = []
 

@@ -28,7 +28,11 @@ def test_obs_redeployed_history_readable_dashboards_provisioned(sandbox, runs_di
     assert m["lost_writes"] == 0 and m["rpo_s"] == 0.0
     assert obs["dashboards_missing"] == 0 and obs["dashboards_expected"] == 3
     assert {v["metric"]: v["passed"] for v in r["verdicts"]} == {
-        "rto_s": True, "rpo_s": True, "dashboards_missing": True, "steady_state_restored": True}
+        "rto_s": True,
+        "rpo_s": True,
+        "dashboards_missing": True,
+        "steady_state_restored": True,
+    }
     # the history really is in the bucket: the new task serves lines the old one stored
     url = control.view(sandbox).endpoints["services"]["mpac-obs"]
     stream = f"drill-{outcome.run_dir.name.lower()[:50]}"

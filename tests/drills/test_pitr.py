@@ -32,13 +32,23 @@ from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.postgres import conninfo
 from mpac_drill.sandbox.procs import pid_alive, postgres_home
 
-STEPS = ["choose base backup", "wait for WAL archive past T", "copy base backup",
-         "configure recovery", "replay WAL to T", "promote", "verify"]
+STEPS = [
+    "choose base backup",
+    "wait for WAL archive past T",
+    "copy base backup",
+    "configure recovery",
+    "replay WAL to T",
+    "promote",
+    "verify",
+]
+
+
 def pitr_settings(state_dir: Path) -> dict:
     """The sandbox target on ports 21xxx with its own state folder."""
     base = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
-    settings = control.private_settings(base, name="sandbox-pitr-test", state_dir=state_dir,
-                                        port_block=21000)
+    settings = control.private_settings(
+        base, name="sandbox-pitr-test", state_dir=state_dir, port_block=21000
+    )
     settings["backup"]["base_interval_s"] = 600
     return settings
 
@@ -51,8 +61,13 @@ def _w(seq: int, sent: float, ack: float | None) -> SimpleNamespace:
 
 
 def test_check_restored_ledger_splits_writes_around_t():
-    ledger = [_w(1, 0.0, 0.01), _w(2, 1.0, 1.01), _w(3, 1.99, 2.02), _w(4, 2.5, 2.51),
-              _w(5, 3.0, None)]
+    ledger = [
+        _w(1, 0.0, 0.01),
+        _w(2, 1.0, 1.01),
+        _w(3, 1.99, 2.02),
+        _w(4, 2.5, 2.51),
+        _w(5, 3.0, None),
+    ]
     check = backend.check_restored_ledger(ledger, {1, 2, 3}, t_mono=2.0)
     assert check["acked_before_target"] == 2 and check["lost_writes"] == 0
     assert check["written_after_target"] == 2 and check["rows_after_target"] == 0
@@ -97,8 +112,11 @@ def pitr_sandbox(tmp_path_factory) -> Target:
     control.up(target)
     yield target
     control.down(target)
-    for d in (snapshots.bucket_dir(state), postgres_home(state / "rds"),
-              postgres_home(state / "pitr")):
+    for d in (
+        snapshots.bucket_dir(state),
+        postgres_home(state / "rds"),
+        postgres_home(state / "pitr"),
+    ):
         if not str(d).startswith(str(folder)):  # moved to /tmp for PostgreSQL's user
             shutil.rmtree(d, ignore_errors=True)
 
@@ -120,7 +138,8 @@ def _canary(run_dir: Path) -> list[dict]:
 
 @pytest.mark.sandbox
 def test_pitr_drill_restores_every_acknowledged_write_before_t_and_none_after(
-        pitr_run, pitr_sandbox):
+    pitr_run, pitr_sandbox
+):
     r = pitr_run.result
     assert r["status"] == "completed", r.get("reason")
     assert pitr_run.exit_code == ExitCode.OK and r["passed"]
@@ -136,8 +155,11 @@ def test_pitr_drill_restores_every_acknowledged_write_before_t_and_none_after(
     acked = [float(x["ack_rel_s"]) for x in rows if x["acked"] == "1"]
     sent = [float(x["t_rel_s"]) for x in rows]
     assert m["acked_writes"] == p["acked_before_target"] >= 20
-    assert (sum(t <= -age - eps for t in acked) <= p["acked_before_target"]
-            <= sum(t <= -age + eps for t in acked))
+    assert (
+        sum(t <= -age - eps for t in acked)
+        <= p["acked_before_target"]
+        <= sum(t <= -age + eps for t in acked)
+    )
     # the drill judged the ledger as it stood at its verify step; the canary kept writing
     # until the observers stopped, so only writes finished before verify began must count,
     # and none sent after it ended may (5 ms: the UTC step stamps against monotonic times)
@@ -145,8 +167,11 @@ def test_pitr_drill_restores_every_acknowledged_write_before_t_and_none_after(
     v0 = _utc(verify["started_at"]) - _utc(r["fault"]["injected_at"])
     v1, tol = v0 + verify["duration_s"], 0.005
     done = [(float(x["t_rel_s"]), float(x["ack_rel_s"])) for x in rows if x["acked"] == "1"]
-    assert (sum(t > -age + eps and a < v0 - tol for t, a in done) <= p["written_after_target"]
-            <= sum(-age - eps < t <= v1 + tol for t in sent))
+    assert (
+        sum(t > -age + eps and a < v0 - tol for t, a in done)
+        <= p["written_after_target"]
+        <= sum(-age - eps < t <= v1 + tol for t in sent)
+    )
     assert p["written_after_target"] >= 20
     # precision: the restore is complete up to within the archive timeout of T
     bound = pitr_sandbox.require("backup.wal_archive_timeout_s")
@@ -187,7 +212,11 @@ def test_pitr_result_json_keeps_to_the_contract(pitr_run, result_schema):
     data = json.loads((pitr_run.run_dir / "result.json").read_text())
     jsonschema.Draft202012Validator(result_schema).validate(data)
     assert {v["metric"] for v in data["verdicts"]} == {
-        "rpo_s", "lost_writes", "rows_after_target", "steady_state_restored"}
+        "rpo_s",
+        "lost_writes",
+        "rows_after_target",
+        "steady_state_restored",
+    }
     for rel in data["artifacts"].values():
         assert (pitr_run.run_dir / rel).exists(), rel
 
@@ -206,8 +235,14 @@ def test_pitr_leaves_no_restored_instance_behind(pitr_run, pitr_sandbox):
 def _ctx(target: Target, run_dir: Path) -> DrillContext:
     catalog = load_catalog()
     run_dir.mkdir(parents=True, exist_ok=True)
-    return DrillContext(target=target, scenario=catalog.get("rds-pitr"), catalog=catalog,
-                        run_dir=run_dir, users=0, load_workers=0)
+    return DrillContext(
+        target=target,
+        scenario=catalog.get("rds-pitr"),
+        catalog=catalog,
+        run_dir=run_dir,
+        users=0,
+        load_workers=0,
+    )
 
 
 @pytest.mark.sandbox
@@ -223,8 +258,10 @@ def test_pitr_across_a_failover_holds_exactly_the_rows_up_to_t(pitr_sandbox, tmp
         failover_mono = ctx.injected_mono
         control.wait_healthy(pitr_sandbox, timeout_s=60)
         deadline = time.monotonic() + 60
-        while control.view(pitr_sandbox).by_role("rds", "standby") == [] or not (
-                control.status(pitr_sandbox)["healthy"]):
+        while (
+            control.view(pitr_sandbox).by_role("rds", "standby") == []
+            or not (control.status(pitr_sandbox)["healthy"])
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         time.sleep(2)
@@ -234,15 +271,22 @@ def test_pitr_across_a_failover_holds_exactly_the_rows_up_to_t(pitr_sandbox, tmp
         assert ctx.injected_mono - 1.0 > failover_mono  # T lies on the new timeline
         base = snapshots.list_base_backups(snapshots.bucket_dir(control.state_dir(pitr_sandbox)))
         assert base[0]["id"] == out["base_backup"] and base[0]["timeline"] < (
-            ctx.extras["pitr"]["timeline"] - 1)
+            ctx.extras["pitr"]["timeline"] - 1
+        )
         assert out["lost_writes"] == 0 and out["rows_after_target"] == 0
         pw = control.view(pitr_sandbox).secrets["db_password"]
         with psycopg.connect(conninfo(handle["port"], pw, "smartpos")) as conn:
-            restored = dict(conn.execute("SELECT seq, written_at FROM canary WHERE run_id = %s",
-                                         (ctx.run_id,)).fetchall())
+            restored = dict(
+                conn.execute(
+                    "SELECT seq, written_at FROM canary WHERE run_id = %s", (ctx.run_id,)
+                ).fetchall()
+            )
         with psycopg.connect(control.view(pitr_sandbox).dsn()) as conn:
-            live = dict(conn.execute("SELECT seq, written_at FROM canary WHERE run_id = %s",
-                                     (ctx.run_id,)).fetchall())
+            live = dict(
+                conn.execute(
+                    "SELECT seq, written_at FROM canary WHERE run_id = %s", (ctx.run_id,)
+                ).fetchall()
+            )
         assert restored and max(restored.values()) <= t_utc
         well_before = {s for s, at in live.items() if (t_utc - at).total_seconds() > 0.2}
         assert well_before and well_before <= set(restored)

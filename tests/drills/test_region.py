@@ -34,11 +34,14 @@ from mpac_drill.sandbox.procs import marked_processes, port_is_free, postgres_ho
 from mpac_drill.sandbox.route53 import FrontDoor
 
 OFFSET, FRONT = 1000, 2000
+
+
 def region_settings(state_dir: Path) -> dict:
     """The sandbox target on ports 24xxx with its own state folder."""
     base = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
-    settings = control.private_settings(base, name="sandbox-region-test",
-                                        state_dir=state_dir, port_block=24000)
+    settings = control.private_settings(
+        base, name="sandbox-region-test", state_dir=state_dir, port_block=24000
+    )
     settings["backup"]["base_interval_s"] = 600
     settings["region"].update(dr_port_offset=OFFSET, front_door_port_offset=FRONT)
     return settings
@@ -62,8 +65,7 @@ def test_region_failover_experiment_is_valid_and_in_the_catalog():
     ensure_experiment_is_valid(load_experiment(str(EXPERIMENTS_DIR / scenario.experiment)))
 
 
-def test_pgw_region_failover_experiment_is_valid_and_a_scenario_without_one_is_refused(
-        tmp_path):
+def test_pgw_region_failover_experiment_is_valid_and_a_scenario_without_one_is_refused(tmp_path):
     from chaoslib.experiment import ensure_experiment_is_valid
     from chaoslib.loader import load_experiment
 
@@ -72,8 +74,11 @@ def test_pgw_region_failover_experiment_is_valid_and_a_scenario_without_one_is_r
     scenario = load_catalog().get("pgw-region-failover")
     assert scenario.experiment == "pgw-region-failover.yaml"
     ensure_experiment_is_valid(load_experiment(str(EXPERIMENTS_DIR / scenario.experiment)))
-    text = (EXPERIMENTS_DIR / "catalog.yaml").read_text().replace(
-        "experiment: pgw-region-failover.yaml", "experiment: null")
+    text = (
+        (EXPERIMENTS_DIR / "catalog.yaml")
+        .read_text()
+        .replace("experiment: pgw-region-failover.yaml", "experiment: null")
+    )
     (tmp_path / "catalog.yaml").write_text(text)
     with pytest.raises(UsageError, match="has no drill yet"):
         _experiment(load_catalog(tmp_path / "catalog.yaml"), "pgw-region-failover")
@@ -146,8 +151,14 @@ def test_front_door_forwards_to_its_record_and_follows_a_route53_change():
 def test_region_failover_on_aws_needs_the_declared_loss_first_and_dry_run_plans():
     target = load_target("staging")
     catalog = load_catalog()
-    ctx = DrillContext(target=target, scenario=catalog.get("region-failover"),
-                       catalog=catalog, run_dir=Path("/nonexistent"), users=0, load_workers=0)
+    ctx = DrillContext(
+        target=target,
+        scenario=catalog.get("region-failover"),
+        catalog=catalog,
+        run_dir=Path("/nonexistent"),
+        users=0,
+        load_workers=0,
+    )
     with pytest.raises(ActivityFailed, match="needs lose_region first"):
         aws_region.fail_over_to_dr(ctx)
     assert aws_region.fail_back(ctx)["failed_back"] is None  # nothing done: nothing to undo
@@ -186,16 +197,22 @@ def region_run(region_sandbox, tmp_path_factory):
 
     def listener(ctx: DrillContext) -> None:
         if ctx.current_phase.startswith("failing back: stopping") and "rows" not in seen:
-            pw = seen["password"] = json.loads((dr_dir / "secrets.json").read_text())[
-                "db_password"]
-            dsn = (f"host=127.0.0.1 port={24432 + OFFSET} user=mpac password={pw} "
-                   "dbname=smartpos connect_timeout=2")
+            pw = seen["password"] = json.loads((dr_dir / "secrets.json").read_text())["db_password"]
+            dsn = (
+                f"host=127.0.0.1 port={24432 + OFFSET} user=mpac password={pw} "
+                "dbname=smartpos connect_timeout=2"
+            )
             with psycopg.connect(dsn) as conn:
-                seen["rows"] = {r[0] for r in conn.execute(
-                    "SELECT seq FROM canary WHERE run_id = %s", (ctx.run_id,)).fetchall()}
+                seen["rows"] = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM canary WHERE run_id = %s", (ctx.run_id,)
+                    ).fetchall()
+                }
 
-    outcome = run_drill("region-failover", region_sandbox, runs_dir=runs, users=2,
-                        listeners=[listener])
+    outcome = run_drill(
+        "region-failover", region_sandbox, runs_dir=runs, users=2, listeners=[listener]
+    )
     return outcome, seen
 
 
@@ -260,8 +277,10 @@ def test_region_failover_reports_the_runbook_findings(region_run):
     # F14: the drill switched Route53 last; the runbook's step 3 would have sent users to a
     # DR stack without its database for the restore, the parameter and the restart
     steps = {s["name"]: s for s in r["steps"]}
-    window = sum(steps[n]["duration_s"] for n in (
-        "restore snapshot with WAL", "update DATABASE_URL (SSM)", "restart services"))
+    window = sum(
+        steps[n]["duration_s"]
+        for n in ("restore snapshot with WAL", "update DATABASE_URL (SSM)", "restart services")
+    )
     assert found["F14"]["section"] == "1.4" and f"took {window:.2f} s" in found["F14"]["evidence"]
 
 
@@ -270,8 +289,7 @@ def test_region_failover_result_json_keeps_to_the_contract(region_run, result_sc
     outcome, seen = region_run
     data = json.loads((outcome.run_dir / "result.json").read_text())
     jsonschema.Draft202012Validator(result_schema).validate(data)
-    assert {v["metric"] for v in data["verdicts"]} == {"rto_s", "rpo_s",
-                                                       "steady_state_restored"}
+    assert {v["metric"] for v in data["verdicts"]} == {"rto_s", "rpo_s", "steady_state_restored"}
     assert (outcome.run_dir / "dr-daemon.log").is_file()
     for f in outcome.run_dir.rglob("*"):
         if f.is_file():
@@ -280,7 +298,8 @@ def test_region_failover_result_json_keeps_to_the_contract(region_run, result_sc
 
 @pytest.mark.sandbox
 def test_region_failover_fails_back_to_a_healthy_primary_and_leaves_nothing(
-        region_run, region_sandbox):
+    region_run, region_sandbox
+):
     region_run  # noqa: B018 - the drill has run
     assert control.status(region_sandbox)["healthy"]
     dr_dir = Path(str(region_sandbox.require("state_dir")) + "-dr")
@@ -293,8 +312,9 @@ def test_region_failover_fails_back_to_a_healthy_primary_and_leaves_nothing(
 
 
 @pytest.mark.sandbox
-def test_region_failover_interrupted_mid_restore_still_fails_back(region_run, region_sandbox,
-                                                                  tmp_path):
+def test_region_failover_interrupted_mid_restore_still_fails_back(
+    region_run, region_sandbox, tmp_path
+):
     """Ctrl-C while the DR database is being restored: aborted, the DR stack stopped, the
     primary region back and healthy, the front door closed."""
     import os
@@ -307,11 +327,25 @@ def test_region_failover_interrupted_mid_restore_still_fails_back(region_run, re
     region_run  # noqa: B018 - after the full drill: the sandbox is the failed-back primary
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
-         "run", "region-failover", "--target", str(region_sandbox.path), "--users", "0",
-         "--runs-dir", str(runs)],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "COLUMNS": "200"})
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mpac_drill.cli import main; sys.exit(main())",
+            "run",
+            "region-failover",
+            "--target",
+            str(region_sandbox.path),
+            "--users",
+            "0",
+            "--runs-dir",
+            str(runs),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     lines: list[str] = []
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -348,21 +382,29 @@ def pgw_run(region_sandbox, tmp_path_factory):
         if ctx.current_phase.startswith("failing back: stopping") and "ids" not in seen:
             pw = json.loads((dr_dir / "secrets.json").read_text())["db_password"]
             seen["param"] = (dr_dir / "ssm" / "PGW_BASE_URL").read_text().strip()
-            dsn = (f"host=127.0.0.1 port={24432 + OFFSET} user=mpac password={pw} "
-                   "dbname=pgw connect_timeout=2")
+            dsn = (
+                f"host=127.0.0.1 port={24432 + OFFSET} user=mpac password={pw} "
+                "dbname=pgw connect_timeout=2"
+            )
             with psycopg.connect(dsn) as conn:
-                seen["ids"] = {r[0] for r in conn.execute(
-                    "SELECT payment_id FROM qr_payments WHERE payment_id LIKE %s",
-                    (f"{ctx.run_id}-qr-%",)).fetchall()}
+                seen["ids"] = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT payment_id FROM qr_payments WHERE payment_id LIKE %s",
+                        (f"{ctx.run_id}-qr-%",),
+                    ).fetchall()
+                }
 
-    outcome = run_drill("pgw-region-failover", region_sandbox, runs_dir=runs, users=2,
-                        listeners=[listener])
+    outcome = run_drill(
+        "pgw-region-failover", region_sandbox, runs_dir=runs, users=2, listeners=[listener]
+    )
     return outcome, seen
 
 
 @pytest.mark.sandbox
 def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
-        pgw_run, region_sandbox):
+    pgw_run, region_sandbox
+):
     outcome, seen = pgw_run
     r = outcome.result
     assert r["status"] == "completed", r.get("reason")
@@ -372,8 +414,13 @@ def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
     assert abs(sum(s["duration_s"] for s in r["steps"]) - r["measurements"]["rto_s"]) <= 0.5
     assert seen["param"] == f"http://127.0.0.1:{24082 + OFFSET}"  # the DR PGW's ALB
     # mpac-smartpos's tasks took it: its QR payments go to the DR PGW, which answers
-    assert r["qr_path"] == {**r["qr_path"], "pgw_base_url": seen["param"], "pgw": "ok",
-                            "to_dr_pgw": True, "in_lost_region": False}
+    assert r["qr_path"] == {
+        **r["qr_path"],
+        "pgw_base_url": seen["param"],
+        "pgw": "ok",
+        "to_dr_pgw": True,
+        "in_lost_region": False,
+    }
     assert "the DR PGW" in r["steps"][-1]["detail"]
     assert "F12" not in {f["id"] for f in r["findings"]}
     f13 = [f for f in r["findings"] if f["id"] == "F13"]
@@ -395,8 +442,9 @@ def test_pgw_region_failover_lists_every_acknowledged_payment_the_restore_lost(
     # payments after the failover went to the DR region and are there (one in flight at
     # the loss may be acknowledged a few ms after it, and be lost: it is listed above)
     switched = sum(s["duration_s"] for s in r["steps"][:6])
-    after = {x["payment_id"] for x in ledger
-             if x["acked"] == "1" and float(x["ack_rel_s"]) > switched}
+    after = {
+        x["payment_id"] for x in ledger if x["acked"] == "1" and float(x["ack_rel_s"]) > switched
+    }
     assert after and after <= seen["ids"]
     f9 = [f for f in r["findings"] if f["id"] == "F9"]
     assert f9 and f"{len(missing)} of {len(acked)}" in f9[0]["evidence"]

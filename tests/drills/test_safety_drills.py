@@ -14,9 +14,11 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.sandbox
 
-AWS_SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAMPACDRILLTEST0001",
-               "AWS_SECRET_ACCESS_KEY": "mpacDrillSecretKeyNeverWritten0123456789",
-               "AWS_SESSION_TOKEN": "mpacDrillSessionTokenNeverWritten987"}
+AWS_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAMPACDRILLTEST0001",
+    "AWS_SECRET_ACCESS_KEY": "mpacDrillSecretKeyNeverWritten0123456789",
+    "AWS_SESSION_TOKEN": "mpacDrillSessionTokenNeverWritten987",
+}
 
 
 def _files(*roots: Path):
@@ -27,8 +29,18 @@ def _files(*roots: Path):
 
 
 def test_recovery_past_hard_bound_aborts_with_reason_and_rolls_back(sandbox, runs_dir):
-    r = run_cli("run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs_dir),
-                "--set", "drill.recovery_bound_s=1", "--set", "ecs.task_start_delay_s=3")
+    r = run_cli(
+        "run",
+        "ecs-task-failure",
+        "--users",
+        "2",
+        "--runs-dir",
+        str(runs_dir),
+        "--set",
+        "drill.recovery_bound_s=1",
+        "--set",
+        "ecs.task_start_delay_s=3",
+    )
     assert r.code == 1, r.err
     result = json.loads(next(runs_dir.glob("*/result.json")).read_text())
     assert result["status"] == "aborted"
@@ -36,14 +48,28 @@ def test_recovery_past_hard_bound_aborts_with_reason_and_rolls_back(sandbox, run
     assert result["passed"] is False
     journal = json.loads(next(runs_dir.glob("*/journal.json")).read_text())
     assert [rb["activity"]["name"] for rb in journal["rollbacks"]] == [
-        "stop-observers", "stop-load", "await-recovery"]
+        "stop-observers",
+        "stop-load",
+        "await-recovery",
+    ]
     control.wait_healthy(sandbox, timeout_s=30)
 
 
 def test_load_failure_rate_stop_condition_aborts(sandbox, runs_dir):
-    r = run_cli("run", "ecs-task-failure", "--users", "6", "--runs-dir", str(runs_dir),
-                "--set", "stop.max_failure_rate=0.1", "--set", "stop.max_failure_rate_for_s=1",
-                "--set", "ecs.task_start_delay_s=8")
+    r = run_cli(
+        "run",
+        "ecs-task-failure",
+        "--users",
+        "6",
+        "--runs-dir",
+        str(runs_dir),
+        "--set",
+        "stop.max_failure_rate=0.1",
+        "--set",
+        "stop.max_failure_rate_for_s=1",
+        "--set",
+        "ecs.task_start_delay_s=8",
+    )
     assert r.code == 1, r.err
     result = json.loads(next(runs_dir.glob("*/result.json")).read_text())
     assert result["status"] == "aborted", result.get("reason")
@@ -80,15 +106,19 @@ def test_gate_writes_junit_and_report_matches_runs(sandbox, runs_dir, tmp_path):
     assert r.code == 0, r.out + r.err
     results = [json.loads(p.read_text()) for p in runs_dir.glob("*/result.json")]
     assert sorted(x["scenario"] for x in results) == [
-        "ecs-task-failure", "rds-failover", "redis-failover"]
+        "ecs-task-failure",
+        "rds-failover",
+        "redis-failover",
+    ]
     tree = ET.parse(junit)
     cases = tree.getroot().iter("testcase")
     names = {(c.get("classname"), c.get("name")) for c in cases}
     assert ("rds-failover", "rto_s") in names and ("redis-failover", "duplicate_orders") in names
     assert not list(tree.getroot().iter("failure"))
     out = tmp_path / "report"
-    quarter = results[0]["started_at"][:4] + "-Q" + str((int(results[0]["started_at"][5:7]) - 1)
-                                                       // 3 + 1)
+    quarter = (
+        results[0]["started_at"][:4] + "-Q" + str((int(results[0]["started_at"][5:7]) - 1) // 3 + 1)
+    )
     rep = run_cli("report", quarter, "--runs-dir", str(runs_dir), "--out", str(out))
     md = (out / f"{quarter}.md").read_text()
     assert (out / f"{quarter}.html").is_file() and (out / f"{quarter}.csv").is_file()
@@ -110,9 +140,21 @@ def test_second_drill_on_same_target_is_refused_while_one_runs(sandbox, runs_dir
     from mpac_drill import PROJECT_ROOT
 
     first = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
-         "run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs_dir)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mpac_drill.cli import main; sys.exit(main())",
+            "run",
+            "ecs-task-failure",
+            "--users",
+            "2",
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(runs_dir.glob("*-ecs-task-failure-sandbox")):

@@ -11,10 +11,10 @@ from probes.canary import Write, compute_rpo
 from probes.recovery import Sample, compute_recovery, service_recovery
 
 
-def _series(service: str, oks: list[bool], start: float = -1.0, step: float = 0.1
-            ) -> list[Sample]:
-    return [Sample(t=round(start + i * step, 4), service=service, ok=ok)
-            for i, ok in enumerate(oks)]
+def _series(service: str, oks: list[bool], start: float = -1.0, step: float = 0.1) -> list[Sample]:
+    return [
+        Sample(t=round(start + i * step, 4), service=service, ok=ok) for i, ok in enumerate(oks)
+    ]
 
 
 def test_recovery_single_outage_rto_is_first_of_k_healthy():
@@ -57,8 +57,11 @@ def test_recovery_failures_before_injection_are_ignored():
     assert r["rto_s"] == 0.0 and r["detect_s"] is None
 
 
-@given(down=st.integers(min_value=1, max_value=50), k=st.integers(min_value=1, max_value=5),
-       before=st.integers(min_value=0, max_value=10))
+@given(
+    down=st.integers(min_value=1, max_value=50),
+    k=st.integers(min_value=1, max_value=5),
+    before=st.integers(min_value=0, max_value=10),
+)
 def test_recovery_property_rto_equals_outage_length(down: int, k: int, before: int):
     oks = [True] * before + [False] * down + [True] * (k + 2)
     s = _series("svc", oks, start=0.0, step=0.1)
@@ -68,14 +71,23 @@ def test_recovery_property_rto_equals_outage_length(down: int, k: int, before: i
 
 
 def _w(seq: int, t: float, acked: bool, present: bool | None) -> Write:
-    return Write(seq=seq, sent_mono=t - 0.01, sent_utc=datetime.now(UTC),
-                 ack_mono=t if acked else None, present=present if acked else None)
+    return Write(
+        seq=seq,
+        sent_mono=t - 0.01,
+        sent_utc=datetime.now(UTC),
+        ack_mono=t if acked else None,
+        present=present if acked else None,
+    )
 
 
 def test_rpo_no_loss_is_zero():
     ledger = [_w(i, i * 0.05, True, True) for i in range(100)]
-    assert compute_rpo(ledger) == {"acked_writes": 100, "lost_writes": 0, "rpo_s": 0.0,
-                                   "lost_seqs": []}
+    assert compute_rpo(ledger) == {
+        "acked_writes": 100,
+        "lost_writes": 0,
+        "rpo_s": 0.0,
+        "lost_seqs": [],
+    }
 
 
 def test_rpo_window_of_lost_writes():

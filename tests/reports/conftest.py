@@ -22,9 +22,15 @@ from mpac_drill.drill.result import SCHEMA_CANDIDATES
 
 SCHEMA_PATH = next((p for p in SCHEMA_CANDIDATES if p.is_file()), SCHEMA_CANDIDATES[-1])
 SERVICES = ("svc-portal", "svc-smarttab", "pgw")
-SECTIONS = {"ecs-task-failure": "1.1", "rds-failover": "1.2", "redis-failover": "1.3",
-            "region-failover": "1.4", "pgw-region-failover": "1.5", "obs-failure": "1.6",
-            "rds-pitr": "2.3"}
+SECTIONS = {
+    "ecs-task-failure": "1.1",
+    "rds-failover": "1.2",
+    "redis-failover": "1.3",
+    "region-failover": "1.4",
+    "pgw-region-failover": "1.5",
+    "obs-failure": "1.6",
+    "rds-pitr": "2.3",
+}
 
 
 def _iso(t: datetime) -> str:
@@ -75,24 +81,50 @@ class RunFactory:
         folder = self.root / run_id
         folder.mkdir()
         result: dict[str, Any] = {
-            "schema_version": 1, "run_id": run_id, "scenario": scenario,
-            "runbook_section": SECTIONS[scenario], "target": target,
-            "started_at": _iso(start), "ended_at": _iso(ended), "status": status,
-            "fault": {"action": f"inject {scenario}", "resources": ["sandbox"],
-                      "injected_at": _iso(injected)},
+            "schema_version": 1,
+            "run_id": run_id,
+            "scenario": scenario,
+            "runbook_section": SECTIONS[scenario],
+            "target": target,
+            "started_at": _iso(start),
+            "ended_at": _iso(ended),
+            "status": status,
+            "fault": {
+                "action": f"inject {scenario}",
+                "resources": ["sandbox"],
+                "injected_at": _iso(injected),
+            },
             "measurements": {
-                "detect_s": detect_s, "rto_s": rto_s, "rpo_s": rpo_s,
-                "acked_writes": acked, "lost_writes": lost,
+                "detect_s": detect_s,
+                "rto_s": rto_s,
+                "rpo_s": rpo_s,
+                "acked_writes": acked,
+                "lost_writes": lost,
                 "load": {"requests": 0, "failures": 0, "p95_ms": 85.0},
             },
-            "verdicts": [{"metric": "rto_s", "value": rto_s, "target": 300.0,
-                          "passed": rto_s is not None and rto_s <= 300}],
+            "verdicts": [
+                {
+                    "metric": "rto_s",
+                    "value": rto_s,
+                    "target": 300.0,
+                    "passed": rto_s is not None and rto_s <= 300,
+                }
+            ],
             "passed": status == "completed" and rto_s is not None,
-            "artifacts": {"journal": "journal.json", "timeline": "timeline.csv",
-                          "canary": "canary.csv", "load_per_second": "load_per_second.csv",
-                          "fault": "fault.json"},
-            "harness": {"version": "0.1.0", "git_commit": "4e8079a", "user": user,
-                        "host": host, "python": "3.11.2"},
+            "artifacts": {
+                "journal": "journal.json",
+                "timeline": "timeline.csv",
+                "canary": "canary.csv",
+                "load_per_second": "load_per_second.csv",
+                "fault": "fault.json",
+            },
+            "harness": {
+                "version": "0.1.0",
+                "git_commit": "4e8079a",
+                "user": user,
+                "host": host,
+                "python": "3.11.2",
+            },
             "settings": {},
         }
         if reason is not None:
@@ -104,8 +136,7 @@ class RunFactory:
         if steps is not None:
             result["steps"] = steps
         if artifacts:
-            requests, failures = self._write_artifacts(folder, result, injected, lead_s, bound,
-                                                       hz)
+            requests, failures = self._write_artifacts(folder, result, injected, lead_s, bound, hz)
             result["measurements"]["load"].update(requests=requests, failures=failures)
         (folder / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         return folder
@@ -122,8 +153,9 @@ class RunFactory:
         (folder / "result.json").write_text(json.dumps(data), encoding="utf-8")
 
     @staticmethod
-    def _write_artifacts(folder: Path, result: dict, injected: datetime, lead_s: float,
-                         bound: float, hz: float) -> tuple[int, int]:
+    def _write_artifacts(
+        folder: Path, result: dict, injected: datetime, lead_s: float, bound: float, hz: float
+    ) -> tuple[int, int]:
         m = result["measurements"]
         down_from = m["detect_s"] if m["detect_s"] is not None else 0.0
         down_to = m["rto_s"] if m["rto_s"] is not None else float("inf")
@@ -131,8 +163,9 @@ class RunFactory:
         def down(t: float) -> bool:
             return down_from <= t < down_to
 
-        (folder / "journal.json").write_text(json.dumps(
-            {"chaoslib-version": "1.44.0", "status": result["status"], "run": []}))
+        (folder / "journal.json").write_text(
+            json.dumps({"chaoslib-version": "1.44.0", "status": result["status"], "run": []})
+        )
         (folder / "fault.json").write_text(json.dumps(result["fault"]))
         with (folder / "timeline.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -142,8 +175,16 @@ class RunFactory:
                 t = -lead_s + i / hz
                 for service in SERVICES:
                     bad = down(t) and service == "svc-smarttab"
-                    w.writerow([_iso(injected + timedelta(seconds=t)), f"{t:.3f}", service,
-                                0 if bad else 1, 503 if bad else 200, f"{12.5 + i % 7:.1f}"])
+                    w.writerow(
+                        [
+                            _iso(injected + timedelta(seconds=t)),
+                            f"{t:.3f}",
+                            service,
+                            0 if bad else 1,
+                            503 if bad else 200,
+                            f"{12.5 + i % 7:.1f}",
+                        ]
+                    )
         acked, lost = m["acked_writes"] or 0, m["lost_writes"] or 0
         with (folder / "canary.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -151,8 +192,9 @@ class RunFactory:
             for seq in range(acked):
                 t = -lead_s + seq * (lead_s + bound) / max(acked, 1)
                 gone = 0 <= seq - int(acked * lead_s / (lead_s + bound)) < lost
-                w.writerow([seq, _iso(injected + timedelta(seconds=t)), f"{t:.3f}", 1,
-                            0 if gone else 1])
+                w.writerow(
+                    [seq, _iso(injected + timedelta(seconds=t)), f"{t:.3f}", 1, 0 if gone else 1]
+                )
         requests = failures = 0
         with (folder / "load_per_second.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -194,4 +236,3 @@ def contract_schema() -> dict:
     if not SCHEMA_PATH.is_file():
         pytest.skip(f"contract schema not found at {SCHEMA_PATH}")
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-

@@ -20,14 +20,17 @@ Q = "2026-Q4"
 
 def _rows(md: str, first: str) -> list[list[str]]:
     """Cells of every Markdown table row whose first cell is ``first``."""
-    return [[c.strip() for c in line.strip()[2:-2].split(" | ")]
-            for line in md.splitlines() if line.startswith(f"| {first} | ")]
+    return [
+        [c.strip() for c in line.strip()[2:-2].split(" | ")]
+        for line in md.splitlines()
+        if line.startswith(f"| {first} | ")
+    ]
 
 
 def _section(md: str, heading: str) -> str:
     start = md.index(f"\n## {heading}\n")
     end = md.find("\n## ", start + 1)
-    return md[start:end if end != -1 else None]
+    return md[start : end if end != -1 else None]
 
 
 def _csv(path) -> list[dict[str, str]]:
@@ -41,29 +44,82 @@ def quarter(tmp_path_factory, factory_at, catalog):
     root = tmp_path_factory.mktemp("quarter")
     make = factory_at(root / "runs")
     folders = {
-        "rds": [make("rds-failover", started_at="2026-10-05T09:00:00Z", rto_s=42.5),
-                make("rds-failover", started_at="2026-11-02T09:00:00Z", rto_s=61.0, rpo_s=2.5,
-                     acked=300, lost=4),
-                make("rds-failover", started_at="2026-12-01T09:00:00Z", rto_s=400.0)],
-        "redis": [make("redis-failover", started_at="2026-10-06T09:00:00Z", rto_s=20.0,
-                       rpo_s=None, acked=None, lost=None,
-                       impact={"revoked_token_accepted_s": 20.0, "duplicate_orders": 0,
-                               "rate_limit_bypassed": 17, "token_lifetime_s": 900})],
-        "ecs": [make("ecs-task-failure", started_at="2026-10-07T09:00:00Z", status="aborted",
-                     rto_s=None, rpo_s=None, reason="stop condition: error rate above 50 %")],
-        "region": [make("region-failover", started_at="2026-11-20T08:00:00Z", rto_s=5400.0,
-                        rpo_s=300.0, hz=0.2,
-                        steps=[{"name": "activate DR stack", "started_at": "2026-11-20T08:01:00Z",
-                                "duration_s": 1200.0, "ok": True, "detail": "us-east-1"},
-                               {"name": "switch DNS", "started_at": "2026-11-20T08:21:00Z",
-                                "duration_s": 300.0, "ok": False,
-                                "detail": "named ap-northeast-1"}],
-                        findings=[{"id": "F1", "section": "1.4",
-                                   "summary": "DNS step names the failed region",
-                                   "evidence": "route53 --region ap-northeast-1"}])],
+        "rds": [
+            make("rds-failover", started_at="2026-10-05T09:00:00Z", rto_s=42.5),
+            make(
+                "rds-failover",
+                started_at="2026-11-02T09:00:00Z",
+                rto_s=61.0,
+                rpo_s=2.5,
+                acked=300,
+                lost=4,
+            ),
+            make("rds-failover", started_at="2026-12-01T09:00:00Z", rto_s=400.0),
+        ],
+        "redis": [
+            make(
+                "redis-failover",
+                started_at="2026-10-06T09:00:00Z",
+                rto_s=20.0,
+                rpo_s=None,
+                acked=None,
+                lost=None,
+                impact={
+                    "revoked_token_accepted_s": 20.0,
+                    "duplicate_orders": 0,
+                    "rate_limit_bypassed": 17,
+                    "token_lifetime_s": 900,
+                },
+            )
+        ],
+        "ecs": [
+            make(
+                "ecs-task-failure",
+                started_at="2026-10-07T09:00:00Z",
+                status="aborted",
+                rto_s=None,
+                rpo_s=None,
+                reason="stop condition: error rate above 50 %",
+            )
+        ],
+        "region": [
+            make(
+                "region-failover",
+                started_at="2026-11-20T08:00:00Z",
+                rto_s=5400.0,
+                rpo_s=300.0,
+                hz=0.2,
+                steps=[
+                    {
+                        "name": "activate DR stack",
+                        "started_at": "2026-11-20T08:01:00Z",
+                        "duration_s": 1200.0,
+                        "ok": True,
+                        "detail": "us-east-1",
+                    },
+                    {
+                        "name": "switch DNS",
+                        "started_at": "2026-11-20T08:21:00Z",
+                        "duration_s": 300.0,
+                        "ok": False,
+                        "detail": "named ap-northeast-1",
+                    },
+                ],
+                findings=[
+                    {
+                        "id": "F1",
+                        "section": "1.4",
+                        "summary": "DNS step names the failed region",
+                        "evidence": "route53 --region ap-northeast-1",
+                    }
+                ],
+            )
+        ],
         "obs": [make("obs-failure", started_at="2026-11-21T08:00:00Z", rto_s=1200.0)],
-        "old": [make("rds-failover", started_at="2026-05-05T09:00:00Z", rto_s=90.0),
-                make("rds-failover", started_at="2026-08-05T09:00:00Z", rto_s=75.0)],
+        "old": [
+            make("rds-failover", started_at="2026-05-05T09:00:00Z", rto_s=90.0),
+            make("rds-failover", started_at="2026-08-05T09:00:00Z", rto_s=75.0),
+        ],
     }
     (folders["obs"][0] / "timeline.csv").unlink()
     broken = root / "runs" / "20261201T000000Z-rds-failover-sandbox"
@@ -71,8 +127,14 @@ def quarter(tmp_path_factory, factory_at, catalog):
     (broken / "result.json").write_text('{"schema_version": 1,', encoding="utf-8")
     outcome = build_report(Q, runs_dir=root / "runs", out_dir=root / "out", catalog=catalog)
     md = (root / "out" / f"{Q}.md").read_text(encoding="utf-8")
-    return {"outcome": outcome, "md": md, "folders": folders, "root": root, "make": make,
-            "csv": _csv(root / "out" / f"{Q}.csv")}
+    return {
+        "outcome": outcome,
+        "md": md,
+        "folders": folders,
+        "root": root,
+        "make": make,
+        "csv": _csv(root / "out" / f"{Q}.csv"),
+    }
 
 
 def test_build_report_summary_rows_equal_run_folder_figures(quarter):
@@ -145,7 +207,8 @@ def test_build_report_broken_result_skipped_with_reason(quarter):
     assert skipped.folder == "20261201T000000Z-rds-failover-sandbox"
     assert skipped.reason == "result.json is not valid JSON at line 1"
     assert _rows(_section(quarter["md"], "Skipped run folders"), f"`{skipped.folder}`") == [
-        [f"`{skipped.folder}`", skipped.reason]]
+        [f"`{skipped.folder}`", skipped.reason]
+    ]
 
 
 def test_build_report_several_quarters_trend_has_each(quarter):
@@ -159,8 +222,7 @@ def test_build_report_several_quarters_trend_has_each(quarter):
 
 def test_build_report_findings_grouped_unexercised_listed(quarter):
     findings = _section(quarter["md"], "Runbook findings")
-    status = {r[0]: r[3] for fid in [f"F{i}" for i in range(1, 10)]
-              for r in _rows(findings, fid)}
+    status = {r[0]: r[3] for fid in [f"F{i}" for i in range(1, 10)] for r in _rows(findings, fid)}
     assert status["F1"] == "exposed by 1 run(s)"
     assert all(status[f"F{i}"] == "not yet exercised" for i in range(2, 10))
     assert "DNS step names the failed region Evidence: route53 --region ap-northeast-1" in findings
@@ -170,15 +232,19 @@ def test_build_report_redis_impact_and_steps_rendered(quarter):
     md = quarter["md"]
     assert _rows(md, "(b) orders written twice") == [["(b) orders written twice", "0", "0", "ok"]]
     assert _rows(md, "switch DNS")[0][3] == "NO"
-    assert (quarter["root"] / "out" / f"{Q}-steps-{quarter['folders']['region'][0].name}.png"
-            ).is_file()
+    assert (
+        quarter["root"] / "out" / f"{Q}-steps-{quarter['folders']['region'][0].name}.png"
+    ).is_file()
 
 
 def test_build_report_each_section_names_its_control(quarter):
     md = quarter["md"]
-    for heading, control in [("Compliance summary", "SOC 2 A1.3"), ("Violations", "SOC 2 A1.3"),
-                             ("Runbook findings", "PCI DSS 12.10.2"),
-                             ("12-month coverage", "PCI DSS 12.10.2")]:
+    for heading, control in [
+        ("Compliance summary", "SOC 2 A1.3"),
+        ("Violations", "SOC 2 A1.3"),
+        ("Runbook findings", "PCI DSS 12.10.2"),
+        ("12-month coverage", "PCI DSS 12.10.2"),
+    ]:
         assert f"Answers: **{control}**" in _section(md, heading)
 
 
@@ -228,8 +294,9 @@ def test_build_report_no_runs_says_so_signals_no_runs(make_run, runs_dir, tmp_pa
     assert len(_csv(tmp_path / "out" / f"{Q}.csv")) == 0
 
 
-def test_build_report_run_for_a_quarter_counts_there_and_is_named(make_run, runs_dir,
-                                                                  tmp_path, catalog):
+def test_build_report_run_for_a_quarter_counts_there_and_is_named(
+    make_run, runs_dir, tmp_path, catalog
+):
     early = make_run("rds-pitr", started_at="2026-11-27T10:00:00Z")
     make_run.edit(early, lambda r: r.update(quarter="2027-Q2"))
     make_run("rds-failover", started_at="2026-11-27T11:00:00Z")  # no quarter: its date's
@@ -242,8 +309,9 @@ def test_build_report_run_for_a_quarter_counts_there_and_is_named(make_run, runs
     assert "Runs dated outside the quarter" not in now.markdown.read_text(encoding="utf-8")
 
 
-def test_build_report_malformed_run_quarter_skipped_with_reason(make_run, runs_dir, tmp_path,
-                                                                catalog):
+def test_build_report_malformed_run_quarter_skipped_with_reason(
+    make_run, runs_dir, tmp_path, catalog
+):
     bad = make_run("rds-failover")
     make_run.edit(bad, lambda r: r.update(quarter="2026-Q9"))
     outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
@@ -271,17 +339,18 @@ def test_build_report_missing_runs_dir_usage_error(tmp_path, catalog):
 
 
 def test_build_report_scheduled_met_compliant_exit_ok(make_run, runs_dir, tmp_path, catalog):
-    make_run("region-failover", started_at="2027-01-15T10:00:00Z", rto_s=7200.0, rpo_s=120.0,
-             hz=0.1)
+    make_run(
+        "region-failover", started_at="2027-01-15T10:00:00Z", rto_s=7200.0, rpo_s=120.0, hz=0.1
+    )
     outcome = build_report("2027-Q1", runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
     assert outcome.compliant and outcome.missed == [] and outcome.not_run == []
     assert outcome.exit_code == ExitCode.OK
     assert "**Overall: 1 of 1 scenarios met both targets (100 %): compliant.**" in (
-        outcome.markdown.read_text(encoding="utf-8"))
+        outcome.markdown.read_text(encoding="utf-8")
+    )
 
 
-def test_build_report_scheduled_not_run_listed_with_reason(make_run, runs_dir, tmp_path,
-                                                           catalog):
+def test_build_report_scheduled_not_run_listed_with_reason(make_run, runs_dir, tmp_path, catalog):
     make_run("rds-failover", started_at="2027-04-03T10:00:00Z")
     outcome = build_report("2027-Q2", runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
     assert outcome.not_run == ["rds-pitr"] and not outcome.compliant
@@ -293,8 +362,13 @@ def test_build_report_scheduled_not_run_listed_with_reason(make_run, runs_dir, t
 
 
 def test_build_report_hostile_run_text_escaped(make_run, runs_dir, tmp_path, catalog):
-    make_run("ecs-task-failure", status="failed", rto_s=None, rpo_s=None,
-             reason="a | b <script>alert(1)</script> **bold**\nnext")
+    make_run(
+        "ecs-task-failure",
+        status="failed",
+        rto_s=None,
+        rpo_s=None,
+        reason="a | b <script>alert(1)</script> **bold**\nnext",
+    )
     outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
     md = outcome.markdown.read_text(encoding="utf-8")
     assert r"a \| b \<script\>alert(1)\</script\> \*\*bold\*\* next" in md
@@ -302,26 +376,36 @@ def test_build_report_hostile_run_text_escaped(make_run, runs_dir, tmp_path, cat
     assert "<script>" not in html and "&lt;script&gt;alert(1)" in html
 
 
-def test_build_report_many_runs_charts_capped_rest_tabled(make_run, runs_dir, tmp_path,
-                                                          catalog):
+def test_build_report_many_runs_charts_capped_rest_tabled(make_run, runs_dir, tmp_path, catalog):
     for day in range(1, 15):
-        make_run("rds-failover", started_at=f"2026-10-{day:02d}T10:00:00Z",
-                 rto_s=500.0 if day == 3 else 30.0 + day, hz=0.5, lead_s=4, tail_s=4)
+        make_run(
+            "rds-failover",
+            started_at=f"2026-10-{day:02d}T10:00:00Z",
+            rto_s=500.0 if day == 3 else 30.0 + day,
+            hz=0.5,
+            lead_s=4,
+            tail_s=4,
+        )
     outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
     charts = sorted(p.name for p in tmp_path.glob(f"{Q}-timeline-*.png"))
-    assert [c[len(Q) + 10:len(Q) + 18] for c in charts] == ["20261003", "20261014"]
+    assert [c[len(Q) + 10 : len(Q) + 18] for c in charts] == ["20261003", "20261014"]
     md = outcome.markdown.read_text(encoding="utf-8")
     assert f"<details><summary>Other runs of rds-failover in {Q} (12)</summary>" in md
     assert len(_csv(tmp_path / f"{Q}.csv")) == 14
 
 
-def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir, tmp_path,
-                                                             catalog):
+def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir, tmp_path, catalog):
     empty = make_run("rds-failover", started_at="2026-11-01T10:00:00Z")
     (empty / "timeline.csv").write_text("")
     (empty / "load_per_second.csv").write_text("t_utc,name,requests,failures,p95_ms\n")
-    never = make_run("rds-failover", started_at="2026-11-02T10:00:00Z", status="failed",
-                     detect_s=None, rto_s=None, reason="sandbox did not start")
+    never = make_run(
+        "rds-failover",
+        started_at="2026-11-02T10:00:00Z",
+        status="failed",
+        detect_s=None,
+        rto_s=None,
+        reason="sandbox did not start",
+    )
     make_run.edit(never, lambda d: d["fault"].update(injected_at=None))
     (never / "timeline.csv").write_text("t_utc,t_rel_s,service,ok,status,latency_ms\n")
     outcome = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path, catalog=catalog)
@@ -332,15 +416,19 @@ def test_build_report_degenerate_artifacts_noted_not_crashed(make_run, runs_dir,
     assert len(list(tmp_path.glob(f"{Q}-timeline-*.png"))) == 2
 
 
-def test_build_report_pgw_reconciliation_list_rendered_from_run_folder(make_run, runs_dir,
-                                                                        tmp_path):
+def test_build_report_pgw_reconciliation_list_rendered_from_run_folder(
+    make_run, runs_dir, tmp_path
+):
     from reports import build_report
 
     folder = make_run("pgw-region-failover", rto_s=300.0, rpo_s=0.4, lost=3)
-    rows = [f"drill-qr-{i},drill-{i % 2},{100 + i},2026-11-10T10:00:0{i}.000000Z,-0.{i}"
-            for i in range(3)]
+    rows = [
+        f"drill-qr-{i},drill-{i % 2},{100 + i},2026-11-10T10:00:0{i}.000000Z,-0.{i}"
+        for i in range(3)
+    ]
     (folder / "reconciliation.csv").write_text(
-        "payment_id,client,amount,sent_at,acked_at_rel_s\n" + "\n".join(rows) + "\n")
+        "payment_id,client,amount,sent_at,acked_at_rel_s\n" + "\n".join(rows) + "\n"
+    )
     out = build_report("2026-Q4", runs_dir=runs_dir, out_dir=tmp_path / "out")
     md = out.markdown.read_text()
     assert "QR payments to reconcile (runbook 1.5)**: 3 acknowledged" in md

@@ -14,13 +14,31 @@ import pytest
         {},
         {"scenario": "ecs-task-failure", "rpo_s": None, "acked": None, "lost": None},
         {"status": "aborted", "rto_s": None, "reason": "stop condition hit"},
-        {"scenario": "redis-failover", "rpo_s": None,
-         "impact": {"revoked_token_accepted_s": 12.5, "duplicate_orders": 0,
-                    "rate_limit_bypassed": 4, "token_lifetime_s": 900}},
-        {"scenario": "region-failover", "rto_s": 3600.0, "hz": 0.1,
-         "steps": [{"name": "switch DNS", "started_at": "2026-11-10T10:05:00Z",
-                    "duration_s": 60.0, "ok": True, "detail": "us-east-1"}],
-         "findings": [{"id": "F1", "section": "1.4", "summary": "s", "evidence": "e"}]},
+        {
+            "scenario": "redis-failover",
+            "rpo_s": None,
+            "impact": {
+                "revoked_token_accepted_s": 12.5,
+                "duplicate_orders": 0,
+                "rate_limit_bypassed": 4,
+                "token_lifetime_s": 900,
+            },
+        },
+        {
+            "scenario": "region-failover",
+            "rto_s": 3600.0,
+            "hz": 0.1,
+            "steps": [
+                {
+                    "name": "switch DNS",
+                    "started_at": "2026-11-10T10:05:00Z",
+                    "duration_s": 60.0,
+                    "ok": True,
+                    "detail": "us-east-1",
+                }
+            ],
+            "findings": [{"id": "F1", "section": "1.4", "summary": "s", "evidence": "e"}],
+        },
     ],
     ids=["completed", "stateless", "aborted", "redis-impact", "region-steps"],
 )

@@ -51,11 +51,23 @@ def test_load_runs_no_result_json_skipped_as_unfinished(make_run, runs_dir, cata
         (lambda d: d.update(schema_version=2), "schema_version 2 is not 1"),
         (lambda d: d.update(artifacts=["journal.json"]), "artifacts must map names"),
     ],
-    ids=["no-measurements", "no-rpo", "rto-text", "negative-lost", "scenario", "status",
-         "naive-time", "bad-time", "ended-first", "version", "artifacts-list"],
+    ids=[
+        "no-measurements",
+        "no-rpo",
+        "rto-text",
+        "negative-lost",
+        "scenario",
+        "status",
+        "naive-time",
+        "bad-time",
+        "ended-first",
+        "version",
+        "artifacts-list",
+    ],
 )
-def test_load_runs_invalid_result_skipped_with_named_reason(make_run, runs_dir, catalog, change,
-                                                            reason):
+def test_load_runs_invalid_result_skipped_with_named_reason(
+    make_run, runs_dir, catalog, change, reason
+):
     folder = make_run()
     make_run.edit(folder, change)
     runset = _load(runs_dir, catalog)
@@ -96,7 +108,8 @@ def test_load_runs_manifest_every_file_hashed(make_run, runs_dir, catalog):
     manifest = _load(runs_dir, catalog).manifest
     expected = {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*") if p.is_file()
+        for p in folder.rglob("*")
+        if p.is_file()
     }
     assert dict(zip(manifest[C.PATH], manifest[C.SHA256], strict=True)) == expected
     assert "locust/stats.csv" in expected
@@ -116,7 +129,8 @@ def test_load_traffic_no_aggregated_rows_summed_per_second(make_run, runs_dir, c
     (folder / "load_per_second.csv").write_text(
         "t_utc,name,requests,failures,p95_ms\n"
         "2026-11-10T10:00:20Z,a,10,1,50\n2026-11-10T10:00:20Z,b,5,2,70\n"
-        "2026-11-10T10:00:21Z,a,7,0,40\n")
+        "2026-11-10T10:00:21Z,a,7,0,40\n"
+    )
     runs = _load(runs_dir, catalog).runs
     frame, problems = load_traffic(runs_dir, runs)
     assert not problems
@@ -134,9 +148,16 @@ def test_load_runs_dry_run_skipped_as_not_a_drill(make_run, runs_dir, catalog):
 
 
 def test_load_runs_malformed_impact_value_nulled_run_kept(make_run, runs_dir, catalog):
-    make_run("redis-failover", rpo_s=None,
-             impact={"revoked_token_accepted_s": "n/a", "duplicate_orders": 0,
-                     "rate_limit_bypassed": True, "order_retries_sent": 40})
+    make_run(
+        "redis-failover",
+        rpo_s=None,
+        impact={
+            "revoked_token_accepted_s": "n/a",
+            "duplicate_orders": 0,
+            "rate_limit_bypassed": True,
+            "order_retries_sent": 40,
+        },
+    )
     runs = _load(runs_dir, catalog).runs
     assert runs[C.REVOKED_S].isna().all() and runs[C.BYPASSED].isna().all()
     assert runs[C.DUPLICATES].tolist() == [0]

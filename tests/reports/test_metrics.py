@@ -20,8 +20,11 @@ def _judged(runs_dir: Path, catalog) -> pd.DataFrame:
 
 
 def test_quarter_of_offset_near_boundary_uses_utc():
-    times = pd.to_datetime(pd.Series(["2026-10-01T01:00:00+02:00", "2026-12-31T23:59:59Z",
-                                      "2027-01-01T00:00:00Z"]), utc=True, format="ISO8601")
+    times = pd.to_datetime(
+        pd.Series(["2026-10-01T01:00:00+02:00", "2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"]),
+        utc=True,
+        format="ISO8601",
+    )
     assert metrics.quarter_of(times).tolist() == ["2026-Q3", "2026-Q4", "2027-Q1"]
 
 
@@ -30,16 +33,20 @@ def test_quarters_back_crosses_year_boundary():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(st.none(), st.floats(0, 20000, allow_nan=False)), min_size=1,
-                max_size=6))
+@given(st.lists(st.one_of(st.none(), st.floats(0, 20000, allow_nan=False)), min_size=1, max_size=6))
 def test_scenario_summary_any_rtos_median_worst_equal_independent(catalog, factory_at, rtos):
     with tempfile.TemporaryDirectory() as tmp:
         factory = factory_at(Path(tmp))
         for i, rto in enumerate(rtos):
-            factory("rds-failover", started_at=f"2026-11-{i + 1:02d}T10:00:00Z", rto_s=rto,
-                    artifacts=False)
+            factory(
+                "rds-failover",
+                started_at=f"2026-11-{i + 1:02d}T10:00:00Z",
+                rto_s=rto,
+                artifacts=False,
+            )
         summary = metrics.scenario_summary(
-            metrics.in_quarter(_judged(Path(tmp), catalog), "2026-Q4"), catalog, "2026-Q4")
+            metrics.in_quarter(_judged(Path(tmp), catalog), "2026-Q4"), catalog, "2026-Q4"
+        )
     row = summary.set_index(C.SCENARIO).loc["rds-failover"]
     as_inf = [float("inf") if r is None else r for r in rtos]
     assert row[C.RTO_WORST] == max(as_inf)
@@ -48,8 +55,9 @@ def test_scenario_summary_any_rtos_median_worst_equal_independent(catalog, facto
     assert row[C.VERDICT] == (C.MET if met else C.MISSED)
 
 
-def test_judge_runs_rpo_without_declared_target_uses_global_when_measured(make_run, runs_dir,
-                                                                          catalog):
+def test_judge_runs_rpo_without_declared_target_uses_global_when_measured(
+    make_run, runs_dir, catalog
+):
     make_run("ecs-task-failure", rpo_s=1000.0)
     make_run("ecs-task-failure", started_at="2026-11-11T10:00:00Z", rpo_s=None)
     judged = _judged(runs_dir, catalog)
@@ -86,17 +94,26 @@ def test_scenario_summary_scheduled_not_run_listed_with_reason(make_run, runs_di
 
 def test_detail_runs_many_runs_latest_and_worst_per_scenario(make_run, runs_dir, catalog):
     rtos = [40.0, 41.0, 400.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0, 50.0, 51.0, 52.0]
-    folders = [make_run(started_at=f"2026-11-{i + 1:02d}T10:00:00Z", rto_s=r, artifacts=False)
-               for i, r in enumerate(rtos)]
+    folders = [
+        make_run(started_at=f"2026-11-{i + 1:02d}T10:00:00Z", rto_s=r, artifacts=False)
+        for i, r in enumerate(rtos)
+    ]
     runs_q = metrics.in_quarter(_judged(runs_dir, catalog), "2026-Q4")
     chosen = metrics.detail_runs(runs_q)
     assert chosen == [make_run.read(folders[2])["run_id"], make_run.read(folders[-1])["run_id"]]
 
 
 def test_violations_impact_checks_failed_listed(make_run, runs_dir, catalog):
-    make_run("redis-failover", rpo_s=None,
-             impact={"revoked_token_accepted_s": 1000.0, "token_lifetime_s": 900,
-                     "duplicate_orders": 2, "rate_limit_bypassed": 5})
+    make_run(
+        "redis-failover",
+        rpo_s=None,
+        impact={
+            "revoked_token_accepted_s": 1000.0,
+            "token_lifetime_s": 900,
+            "duplicate_orders": 2,
+            "rate_limit_bypassed": 5,
+        },
+    )
     runs_q = metrics.in_quarter(_judged(runs_dir, catalog), "2026-Q4")
     summary = metrics.scenario_summary(runs_q, catalog, "2026-Q4")
     kinds = metrics.violations(runs_q, summary, "2026-Q4")

@@ -95,29 +95,71 @@ class PgServer:
     def _as_owner(self, cmd: list[str]) -> list[str]:
         if os.geteuid() != 0:
             return cmd
-        return ["setpriv", f"--reuid={_UNPRIVILEGED}", f"--regid={_UNPRIVILEGED}",
-                "--clear-groups", *cmd]
+        return [
+            "setpriv",
+            f"--reuid={_UNPRIVILEGED}",
+            f"--regid={_UNPRIVILEGED}",
+            "--clear-groups",
+            *cmd,
+        ]
 
     def init(self) -> None:
         for path in (self.data, self.sockets):
             path.mkdir(mode=0o700)
             if os.geteuid() == 0:
                 os.chown(path, _UNPRIVILEGED, _UNPRIVILEGED)
-        subprocess.run(self._as_owner([
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--no-instructions",
-        ]), check=True, capture_output=True)
+        subprocess.run(
+            self._as_owner(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--no-sync",
+                    "--no-instructions",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         log = (self.root / "postgres.log").open("ab")
-        self.proc = subprocess.Popen(self._as_owner([
-            str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-            "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "shared_buffers=16MB", "-c", "max_connections=60",
-        ]), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self._as_owner(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.sockets),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "shared_buffers=16MB",
+                    "-c",
+                    "max_connections=60",
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         wait_for(lambda: self.admin("SELECT 1") is None, 20, "postgres to accept connections")
 
@@ -144,13 +186,21 @@ class PgServer:
                     proc.send_signal(signal.SIGCONT)
 
     def admin(self, sql: str) -> None:
-        with psycopg.connect(host=str(self.sockets), port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True, connect_timeout=2) as conn:
+        with psycopg.connect(
+            host=str(self.sockets),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=2,
+        ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def conninfo(self, dbname: str) -> str:
-        return (f"host=127.0.0.1 port={self.port} dbname={dbname} user=mpac "
-                f"password={PG_PASSWORD} connect_timeout=1")
+        return (
+            f"host=127.0.0.1 port={self.port} dbname={dbname} user=mpac "
+            f"password={PG_PASSWORD} connect_timeout=1"
+        )
 
     def query(self, dbname: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
         with psycopg.connect(self.conninfo(dbname)) as conn:
@@ -173,17 +223,32 @@ class RedisServer:
             conf.write_text(
                 f"port {self.port}\nbind 127.0.0.1\ndir {self.root}\n"
                 f"sentinel monitor mpac 127.0.0.1 {self.sentinel_of.port} 1\n"
-                "sentinel down-after-milliseconds mpac 500\n")
+                "sentinel down-after-milliseconds mpac 500\n"
+            )
             cmd = [str(REDIS_SERVER), str(conf), "--sentinel"]
         else:
-            cmd = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--dir", str(self.root),
-                   # Keys survive a kill, as they survive an ElastiCache failover.
-                   "--appendonly", "yes", "--appendfsync", "always",
-                   "--appendfilename", f"redis-{self.port}.aof"]
+            cmd = [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.root),
+                # Keys survive a kill, as they survive an ElastiCache failover.
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--appendfilename",
+                f"redis-{self.port}.aof",
+            ]
         log = (self.root / f"{name}-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         wait_for(lambda: self.client().ping(), 10, f"{name} on port {self.port}")
 
@@ -222,10 +287,20 @@ class AppTask:
         self.log = root / f"{service}-{self.port}.log"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mpac_drill.sandbox.task", "--service", service,
-                 "--port", str(self.port)],
-                env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "mpac_drill.sandbox.task",
+                    "--service",
+                    service,
+                    "--port",
+                    str(self.port),
+                ],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_listening(self) -> None:
         def listening() -> bool:
@@ -277,34 +352,56 @@ def redis_server(sandbox_root: Path) -> Iterator[RedisServer]:
 def sentinel(sandbox_root: Path, redis_server: RedisServer) -> Iterator[RedisServer]:
     server = RedisServer(sandbox_root, sentinel_of=redis_server)
     server.start()
-    wait_for(lambda: server.client().sentinel_get_master_addr_by_name("mpac"), 10,
-             "the sentinel to know master mpac")
+    wait_for(
+        lambda: server.client().sentinel_get_master_addr_by_name("mpac"),
+        10,
+        "the sentinel to know master mpac",
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def apps(sandbox_root: Path, pg: PgServer, redis_server: RedisServer,
-         sentinel: RedisServer) -> Iterator[dict[str, AppTask]]:
+def apps(
+    sandbox_root: Path, pg: PgServer, redis_server: RedisServer, sentinel: RedisServer
+) -> Iterator[dict[str, AppTask]]:
     """Running tasks: portal (via Sentinel), smarttab (multi-host DSN), smarttab_nu, pgw;
     smarttab's PGW_BASE_URL is pgw, smarttab_nu's a port where nothing listens."""
     dead_port = free_port()  # nothing listens here: the DSN's first host is "down"
-    multi = (f"host=127.0.0.1,127.0.0.1 port={dead_port},{pg.port} dbname=smartpos user=mpac "
-             f"password={PG_PASSWORD} target_session_attrs=read-write connect_timeout=1")
+    multi = (
+        f"host=127.0.0.1,127.0.0.1 port={dead_port},{pg.port} dbname=smartpos user=mpac "
+        f"password={PG_PASSWORD} target_session_attrs=read-write connect_timeout=1"
+    )
     redis_url = f"redis://127.0.0.1:{redis_server.port}/0"
-    common = {"MPAC_JWT_SECRET": JWT_SECRET, "MPAC_REDIS_URL": redis_url,
-              "MPAC_RATE_LIMIT_PER_S": str(RATE_LIMIT)}
+    common = {
+        "MPAC_JWT_SECRET": JWT_SECRET,
+        "MPAC_REDIS_URL": redis_url,
+        "MPAC_RATE_LIMIT_PER_S": str(RATE_LIMIT),
+    }
     pgw = AppTask(sandbox_root, "pgw", {**common, "MPAC_PGW_DATABASE_URL": pg.conninfo("pgw")})
     specs = {  # smarttab forwards QR payments to pgw; smarttab_nu to a port nobody answers
-        "portal": ("svc-portal", {"MPAC_REDIS_URL": "", "MPAC_REDIS_SENTINELS":
-                                  f"127.0.0.1:{sentinel.port}", "MPAC_REDIS_MASTER": "mpac"}),
+        "portal": (
+            "svc-portal",
+            {
+                "MPAC_REDIS_URL": "",
+                "MPAC_REDIS_SENTINELS": f"127.0.0.1:{sentinel.port}",
+                "MPAC_REDIS_MASTER": "mpac",
+            },
+        ),
         "smarttab": ("svc-smarttab", {"MPAC_DATABASE_URL": multi, "MPAC_PGW_BASE_URL": pgw.url}),
-        "smarttab_nu": ("svc-smarttab", {"MPAC_DATABASE_URL": pg.conninfo("smartpos_nu"),
-                                         "MPAC_ORDERS_UNIQUE": "0",
-                                         "MPAC_PGW_BASE_URL": f"http://127.0.0.1:{dead_port}"}),
+        "smarttab_nu": (
+            "svc-smarttab",
+            {
+                "MPAC_DATABASE_URL": pg.conninfo("smartpos_nu"),
+                "MPAC_ORDERS_UNIQUE": "0",
+                "MPAC_PGW_BASE_URL": f"http://127.0.0.1:{dead_port}",
+            },
+        ),
     }
-    tasks = {key: AppTask(sandbox_root, service, {**common, **env})
-             for key, (service, env) in specs.items()}
+    tasks = {
+        key: AppTask(sandbox_root, service, {**common, **env})
+        for key, (service, env) in specs.items()
+    }
     tasks["pgw"] = pgw
     try:
         for task in tasks.values():

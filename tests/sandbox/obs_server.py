@@ -38,10 +38,12 @@ def free_port() -> socket.socket:
 def serve(app: Starlette) -> Iterator[str]:
     """``with serve(app) as url``: the app answers at ``url`` inside the block."""
     sock = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name="obs-app")
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="obs-app"
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -62,8 +62,12 @@ def key() -> str:
 
 
 def test_health_all_dependencies_up_200(apps: Apps) -> None:
-    for name, expected in (("portal", {"redis"}), ("smarttab", {"redis", "database"}),
-                           ("smarttab_nu", {"redis", "database"}), ("pgw", {"redis", "database"})):
+    for name, expected in (
+        ("portal", {"redis"}),
+        ("smarttab", {"redis", "database"}),
+        ("smarttab_nu", {"redis", "database"}),
+        ("pgw", {"redis", "database"}),
+    ):
         response = call("GET", f"{apps[name].url}/health")
         assert response.status_code == 200, (name, response.text)
         body = response.json()
@@ -71,8 +75,9 @@ def test_health_all_dependencies_up_200(apps: Apps) -> None:
         assert all(state == "ok" for state in body["checks"].values())
 
 
-def test_health_redis_stopped_deep_503_shallow_degraded(apps: Apps, redis_server: RedisServer,
-                                                        poll: Poll) -> None:
+def test_health_redis_stopped_deep_503_shallow_degraded(
+    apps: Apps, redis_server: RedisServer, poll: Poll
+) -> None:
     with redis_server.stopped():
         for name in ("portal", "smarttab", "pgw"):
             response = call("GET", f"{apps[name].url}/health?deep=1")
@@ -85,12 +90,14 @@ def test_health_redis_stopped_deep_503_shallow_degraded(apps: Apps, redis_server
             shallow = call("GET", f"{apps[name].url}/health")
             assert shallow.status_code == 200, name
             assert shallow.json()["degraded"] == ["redis"]
-    poll(lambda: call("GET", f"{apps['portal'].url}/health?deep=1").status_code == 200, 10,
-             "portal healthy again once Redis is back (through Sentinel)")
+    poll(
+        lambda: call("GET", f"{apps['portal'].url}/health?deep=1").status_code == 200,
+        10,
+        "portal healthy again once Redis is back (through Sentinel)",
+    )
 
 
-def test_health_database_stopped_503_then_recovers(apps: Apps,
-                                                   pg: PgServer) -> None:
+def test_health_database_stopped_503_then_recovers(apps: Apps, pg: PgServer) -> None:
     # Warm the pools so they hold connections to the server that is about to die.
     assert call("GET", f"{apps['smarttab'].url}/health").status_code == 200
     assert order(apps["smarttab"], key()).status_code == 201
@@ -112,8 +119,9 @@ def test_health_database_stopped_503_then_recovers(apps: Apps,
     assert pay(apps["pgw"], key()).status_code == 201
 
 
-def test_dependencies_hung_requests_fail_fast(apps: Apps, pg: PgServer,
-                                              redis_server: RedisServer, poll: Poll) -> None:
+def test_dependencies_hung_requests_fail_fast(
+    apps: Apps, pg: PgServer, redis_server: RedisServer, poll: Poll
+) -> None:
     """SIGSTOP: sockets stay open but nothing answers; every call is bounded (~1 s)."""
     token = login(apps["portal"])["token"]
     assert call("GET", f"{apps['smarttab'].url}/health").status_code == 200
@@ -124,15 +132,19 @@ def test_dependencies_hung_requests_fail_fast(apps: Apps, pg: PgServer,
     with pg.frozen():
         assert call("GET", f"{apps['pgw'].url}/health").json()["failed"] == ["database"]
         assert order(apps["smarttab"], key()).status_code == 503
-    poll(lambda: call("GET", f"{apps['smarttab'].url}/health").status_code == 200, 15,
-         "smarttab healthy once PostgreSQL runs again")
+    poll(
+        lambda: call("GET", f"{apps['smarttab'].url}/health").status_code == 200,
+        15,
+        "smarttab healthy once PostgreSQL runs again",
+    )
 
 
 # --- svc-portal -----------------------------------------------------------------------------
 
 
 def test_portal_login_verify_revoke_revoked_token_401(
-        apps: Apps, redis_server: RedisServer, app_secrets: dict[str, Any]) -> None:
+    apps: Apps, redis_server: RedisServer, app_secrets: dict[str, Any]
+) -> None:
     portal = apps["portal"]
     issued = login(portal)
     assert issued["expires_in"] == 900
@@ -156,10 +168,12 @@ def test_portal_login_verify_revoke_revoked_token_401(
 def test_portal_verify_bad_tokens_401(apps: Apps, app_secrets: dict[str, Any]) -> None:
     url, secret = f"{apps['portal'].url}/verify", app_secrets["jwt_secret"]
     now = int(time.time())
-    expired = jwt.encode({"sub": "a", "jti": "j1", "iat": now - 1000, "exp": now - 100},
-                         secret, algorithm="HS256")
-    forged = jwt.encode({"sub": "a", "jti": "j2", "exp": now + 100}, secret[::-1],
-                        algorithm="HS256")
+    expired = jwt.encode(
+        {"sub": "a", "jti": "j1", "iat": now - 1000, "exp": now - 100}, secret, algorithm="HS256"
+    )
+    forged = jwt.encode(
+        {"sub": "a", "jti": "j2", "exp": now + 100}, secret[::-1], algorithm="HS256"
+    )
     no_jti = jwt.encode({"sub": "a", "exp": now + 100}, secret, algorithm="HS256")
     assert call("GET", url).status_code == 401
     for token in (expired, forged, no_jti, "garbage"):
@@ -168,7 +182,8 @@ def test_portal_verify_bad_tokens_401(apps: Apps, app_secrets: dict[str, Any]) -
 
 
 def test_portal_verify_redis_stopped_fails_open_revoked_token_accepted(
-        apps: Apps, redis_server: RedisServer, poll: Poll) -> None:
+    apps: Apps, redis_server: RedisServer, poll: Poll
+) -> None:
     portal = apps["portal"]
     revoked = login(portal)
     assert call("POST", f"{portal.url}/revoke", headers=bearer(revoked["token"])).ok
@@ -177,15 +192,18 @@ def test_portal_verify_redis_stopped_fails_open_revoked_token_accepted(
         response = call("GET", f"{portal.url}/verify", headers=bearer(revoked["token"]))
         assert response.status_code == 200
         assert response.headers["X-Revocation-Check"] == "skipped"
-        assert call("POST", f"{portal.url}/revoke",
-                    headers=bearer(revoked["token"])).status_code == 503
+        assert (
+            call("POST", f"{portal.url}/revoke", headers=bearer(revoked["token"])).status_code
+            == 503
+        )
         assert call("GET", f"{portal.url}/verify", headers=bearer("garbage")).status_code == 401
         fresh = login(portal)  # issuing needs no Redis
         assert call("GET", f"{portal.url}/verify", headers=bearer(fresh["token"])).ok
 
     def revoked_again() -> bool:
-        return call("GET", f"{portal.url}/verify",
-                    headers=bearer(revoked["token"])).status_code == 401
+        return (
+            call("GET", f"{portal.url}/verify", headers=bearer(revoked["token"])).status_code == 401
+        )
 
     poll(revoked_again, 10, "revocation enforced again once Redis is back")
 
@@ -202,12 +220,14 @@ def test_orders_retry_replays_from_cache(apps: Apps, pg: PgServer) -> None:
     assert again.status_code == 200
     assert again.json() == {"order_id": first.json()["order_id"], "replay": True}
     assert again.headers["X-Idempotency-Cache"] == "hit"
-    assert pg.query("smartpos", "SELECT count(*) FROM orders WHERE idempotency_key = %s",
-                    (k,)) == [(1,)]
+    assert pg.query("smartpos", "SELECT count(*) FROM orders WHERE idempotency_key = %s", (k,)) == [
+        (1,)
+    ]
 
 
 def test_orders_redis_stopped_replays_from_database_no_duplicate(
-        apps: Apps, pg: PgServer, redis_server: RedisServer) -> None:
+    apps: Apps, pg: PgServer, redis_server: RedisServer
+) -> None:
     before = key()
     created = order(apps["smarttab"], before).json()["order_id"]
     during = key()
@@ -221,13 +241,17 @@ def test_orders_redis_stopped_replays_from_database_no_duplicate(
         assert again.status_code == 200
         assert again.json() == {"order_id": first.json()["order_id"], "replay": True}
         assert again.headers["X-Idempotency-Cache"] == "off"
-    rows = pg.query("smartpos", "SELECT idempotency_key, count(*) FROM orders "
-                    "WHERE idempotency_key IN (%s, %s) GROUP BY 1", (before, during))
+    rows = pg.query(
+        "smartpos",
+        "SELECT idempotency_key, count(*) FROM orders WHERE idempotency_key IN (%s, %s) GROUP BY 1",
+        (before, during),
+    )
     assert sorted(count for _, count in rows) == [1, 1]
 
 
 def test_orders_unique_off_redis_stopped_duplicates(
-        apps: Apps, pg: PgServer, redis_server: RedisServer) -> None:
+    apps: Apps, pg: PgServer, redis_server: RedisServer
+) -> None:
     cached = key()
     assert order(apps["smarttab_nu"], cached).status_code == 201
     assert order(apps["smarttab_nu"], cached).status_code == 200  # the cache still dedupes
@@ -235,15 +259,23 @@ def test_orders_unique_off_redis_stopped_duplicates(
     with redis_server.stopped():
         statuses = [order(apps["smarttab_nu"], k).status_code for _ in range(2)]
     assert statuses == [201, 201]  # runbook finding F8: nothing below the cache dedupes
-    counts = pg.query("smartpos_nu", "SELECT idempotency_key, count(*) FROM orders "
-                      "WHERE idempotency_key IN (%s, %s) GROUP BY 1 ORDER BY 2", (cached, k))
+    counts = pg.query(
+        "smartpos_nu",
+        "SELECT idempotency_key, count(*) FROM orders "
+        "WHERE idempotency_key IN (%s, %s) GROUP BY 1 ORDER BY 2",
+        (cached, k),
+    )
     assert [c for _, c in counts] == [1, 2]
 
 
 def test_orders_bad_body_400(apps: Apps) -> None:
     url = f"{apps['smarttab'].url}/orders"
-    for body in ({"idempotency_key": "x"}, {"idempotency_key": "x", "amount": "5"},
-                 {"idempotency_key": "", "amount": 5}, ["x"]):
+    for body in (
+        {"idempotency_key": "x"},
+        {"idempotency_key": "x", "amount": "5"},
+        {"idempotency_key": "", "amount": 5},
+        ["x"],
+    ):
         assert call("POST", url, json=body).status_code == 400, body
 
 
@@ -251,7 +283,8 @@ def test_orders_bad_body_400(apps: Apps) -> None:
 
 
 def test_pgw_over_rate_limit_429_other_client_unaffected(
-        apps: Apps, app_secrets: dict[str, Any]) -> None:
+    apps: Apps, app_secrets: dict[str, Any]
+) -> None:
     client, limit = f"kiosk-{uuid.uuid4().hex[:8]}", app_secrets["rate_limit"]
     started = time.time()
     statuses = [pay(apps["pgw"], key(), client).status_code for _ in range(3 * limit)]
@@ -264,7 +297,7 @@ def test_pgw_over_rate_limit_429_other_client_unaffected(
 
 
 def test_pgw_redis_stopped_rate_limit_off_recorded(
-        apps: Apps, pg: PgServer, redis_server: RedisServer, app_secrets: dict[str, Any]
+    apps: Apps, pg: PgServer, redis_server: RedisServer, app_secrets: dict[str, Any]
 ) -> None:
     client, n = f"kiosk-{uuid.uuid4().hex[:8]}", 3 * app_secrets["rate_limit"]
     with redis_server.stopped():
@@ -273,8 +306,11 @@ def test_pgw_redis_stopped_rate_limit_off_recorded(
     assert [r.status_code for r in responses] == [201] * n
     assert {r.headers["X-RateLimit"] for r in responses} == {"off"}
     assert replay.status_code == 200 and replay.json()["replay"] is True
-    rows = pg.query("pgw", "SELECT rate_limit_checked, count(*) FROM qr_payments "
-                    "WHERE client = %s GROUP BY 1", (client,))
+    rows = pg.query(
+        "pgw",
+        "SELECT rate_limit_checked, count(*) FROM qr_payments WHERE client = %s GROUP BY 1",
+        (client,),
+    )
     assert rows == [(False, n)]
 
 
@@ -291,8 +327,9 @@ def test_smarttab_qr_payment_forwarded_to_pgw_base_url(apps: Apps, pg: PgServer)
     assert response.headers["X-PGW"] == apps["pgw"].url
     assert response.json()["payment_id"] == pid
     with psycopg.connect(pg.conninfo("pgw")) as conn:
-        rows = conn.execute("SELECT count(*) FROM qr_payments WHERE payment_id = %s",
-                            (pid,)).fetchone()
+        rows = conn.execute(
+            "SELECT count(*) FROM qr_payments WHERE payment_id = %s", (pid,)
+        ).fetchone()
     assert rows == (1,)  # stored by the PGW, not by smarttab
     assert pay(apps["smarttab"], pid).status_code == 200  # pgw's replay passes through
     body = call("GET", f"{apps['smarttab'].url}/health?deep=1").json()
@@ -329,10 +366,15 @@ def test_task_logs_never_hold_secrets(apps: Apps, app_secrets: dict[str, Any]) -
 
 
 def test_settings_from_env_parses_and_hides_secrets() -> None:
-    settings = AppSettings.from_env({
-        "MPAC_DATABASE_URL": "host=a password=pw-123", "MPAC_JWT_SECRET": "s3cret-value",
-        "MPAC_REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380", "MPAC_ORDERS_UNIQUE": "0",
-        "MPAC_JWT_LIFETIME_S": "60"})
+    settings = AppSettings.from_env(
+        {
+            "MPAC_DATABASE_URL": "host=a password=pw-123",
+            "MPAC_JWT_SECRET": "s3cret-value",
+            "MPAC_REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380",
+            "MPAC_ORDERS_UNIQUE": "0",
+            "MPAC_JWT_LIFETIME_S": "60",
+        }
+    )
     assert settings.redis_sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
     assert settings.redis_master == "mpac" and settings.orders_unique is False
     assert settings.jwt_lifetime_s == 60 and settings.rate_limit_per_s == 1000

@@ -42,10 +42,12 @@ def get(url: str, token: str | None = None) -> tuple[int, Any]:
 def obs_app(tmp_path: Path) -> ObsApp:
     """``with obs_app(dashboards_dir=..., api_token=...) as url``: a served mpac-obs."""
 
-    def make(dashboards_dir: Path = DASHBOARDS_DIR,
-             api_token: str | None = None) -> AbstractContextManager[str]:
-        app = create_obs_app(bucket=tmp_path / "bucket", dashboards_dir=dashboards_dir,
-                             api_token=api_token or "")
+    def make(
+        dashboards_dir: Path = DASHBOARDS_DIR, api_token: str | None = None
+    ) -> AbstractContextManager[str]:
+        app = create_obs_app(
+            bucket=tmp_path / "bucket", dashboards_dir=dashboards_dir, api_token=api_token or ""
+        )
         return serve(app)
 
     return make
@@ -77,8 +79,9 @@ def test_dashboard_by_uid_answers_the_file_in_grafanas_shape(obs_app: ObsApp) ->
             status, body = get(f"{url}/api/dashboards/uid/{d['uid']}")
             assert status == 200
             doc = json.loads((DASHBOARDS_DIR / d["file"]).read_text())
-            assert {k: v for k, v in body["dashboard"].items() if k not in ("id", "version")
-                    } == {k: v for k, v in doc.items() if k not in ("id", "version")}
+            assert {k: v for k, v in body["dashboard"].items() if k not in ("id", "version")} == {
+                k: v for k, v in doc.items() if k not in ("id", "version")
+            }
             meta = body["meta"]
             assert meta["provisioned"] is True and meta["provisionedExternalId"] == d["file"]
             assert meta["url"].startswith(f"/d/{d['uid']}/")
@@ -87,7 +90,9 @@ def test_dashboard_by_uid_answers_the_file_in_grafanas_shape(obs_app: ObsApp) ->
 def test_dashboard_by_unknown_uid_is_404_dashboard_not_found(obs_app: ObsApp) -> None:
     with obs_app() as url:
         assert get(f"{url}/api/dashboards/uid/no-such-uid") == (
-            404, {"message": "Dashboard not found"})
+            404,
+            {"message": "Dashboard not found"},
+        )
 
 
 def test_search_lists_every_dashboard_by_title_and_filters(obs_app: ObsApp) -> None:
@@ -95,8 +100,9 @@ def test_search_lists_every_dashboard_by_title_and_filters(obs_app: ObsApp) -> N
     with obs_app() as url:
         status, hits = get(f"{url}/api/search?type=dash-db")
         assert status == 200
-        assert [h["uid"] for h in hits] == [d["uid"] for d in sorted(
-            files, key=lambda d: d["title"].lower())]
+        assert [h["uid"] for h in hits] == [
+            d["uid"] for d in sorted(files, key=lambda d: d["title"].lower())
+        ]
         assert {h["type"] for h in hits} == {"dash-db"}
         one = files[0]
         word = one["title"].split()[-1].lower()
@@ -130,11 +136,14 @@ def test_check_dashboards_all_provisioned(obs_app: ObsApp) -> None:
     assert all(c["provisioned_from_file"] for c in result["dashboards"])
 
 
-@pytest.mark.parametrize("edit, detail", [
-    (lambda doc: doc.update(title="Renamed by hand"), "title differs"),
-    (lambda doc: doc["panels"].pop(), "panel count differs"),
-    (lambda doc: doc.update(uid="drill-overview-v2"), "not found"),
-])
+@pytest.mark.parametrize(
+    "edit, detail",
+    [
+        (lambda doc: doc.update(title="Renamed by hand"), "title differs"),
+        (lambda doc: doc["panels"].pop(), "panel count differs"),
+        (lambda doc: doc.update(uid="drill-overview-v2"), "not found"),
+    ],
+)
 def test_check_dashboards_a_changed_dashboard_counts_as_missing(
     obs_app: ObsApp, edited_dashboards: Callable[..., Path], edit: Callable, detail: str
 ) -> None:
@@ -179,9 +188,14 @@ def sandbox_ctx(tmp_path: Path) -> Iterator[Callable[[str], Any]]:
 
     def make(url: str) -> DrillContext:
         catalog = load_catalog()
-        ctx = DrillContext(target=load_target("sandbox"), scenario=catalog.get("obs-failure"),
-                           catalog=catalog, run_dir=tmp_path / "20261127T000000Z-obs-test",
-                           users=0, load_workers=0)
+        ctx = DrillContext(
+            target=load_target("sandbox"),
+            scenario=catalog.get("obs-failure"),
+            catalog=catalog,
+            run_dir=tmp_path / "20261127T000000Z-obs-test",
+            users=0,
+            load_workers=0,
+        )
         ctx._sandbox = SimpleNamespace(endpoints={"services": {"mpac-obs": url}})
         return ctx
 

@@ -43,8 +43,10 @@ def _wait(pred, timeout: float, step: float = 0.02):
 def _write_ok(dsn: str) -> bool:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO canary (run_id, seq) VALUES ('test', "
-                         "(SELECT coalesce(max(seq), 0) + 1 FROM canary WHERE run_id='test'))")
+            conn.execute(
+                "INSERT INTO canary (run_id, seq) VALUES ('test', "
+                "(SELECT coalesce(max(seq), 0) + 1 FROM canary WHERE run_id='test'))"
+            )
         return True
     except psycopg.Error:
         return False
@@ -60,11 +62,15 @@ def test_sandbox_up_every_component_answers(sandbox):
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
     standby = view.by_role("rds", "standby")[0]
     port = int(standby["address"].rsplit(":", 1)[1])
-    with psycopg.connect(f"host=127.0.0.1 port={port} dbname=smartpos user=mpac "
-                         f"password={view.secrets['db_password']}") as conn:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={port} dbname=smartpos user=mpac "
+        f"password={view.secrets['db_password']}"
+    ) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-    s = redis.Sentinel([("127.0.0.1", int(a.rsplit(":", 1)[1]))
-                        for a in view.endpoints["sentinels"]], socket_timeout=0.5)
+    s = redis.Sentinel(
+        [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in view.endpoints["sentinels"]],
+        socket_timeout=0.5,
+    )
     assert s.master_for("mpac", socket_timeout=0.5).ping()
     for url in view.endpoints["services"].values():
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
@@ -98,8 +104,10 @@ def test_postgres_primary_killed_standby_takes_writes_after_delay(sandbox):
 def test_redis_primary_killed_sentinel_promotes_replica(sandbox):
     view = control.view(sandbox)
     primary = view.by_role("elasticache", "primary")[0]
-    s = redis.Sentinel([("127.0.0.1", int(a.rsplit(":", 1)[1]))
-                        for a in view.endpoints["sentinels"]], socket_timeout=0.5)
+    s = redis.Sentinel(
+        [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in view.endpoints["sentinels"]],
+        socket_timeout=0.5,
+    )
     kill_tree(int(primary["pid"]), signal.SIGKILL)
     old_port = int(primary["address"].split(":")[1])
 
@@ -161,23 +169,38 @@ def test_down_after_killed_up_leaves_no_process(tmp_path):
     base = yaml.safe_load((PROJECT_ROOT / "experiments/targets/sandbox.yaml").read_text())
     path = tmp_path / "other.yaml"
     for block in (12000, 13000, 14000, 19000, 20000):  # the first block wholly free now
-        path.write_text(yaml.safe_dump(control.private_settings(
-            base, name="sandbox-killed-up", state_dir=tmp_path / "state", port_block=block)))
+        path.write_text(
+            yaml.safe_dump(
+                control.private_settings(
+                    base, name="sandbox-killed-up", state_dir=tmp_path / "state", port_block=block
+                )
+            )
+        )
         target = load_target(str(path))
         if all(port_is_free(p) for _, p in control.port_settings(target)):
             break
     errlog = tmp_path / "up.err"
     with errlog.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys; from mpac_drill.cli import main; sys.exit(main())",
-             "sandbox", "up", "--target", str(path)], cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL, stderr=err)
+            [
+                sys.executable,
+                "-c",
+                "import sys; from mpac_drill.cli import main; sys.exit(main())",
+                "sandbox",
+                "up",
+                "--target",
+                str(path),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     sdir = control.state_dir(target)
     # kill the CLI and the daemon as soon as a server runs that outlives them (a Redis node:
     # its own session, its log a file); initdb and the like die with the daemon's pipes
-    assert _wait(lambda: any(_name(p).startswith("redis-server")
-                             for p in marked_processes(sdir)), 30, 0.05), errlog.read_text()
+    assert _wait(
+        lambda: any(_name(p).startswith("redis-server") for p in marked_processes(sdir)), 30, 0.05
+    ), errlog.read_text()
     proc.kill()
     proc.wait()
     st = control.read_state(sdir)

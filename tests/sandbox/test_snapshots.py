@@ -17,16 +17,24 @@ from mpac_drill.sandbox import snapshots
 from tests.conftest import run_cli
 
 
-def _backup(bucket: Path, stamp: str, *, finished: datetime, start_file: str,
-            size: int = 100) -> None:
+def _backup(
+    bucket: Path, stamp: str, *, finished: datetime, start_file: str, size: int = 100
+) -> None:
     d = bucket / "base" / stamp
     (d / "data").mkdir(parents=True)
     (d / "data" / "PG_VERSION").write_bytes(b"x" * size)
-    record = {"id": stamp, "started_at": snapshots.utc_iso(finished - timedelta(seconds=1)),
-              "finished_at": snapshots.utc_iso(finished), "duration_s": 1.0,
-              "size_bytes": size, "start_lsn": "0/2000028", "end_lsn": "0/2000120",
-              "timeline": int(start_file[:8], 16), "start_wal_file": start_file,
-              "source": "pg-a"}
+    record = {
+        "id": stamp,
+        "started_at": snapshots.utc_iso(finished - timedelta(seconds=1)),
+        "finished_at": snapshots.utc_iso(finished),
+        "duration_s": 1.0,
+        "size_bytes": size,
+        "start_lsn": "0/2000028",
+        "end_lsn": "0/2000120",
+        "timeline": int(start_file[:8], 16),
+        "start_wal_file": start_file,
+        "source": "pg-a",
+    }
     (d / "backup.json").write_text(json.dumps(record))
 
 
@@ -45,8 +53,13 @@ def bucket(tmp_path: Path) -> Path:
 
 def test_list_snapshots_lists_complete_backups_oldest_first_and_newest_wal(bucket):
     t = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    _backup(bucket, "20261127T120100000000Z", finished=t + timedelta(minutes=1),
-            start_file="000000010000000000000005", size=300)
+    _backup(
+        bucket,
+        "20261127T120100000000Z",
+        finished=t + timedelta(minutes=1),
+        start_file="000000010000000000000005",
+        size=300,
+    )
     _backup(bucket, "20261127T120000000000Z", finished=t, start_file="000000010000000000000002")
     (bucket / "base" / ".20261127T120200000000Z.partial" / "data").mkdir(parents=True)
     now = time.time()
@@ -54,8 +67,10 @@ def test_list_snapshots_lists_complete_backups_oldest_first_and_newest_wal(bucke
     _wal(bucket, "000000010000000000000005.gz", now - 2, size=20)
     _wal(bucket, "000000010000000000000006.gz.4242", now)  # still being written
     snap = snapshots.list_snapshots(bucket)
-    assert [b["id"] for b in snap["base_backups"]] == ["20261127T120000000000Z",
-                                                      "20261127T120100000000Z"]
+    assert [b["id"] for b in snap["base_backups"]] == [
+        "20261127T120000000000Z",
+        "20261127T120100000000Z",
+    ]
     assert snap["base_backups"][1]["size_bytes"] == 300
     assert snap["wal"]["files"] == 2 and snap["wal"]["size_bytes"] == 30
     assert snap["wal"]["newest_file"] == "000000010000000000000005"
@@ -73,35 +88,53 @@ def test_list_snapshots_of_an_empty_or_missing_bucket_is_empty(bucket, tmp_path)
 def test_newest_before_picks_the_newest_backup_consistent_before_the_time(bucket):
     t = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     for i in range(3):
-        _backup(bucket, f"20261127T12{i:02d}00000000Z", finished=t + timedelta(minutes=i),
-                start_file="000000010000000000000002")
+        _backup(
+            bucket,
+            f"20261127T12{i:02d}00000000Z",
+            finished=t + timedelta(minutes=i),
+            start_file="000000010000000000000002",
+        )
     backups = snapshots.list_base_backups(bucket)
     assert snapshots.newest_before(backups, t + timedelta(minutes=1, seconds=30))["id"] == (
-        "20261127T120100000000Z")
+        "20261127T120100000000Z"
+    )
     assert snapshots.newest_before(backups, t + timedelta(minutes=1))["id"] == (
-        "20261127T120000000000Z")  # finished at exactly T: not consistent before T
+        "20261127T120000000000Z"
+    )  # finished at exactly T: not consistent before T
     assert snapshots.newest_before(backups, t) is None
 
 
 def test_prune_keeps_newest_backups_and_the_wal_they_need(bucket):
     t = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     for i, seg in enumerate(("02", "05", "08")):
-        _backup(bucket, f"20261127T12{i:02d}00000000Z", finished=t + timedelta(minutes=i),
-                start_file=f"0000000100000000000000{seg}")
+        _backup(
+            bucket,
+            f"20261127T12{i:02d}00000000Z",
+            finished=t + timedelta(minutes=i),
+            start_file=f"0000000100000000000000{seg}",
+        )
     now = time.time()
-    names = [f"{tli:08X}{0:08X}{seg:08X}.gz" for tli, seg in
-             ((1, 2), (1, 3), (1, 4), (1, 5), (2, 6), (2, 9))]
+    names = [
+        f"{tli:08X}{0:08X}{seg:08X}.gz"
+        for tli, seg in ((1, 2), (1, 3), (1, 4), (1, 5), (2, 6), (2, 9))
+    ]
     names += ["00000002.history.gz", "000000010000000000000004.partial.gz"]
     for n in names:
         _wal(bucket, n, now)
     removed, wal_removed = snapshots.prune(bucket, keep=2)
     assert removed == ["20261127T120000000000Z"]
     assert [b["id"] for b in snapshots.list_base_backups(bucket)] == [
-        "20261127T120100000000Z", "20261127T120200000000Z"]
+        "20261127T120100000000Z",
+        "20261127T120200000000Z",
+    ]
     left = {p.name for p in (bucket / "wal").iterdir()}
     assert wal_removed == 4  # segments 2, 3, 4 and the partial 4, whatever their timeline
-    assert left == {"000000010000000000000005.gz", "000000020000000000000006.gz",
-                    "000000020000000000000009.gz", "00000002.history.gz"}
+    assert left == {
+        "000000010000000000000005.gz",
+        "000000020000000000000006.gz",
+        "000000020000000000000009.gz",
+        "00000002.history.gz",
+    }
 
 
 def _sh(command: str, p: Path, f: str) -> int:
@@ -138,7 +171,8 @@ def test_read_recovery_log_finds_stop_point_timeline_and_promotion(tmp_path):
         "2026-11-27 15:11:41.830 UTC [2] LOG:  selected new timeline ID: 2\n"
         "2026-11-27 15:11:41.834 UTC [1] LOG:  database system is ready to accept connections\n"
         "2026-11-27 15:11:42.000 UTC [3] FATAL:  something else\n"
-        "not a log line\n")
+        "not a log line\n"
+    )
     r = snapshots.read_recovery_log(log)
     assert r["consistent_at"] == "2026-11-27T15:11:41.717000Z"
     assert r["stopped_at"] == "2026-11-27T15:11:41.827000Z"
@@ -155,8 +189,12 @@ def test_cli_snapshots_json_lists_the_bucket_of_the_target(tmp_path):
         state.chmod(0o755)
         bucket = snapshots.bucket_dir(state)
         snapshots.reset_bucket(bucket)
-        _backup(bucket, "20261127T120000000000Z", finished=datetime.now(UTC),
-                start_file="000000010000000000000002")
+        _backup(
+            bucket,
+            "20261127T120000000000Z",
+            finished=datetime.now(UTC),
+            start_file="000000010000000000000002",
+        )
         _wal(bucket, "000000010000000000000002.gz", time.time())
         target = tmp_path / "t.yaml"
         target.write_text(f"name: snap\nkind: sandbox\nenvironment: sandbox\nstate_dir: {state}\n")
@@ -175,8 +213,12 @@ def test_cli_snapshots_json_lists_the_bucket_of_the_target(tmp_path):
 
 
 def test_reset_bucket_empties_backups_and_archive_but_keeps_other_folders(bucket):
-    _backup(bucket, "20261127T120000000000Z", finished=datetime.now(UTC),
-            start_file="000000010000000000000002")
+    _backup(
+        bucket,
+        "20261127T120000000000Z",
+        finished=datetime.now(UTC),
+        start_file="000000010000000000000002",
+    )
     _wal(bucket, "000000010000000000000002.gz", time.time())
     (bucket / "obs").mkdir()
     (bucket / "obs" / "history.jsonl").write_text("{}\n")  # mpac-obs keeps its history here
