@@ -11,8 +11,8 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from mpac_drill.backends import backend_for
 from mpac_drill.drill.context import current
+from mpac_drill.platform import platform_for
 
 __all__ = ["stop_tasks", "await_service_healthy"]
 
@@ -45,17 +45,7 @@ def stop_tasks(
     """
     ctx = current(configuration)
     ctx.phase(f"stopping tasks of {service}")
-    backend = backend_for(ctx.target)
-    if ctx.is_sandbox:
-        if ctx.dry_run:
-            return ctx.plan("kill tasks (SIGKILL)", service=service, count=count, percent=percent)
-        return backend.stop_tasks(ctx, service, count, percent)
-    ctx.mark_injected("ecs:StopTask", [service], service=service)
-    result = backend.stop_tasks(
-        ctx.target, service, count=count, percent=percent, dry_run=ctx.dry_run_recorder
-    )
-    ctx.fault["resources"] = list(result["stopped"])
-    return dict(result)
+    return dict(platform_for(ctx).stop_tasks(service, count=count, percent=percent))
 
 
 def await_service_healthy(
@@ -70,11 +60,4 @@ def await_service_healthy(
     :param timeout_s: give up after this long
     """
     ctx = current(configuration)
-    backend = backend_for(ctx.target)
-    if ctx.is_sandbox:
-        if ctx.dry_run:
-            return ctx.plan("wait until the sandbox is healthy", service=service)
-        return backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
-    return dict(
-        backend.wait_service_stable(ctx.target, service, timeout_s, dry_run=ctx.dry_run_recorder)
-    )
+    return dict(platform_for(ctx).await_service(service, timeout_s))

@@ -10,8 +10,8 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from mpac_drill.backends import backend_for
 from mpac_drill.drill.context import current
+from mpac_drill.platform import platform_for
 
 __all__ = ["failover_primary", "await_available"]
 
@@ -30,14 +30,7 @@ def failover_primary(
     """
     ctx = current(configuration)
     ctx.phase("failing the Redis primary")
-    backend = backend_for(ctx.target)
-    if ctx.is_sandbox:
-        if ctx.dry_run:
-            return ctx.plan("crash the Redis primary (Sentinel promotes the replica)")
-        return backend.failover_elasticache(ctx)
-    group = str(ctx.setting("elasticache.replication_group"))
-    ctx.mark_injected("elasticache:TestFailover", [group])
-    return dict(backend.failover_elasticache(ctx.target, dry_run=ctx.dry_run_recorder))
+    return dict(platform_for(ctx).failover_cache())
 
 
 def await_available(
@@ -47,11 +40,4 @@ def await_available(
 ) -> dict[str, Any]:
     """Rollback: wait until the cache has a primary and a replica again (bounded)."""
     ctx = current(configuration)
-    backend = backend_for(ctx.target)
-    if ctx.is_sandbox:
-        if ctx.dry_run:
-            return ctx.plan("wait until primary and replica are whole again")
-        out = backend.wait_healthy(ctx, timeout_s=min(timeout_s, 120))
-        out["primary_after"] = backend.primary_after(ctx, "elasticache")
-        return out
-    return {"primary_after": backend.cache_primary(ctx.target, dry_run=ctx.dry_run_recorder)}
+    return dict(platform_for(ctx).await_cache(timeout_s))

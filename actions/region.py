@@ -3,8 +3,9 @@ brought up step by step.
 
 Sandbox: the primary sandbox's processes are all SIGKILLed at once (its bucket stays: the
 cross-region copy of snapshots and WAL); the DR stack is a second sandbox restored from
-that bucket; users reach both through a front door whose records play Route53. AWS: only
-the plan (``--dry-run``); a live run refuses with a clear error.
+that bucket; users reach both through a front door whose records play Route53. AWS: the
+primary region is declared lost (nothing in it is touched) and the procedure runs for real in
+``aws.dr_region`` (``mpac_drill/platform/aws/region.py``); ``--dry-run`` prints the plan.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from mpac_drill.backends import region_backend_for
 from mpac_drill.drill.context import current
+from mpac_drill.platform import platform_for
 
 __all__ = ["open_front_door", "lose_region", "fail_over_to_dr", "fail_back"]
 
@@ -33,10 +34,8 @@ def open_front_door(
           provider: {type: python, module: actions.region, func: open_front_door}
     """
     ctx = current(configuration)
-    if ctx.dry_run:
-        return {"dry_run": True}
     ctx.phase("opening the front door")
-    return region_backend_for(ctx.target).open_front_door(ctx)
+    return platform_for(ctx).open_front_door()
 
 
 def lose_region(
@@ -53,7 +52,7 @@ def lose_region(
     """
     ctx = current(configuration)
     ctx.phase("losing the primary region")
-    return region_backend_for(ctx.target).lose_region(ctx)
+    return platform_for(ctx).lose_region()
 
 
 def fail_over_to_dr(
@@ -78,9 +77,7 @@ def fail_over_to_dr(
     """
     ctx = current(configuration)
     ctx.phase("failing over to the DR region")
-    return region_backend_for(ctx.target).fail_over_to_dr(
-        ctx, timeout_s=ctx.recovery_bound_s(), system=system
-    )
+    return platform_for(ctx).fail_over_to_dr(system, ctx.recovery_bound_s())
 
 
 def fail_back(
@@ -96,7 +93,4 @@ def fail_back(
           name: fail-back
           provider: {type: python, module: actions.region, func: fail_back}
     """
-    ctx = current(configuration)
-    if ctx.dry_run:
-        return {"dry_run": True}
-    return region_backend_for(ctx.target).fail_back(ctx)
+    return platform_for(current(configuration)).fail_back()

@@ -29,7 +29,7 @@ from bench._drills_read import (
     ts,
 )
 from mpac_drill.config import Target
-from probes.recovery import Sample, compute_recovery
+from mpac_drill.measure.recovery import Sample, compute_recovery
 
 
 def report(

@@ -14,8 +14,8 @@ from mpac_drill.config import Target, load_target
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import DrillError, ExitCode, Terminated, UsageError
 from mpac_drill.load import PER_SECOND_FILE, LoadRunner, summarize
+from mpac_drill.measure.observer import probe_http
 from mpac_drill.sandbox import control
-from probes.observer import probe_http
 
 
 class _TaskProbe:

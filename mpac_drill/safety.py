@@ -102,7 +102,7 @@ def check_production_guard(
     expected = _expected_account(target)
     try:
         # Imported here: the sandbox path of the harness never loads boto3.
-        from mpac_drill.backends.aws import account_id
+        from mpac_drill.platform.aws.alarms import account_id
 
         actual = account_id(target)
     except ActivityFailed as exc:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from chaoslib.types import Configuration, Secrets
 
-from probes.observer import probe_http
-
-__all__ = ["all_healthy"]
-
 
 def all_healthy(
     timeout_s: float = 2.0,
@@ -28,14 +24,9 @@ def all_healthy(
               provider: {type: python, module: probes.health, func: all_healthy}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.sandbox import control
+    from mpac_drill.platform import platform_for
 
-    ctx = current(configuration)
-    if ctx.dry_run:
-        return True
-    if ctx.is_sandbox:
-        try:
-            control.wait_healthy(ctx.target, timeout_s=30)
-        except Exception:  # noqa: BLE001 - a probe answers, it does not raise
-            return False
-    return all(probe_http(url, timeout_s)[0] for url in ctx.endpoints().values())
+    return platform_for(current(configuration)).steady(timeout_s)
+
+
+__all__ = ["all_healthy"]

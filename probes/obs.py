@@ -1,7 +1,7 @@
 """mpac-obs checks (runbook 1.6): history survives the stack, dashboards come from git.
 
 ``start_history`` runs before the fault, ``measure_history`` after the redeploy; both go
-to the obs backend of the target (``mpac_drill.backends.obs_backend_for``):
+to the drill's platform (``Platform.start_obs_history`` / ``measure_obs_history``):
 
 - sandbox: numbered log lines pushed to mpac-obs every ``interval_s``, each acknowledged
   push logged; afterwards the stream is read back (lost lines, ``rpo_s`` as the canary's);
@@ -21,7 +21,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from mpac_drill.backends import obs_backend_for
+from mpac_drill.platform import platform_for
 
 __all__ = ["start_history", "measure_history"]
 
@@ -47,7 +47,7 @@ def start_history(
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
-    return dict(obs_backend_for(ctx.target).start_history(ctx, interval_s))
+    return dict(platform_for(ctx).start_obs_history(interval_s))
 
 
 def measure_history(
@@ -65,4 +65,4 @@ def measure_history(
     from mpac_drill.drill.context import current
 
     ctx = current(configuration)
-    return dict(obs_backend_for(ctx.target).measure_history(ctx))
+    return dict(platform_for(ctx).measure_obs_history())

@@ -1,18 +1,20 @@
 """Run folders → tidy frames, plus the list of folders that could not be used and why.
 
 Only ``result.json`` decides whether a folder is a run: a folder without one, with broken
-JSON, or with a field the report needs missing or of the wrong type is *skipped* with a
-reason, never fatal. A run whose ``result.json`` is sound but whose named artifacts are
-partly missing is kept (its figures still count, so a failed drill cannot vanish with its
-CSV) and the missing names are recorded in ``MISSING``.
+JSON, or failing the contract schema (``mpac_drill.contract``, the check the harness writes
+through) is *skipped* with a reason, never fatal. A run whose ``result.json`` is sound but
+whose named artifacts are partly missing is kept (its figures still count, so a failed drill
+cannot vanish with its CSV) and the missing names are recorded in ``MISSING``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,28 +23,16 @@ from typing import Any
 
 import pandas as pd
 
+from mpac_drill.contract import validate_result
 from reports import columns as C
 
 RESULT_FILE = "result.json"
-STATUSES = ("completed", "aborted", "failed")
-_MEASURED = ("detect_s", "rto_s", "rpo_s", "acked_writes", "lost_writes")
-_REQUIRED = (
-    "schema_version",
-    "run_id",
-    "scenario",
-    "runbook_section",
-    "target",
-    "started_at",
-    "ended_at",
-    "status",
-    "fault",
-    "measurements",
-    "verdicts",
-    "passed",
-    "artifacts",
-)
 _QUARTER = re.compile(r"\d{4}-Q[1-4]")
 _IMPACT = (C.REVOKED_S, C.TOKEN_LIFETIME_S, C.DUPLICATES, C.BYPASSED)
+_TIMES = {C.DETECT: "detect_s", C.RTO: "rto_s", C.RPO: "rpo_s"}
+_WRITES = {C.ACKED: "acked_writes", C.LOST: "lost_writes"}
+#: The largest count a column holds exactly (an ``Int64`` column passes through float64).
+_COUNT_MAX = 2**53
 
 
 @dataclass(frozen=True)
@@ -71,41 +61,30 @@ class _Bad(ValueError):
 # ---------------------------------------------------------------- result.json checks
 
 
-def _time(value: Any, where: str, *, nullable: bool = False) -> datetime | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str):
-        raise _Bad(f"{where} must be an ISO-8601 time, not {value!r}")
+def _time(value: Any) -> datetime | None:
+    """An ISO-8601 time with an offset, in UTC; None for anything else."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
-        raise _Bad(f"{where} is not an ISO-8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise _Bad(f"{where} has no UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
-
-
-def _num(value: Any, where: str, *, integer: bool = False) -> float | int | None:
-    if value is None:
         return None
-    kinds = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        what = "a whole number" if integer else "a number"
-        raise _Bad(f"{where} must be {what} >= 0 or null, not {value!r}")
+    return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo else None
+
+
+def _figure(value: Any, where: str, *, count: bool = False) -> Any:
+    """A figure the contract has checked, if a frame column can hold it (``_Bad`` if not)."""
+    limit = _COUNT_MAX if count else sys.float_info.max
+    if value is not None and value > limit and value != math.inf:  # a float may be inf
+        raise _Bad(f"{where} is too large")
     return value
 
 
-def _lenient(value: Any) -> float | None:
-    """An optional figure (impact checks): a number, or None for anything else."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    return float(value) if ok else None
-
-
-def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise _Bad(f"{key} must be an object")
-    return value
+def _lenient(value: Any, *, count: bool = False) -> float | None:
+    """An optional figure (impact checks): a number a column can hold, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= (_COUNT_MAX if count else sys.float_info.max):
+        return None
+    return None if count and value % 1 else float(value)
 
 
 def _optional(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -114,50 +93,31 @@ def _optional(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
-    """One checked ``result.json`` → one row of the runs frame (raises ``_Bad``)."""
+    """One ``result.json`` checked against the contract → one row of the runs frame.
+
+    The contract schema (``mpac_drill.contract``) decides whether the file is sound; what
+    only the report knows is checked here: the catalog, a dry run, the quarter and the
+    order of the times. Raises ``_Bad`` with the first problem and how many more there are.
+    """
     if not isinstance(data, Mapping):
         raise _Bad("result.json is not a JSON object")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise _Bad(f"result.json lacks {', '.join(missing)}")
-    if data["schema_version"] != 1:
-        raise _Bad(f"schema_version {data['schema_version']!r} is not 1")
+    scenario = data.get("scenario")
+    if isinstance(scenario, str) and scenario not in known_scenarios:
+        raise _Bad(f"scenario {scenario!r} is not in the catalog")
+    errors = validate_result(data)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise _Bad(errors[0] + more)
     if data.get("dry_run"):
         raise _Bad("dry run: nothing was injected, nothing measured")
-    for key in ("run_id", "target", "runbook_section"):
-        if not isinstance(data[key], str) or not data[key]:
-            raise _Bad(f"{key} must be a non-empty string")
-    if data["scenario"] not in known_scenarios:
-        raise _Bad(f"scenario {data['scenario']!r} is not in the catalog")
-    if data["status"] not in STATUSES:
-        raise _Bad(f"status {data['status']!r} is not one of {', '.join(STATUSES)}")
-    if not isinstance(data["passed"], bool):
-        raise _Bad("passed must be true or false")
     run_for = data.get("quarter", "")
     if run_for and not (isinstance(run_for, str) and _QUARTER.fullmatch(run_for)):
         raise _Bad(f"quarter {run_for!r} is not YYYY-QN")
-    started = _time(data["started_at"], "started_at")
-    ended = _time(data["ended_at"], "ended_at")
+    started, ended = _time(data["started_at"]), _time(data["ended_at"])
     assert started is not None and ended is not None
     if ended < started:
         raise _Bad("ended_at is before started_at")
-    fault = _mapping(data, "fault")
-    injected = _time(fault.get("injected_at"), "fault.injected_at", nullable=True)
-    meas = _mapping(data, "measurements")
-    lacking = [k for k in (*_MEASURED, "load") if k not in meas]
-    if lacking:
-        raise _Bad(f"measurements lacks {', '.join(lacking)}")
-    values = {
-        k: _num(meas[k], f"measurements.{k}", integer=k.endswith("writes")) for k in _MEASURED
-    }
-    load = meas["load"]
-    if not isinstance(load, Mapping) or "requests" not in load or "failures" not in load:
-        raise _Bad("measurements.load must hold requests and failures")
-    artifacts = data["artifacts"]
-    if not isinstance(artifacts, Mapping) or not all(
-        isinstance(v, str) for v in artifacts.values()
-    ):
-        raise _Bad("artifacts must map names to file names")
+    meas, load = data["measurements"], data["measurements"]["load"]
     impact, harness = _optional(data, "impact"), _optional(data, "harness")
     reason = data.get("reason")
     return {
@@ -170,17 +130,14 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         C.STARTED: started,
         C.RUN_FOR: run_for or "",
         C.ENDED: ended,
-        C.INJECTED: injected,
-        C.DETECT: values["detect_s"],
-        C.RTO: values["rto_s"],
-        C.RPO: values["rpo_s"],
-        C.ACKED: values["acked_writes"],
-        C.LOST: values["lost_writes"],
-        C.REQUESTS: _num(load["requests"], "measurements.load.requests", integer=True),
-        C.FAILURES: _num(load["failures"], "measurements.load.failures", integer=True),
-        C.P95: load.get("p95_ms") if isinstance(load.get("p95_ms"), int | float) else None,
+        C.INJECTED: _time(data["fault"]["injected_at"]),
+        **{c: _figure(meas[k], f"measurements.{k}") for c, k in _TIMES.items()},
+        **{c: _figure(meas[k], f"measurements.{k}", count=True) for c, k in _WRITES.items()},
+        C.REQUESTS: _figure(load["requests"], "measurements.load.requests", count=True),
+        C.FAILURES: _figure(load["failures"], "measurements.load.failures", count=True),
+        C.P95: _figure(load.get("p95_ms"), "measurements.load.p95_ms"),
         C.PASSED: data["passed"],
-        **{k: _lenient(impact.get(k)) for k in _IMPACT},
+        **{k: _lenient(impact.get(k), count=k in _INTS) for k in _IMPACT},
         C.USER: str(harness.get("user") or "unknown"),
         C.HOST: str(harness.get("host") or "unknown"),
         C.VERSION: str(harness.get("version") or "unknown"),
@@ -192,9 +149,12 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
 
 
 def _inside(folder: Path, name: str) -> Path | None:
-    """The artifact's path if it stays inside the run folder, else None."""
-    path = (folder / name).resolve()
-    return path if path.is_relative_to(folder.resolve()) else None
+    """The artifact's path if it exists inside the run folder, else None (any odd name)."""
+    try:
+        path = (folder / name).resolve()
+        return path if path.is_relative_to(folder.resolve()) and path.exists() else None
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        return None
 
 
 def _artifact(artifacts: Mapping[str, str], keys: Iterable[str], default: str, folder: Path) -> str:
@@ -229,6 +189,12 @@ def _manifest(folder: Path, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """The objects of an optional list (``findings``, ``steps``); anything else is ignored."""
+    value = data.get(key)
+    return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
+
+
 def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[list, list]:
     findings = [
         {
@@ -238,24 +204,17 @@ def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[li
             C.SUMMARY: str(f.get("summary", "")),
             C.EVIDENCE: str(f.get("evidence", "")),
         }
-        for f in data.get("findings") or []
-        if isinstance(f, Mapping)
+        for f in _entries(data, "findings")
     ]
     steps = []
-    for i, s in enumerate(data.get("steps") or []):
-        if not isinstance(s, Mapping):
-            continue
-        try:
-            at = _time(s.get("started_at"), "steps.started_at")
-        except _Bad:
-            at = None
-        duration = s.get("duration_s")
+    for i, s in enumerate(_entries(data, "steps")):
+        at = _time(s.get("started_at"))
         steps.append(
             {
                 C.RUN_ID: run_id,
                 C.STEP: str(s.get("name") or f"step {i + 1}"),
                 C.STEP_OFFSET: (at - started).total_seconds() if at is not None else None,
-                C.DURATION: float(duration) if isinstance(duration, int | float) else None,
+                C.DURATION: _lenient(s.get("duration_s")),
                 C.STEP_OK: bool(s.get("ok")),
                 C.DETAIL: str(s.get("detail") or ""),
             }
@@ -283,7 +242,7 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
             continue
         try:
             data = json.loads(result.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, a 5,000-digit number
             where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
             skipped.append(Skipped(folder.name, f"result.json is not valid JSON{where}"))
             continue
@@ -298,9 +257,7 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
             continue
         seen[row[C.RUN_ID]] = folder.name
         artifacts = data["artifacts"]
-        absent = sorted(
-            k for k, v in artifacts.items() if (p := _inside(folder, v)) is None or not p.exists()
-        )
+        absent = sorted(k for k, v in artifacts.items() if _inside(folder, v) is None)
         files = _manifest(folder, row[C.RUN_ID])
         f_rows, s_rows = _nested(data, row[C.RUN_ID], row[C.STARTED])
         rows.append(

@@ -155,8 +155,9 @@ def print_outcome(o: RunOutcome) -> None:
     r = o.result
     if r.get("dry_run"):
         calls = r.get("planned_calls") or []
+        kind = "sandbox" if r.get("environment") == "sandbox" else "AWS"
         console.print(
-            f"dry run of {r['scenario']} on {r['target']}: {len(calls)} AWS call(s) "
+            f"dry run of {r['scenario']} on {r['target']}: {len(calls)} {kind} call(s) "
             "planned, none made"
         )
         for c in calls:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,11 @@ from chaoslib.types import Configuration
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
-from mpac_drill.errors import DrillError
+from mpac_drill.platform import platform_for
+from mpac_drill.timefmt import iso, utc_now
 
 _REGISTRY: dict[str, DrillContext] = {}
 _LOCK = threading.Lock()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_run_dir(runs_dir: Path, scenario: str, target: str) -> Path:
@@ -72,6 +63,7 @@ class DrillContext:
     load: Any = None
     impact: Any = None
     dry_run_recorder: Any = None
+    platform: Any = None  # mpac_drill.platform.platform_for(self): decided once
     front_door: Any = None  # the region drill's "Route53" (sandbox/route53.py): users' address
     rpo_dsn: str | None = None  # where the canary reads back (the region drill: the DR database)
     fault_refused: str | None = None  # why no fault may be injected: a measurement did not start
@@ -97,10 +89,6 @@ class DrillContext:
     def run_id(self) -> str:
         return self.run_dir.name
 
-    @property
-    def is_sandbox(self) -> bool:
-        return self.target.kind == "sandbox"
-
     def sandbox(self) -> Any:
         """The running sandbox (state, endpoints, secrets), read once per run."""
         if self._sandbox is None:
@@ -120,7 +108,7 @@ class DrillContext:
         self.notes.append(msg)
 
     def plan(self, action: str, **detail: Any) -> dict[str, Any]:
-        """In a dry run on the sandbox: note what would be done, do nothing."""
+        """In a dry run: note a step that is no API call (a Grafana GET, a name to fill in)."""
         step = {"action": action, **detail}
         self.extras.setdefault("planned_steps", []).append(step)
         return {"dry_run": True, **step}
@@ -154,18 +142,11 @@ class DrillContext:
     # ------------------------------------------------------------ observers
 
     def endpoints(self) -> dict[str, str]:
-        if self.front_door is not None:
-            return {name: f"{url}/health?deep=1" for name, url in self.front_door.urls().items()}
-        if self.is_sandbox:
-            services = self.sandbox().endpoints["services"]
-            return {name: f"{url}/health?deep=1" for name, url in services.items()}
-        endpoints = dict(self.setting("endpoints"))
-        if self.scenario.system == "mpac-obs":  # its own stack, observed in its own drill
-            endpoints["mpac-obs"] = str(self.setting("obs.health_url"))
-        return endpoints
+        """Service name → the health URL the observer samples (the platform's answer)."""
+        return platform_for(self).health_endpoints()
 
     def start_observer(self) -> None:
-        from probes.observer import Observer
+        from mpac_drill.measure.observer import Observer
 
         if self.observer is not None:
             return
@@ -178,76 +159,11 @@ class DrillContext:
         self.observer.start()
 
     def start_canary(self) -> None:
-        """Start the RPO canary (idempotent).
-
-        Sandbox: through the services' DSN. AWS: through the DSN in the SSM SecureString
-        ``database.dsn_ssm_parameter`` (``backends/aws_canary.py``), once it has connected,
-        the ``canary`` table is there and a first write was acknowledged; without that key
-        the canary is not run and RPO is not measured (noted). In a dry run on AWS the
-        GetParameter is only planned: nothing is read, nothing connects.
-
-        :raises ActivityFailed: on AWS, the DSN cannot be read or does not take writes; the
-            fault is then refused (:meth:`mark_injected`).
-        """
-        from probes.canary import Canary
-
-        if self.canary is not None:
-            return
-        if not self.is_sandbox:
-            self._start_aws_canary()
-            return
-        if self.dry_run:
-            return
-        self.canary = Canary(
-            dsn=self.sandbox().dsn("smartpos"),
-            run_id=self.run_id,
-            interval_s=float(self.setting("drill.canary_interval_s")),
-            max_duration_s=self.recovery_bound_s() + 600,
-        )
-        self.canary.start()
-
-    def _start_aws_canary(self) -> None:
-        from mpac_drill.aws import DryRun
-        from mpac_drill.backends import aws_canary
-        from probes.canary import Canary
-
-        if aws_canary.dsn_parameter(self.target) is None:
-            self.note(
-                f"canary not run: the target sets no {aws_canary.DSN_PARAMETER_KEY}, "
-                "so the harness has no database DSN (RPO not measured)"
-            )
-            return
-        dry = (self.dry_run_recorder or DryRun()) if self.dry_run else None
-        try:
-            database = aws_canary.canary_database(self.target, dry_run=dry)
-        except Exception as exc:  # noqa: BLE001 - whatever stops the canary stops the fault
-            # our messages name the parameter, never the DSN; of anything else only the class
-            known = isinstance(exc, ActivityFailed | DrillError)
-            self.fault_refused = f"canary not started: {exc if known else type(exc).__name__}"
-            raise self.failed(self.fault_refused) from None
-        if database is None:  # a dry run: the GetParameter is in the plan
-            return
-        interval_s = float(self.setting("drill.canary_interval_s"))
-        canary = Canary(
-            dsn=database.dsn,
-            run_id=self.run_id,
-            interval_s=interval_s,
-            max_duration_s=self.recovery_bound_s() + 600,
-        )
-        canary.start()
-        wait_s = max(10.0, 5 * interval_s)
-        if not canary.wait_acked(wait_s):
-            canary.stop()
-            self.fault_refused = (
-                f"canary not started: the database of {database.source} "
-                f"acknowledged no write within {wait_s:g} s"
-            )
-            raise self.failed(self.fault_refused)
-        self.canary = canary
-        self.note(
-            f"canary: DSN from {database.source}"
-            + ("; table canary created" if database.table_created else "")
-        )
+        """Start the RPO canary on the platform's database (idempotent; see
+        ``Platform.start_canary``: on AWS through the DSN of ``database.dsn_ssm_parameter``,
+        refused faults when it cannot write)."""
+        if self.canary is None:
+            self.canary = platform_for(self).start_canary()
 
     def stop_observer(self) -> dict[str, Any]:
         """Stop observer and canary, write ``timeline.csv`` and ``canary.csv`` (once)."""
@@ -263,27 +179,8 @@ class DrillContext:
             self.canary.stop()
             self.canary.write_csv(self.run_dir / "canary.csv", self.injected_mono)
             out["canary"] = "canary.csv"
-            if not self.is_sandbox:  # a real database keeps nothing of the drill
-                self._purge_aws_canary()
+            platform_for(self).end_canary(self.canary)  # a real database keeps nothing
         return out
-
-    def _purge_aws_canary(self) -> None:
-        """Delete the run's canary rows from the AWS target's database, after the read-back
-        (``measure_rpo`` comes before ``stop_observers``), or on a rollback: a note either
-        way, the DSN in neither."""
-        assert self.canary is not None
-        try:
-            n = self.canary.purge()
-        except RuntimeError as exc:
-            self.note(
-                f"canary: rows of run {self.run_id} NOT deleted from its database "
-                f"({exc}); delete them with DELETE FROM canary WHERE run_id = "
-                f"'{self.run_id}'"
-            )
-            return
-        self.note(
-            f"canary: {n} row(s) of this run deleted from its database (the ledger is canary.csv)"
-        )
 
     # ------------------------------------------------------------ stop conditions
 
@@ -304,13 +201,11 @@ class DrillContext:
                     f"{failing} s (allowed {window:g} s)"
                 )
         alarms = self.target.get("stop.cloudwatch_alarms") or []
-        if alarms and not self.is_sandbox:
+        if alarms:
             now = time.monotonic()
             if now - self._alarms_checked >= 10:
                 self._alarms_checked = now
-                from mpac_drill.backends.aws import alarms_in_alarm
-
-                firing = alarms_in_alarm(self.target, list(alarms))
+                firing = platform_for(self).alarms_firing(list(alarms))
                 if firing:
                     self.abort(f"stop condition: CloudWatch alarm {', '.join(firing)} in ALARM")
 

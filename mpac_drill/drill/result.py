@@ -10,17 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mpac_drill import PROJECT_ROOT
+from mpac_drill import contract
 from mpac_drill.config import quarter_label
 from mpac_drill.drill.context import DrillContext, iso, utc_now
 from mpac_drill.errors import ExitCode
 
-#: The contract: the shared original beside the checkout, else the copy kept in the repo
-#: (``contract/``; a test keeps the two byte-identical where both exist).
-SCHEMA_CANDIDATES = (
-    PROJECT_ROOT.parent / "shared" / "contract" / "drill-result.schema.json",
-    PROJECT_ROOT / "contract" / "drill-result.schema.json",
-)
+#: The contract the harness writes against: the project's own ``contract/`` copy, the only
+#: candidate (kept a tuple for callers; ``tests/test_contract.py`` checks it against the
+#: shared original). A missing schema is an error, never a pass.
+SCHEMA_CANDIDATES = (contract.SCHEMA_PATH,)
 ARTIFACTS = {
     "chaostoolkit_log": "chaostoolkit.log",
     "timeline": "timeline.csv",
@@ -338,15 +336,11 @@ def build_result(
 
 
 def validate(result: dict[str, Any]) -> list[str]:
-    """Errors against the contract schema (empty when valid or when no schema is found)."""
-    import jsonschema
+    """One-line errors against the contract schema, empty when valid.
 
-    for path in SCHEMA_CANDIDATES:
-        if path.is_file():
-            schema = json.loads(path.read_text())
-            validator = jsonschema.Draft202012Validator(schema)
-            return sorted(e.message for e in validator.iter_errors(result))
-    return []
+    A missing or unreadable schema raises ``HarnessError``: it is never a pass.
+    """
+    return contract.validate_result(result)
 
 
 def write_json(path: Path, data: Any) -> None:

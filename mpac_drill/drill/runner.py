@@ -89,9 +89,9 @@ def check_target_for(
     if dry_run:
         return
     if scenario_id == "obs-failure":
-        from mpac_drill.backends import obs_backend_for
+        from mpac_drill.platform import platform_module
 
-        obs_backend_for(target).check_target(target)
+        platform_module(target, "obs").check_target(target)
     if target.kind == "sandbox":
         return
     if scenario_id in _REGION_KEYS:
@@ -332,15 +332,17 @@ def _rollback_after_escape(ctx: DrillContext, experiment: Any, config_vars: dict
 
 def cleanup_drill(ctx: DrillContext) -> None:
     """Belt and braces after the rollbacks: nothing the drill started may outlive it."""
-    from actions.load import stop_load
-    from probes.observer import stop_observers
+    from mpac_drill.measure.load import stop_drill_load
 
-    config = {"mpac_run_dir": str(ctx.run_dir)}
-    for fn in (stop_observers, stop_load):
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("stop_observers", ctx.stop_observer),
+        ("stop_load", lambda: stop_drill_load(ctx)),
+    ]
+    for name, step in steps:
         try:
-            fn(configuration=config)
+            step()
         except Exception as exc:  # noqa: BLE001 - keep cleaning up
-            ctx.note(f"cleanup {fn.__name__}: {exc}")
+            ctx.note(f"cleanup {name}: {exc}")
     if ctx.impact is not None:
         ctx.impact.stop()
     if ctx.extras.get("_payments") is not None:  # the PGW region drill's payment client

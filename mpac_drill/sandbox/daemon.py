@@ -36,6 +36,7 @@ from mpac_drill.sandbox.ecs import EcsCluster
 from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
 from mpac_drill.sandbox.procs import MARKER_ENV
 from mpac_drill.sandbox.redis_group import MASTER_NAME, RedisGroup
+from mpac_drill.timefmt import iso
 
 log = logging.getLogger("mpac_drill.sandbox")
 TUNABLES = (
@@ -49,7 +50,7 @@ BACKUP_DEFAULTS = {"base_interval_s": 60.0, "wal_archive_timeout_s": 1, "retain_
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from mpac_drill.errors import SandboxError
 from mpac_drill.grafana import dashboard_files
+from mpac_drill.timefmt import iso
 
 _STREAM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -52,9 +53,7 @@ def _grafana_api(
     dashboards: list[dict[str, Any]], dashboards_dir: Path, started: float, api_token: str
 ) -> list[Route]:
     """``/api/dashboards/uid/{uid}`` and ``/api/search`` over the provisioned files."""
-    stamp = (
-        datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    stamp = iso(datetime.fromtimestamp(started, UTC), timespec="seconds")
     docs: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
     for i, d in enumerate(dashboards, 1):
         doc = json.loads((dashboards_dir / d["file"]).read_bytes())

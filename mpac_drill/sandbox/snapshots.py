@@ -18,7 +18,7 @@ PostgreSQL's user can reach)::
     base/<UTC stamp>/backup.json            when, size, WAL start/end LSN, timeline, source
 
 The restore side (copy a base backup, configure recovery to a time, start, stop) is used by
-the rds-pitr drill in ``mpac_drill.backends.sandbox``.
+the rds-pitr drill in ``mpac_drill.platform.sandbox.rds``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from mpac_drill.sandbox.procs import (
     running_as_root,
     wait_gone,
 )
+from mpac_drill.timefmt import iso
 
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _WAL_NAME = re.compile(r"^[0-9A-F]{24}")
@@ -86,7 +87,7 @@ class Snapshots(TypedDict):
 
 
 def utc_iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(dt)
 
 
 def parse_utc(text: str) -> datetime:

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpac_drill import aws
-from mpac_drill.backends import aws as backend
 from mpac_drill.config import Target, load_target
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws import alarms, ecs, elasticache
+from mpac_drill.platform.aws import rds as aws_rds
 
 pytestmark = pytest.mark.aws
 REGION = "ap-northeast-1"  # staging's aws.region
@@ -69,7 +70,7 @@ def _task_states(moto: Callable, target: Target, arns: list[str]) -> dict[str, t
 def test_stop_tasks_all_stops_every_running_task(moto: Callable, ecs_service: Callable) -> None:
     target, arns = ecs_service(tasks=3)
 
-    result = backend.stop_tasks(target, "svc-portal", reason="drill 42")
+    result = ecs.stop_tasks(target, "svc-portal", reason="drill 42")
 
     assert result["running_before"] == 3
     assert sorted(result["stopped"]) == sorted(arns)
@@ -86,7 +87,7 @@ def test_stop_tasks_all_stops_every_running_task(moto: Callable, ecs_service: Ca
 def test_stop_tasks_count_stops_exactly_that_many(moto: Callable, ecs_service: Callable) -> None:
     target, arns = ecs_service(tasks=4)
 
-    result = backend.stop_tasks(target, "svc-portal", count=2)
+    result = ecs.stop_tasks(target, "svc-portal", count=2)
 
     states = _task_states(moto, target, arns)
     assert len(result["stopped"]) == 2
@@ -101,7 +102,7 @@ def test_stop_tasks_percent_rounds_up_to_at_least_one(
 ) -> None:
     target, arns = ecs_service(tasks=4)
 
-    result = backend.stop_tasks(target, "svc-portal", percent=percent)
+    result = ecs.stop_tasks(target, "svc-portal", percent=percent)
 
     stopped = [a for a, s in _task_states(moto, target, arns).items() if s[0] == "STOPPED"]
     assert len(result["stopped"]) == len(stopped) == expected
@@ -117,7 +118,7 @@ def test_stop_tasks_percent_stops_ceil_share_never_none_never_more(
     arns = [f"arn:aws:ecs:ap-northeast-1:111111111111:task/c/{i}" for i in range(running)]
     dry = aws.DryRun(responses={"ecs.ListTasks": {"taskArns": arns}})
 
-    result = backend.stop_tasks(aws_target, "svc-portal", percent=percent, dry_run=dry)
+    result = ecs.stop_tasks(aws_target, "svc-portal", percent=percent, dry_run=dry)
 
     assert len(result["stopped"]) == min(running, max(1, math.ceil(running * percent / 100)))
     assert [c["params"]["task"] for c in dry.calls[1:]] == result["stopped"]
@@ -126,7 +127,7 @@ def test_stop_tasks_percent_stops_ceil_share_never_none_never_more(
 def test_stop_tasks_no_running_task_raises(ecs_service: Callable) -> None:
     target, _ = ecs_service(tasks=0)
     with pytest.raises(ActivityFailed, match="no running task to stop"):
-        backend.stop_tasks(target, "svc-portal")
+        ecs.stop_tasks(target, "svc-portal")
 
 
 @pytest.mark.parametrize(
@@ -135,21 +136,21 @@ def test_stop_tasks_no_running_task_raises(ecs_service: Callable) -> None:
 )
 def test_stop_tasks_bad_share_is_usage_error(aws_target: Target, share: dict) -> None:
     with pytest.raises(UsageError):
-        backend.stop_tasks(aws_target, "svc-portal", **share)
+        ecs.stop_tasks(aws_target, "svc-portal", **share)
 
 
 def test_tasks_running_and_wait_service_stable_read_the_service(ecs_service: Callable) -> None:
     target, _ = ecs_service(tasks=0, desired=2, running=2)
 
-    assert backend.tasks_running(target, "svc-portal") == 2
-    result = backend.wait_service_stable(target, "svc-portal", timeout_s=5)
+    assert ecs.tasks_running(target, "svc-portal") == 2
+    result = ecs.wait_service_stable(target, "svc-portal", timeout_s=5)
     assert result["stable"] and result["desired"] == result["running"] == 2
 
 
 def test_wait_service_stable_times_out_unstable(ecs_service: Callable) -> None:
     target, _ = ecs_service(tasks=0, desired=2, running=0)
 
-    result = backend.wait_service_stable(target, "svc-portal", timeout_s=0.3, poll_s=0.1)
+    result = ecs.wait_service_stable(target, "svc-portal", timeout_s=0.3, poll_s=0.1)
 
     assert not result["stable"]
     assert (result["desired"], result["running"]) == (2, 0)
@@ -163,7 +164,7 @@ def test_tasks_running_missing_service_names_it(ecs_service: Callable) -> None:
         match=r"ECS service svc-nope not found in cluster .*"
         r"\(ap-northeast-1\)",
     ):
-        backend.tasks_running(target, "svc-nope")
+        ecs.tasks_running(target, "svc-nope")
 
 
 # ---------------------------------------------------------------- RDS
@@ -184,7 +185,7 @@ def test_failover_rds_instance_sends_force_failover(
     )
     target = make_target(**{"rds.smartpos.identifier": name})
 
-    result = backend.failover_rds(target, "smartpos")
+    result = aws_rds.failover_rds(target, "smartpos")
 
     (sent,) = _bodies(wire, "RebootDBInstance")
     assert f"DBInstanceIdentifier={name}" in sent and "ForceFailover=true" in sent
@@ -214,19 +215,19 @@ def test_failover_rds_cluster_moves_the_writer(moto: Callable, make_target: Call
         )
     target = make_target(**{"rds.smartpos.identifier": name, "rds.smartpos.type": "cluster"})
 
-    result = backend.failover_rds(target)
+    result = aws_rds.failover_rds(target)
 
     assert result["api_call"] == result["runbook_call"] == "failover-db-cluster"
     assert result["runbook_call_correct"] is True
     before, after = result["primary_before"], result["primary_after"]
     assert before and after and before["instance"] == f"{name}-a"
     assert after["instance"] == f"{name}-c" and after["availability_zone"] == "ap-northeast-1c"
-    assert backend.rds_primary(target) == after
+    assert aws_rds.rds_primary(target) == after
 
 
 def test_failover_rds_missing_instance_is_one_line_naming_it(aws_target: Target) -> None:
     with pytest.raises(aws.AwsCallFailed) as caught:
-        backend.failover_rds(aws_target)
+        aws_rds.failover_rds(aws_target)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(
@@ -268,7 +269,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[Stubber], No
             stubbers.append(stubber)
             return made
 
-        monkeypatch.setattr(backend, "client", factory)
+        monkeypatch.setattr(elasticache, "client", factory)
         return stubbers
 
     return install
@@ -289,7 +290,7 @@ def test_failover_elasticache_sends_test_failover_for_the_node_group(
 
     stubbers = stubbed(arrange)
 
-    result = backend.failover_elasticache(aws_target)
+    result = elasticache.failover_elasticache(aws_target)
 
     (stubber,) = stubbers
     stubber.assert_no_pending_responses()
@@ -318,7 +319,7 @@ def test_failover_elasticache_client_error_names_group_and_region(
     stubbed(arrange)
 
     with pytest.raises(ActivityFailed) as caught:
-        backend.failover_elasticache(aws_target)
+        elasticache.failover_elasticache(aws_target)
     assert str(caught.value) == (
         "elasticache TestFailover on ReplicationGroupId=mpac-smartpos-staging NodeGroupId=0001 "
         "in ap-northeast-1 failed: TestFailoverNotAvailableFault: Test failover is not "
@@ -335,7 +336,7 @@ def test_failover_elasticache_unknown_node_group_refused(
         )
     )
     with pytest.raises(ActivityFailed, match="has no node group 0002"):
-        backend.failover_elasticache(make_target(**{"elasticache.node_group": "0002"}))
+        elasticache.failover_elasticache(make_target(**{"elasticache.node_group": "0002"}))
 
 
 # ---------------------------------------------------------------- CloudWatch, STS
@@ -356,12 +357,12 @@ def test_alarms_in_alarm_returns_only_firing_alarms(moto: Callable, aws_target: 
         )
     cloudwatch.set_alarm_state(AlarmName=names[1], StateValue="ALARM", StateReason="drill")
 
-    assert backend.alarms_in_alarm(aws_target, names) == [names[1]]
-    assert backend.alarms_in_alarm(aws_target, []) == []
+    assert alarms.alarms_in_alarm(aws_target, names) == [names[1]]
+    assert alarms.alarms_in_alarm(aws_target, []) == []
 
 
 def test_account_id_from_sts(aws_target: Target) -> None:
-    assert backend.account_id(aws_target) == "123456789012"  # moto's default account
+    assert alarms.account_id(aws_target) == "123456789012"  # moto's default account
 
 
 def test_role_arn_is_assumed_through_the_endpoint(
@@ -371,7 +372,7 @@ def test_role_arn_is_assumed_through_the_endpoint(
         endpoint_url=moto_url, role_arn="arn:aws:iam::123456789012:role/mpac-drill"
     )
 
-    assert backend.account_id(target) == "123456789012"
+    assert alarms.account_id(target) == "123456789012"
     (sent,) = _bodies(wire, "AssumeRole")
     assert "RoleSessionName=mpac-drill-staging" in sent
     assert all(r["url"].startswith(moto_url) for r in wire.requests)
@@ -393,15 +394,15 @@ def test_dry_run_records_calls_and_makes_none(
     task = "arn:aws:ecs:ap-northeast-1:111111111111:task/mpac-smartpos-staging/abc"
     dry = aws.DryRun(responses={"ecs.ListTasks": {"taskArns": [task]}})
 
-    stopped = backend.stop_tasks(target, "svc-portal", dry_run=dry)
-    rds = backend.failover_rds(target, dry_run=dry)
-    cache = backend.failover_elasticache(target, dry_run=dry)
-    assert backend.alarms_in_alarm(target, ["ECS-TaskCount-Low"], dry_run=dry) == []
-    assert backend.tasks_running(target, "svc-portal", dry_run=dry) == 0
+    stopped = ecs.stop_tasks(target, "svc-portal", dry_run=dry)
+    failed_over = aws_rds.failover_rds(target, dry_run=dry)
+    cache = elasticache.failover_elasticache(target, dry_run=dry)
+    assert alarms.alarms_in_alarm(target, ["ECS-TaskCount-Low"], dry_run=dry) == []
+    assert ecs.tasks_running(target, "svc-portal", dry_run=dry) == 0
 
     assert loopback_only == []  # not one connection, not even to loopback
     assert stopped["stopped"] == [task] and stopped["dry_run"]
-    assert rds["dry_run"] and rds["primary_before"] is None
+    assert failed_over["dry_run"] and failed_over["primary_before"] is None
     assert cache["node_group"] == "0001" and cache["primary_before"] is None
     assert [(c["service"], c["operation"]) for c in dry.calls] == [
         ("ecs", "ListTasks"),
@@ -447,7 +448,7 @@ def test_dry_run_redacts_secret_parameters(aws_target: Target) -> None:
 
 def test_client_error_is_one_line_activity_failed_naming_cluster(aws_target: Target) -> None:
     with pytest.raises(ActivityFailed) as caught:
-        backend.stop_tasks(aws_target, "svc-portal")
+        ecs.stop_tasks(aws_target, "svc-portal")
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(
@@ -460,7 +461,7 @@ def test_client_error_is_one_line_activity_failed_naming_cluster(aws_target: Tar
 @pytest.mark.usefixtures("no_credentials")
 def test_no_credentials_is_one_clear_line(aws_target: Target) -> None:
     with pytest.raises(ActivityFailed) as caught:
-        backend.tasks_running(aws_target, "svc-portal")
+        ecs.tasks_running(aws_target, "svc-portal")
     assert str(caught.value) == "no AWS credentials found for target staging (profile default)"
 
 
@@ -477,7 +478,7 @@ def test_missing_profile_is_one_clear_line(write_target: Callable, moto_url: str
 def test_unreachable_endpoint_is_one_line_naming_region(write_target: Callable) -> None:
     target = write_target(endpoint_url=UNROUTABLE, max_attempts=1)
     with pytest.raises(aws.AwsCallFailed) as caught:
-        backend.alarms_in_alarm(target, ["ECS-TaskCount-Low"])
+        alarms.alarms_in_alarm(target, ["ECS-TaskCount-Low"])
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(

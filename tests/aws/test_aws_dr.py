@@ -17,9 +17,10 @@ from botocore.stub import Stubber
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill import aws
-from mpac_drill.backends import aws_dr, aws_dr_rds
 from mpac_drill.config import Target, load_target
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws import dr as aws_dr
+from mpac_drill.platform.aws import dr_rds as aws_dr_rds
 from tests.aws.test_aws_backend import wire  # noqa: F401 - the wire fixture
 
 pytestmark = pytest.mark.aws

@@ -23,18 +23,18 @@ import pytest
 import yaml
 
 from mpac_drill import aws
-from mpac_drill.backends import aws_obs
-from mpac_drill.backends.aws_obs_history import (
+from mpac_drill.config import Target, load_target
+from mpac_drill.drill.runner import run_drill
+from mpac_drill.errors import ExitCode, UsageError
+from mpac_drill.grafana import DASHBOARDS_DIR
+from mpac_drill.platform.aws import obs as aws_obs
+from mpac_drill.platform.aws.obs_history import (
     BucketCheck,
     HistoryCheck,
     compacted_by,
     snapshot_bucket,
     verify_history,
 )
-from mpac_drill.config import Target, load_target
-from mpac_drill.drill.runner import run_drill
-from mpac_drill.errors import ExitCode, UsageError
-from mpac_drill.grafana import DASHBOARDS_DIR
 from mpac_drill.sandbox.obs import create_obs_app
 from tests.aws.conftest import fargate_service
 from tests.conftest import run_cli
@@ -330,10 +330,10 @@ def test_compacted_by_needs_evidence_in_the_bucket(
 def test_redeploy_counts_only_tasks_the_drill_did_not_stop(
     obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any]
 ) -> None:
-    from mpac_drill.backends import aws as backend
+    from mpac_drill.platform.aws import ecs
 
     stack = obs_stack()
-    stopped = backend.stop_tasks(stack.target, "mpac-obs")
+    stopped = ecs.stop_tasks(stack.target, "mpac-obs")
     assert stopped["cluster"] == stack.cluster and stopped["stopped"] == stack.tasks
     waiting = aws_obs.wait_redeployed(stack.target, stack.tasks, timeout_s=0.3, poll_s=0.1)
     assert not waiting["redeployed"] and waiting["new_tasks"] == []

@@ -25,10 +25,10 @@ import psycopg
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from mpac_drill.backends.aws_canary import CANARY_SQL, prepare_canary_table
 from mpac_drill.config import Target, load_target
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode
+from mpac_drill.platform.aws.canary import CANARY_SQL, prepare_canary_table
 from tests.sandbox.conftest import PgServer, free_port
 
 pytestmark = pytest.mark.aws
@@ -369,7 +369,7 @@ def test_unusable_dsn_error_names_the_source_never_the_password(dsn: str) -> Non
 
 @pytest.mark.sandbox  # starts a real PostgreSQL
 def test_purge_deletes_this_runs_rows_only(canary_db: CanaryDb) -> None:
-    from probes.canary import Canary
+    from mpac_drill.measure.canary import Canary
 
     prepare_canary_table(canary_db.dsn(), source="test")
     mine, other = f"run-{uuid.uuid4().hex}", f"run-{uuid.uuid4().hex}"
@@ -383,7 +383,7 @@ def test_purge_deletes_this_runs_rows_only(canary_db: CanaryDb) -> None:
 
 
 def test_purge_failure_is_one_line_without_the_password() -> None:
-    from probes.canary import Canary
+    from mpac_drill.measure.canary import Canary
 
     canary = Canary(
         dsn=f"postgresql://app:pw-Secret-42@127.0.0.1:{free_port()}/smartpos?connect_timeout=1",

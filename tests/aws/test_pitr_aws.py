@@ -12,12 +12,12 @@ from urllib.parse import parse_qs
 import pytest
 
 from mpac_drill import aws
-from mpac_drill.backends import aws as backend
 from mpac_drill.config import Target, load_catalog, load_target
 from mpac_drill.drill import context as drill_context
 from mpac_drill.drill.context import DrillContext
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws import pitr as backend
 from tests.aws.test_aws_backend import _bodies, wire  # noqa: F401 - the wire fixture
 
 pytestmark = pytest.mark.aws

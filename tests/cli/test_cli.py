@@ -280,7 +280,8 @@ def test_dry_run_on_sandbox_touches_nothing(scenario, runs_dir):
     before = pids()
     r = run_cli("run", scenario, "--dry-run", "--runs-dir", str(runs_dir), timeout=120)
     assert r.code == 0, r.err
-    assert "sandbox: " in r.out and "none made" in r.out
+    assert "sandbox call(s) planned, none made" in r.out
+    assert "  sandbox " in r.out and "(local)" in r.out  # the same format as AWS calls
     assert pids() == before  # nothing started, nothing killed
 
 

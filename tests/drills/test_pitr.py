@@ -23,11 +23,11 @@ import pytest
 import yaml
 
 from mpac_drill import EXPERIMENTS_DIR
-from mpac_drill.backends import sandbox as backend
 from mpac_drill.config import Target, load_catalog, load_target
 from mpac_drill.drill.context import DrillContext
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode
+from mpac_drill.platform.sandbox import rds as backend
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.postgres import conninfo
 from mpac_drill.sandbox.procs import pid_alive, postgres_home

@@ -24,11 +24,12 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill import EXPERIMENTS_DIR
-from mpac_drill.backends import aws_region, sandbox_region
 from mpac_drill.config import Target, load_catalog, load_target
 from mpac_drill.drill.context import DrillContext
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode, UsageError
+from mpac_drill.platform.aws import region as aws_region
+from mpac_drill.platform.sandbox import region as sandbox_region
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.procs import marked_processes, port_is_free, postgres_home
 from mpac_drill.sandbox.route53 import FrontDoor

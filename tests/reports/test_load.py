@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reports import columns as C
 from reports.load import load_runs, load_timelines, load_traffic
@@ -161,3 +166,49 @@ def test_load_runs_malformed_impact_value_nulled_run_kept(make_run, runs_dir, ca
     runs = _load(runs_dir, catalog).runs
     assert runs[C.REVOKED_S].isna().all() and runs[C.BYPASSED].isna().all()
     assert runs[C.DUPLICATES].tolist() == [0]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=20,
+)
+
+
+def _places(value: Any, path: tuple = ()) -> list[tuple]:
+    """Every place inside a result where a value sits."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    out = []
+    for key, sub in items:
+        out.append((*path, key))
+        if isinstance(sub, dict | list):
+            out += _places(sub, (*path, key))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sound(tmp_path_factory, factory_at) -> dict[str, Any]:
+    """A sound result.json (hypothesis reruns a test body: no function fixture)."""
+    folder = factory_at(tmp_path_factory.mktemp("sound"))(impact={"duplicate_orders": 0})
+    return json.loads((folder / "result.json").read_text(encoding="utf-8"))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_load_runs_damaged_result_kept_or_skipped_never_fatal(tmp_path, sound, catalog, data):
+    damaged = json.loads(json.dumps(sound))
+    *parents, last = data.draw(st.sampled_from(_places(damaged)))
+    holder = damaged
+    for key in parents:
+        holder = holder[key]
+    if isinstance(holder, dict) and data.draw(st.booleans()):
+        del holder[last]
+    else:
+        holder[last] = data.draw(JSON)
+    runs_dir = tmp_path / "runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    (runs_dir / "run").mkdir(parents=True)
+    (runs_dir / "run" / "result.json").write_text(json.dumps(damaged), encoding="utf-8")
+    runset = load_runs(runs_dir, catalog.scenarios)
+    assert len(runset.runs) + len(runset.skipped) == 1
+    assert all(s.reason and "\n" not in s.reason for s in runset.skipped)

@@ -205,11 +205,10 @@ def sandbox_ctx(tmp_path: Path) -> Iterator[Callable[[str], Any]]:
 def test_sandbox_history_counts_lines_lost_from_the_bucket(
     obs_app: ObsApp, sandbox_ctx: Callable[[str], Any], tmp_path: Path
 ) -> None:
-    from mpac_drill.backends import obs_backend_for
+    from mpac_drill.platform.sandbox import obs as backend
 
     with obs_app() as url:
         ctx = sandbox_ctx(url)
-        backend = obs_backend_for(ctx.target)
         started = backend.start_history(ctx, interval_s=0.02)
         time.sleep(0.5)
         # the pusher stopped first: a line appended while the test rewrites the file would

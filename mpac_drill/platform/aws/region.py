@@ -3,7 +3,7 @@
 A real region cannot be lost on demand, so on AWS the primary region is *declared* lost
 (the injection instant is marked; the primary keeps running and is never touched) and the
 runbook's procedure then runs for real against ``aws.dr_region`` through
-``backends/aws_dr.py``: newest snapshot the DR region holds, restore it (bounded wait),
+``dr.py``: newest snapshot the DR region holds, restore it (bounded wait),
 point the DATABASE_URL (or PGW_BASE_URL) parameter at it, force a new deployment of the
 services, switch the Route53 record (``route53.dr_dns_name``), verify health through the
 target's endpoints. Each step is timed into ``steps``. ``fail_back`` undoes what was done:
@@ -16,12 +16,14 @@ from __future__ import annotations
 import importlib
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
-from mpac_drill.drill.context import DrillContext
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
+
 
 NOT_BUILT = "region failover on AWS: not built yet"
 _STATE = "_aws_dr_state"  # what fail_back must undo (in memory only: holds no secret)
@@ -29,7 +31,7 @@ _STATE = "_aws_dr_state"  # what fail_back must undo (in memory only: holds no s
 
 def _aws_dr() -> Any:
     try:
-        return importlib.import_module("mpac_drill.backends.aws_dr")
+        return importlib.import_module("mpac_drill.platform.aws.dr")
     except ImportError:
         return None
 
@@ -85,7 +87,7 @@ def _with_endpoint(url: str, host: str, port: int | None) -> str:
 
 
 def _wait_healthy(ctx: DrillContext, deadline: float) -> int:
-    from probes.observer import probe_http
+    from mpac_drill.measure.observer import probe_http
 
     checks = 0
     while True:
@@ -114,14 +116,14 @@ def fail_over_to_dr(
     if ctx.injected_mono is None or ctx.injected_utc is None:
         raise ActivityFailed("fail_over_to_dr needs lose_region first")
     from mpac_drill.aws import AwsCallFailed, client
-    from mpac_drill.backends.sandbox import _Steps
+    from mpac_drill.platform.steps import StepTimer
 
     t = ctx.target
     db = "pgw" if system == "pgw" else "smartpos"
     param = "pgw_base_url" if system == "pgw" else "database_url"
     dr = regions(t)[1]
     deadline = ctx.injected_mono + timeout_s
-    steps = _Steps(ctx, ctx.injected_mono, ctx.injected_utc)
+    steps = StepTimer(ctx.extras.setdefault("steps", []), ctx.injected_mono, ctx.injected_utc)
     undo: dict[str, Any] = ctx.extras.setdefault(_STATE, {})
     with steps.step("find the newest snapshot in the DR region") as d:
         snap = mod.latest_snapshot(t, db)

@@ -4,7 +4,7 @@ services so they read them.
 
 Plain functions taking an ``aws`` target first, building their clients through
 :func:`mpac_drill.aws.client` in the target's DR region (``aws.dr_region``) unless told
-otherwise (Route53 is global). Re-exported by :mod:`mpac_drill.backends.aws_dr`.
+otherwise (Route53 is global). Re-exported by :mod:`mpac_drill.platform.aws.dr`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import TypedDict
 
 from mpac_drill.aws import DryRun, client
 from mpac_drill.aws import dry_note as _dry
-from mpac_drill.backends.aws_dr_rds import _dr_region
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws.dr_rds import _dr_region
 
 logger = logging.getLogger("mpac_drill")
 

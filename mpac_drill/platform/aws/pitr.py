@@ -1,5 +1,5 @@
 """RDS point-in-time restore on AWS (runbook §2.3): the calls behind ``actions/rds.py``'s
-``restore_point_in_time`` and its cleanup, re-exported by ``backends/aws.py``.
+``restore_point_in_time`` and its cleanup.
 
 The restore goes to a new instance ``<source>-pitr-<UTC stamp>`` and is waited for with a
 bound; only such an instance may be deleted again.
@@ -17,9 +17,10 @@ from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.aws import AwsCallFailed, DryRun, client
 from mpac_drill.aws import dry_note as _dry
-from mpac_drill.backends.aws_rds import rds_settings
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws.rds import rds_settings
+from mpac_drill.timefmt import iso
 
 logger = logging.getLogger("mpac_drill")
 
@@ -115,7 +116,7 @@ def pitr_identifier(source: str, at: datetime) -> str:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(dt)
 
 
 def _step(name: str, started: datetime, t0: float, detail: str, ok: bool = True) -> PitrStep:

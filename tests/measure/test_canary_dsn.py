@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from probes.canary import CLIENT_DEFAULTS, bounded_dsn
+from mpac_drill.measure.canary import CLIENT_DEFAULTS, bounded_dsn
 
 
 def test_bounded_dsn_adds_the_defaults_to_a_url_and_keeps_its_credentials():

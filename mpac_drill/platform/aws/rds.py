@@ -1,10 +1,10 @@
-"""RDS failover on AWS (runbook §1.2): the calls behind ``actions/rds.py::failover_primary``,
-re-exported by ``backends/aws.py``.
-"""
+"""RDS failover on AWS (runbook §1.2): the calls behind ``actions/rds.py::failover_primary``
+(point-in-time restore is ``pitr.py``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TypedDict
 
 from botocore.client import BaseClient
@@ -42,7 +42,10 @@ class RdsFailoverResult(TypedDict):
 
 
 def failover_rds(
-    target: Target, db: str = "smartpos", dry_run: DryRun | None = None
+    target: Target,
+    db: str = "smartpos",
+    dry_run: DryRun | None = None,
+    before_failover: Callable[[str], None] | None = None,
 ) -> RdsFailoverResult:
     """Fail the RDS primary over to its standby (runbook §1.2); RDS promotes the standby.
 
@@ -54,11 +57,15 @@ def failover_rds(
     F4/F6: it is not for a DB instance).
 
     :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
+    :param before_failover: called with ``rds:<API call>`` after the reads, immediately
+        before the failover call.
     """
     identifier, kind = rds_settings(target, db)
     rds = client("rds", target, dry_run=dry_run)
     region = rds.meta.region_name
     before = _rds_primary(rds, identifier, kind)
+    if before_failover is not None:  # the drill's injection instant: right before the call
+        before_failover(f"rds:{_RDS_CALLS[kind]}")
     logger.info("rds %s %s (%s)%s", _RDS_CALLS[kind], identifier, region, _dry(dry_run))
     if kind == "instance":
         rds.reboot_db_instance(DBInstanceIdentifier=identifier, ForceFailover=True)
@@ -85,6 +92,8 @@ def rds_primary(
     """Where the primary of ``rds.<db>`` is now (``None`` only in a dry run).
 
     :param db: a key of ``rds`` in the target: ``smartpos`` or ``pgw``.
+    :param before_failover: called with ``rds:<API call>`` after the reads, immediately
+        before the failover call.
     """
     identifier, kind = rds_settings(target, db)
     return _rds_primary(client("rds", target, dry_run=dry_run), identifier, kind)

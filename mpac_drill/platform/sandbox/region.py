@@ -19,20 +19,22 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from mpac_drill.backends.sandbox import _Steps
 from mpac_drill.config import Target
-from mpac_drill.drill.context import DrillContext
 from mpac_drill.errors import UsageError
+from mpac_drill.measure.observer import probe_http
+from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.daemon import BACKUP_DEFAULTS
 from mpac_drill.sandbox.postgres import multihost_dsn
 from mpac_drill.sandbox.procs import marked_processes, pid_alive, postgres_home
 from mpac_drill.sandbox.route53 import FrontDoor
-from probes.observer import probe_http
+
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
 
 log = logging.getLogger("mpac_drill")
 STEP_NAMES = (
@@ -291,7 +293,7 @@ def fail_over_to_dr(
     dr_dir = control.state_dir(dr)
     primary_region, dr_region = regions(ctx.target)
     t0 = ctx.injected_mono
-    steps = _Steps(ctx, t0, ctx.injected_utc)
+    steps = StepTimer(ctx.extras.setdefault("steps", []), t0, ctx.injected_utc)
     deadline = time.monotonic() + timeout_s
     ctx.phase("detecting the region loss from outside")
     detected, detail = _wait_detected(ctx, deadline)

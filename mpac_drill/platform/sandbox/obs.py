@@ -3,9 +3,9 @@
 :func:`start_history` pushes numbered log lines to the sandbox's mpac-obs every
 ``interval_s`` and logs each acknowledged push (like the RPO canary, but for the
 observability store); :func:`measure_history` stops it after the redeploy, reads the stream
-back and counts acknowledged lines missing (``rpo_s`` by :func:`probes.canary.compute_rpo`),
-then asks mpac-obs for each dashboard file through Grafana's API
-(:func:`mpac_drill.grafana.check_dashboards`, the same check as on AWS).
+back and counts acknowledged lines missing (``rpo_s`` by
+:func:`mpac_drill.measure.canary.compute_rpo`), then asks mpac-obs for each dashboard file
+through Grafana's API (:func:`mpac_drill.grafana.check_dashboards`, the same check as on AWS).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpac_drill.config import Target
-from mpac_drill.drill.context import DrillContext
 from mpac_drill.grafana import check_dashboards, dashboard_files
-from probes.canary import Write, compute_rpo
-from probes.observer import paced, request_json
+from mpac_drill.measure.canary import Write, compute_rpo
+from mpac_drill.measure.observer import paced, request_json
+
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
 
 _STATE = "_obs_history"
 

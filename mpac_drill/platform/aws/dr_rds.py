@@ -3,7 +3,7 @@ DR region holds (finding F3) and a restore of it into a new instance, with a bou
 
 Plain functions taking an ``aws`` target first, building their clients through
 :func:`mpac_drill.aws.client` in the target's DR region (``aws.dr_region``) unless told
-otherwise. Re-exported by :mod:`mpac_drill.backends.aws_dr`.
+otherwise. Re-exported by :mod:`mpac_drill.platform.aws.dr`.
 
 Optional target keys: ``rds.dr_subnet_group`` and ``rds.dr_security_group_ids`` (the DR VPC
 of a restored instance).
@@ -18,8 +18,9 @@ from typing import Any, TypedDict
 
 from mpac_drill.aws import DryRun, client
 from mpac_drill.aws import dry_note as _dry
-from mpac_drill.backends.aws_pitr import wait_available
 from mpac_drill.config import Target
+from mpac_drill.platform.aws.pitr import wait_available
+from mpac_drill.timefmt import iso
 
 logger = logging.getLogger("mpac_drill")
 
@@ -200,7 +201,7 @@ def _data_time(snapshot: dict[str, Any]) -> datetime | None:
 def _iso(dt: Any) -> str | None:
     if not isinstance(dt, datetime):
         return None
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(dt)
 
 
 __all__ = ["SnapshotInfo", "RestoreResult", "latest_snapshot", "restore_from_snapshot"]

@@ -1,6 +1,6 @@
 """Runbook finding F1 of the region-level DR drills: the runbook's failover commands and the
 region each one names, checked against the target's DR region (``aws.dr_region``). No AWS
-call. Re-exported by :mod:`mpac_drill.backends.aws_dr`.
+call. Re-exported by :mod:`mpac_drill.platform.aws.dr`.
 """
 
 from __future__ import annotations

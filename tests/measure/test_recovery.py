@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.canary import Write, compute_rpo
-from probes.recovery import Sample, compute_recovery, service_recovery
+from mpac_drill.measure.canary import Write, compute_rpo
+from mpac_drill.measure.recovery import Sample, compute_recovery, service_recovery
 
 
 def _series(service: str, oks: list[bool], start: float = -1.0, step: float = 0.1) -> list[Sample]:

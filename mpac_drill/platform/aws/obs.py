@@ -1,10 +1,10 @@
 """mpac-obs on AWS (runbook §1.6): history in S3 survives a redeploy, dashboards come from git.
 
-Before the fault :func:`~mpac_drill.backends.aws_obs_history.snapshot_bucket` lists each
+Before the fault :func:`~mpac_drill.platform.aws.obs_history.snapshot_bucket` lists each
 history bucket (``obs.buckets``: where Loki and Tempo keep their data); the drill then stops
 every task of the ECS service (``actions/ecs.py::stop_tasks``, ``obs.cluster`` /
 ``obs.service``) and :func:`wait_redeployed` waits, bounded, until ECS runs new tasks.
-:func:`~mpac_drill.backends.aws_obs_history.verify_history` lists them again and reads
+:func:`~mpac_drill.platform.aws.obs_history.verify_history` lists them again and reads
 the first byte of each object listed before (newest first, at most
 ``obs.read_check_max``): an object missing or unreadable is lost, and RPO runs from the
 oldest lost object's LastModified to the fault.
@@ -21,18 +21,20 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.aws import AwsCallFailed, DryRun, client
-from mpac_drill.backends.aws import OBS_SERVICE, ecs_location
-from mpac_drill.backends.aws_obs_history import HistoryCheck, snapshot_bucket, verify_history
 from mpac_drill.config import Target
-from mpac_drill.drill.context import DrillContext
 from mpac_drill.errors import UsageError
 from mpac_drill.grafana import check_dashboards, dashboard_files, dashboard_urls
+from mpac_drill.platform.aws.ecs import OBS_SERVICE, ecs_location
+from mpac_drill.platform.aws.obs_history import HistoryCheck, snapshot_bucket, verify_history
+
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
 
 logger = logging.getLogger("mpac_drill")
 

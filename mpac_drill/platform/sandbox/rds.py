@@ -1,4 +1,5 @@
-"""Faults on the local sandbox: real processes killed, a real standby detached.
+"""RDS on the sandbox (runbook §1.2, §2.3): the PostgreSQL primary crashed, a point in time
+restored from the sandbox's base backups and archived WAL into a new instance.
 
 Each function reads the sandbox's current state (roles change after every failover), marks
 the injection instant on the drill context immediately before the destructive call, and
@@ -10,73 +11,31 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import shutil
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import psycopg
 
-from mpac_drill.drill.context import DrillContext, iso, utc_now
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.postgres import conninfo
 from mpac_drill.sandbox.procs import kill_tree
+from mpac_drill.timefmt import iso, utc_now
+
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
 
 log = logging.getLogger("mpac_drill")
 
 
 def _fresh(ctx: DrillContext) -> control.SandboxView:
     return control.view(ctx.target)
-
-
-def _pick(names: list[str], count: int | None, percent: float | None) -> list[str]:
-    if count is not None and percent is not None:
-        raise UsageError("give either count or percent, not both")
-    if count is not None:
-        if count < 1:
-            raise UsageError(f"count must be at least 1, not {count}")
-        return names[:count]
-    if percent is not None:
-        if not 0 < percent <= 100:
-            raise UsageError(f"percent must be in (0, 100], not {percent}")
-        return names[: max(1, math.ceil(len(names) * percent / 100))]
-    return names
-
-
-def stop_tasks(
-    ctx: DrillContext, service: str, count: int | None = None, percent: float | None = None
-) -> dict[str, Any]:
-    """Kill (SIGKILL, a crash) all, ``count`` or ``percent`` of a service's tasks."""
-    view = _fresh(ctx)
-    tasks = [
-        c
-        for c in view.state["components"]
-        if c["kind"] == "ecs" and c["name"].startswith(f"{service}/") and c["pid"]
-    ]
-    if not tasks:
-        known = sorted(
-            {c["name"].split("/")[0] for c in view.state["components"] if c["kind"] == "ecs"}
-        )
-        raise UsageError(
-            f"sandbox has no running task of service {service!r} (services: {', '.join(known)})"
-        )
-    chosen = [t for t in tasks if t["name"] in _pick([t["name"] for t in tasks], count, percent)]
-    ctx.extras.setdefault("ground_truth", {})["task_start_delay_s"] = ctx.setting(
-        "ecs.task_start_delay_s"
-    )
-    ctx.mark_injected("ecs:StopTask", [t["name"] for t in chosen], service=service)
-    for t in chosen:
-        kill_tree(int(t["pid"]), signal.SIGKILL)
-    return {
-        "service": service,
-        "running_before": len(tasks),
-        "stopped": [t["name"] for t in chosen],
-    }
 
 
 def _sql(port: int, password: str, *statements: str) -> None:
@@ -131,21 +90,6 @@ def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
         "api_call": "sandbox: kill primary",
         "replication_lag_s": lag,
     }
-
-
-def failover_elasticache(ctx: DrillContext) -> dict[str, Any]:
-    """Crash the Redis primary; the Sentinels promote the replica."""
-    view = _fresh(ctx)
-    primary = view.by_role("elasticache", "primary")
-    if not primary or not primary[0]["pid"]:
-        raise ctx.failed("the sandbox has no running Redis primary")
-    p = primary[0]
-    ctx.extras.setdefault("ground_truth", {}).update(
-        down_after_ms=ctx.setting("redis.down_after_ms")
-    )
-    ctx.mark_injected("elasticache:TestFailover", [p["name"]], primary_before=p["name"])
-    kill_tree(int(p["pid"]), signal.SIGKILL)
-    return {"primary_before": p["name"]}
 
 
 def wait_healthy(ctx: DrillContext, timeout_s: float = 60) -> dict[str, Any]:
@@ -219,38 +163,6 @@ def check_restored_ledger(ledger: Sequence[Any], present: set[int], t_mono: floa
         in_doubt_present=sum(1 for w in doubt if w.seq in present),
         rpo_s=rpo,
     )
-
-
-class _Steps:
-    """The restore's steps, timed back to back on the monotonic clock, into
-    ``ctx.extras["steps"]`` (``started_at`` mapped to UTC through one clock reading)."""
-
-    def __init__(self, ctx: DrillContext, ref_mono: float, ref_utc: datetime) -> None:
-        self.items: list[dict[str, Any]] = ctx.extras.setdefault("steps", [])
-        self.ref_mono, self.ref_utc = ref_mono, ref_utc
-
-    def add(self, name: str, start: float, duration: float, ok: bool, detail: str) -> None:
-        at = self.ref_utc + timedelta(seconds=start - self.ref_mono)
-        self.items.append(
-            {
-                "name": name,
-                "started_at": iso(at),
-                "duration_s": round(max(duration, 0.0), 4),
-                "ok": ok,
-                "detail": detail,
-            }
-        )
-
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[dict[str, str]]:
-        out = {"detail": ""}
-        start = time.monotonic()
-        try:
-            yield out
-        except BaseException as exc:
-            self.add(name, start, time.monotonic() - start, False, out["detail"] or str(exc))
-            raise
-        self.add(name, start, time.monotonic() - start, True, out["detail"])
 
 
 def _running_backup_settings(view: control.SandboxView) -> dict[str, Any]:
@@ -365,7 +277,7 @@ def restore_point_in_time(
     ctx.fault["restore_time"] = iso(t_utc)
     deadline = t0 + timeout_s
     log.info("rds: restoring the sandbox RDS to %s into new instance %s", iso(t_utc), identifier)
-    steps = _Steps(ctx, t0, ctx.injected_utc)
+    steps = StepTimer(ctx.extras.setdefault("steps", []), t0, ctx.injected_utc)
     with steps.step("choose base backup") as st:
         base = snapshots.newest_before(snapshots.list_base_backups(bucket), t_utc)
         if base is None:

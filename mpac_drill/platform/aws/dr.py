@@ -20,7 +20,9 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from mpac_drill.aws import DryRun
-from mpac_drill.backends.aws_dr_cutover import (
+from mpac_drill.config import Target
+from mpac_drill.errors import UsageError
+from mpac_drill.platform.aws.dr_cutover import (
     DeploymentResult,
     ParameterResult,
     RecordChange,
@@ -28,20 +30,18 @@ from mpac_drill.backends.aws_dr_cutover import (
     put_parameter,
     switch_record,
 )
-from mpac_drill.backends.aws_dr_rds import (
+from mpac_drill.platform.aws.dr_rds import (
     RestoreResult,
     SnapshotInfo,
     latest_snapshot,
     restore_from_snapshot,
 )
-from mpac_drill.backends.aws_dr_runbook import (
+from mpac_drill.platform.aws.dr_runbook import (
     RUNBOOK_REGION_STEPS,
     Finding,
     RunbookStep,
     runbook_region_findings,
 )
-from mpac_drill.config import Target
-from mpac_drill.errors import UsageError
 
 SYSTEMS = ("smartpos", "pgw")
 

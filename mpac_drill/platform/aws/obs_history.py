@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from mpac_drill.aws import AwsCallFailed, DryRun, client
 from mpac_drill.config import Target
-from mpac_drill.drill.context import iso
+from mpac_drill.timefmt import iso
 
 logger = logging.getLogger("mpac_drill")
 

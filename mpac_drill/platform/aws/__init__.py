@@ -1,0 +1,283 @@
+"""The AWS platform: :class:`~mpac_drill.platform.Platform` on an AWS account.
+
+One module per system the actions name, each calling AWS through the one client factory
+(:func:`mpac_drill.aws.client`: region, profile, role, ``endpoint_url`` for moto, dry run):
+``ecs.py``, ``rds.py`` (+ ``pitr.py``), ``elasticache.py``, ``region.py`` (over ``dr*.py``),
+``obs.py`` (+ ``obs_history.py``), ``canary.py`` (the canary's DSN from SSM) and
+``alarms.py`` (CloudWatch stop conditions, STS). In a dry run every call is recorded into the
+drill's :class:`~mpac_drill.aws.DryRun` recorder and none is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from mpac_drill.aws import DryRun
+from mpac_drill.errors import DrillError
+from mpac_drill.measure.observer import all_answer
+from mpac_drill.platform import (
+    CacheFailoverRecord,
+    DatabaseFailoverRecord,
+    PrimaryRecord,
+    ServiceWaitRecord,
+    StopTasksRecord,
+)
+from mpac_drill.platform.aws import alarms, canary, ecs, elasticache, obs, pitr, rds, region
+
+if TYPE_CHECKING:
+    from mpac_drill.drill.context import DrillContext
+    from mpac_drill.measure.canary import Canary
+
+
+class AwsPlatform:
+    """The drill's platform when its target is an AWS account (or moto, in tests)."""
+
+    kind = "aws"
+    shared_database = True  # the canary writes into the services' real database
+
+    def __init__(self, drill: DrillContext) -> None:
+        self.drill = drill
+        self.target = drill.target
+        self.dry: DryRun | None = None
+        if drill.dry_run:
+            self.dry = drill.dry_run_recorder or DryRun()
+            drill.dry_run_recorder = self.dry
+
+    # ------------------------------------------------------------ what users reach
+
+    def health_endpoints(self) -> dict[str, str]:
+        endpoints = {k: str(v) for k, v in dict(self.drill.setting("endpoints")).items()}
+        if self.drill.scenario.system == "mpac-obs":  # its own stack, observed in its drill
+            endpoints["mpac-obs"] = str(self.drill.setting("obs.health_url"))
+        return endpoints
+
+    def service_urls(self) -> dict[str, str]:
+        return {k: v.split("/health", 1)[0] for k, v in self.health_endpoints().items()}
+
+    def steady(self, timeout_s: float) -> bool:
+        if self.dry is not None:
+            return True  # a dry run contacts nothing, health endpoints included
+        return all_answer(self.health_endpoints(), timeout_s)
+
+    # ------------------------------------------------------------ ECS
+
+    def stop_tasks(
+        self, service: str, *, count: int | None = None, percent: float | None = None
+    ) -> StopTasksRecord:
+        def inject(arns: list[str]) -> None:
+            self.drill.mark_injected("ecs:StopTask", arns, service=service)
+
+        out = ecs.stop_tasks(
+            self.target, service, count=count, percent=percent, dry_run=self.dry,
+            before_stop=inject,
+        )  # fmt: skip
+        return StopTasksRecord(
+            service=service,
+            running_before=out["running_before"],
+            stopped=list(out["stopped"]),
+            dry_run=out["dry_run"],
+        )
+
+    def await_service(self, service: str, timeout_s: float) -> ServiceWaitRecord:
+        out = ecs.wait_service_stable(self.target, service, timeout_s, dry_run=self.dry)
+        return ServiceWaitRecord(service=service, stable=out["stable"], waited_s=out["waited_s"])
+
+    # ------------------------------------------------------------ RDS
+
+    def failover_database(self, db: str) -> DatabaseFailoverRecord:
+        ident = str(self.drill.setting(f"rds.{db}.identifier"))
+
+        def inject(action: str) -> None:
+            self.drill.mark_injected(action, [ident], db=db)
+
+        out = rds.failover_rds(self.target, db, dry_run=self.dry, before_failover=inject)
+        if not out["runbook_call_correct"]:
+            self.drill.extras.setdefault("findings", []).append(
+                {
+                    "id": "F4",
+                    "section": "1.2",
+                    "summary": f"runbook names {out['runbook_call']}; a Multi-AZ DB "
+                    f"{out['type']} fails over with {out['api_call']}",
+                    "evidence": f"{ident} is a DB {out['type']} in {out['region']}",
+                }
+            )
+        return DatabaseFailoverRecord(
+            db=db,
+            primary_before=_primary_name(out["primary_before"]),
+            api_call=out["api_call"],
+            dry_run=out["dry_run"],
+        )
+
+    def await_database(self, db: str, timeout_s: float) -> PrimaryRecord:
+        started = time.monotonic()
+        primary = rds.rds_primary(self.target, db, dry_run=self.dry)
+        return PrimaryRecord(
+            primary_after=_primary_name(primary),
+            waited_s=round(time.monotonic() - started, 3),
+        )
+
+    def restore_point_in_time(self, db: str, restore_age_s: float) -> dict[str, Any]:
+        d = self.drill
+        ident = str(d.setting(f"rds.{db}.identifier"))
+        d.mark_injected(
+            "rds:RestoreDBInstanceToPointInTime", [ident], db=db, restore_age_s=restore_age_s
+        )
+        assert d.injected_utc is not None and d.injected_mono is not None
+        restore_time = d.injected_utc - timedelta(seconds=float(restore_age_s))
+        result = pitr.restore_db_instance_to_point_in_time(
+            self.target, db, restore_time, timeout_s=d.recovery_bound_s(), dry_run=self.dry
+        )
+        d.extras["_pitr_instance"] = {"identifier": result["target_identifier"], "db": db}
+        d.extras["steps"] = [dict(s) for s in result["steps"]]
+        d.fault.update(
+            target_identifier=result["target_identifier"], restore_time=result["restore_time"]
+        )
+        if result["available"] and not result["dry_run"]:
+            d.measurements["rto_s"] = round(time.monotonic() - d.injected_mono, 4)
+        d.extras["pitr"] = {k: v for k, v in result.items() if k != "steps"}
+        if not result["dry_run"]:
+            d.note("restored data not verified: no canary on this target")
+        return dict(result)
+
+    def delete_restored(self, db: str) -> dict[str, Any]:
+        handle = self.drill.extras.get("_pitr_instance")
+        if not handle or handle.get("deleted"):
+            return {"deleted": None}
+        out = pitr.delete_restored_db_instance(
+            self.target, handle["identifier"], db=handle.get("db", db), dry_run=self.dry
+        )
+        handle["deleted"] = True
+        return dict(out)
+
+    # ------------------------------------------------------------ ElastiCache
+
+    def failover_cache(self) -> CacheFailoverRecord:
+        group = str(self.drill.setting("elasticache.replication_group"))
+
+        def inject() -> None:
+            self.drill.mark_injected("elasticache:TestFailover", [group])
+
+        out = elasticache.failover_elasticache(
+            self.target, dry_run=self.dry, before_failover=inject
+        )
+        return CacheFailoverRecord(primary_before=out["primary_before"], dry_run=out["dry_run"])
+
+    def await_cache(self, timeout_s: float) -> PrimaryRecord:
+        started = time.monotonic()
+        after = elasticache.cache_primary(self.target, dry_run=self.dry)
+        return PrimaryRecord(primary_after=after, waited_s=round(time.monotonic() - started, 3))
+
+    def impact_urls(self) -> dict[str, str] | None:
+        return None  # the checks count through the databases, which the harness cannot read
+
+    def database_dsn(self, db: str) -> str | None:
+        return None  # the harness reads no database on AWS but through the canary's DSN
+
+    # ------------------------------------------------------------ region
+
+    def open_front_door(self) -> dict[str, Any]:
+        return region.open_front_door(self.drill)
+
+    def lose_region(self) -> dict[str, Any]:
+        return region.lose_region(self.drill)
+
+    def fail_over_to_dr(self, system: str, timeout_s: float) -> dict[str, Any]:
+        return region.fail_over_to_dr(self.drill, timeout_s=timeout_s, system=system)
+
+    def fail_back(self) -> dict[str, Any]:
+        if self.dry is not None:
+            return {"dry_run": True}
+        return region.fail_back(self.drill)
+
+    # ------------------------------------------------------------ mpac-obs
+
+    def start_obs_history(self, interval_s: float) -> dict[str, Any]:
+        return obs.start_history(self.drill, interval_s)
+
+    def measure_obs_history(self) -> dict[str, Any]:
+        return obs.measure_history(self.drill)
+
+    # ------------------------------------------------------------ canary, stop conditions
+
+    def start_canary(self) -> Canary | None:
+        """The canary on the DSN in the SSM SecureString ``database.dsn_ssm_parameter``,
+        once it has connected, its table is there and a first write was acknowledged.
+        Without that key: not run (noted; RPO not measured). In a dry run the GetParameter
+        is only recorded.
+
+        :raises ActivityFailed: the DSN cannot be read or takes no write; the drill then
+            refuses its fault (``fault_refused``).
+        """
+        from mpac_drill.measure.canary import Canary
+
+        d = self.drill
+        if canary.dsn_parameter(self.target) is None:
+            d.note(
+                f"canary not run: the target sets no {canary.DSN_PARAMETER_KEY}, so the "
+                "harness has no database DSN (RPO not measured)"
+            )
+            return None
+        try:
+            database = canary.canary_database(self.target, dry_run=self.dry)
+        except Exception as exc:  # noqa: BLE001 - whatever stops the canary stops the fault
+            # our messages name the parameter, never the DSN; of anything else only the class
+            known = isinstance(exc, ActivityFailed | DrillError)
+            d.fault_refused = f"canary not started: {exc if known else type(exc).__name__}"
+            raise d.failed(d.fault_refused) from None
+        if database is None:  # a dry run: the GetParameter is in the plan
+            return None
+        interval_s = float(d.setting("drill.canary_interval_s"))
+        started = Canary(
+            dsn=database.dsn,
+            run_id=d.run_id,
+            interval_s=interval_s,
+            max_duration_s=d.recovery_bound_s() + 600,
+        )
+        started.start()
+        wait_s = max(10.0, 5 * interval_s)
+        if not started.wait_acked(wait_s):
+            started.stop()
+            d.fault_refused = (
+                f"canary not started: the database of {database.source} "
+                f"acknowledged no write within {wait_s:g} s"
+            )
+            raise d.failed(d.fault_refused)
+        d.note(
+            f"canary: DSN from {database.source}"
+            + ("; table canary created" if database.table_created else "")
+        )
+        return started
+
+    def end_canary(self, canary: Any) -> None:
+        """Delete the run's canary rows from the real database after the read-back (or on a
+        rollback): a note either way, the DSN in neither."""
+        d = self.drill
+        try:
+            n = canary.purge()
+        except RuntimeError as exc:
+            d.note(
+                f"canary: rows of run {d.run_id} NOT deleted from its database ({exc}); "
+                f"delete them with DELETE FROM canary WHERE run_id = '{d.run_id}'"
+            )
+            return
+        d.note(
+            f"canary: {n} row(s) of this run deleted from its database (the ledger is canary.csv)"
+        )
+
+    def alarms_firing(self, names: list[str]) -> list[str]:
+        return alarms.alarms_in_alarm(self.target, list(names), dry_run=self.dry)
+
+
+def _primary_name(primary: rds.RdsPrimary | None) -> str | None:
+    """``instance (AZ)`` of an RDS primary, ``None`` when RDS does not say."""
+    if not primary or not primary.get("instance"):
+        return None
+    zone = primary.get("availability_zone")
+    return f"{primary['instance']} ({zone})" if zone else str(primary["instance"])
+
+
+__all__ = ["AwsPlatform"]
