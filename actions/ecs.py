@@ -12,7 +12,7 @@ from typing import Any
 from chaoslib.types import Configuration, Secrets
 
 from mpac_drill.drill.context import current
-from mpac_drill.platform import platform_for
+from mpac_drill.drill.platforms import platform_for
 
 __all__ = ["stop_tasks", "await_service_healthy"]
 

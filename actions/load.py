@@ -13,8 +13,8 @@ from typing import Any
 from chaoslib.types import Configuration, Secrets
 
 from mpac_drill.drill.context import current
+from mpac_drill.drill.platforms import platform_for
 from mpac_drill.measure.load import start_drill_load, stop_drill_load
-from mpac_drill.platform import platform_for
 
 __all__ = ["start_load", "stop_load"]
 

@@ -15,7 +15,7 @@ from typing import Any
 from chaoslib.types import Configuration, Secrets
 
 from mpac_drill.drill.context import current
-from mpac_drill.platform import platform_for
+from mpac_drill.drill.platforms import platform_for
 
 __all__ = ["open_front_door", "lose_region", "fail_over_to_dr", "fail_back"]
 

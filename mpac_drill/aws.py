@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -41,8 +42,10 @@ _CONTEXT_KEY = "mpac_drill"
 _RESOURCE_KEYS = frozenset({"cluster", "service", "services", "task", "tasks"})
 _RESOURCE_SUFFIXES = ("Identifier", "Id", "Ids", "Name", "Names", "Arn")
 _SECRET_KEYS = frozenset(
-    {"Value", "SecretString", "SecretBinary", "AuthToken", "SessionToken", "SecretAccessKey"}
+    {"SecretString", "SecretBinary", "AuthToken", "SessionToken", "SecretAccessKey", "Token"}
 )
+#: ``scheme://user:password@``: the password of a URL or DSN, wherever it appears.
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
 _DEFAULT_MAX_ATTEMPTS = 3
 
 
@@ -82,7 +85,8 @@ class DryRun:
 
     ``responses`` maps ``"service.Operation"`` (``"ecs.ListTasks"``) to the canned answer;
     any other call gets an empty, valid response (``{}``), so list calls find nothing.
-    Secret-looking parameters (``Value``, ``*Password``, ...) are recorded as ``"***"``.
+    Secrets are recorded as ``"***"`` (:func:`_redact`: passwords, tokens, an SSM
+    SecureString's value, URL credentials); names, DNS names and tag values are shown.
     """
 
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -247,15 +251,24 @@ def resource_of(params: dict[str, Any]) -> str:
     return " ".join(parts) or "(no resource)"
 
 
-def _redact(value: Any, key: str = "") -> Any:
-    if key in _SECRET_KEYS or key.endswith("Password"):
+def _redact(value: Any, key: str = "", *, secure_value: bool = False) -> Any:
+    """A call's parameters with what is secret masked: secret-named keys (passwords, secret
+    keys, auth and session tokens), an SSM SecureString's ``Value``, and the password inside
+    any ``scheme://user:password@host`` string. Everything else is shown as sent: DNS names,
+    tag values, identifiers, a plain String parameter (its URL credentials scrubbed)."""
+    if key in _SECRET_KEYS or key.endswith(("Password", "AuthToken", "SecretToken")):
+        return "***"
+    if key == "Value" and secure_value:
         return "***"
     if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
+        secure = value.get("Type") == "SecureString"
+        return {k: _redact(v, k, secure_value=secure) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(v) for v in value]
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub(r"\1***@", value)
     return value
 
 

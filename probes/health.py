@@ -24,7 +24,7 @@ def all_healthy(
               provider: {type: python, module: probes.health, func: all_healthy}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     return platform_for(current(configuration)).steady(timeout_s)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
-from mpac_drill.platform import platform_for
+from mpac_drill.drill.platforms import platform_for
 
 __all__ = ["start_history", "measure_history"]
 

@@ -37,7 +37,7 @@ def start_observers(
                      arguments: {canary_on_aws: true}}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     ctx = current(configuration)
     wanted = canary and (canary_on_aws or not platform_for(ctx).shared_database)

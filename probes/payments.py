@@ -25,7 +25,7 @@ def start_payments(
           provider: {type: python, module: probes.payments, func: start_payments}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     ctx = current(configuration)
     platform = platform_for(ctx)
@@ -70,7 +70,7 @@ def reconcile_payments(
           provider: {type: python, module: probes.payments, func: reconcile_payments}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     ctx = current(configuration)
     return reconcile_qr_payments(ctx, platform_for(ctx).database_dsn("pgw"))

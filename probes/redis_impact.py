@@ -25,7 +25,7 @@ def start_impact_checks(
           provider: {type: python, module: probes.redis_impact, func: start_impact_checks}
     """
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     ctx = current(configuration)
     return start_checks(ctx, platform_for(ctx).impact_urls(), interval_s)
@@ -37,7 +37,7 @@ def measure_impact(
 ) -> dict[str, Any]:
     """Stop the checker and count what the cache outage let through (see module docs)."""
     from mpac_drill.drill.context import current
-    from mpac_drill.platform import platform_for
+    from mpac_drill.drill.platforms import platform_for
 
     ctx = current(configuration)
     platform = platform_for(ctx)

@@ -26,7 +26,7 @@ from chaoslib.types import Configuration
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
-from mpac_drill.platform import platform_for
+from mpac_drill.drill.platforms import platform_for
 from mpac_drill.timefmt import iso, utc_now
 
 _REGISTRY: dict[str, DrillContext] = {}
@@ -106,6 +106,16 @@ class DrillContext:
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
+
+    def cleaned_up(
+        self, what: str, resource: str, outcome: str, *, note: bool = True, **detail: Any
+    ) -> None:
+        """Record one clean-up (result.json ``cleanup``, and a note): what the drill created
+        or changed, and what became of it, so a reader sees nothing was left behind."""
+        entry = {"what": what, "resource": resource, "outcome": outcome, **detail}
+        self.extras.setdefault("cleanup", []).append(entry)
+        if note:
+            self.note(f"clean-up: {what} {resource}: {outcome}")
 
     def plan(self, action: str, **detail: Any) -> dict[str, Any]:
         """In a dry run: note a step that is no API call (a Grafana GET, a name to fill in)."""

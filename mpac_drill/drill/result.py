@@ -1,7 +1,8 @@
 """``result.json``: one run's summary, built from the drill context and the journal.
 
-The shape follows ``shared/contract/drill-result.schema.json``; extra keys are described in
-``docs/run-folder.md``. Verdicts compare each measurement with the catalog's targets.
+The shape follows ``contract/drill-result.schema.json`` (``mpac_drill/contract.py``); extra
+keys are described in ``docs/run-folder.md``. Verdicts compare each measurement with the
+catalog's targets.
 """
 
 from __future__ import annotations
@@ -323,6 +324,7 @@ def build_result(
         "region",
         "reconciliation",
         "qr_path",
+        "cleanup",
     ):
         if key in ctx.extras:
             result[key] = ctx.extras[key]

@@ -89,7 +89,7 @@ def check_target_for(
     if dry_run:
         return
     if scenario_id == "obs-failure":
-        from mpac_drill.platform import platform_module
+        from mpac_drill.drill.platforms import platform_module
 
         platform_module(target, "obs").check_target(target)
     if target.kind == "sandbox":

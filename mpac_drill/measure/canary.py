@@ -172,8 +172,6 @@ class Canary:
 
         :raises RuntimeError: one line that names no DSN and no password.
         """
-        from mpac_drill.platform.aws.canary import describe_error
-
         try:
             with psycopg.connect(self._dsn, autocommit=True) as conn:
                 cur = conn.execute("DELETE FROM canary WHERE run_id = %s", (self.run_id,))
@@ -222,7 +220,30 @@ def measure_lost_writes(drill: DrillContext) -> dict[str, Any]:
     }
 
 
+def describe_error(exc: psycopg.Error, dsn: str) -> str:
+    """One line about ``exc`` that cannot carry the DSN or its password.
+
+    A server error (it has a SQLSTATE) and a connection failure keep libpq's first line (it
+    names host, port and user, never the password); anything else, such as a DSN that does
+    not parse (libpq echoes it), keeps only the class name. The password, and the DSN
+    itself, are scrubbed from what is kept in any case.
+    """
+    kind = type(exc).__name__
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if not first or not (exc.sqlstate or isinstance(exc, psycopg.OperationalError)):
+        return f"{kind} (not a usable PostgreSQL DSN?)"
+    try:
+        password = str(conninfo_to_dict(dsn).get("password") or "")
+    except psycopg.Error:
+        password = ""
+    for secret in (dsn, password):
+        if secret:
+            first = first.replace(secret, "***")
+    return f"{kind}: {first}"
+
+
 __all__ = [
+    "describe_error",
     "measure_lost_writes",
     "CANARY_COLUMNS",
     "CLIENT_DEFAULTS",

@@ -69,7 +69,7 @@ def all_answer(endpoints: dict[str, str], timeout_s: float) -> bool:
 def request_json(
     url: str,
     method: str = "GET",
-    body: dict | None = None,
+    body: dict[str, Any] | None = None,
     *,
     token: str | None = None,
     timeout_s: float = 1.0,

@@ -1,7 +1,8 @@
-"""The one seam between drills and platforms: :class:`Platform`, and :func:`platform_for`.
+"""The one seam between drills and platforms: :class:`Platform`, its records, its rules.
 
 A drill's actions and probes never ask which kind of target they run on, nor whether this
-is a dry run: they call the drill's platform, which :func:`platform_for` picks once per drill
+is a dry run: they call the drill's platform, which
+:func:`mpac_drill.drill.platforms.platform_for` picks once per drill
 (``mpac_drill.platform.sandbox.SandboxPlatform`` for the local sandbox,
 ``mpac_drill.platform.aws.AwsPlatform`` for an AWS account, on moto in tests). Both
 implement every method below with the same signature and return the same typed records.
@@ -19,22 +20,15 @@ and makes none.
 
 Adding a platform: implement :class:`Platform` in ``mpac_drill/platform/<name>/`` (one
 module per system the actions name: ``ecs``, ``rds``, ``elasticache``, ``region``, ``obs``,
-``load``) and return it from :func:`platform_for` (``docs/architecture.md``).
+``load``) and return it from ``mpac_drill.drill.platforms.platform_for`` (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
-from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
-
-if TYPE_CHECKING:
-    from mpac_drill.drill.context import DrillContext
-
 
 # ---------------------------------------------------------------- records
 
@@ -196,27 +190,6 @@ def tasks_to_stop(running: int, count: int | None, percent: float | None) -> int
     return running
 
 
-def platform_module(target: Target, system: str) -> ModuleType:
-    """``mpac_drill.platform.<kind>.<system>`` for ``target``: for checks of a target made
-    before any drill exists (the obs drill's settings, say)."""
-    kind = "sandbox" if target.kind == "sandbox" else "aws"
-    return importlib.import_module(f"mpac_drill.platform.{kind}.{system}")
-
-
-def platform_for(drill: DrillContext) -> Platform:
-    """The drill's platform, decided once from its target's kind (and kept on the drill)."""
-    if drill.platform is None:
-        if drill.target.kind == "sandbox":
-            from mpac_drill.platform.sandbox import SandboxPlatform
-
-            drill.platform = SandboxPlatform(drill)
-        else:
-            from mpac_drill.platform.aws import AwsPlatform
-
-            drill.platform = AwsPlatform(drill)
-    return drill.platform
-
-
 __all__ = [
     "CacheFailoverRecord",
     "DatabaseFailoverRecord",
@@ -224,7 +197,5 @@ __all__ = [
     "PrimaryRecord",
     "ServiceWaitRecord",
     "StopTasksRecord",
-    "platform_for",
-    "platform_module",
     "tasks_to_stop",
 ]

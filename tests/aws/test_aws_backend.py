@@ -491,3 +491,25 @@ def test_unreachable_endpoint_is_one_line_naming_region(write_target: Callable) 
 def test_sandbox_target_is_refused() -> None:
     with pytest.raises(UsageError, match="not an aws one"):
         aws.client("ecs", load_target("sandbox"))
+
+
+def test_dry_run_shows_what_is_not_secret_and_masks_what_is(aws_target: Target) -> None:
+    dry = aws.DryRun()
+    route53 = aws.client("route53", aws_target, dry_run=dry)
+    route53.change_resource_record_sets(
+        HostedZoneId="Z1",
+        ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "api.staging.example.com", "Type": "CNAME", "TTL": 60,
+            "ResourceRecords": [{"Value": "dr-alb.us-east-1.elb.amazonaws.com"}]}}]},
+    )  # fmt: skip
+    ssm = aws.client("ssm", aws_target, dry_run=dry)
+    ssm.put_parameter(Name="/x/PGW_BASE_URL", Value="https://pgw-dr.example.com", Type="String")
+    ssm.put_parameter(Name="/x/URL", Value="https://svc:hunter2@pgw.example.com/", Type="String")
+    ssm.add_tags_to_resource(
+        ResourceType="Parameter", ResourceId="/x/URL", Tags=[{"Key": "owner", "Value": "sre-team"}]
+    )
+
+    rendered = "\n".join(dry.render())
+    assert "dr-alb.us-east-1.elb.amazonaws.com" in rendered  # where traffic would go
+    assert "https://pgw-dr.example.com" in rendered and "sre-team" in rendered
+    assert "hunter2" not in rendered and "https://svc:***@pgw.example.com/" in rendered

@@ -431,3 +431,76 @@ def test_runbook_region_findings_follow_the_target_dr_region() -> None:
 
     assert len(findings) == len(aws_dr.RUNBOOK_REGION_STEPS)  # §1.5's us-east-1 too
     assert "neither" in findings[-1]["evidence"] and "eu-west-1" in findings[-1]["evidence"]
+
+
+def test_restore_record_puts_back_the_whole_record_set_ttl_included(
+    dr: Callable, make_target: Callable
+) -> None:
+    route53 = dr("route53")
+    zid = route53.create_hosted_zone(Name="example.com", CallerReference=unique("ref"))[
+        "HostedZone"
+    ]["Id"].rsplit("/", 1)[-1]
+    original = {
+        "Name": "api.staging.example.com.",
+        "Type": "CNAME",
+        "TTL": 300,
+        "ResourceRecords": [{"Value": "primary.ap-northeast-1.elb.amazonaws.com"}],
+    }
+    route53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": original}]})  # fmt: skip
+    target = make_target(**{"route53.hosted_zone_id": zid,
+                            "route53.record": "api.staging.example.com"})  # fmt: skip
+
+    change = aws_dr.switch_record(target, to_dns_name="dr.us-east-1.elb.amazonaws.com")
+    switched = route53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    assert [r["TTL"] for r in switched if r["Type"] == "CNAME"] == [60]
+    assert aws_dr.restore_record(target, change) == "restored as it was"
+
+    after = route53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    assert [r for r in after if r["Type"] == "CNAME"] == [original]
+
+
+def test_restore_record_deletes_a_record_that_was_absent(
+    dr: Callable, make_target: Callable
+) -> None:
+    route53 = dr("route53")
+    zid = route53.create_hosted_zone(Name="example.org", CallerReference=unique("ref"))[
+        "HostedZone"
+    ]["Id"].rsplit("/", 1)[-1]
+    target = make_target(**{"route53.hosted_zone_id": zid,
+                            "route53.record": "api.staging.example.org"})  # fmt: skip
+    change = aws_dr.switch_record(target, to_dns_name="dr.us-east-1.elb.amazonaws.com")
+    assert aws_dr.restore_record(target, change) == "deleted (absent before)"
+    left = route53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    assert [r for r in left if r["Type"] == "CNAME"] == []
+
+
+def test_parameter_written_back_keeps_type_key_tier_and_description(
+    dr: Callable, make_target: Callable
+) -> None:
+    ssm = dr("ssm")
+    name = f"/mpac-smartpos/{unique('t')}/PGW_BASE_URL"
+    ssm.put_parameter(
+        Name=name,
+        Value="https://pgw.primary.example.com",
+        Type="String",
+        Description="the PGW mpac-smartpos calls",
+        Tier="Standard",
+    )
+    target = make_target(**{"ssm.pgw_base_url": name})
+    skip = {"Version", "LastModifiedDate", "LastModifiedUser"}
+
+    def described() -> dict[str, Any]:
+        (meta,) = ssm.describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+        )["Parameters"]
+        value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        return {k: v for k, v in meta.items() if k not in skip} | {"Value": value}
+
+    before = described()
+    old, shape = aws_dr.describe_parameter(target, "pgw_base_url")
+    assert old == "https://pgw.primary.example.com" and shape and shape["type"] == "String"
+    aws_dr.put_parameter(target, "pgw_base_url", "https://pgw-dr.example.com", like=shape)
+    assert described()["Type"] == "String"  # not turned into a SecureString
+    aws_dr.put_parameter(target, "pgw_base_url", old, like=shape)
+    assert described() == before

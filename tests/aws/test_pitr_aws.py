@@ -166,6 +166,9 @@ def test_actions_restore_then_delete_measure_the_restore_on_moto(
         gone = delete_restored_instance(configuration=config)
         assert gone["identifier"] == out["target_identifier"]
         assert delete_restored_instance(configuration=config) == {"deleted": None}
+        (cleanup,) = ctx.extras["cleanup"]  # result.json's cleanup: what went, once
+        assert cleanup["resource"] == out["target_identifier"]
+        assert cleanup["what"] == "restored DB instance" and "status" in cleanup["outcome"]
         left = {
             i["DBInstanceIdentifier"] for i in moto("rds").describe_db_instances()["DBInstances"]
         }

@@ -52,7 +52,13 @@ def _dr_region(
         AllocatedStorage=20,
     )
     rds.create_db_snapshot(DBInstanceIdentifier=db_ident, DBSnapshotIdentifier=f"{db_ident}-snap")
-    _c("ssm", moto_url).put_parameter(Name=param_name, Value=param_value, Type="SecureString")
+    _c("ssm", moto_url).put_parameter(
+        Name=param_name,
+        Value=param_value,
+        Type="SecureString",
+        Description="DATABASE_URL of the services",
+        Tier="Standard",
+    )
     ecs = _c("ecs", moto_url)
     cluster = f"mpac-smartpos-{tag}"
     ecs.create_cluster(clusterName=cluster)
@@ -74,7 +80,7 @@ def _dr_region(
                     "ResourceRecordSet": {
                         "Name": "api.staging.mpac-cloud.com",
                         "Type": "CNAME",
-                        "TTL": 60,
+                        "TTL": 300,
                         "ResourceRecords": [
                             {"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}
                         ],
@@ -107,6 +113,22 @@ def _dr_region(
     return target, zid
 
 
+def _touched(moto_url: str, zid: str, ssm_name: str) -> dict[str, Any]:
+    """Every field of the record set and of the parameter a region drill changes, but the
+    parameter's version and modification stamps (a write back is a new version)."""
+    r53, ssm = _c("route53", moto_url), _c("ssm", moto_url)
+    records = r53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    (meta,) = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [ssm_name]}]
+    )["Parameters"]
+    value = ssm.get_parameter(Name=ssm_name, WithDecryption=True)["Parameter"]["Value"]
+    skip = {"Version", "LastModifiedDate", "LastModifiedUser"}
+    return {
+        "records": sorted(records, key=lambda r: (r["Name"], r["Type"])),
+        "parameter": {k: v for k, v in meta.items() if k not in skip} | {"Value": value},
+    }
+
+
 def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto_url, tmp_path):
     tag = uuid.uuid4().hex[:6]
     ident = f"mpac-smartpos-{tag}"
@@ -122,6 +144,7 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
         **{"rds.smartpos.identifier": ident, "ssm.database_url": ssm_name},
     )
     rds, r53 = _c("rds", moto_url), _c("route53", moto_url)
+    before = _touched(moto_url, zid, ssm_name)
 
     outcome = run_drill("region-failover", target, runs_dir=tmp_path / "runs", users=2)
     r = outcome.result
@@ -143,7 +166,8 @@ def test_region_failover_runs_dr_steps_in_dr_region_and_fails_back(sandbox, moto
     assert set(found) >= {"F1", "F12"}
     # 1.4 never wrote PGW_BASE_URL in us-east-1: mpac-smartpos there has no PGW to call
     assert r["qr_path"]["to_dr_pgw"] is False and "missing there" in found["F12"]["evidence"]
-    # fail_back: record and parameter back, restored instance deleted
+    # fail_back: record and parameter back exactly as they were, restored instance deleted
+    assert _touched(moto_url, zid, ssm_name) == before  # field by field
     rec = r53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
     cname = next(x for x in rec if x["Type"] == "CNAME")
     assert cname["ResourceRecords"][0]["Value"].startswith("primary-alb")

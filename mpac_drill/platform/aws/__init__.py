@@ -26,7 +26,17 @@ from mpac_drill.platform import (
     ServiceWaitRecord,
     StopTasksRecord,
 )
-from mpac_drill.platform.aws import alarms, canary, ecs, elasticache, obs, pitr, rds, region
+from mpac_drill.platform.aws import (
+    alarms,
+    canary,
+    ecs,
+    elasticache,
+    load,
+    obs,
+    pitr,
+    rds,
+    region,
+)
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -50,13 +60,10 @@ class AwsPlatform:
     # ------------------------------------------------------------ what users reach
 
     def health_endpoints(self) -> dict[str, str]:
-        endpoints = {k: str(v) for k, v in dict(self.drill.setting("endpoints")).items()}
-        if self.drill.scenario.system == "mpac-obs":  # its own stack, observed in its drill
-            endpoints["mpac-obs"] = str(self.drill.setting("obs.health_url"))
-        return endpoints
+        return load.health_endpoints(self.drill)
 
     def service_urls(self) -> dict[str, str]:
-        return {k: v.split("/health", 1)[0] for k, v in self.health_endpoints().items()}
+        return load.service_urls(self.drill)
 
     def steady(self, timeout_s: float) -> bool:
         if self.dry is not None:
@@ -151,6 +158,13 @@ class AwsPlatform:
             self.target, handle["identifier"], db=handle.get("db", db), dry_run=self.dry
         )
         handle["deleted"] = True
+        if not out["dry_run"]:
+            self.drill.cleaned_up(
+                "restored DB instance",
+                out["identifier"],
+                f"DeleteDBInstance sent; status {out['status']} when the drill ended",
+                region=out["region"],
+            )
         return dict(out)
 
     # ------------------------------------------------------------ ElastiCache
@@ -259,11 +273,13 @@ class AwsPlatform:
         try:
             n = canary.purge()
         except RuntimeError as exc:
+            d.cleaned_up("canary rows", d.run_id, "NOT deleted: see notes", note=False)
             d.note(
                 f"canary: rows of run {d.run_id} NOT deleted from its database ({exc}); "
                 f"delete them with DELETE FROM canary WHERE run_id = '{d.run_id}'"
             )
             return
+        d.cleaned_up("canary rows", d.run_id, f"{n} deleted", note=False)
         d.note(
             f"canary: {n} row(s) of this run deleted from its database (the ledger is canary.csv)"
         )

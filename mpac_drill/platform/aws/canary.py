@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 from chaoslib.exceptions import ActivityFailed
-from psycopg.conninfo import conninfo_to_dict
 
 from mpac_drill.aws import DryRun, client
 from mpac_drill.config import Target
+from mpac_drill.measure.canary import describe_error
 
 # The canary table has one definition, the sandbox schema's (it is applied there with the
 # rest of the schema); here it is applied alone.
@@ -133,28 +133,6 @@ def prepare_canary_table(
             "and SELECT from table canary"
         )
     return created
-
-
-def describe_error(exc: psycopg.Error, dsn: str) -> str:
-    """One line about ``exc`` that cannot carry the DSN or its password.
-
-    A server error (it has a SQLSTATE) and a connection failure keep libpq's first line (it
-    names host, port and user, never the password); anything else, such as a DSN that does
-    not parse (libpq echoes it), keeps only the class name. The password, and the DSN
-    itself, are scrubbed from what is kept in any case.
-    """
-    kind = type(exc).__name__
-    first = (str(exc).strip().splitlines() or [""])[0]
-    if not first or not (exc.sqlstate or isinstance(exc, psycopg.OperationalError)):
-        return f"{kind} (not a usable PostgreSQL DSN?)"
-    try:
-        password = str(conninfo_to_dict(dsn).get("password") or "")
-    except psycopg.Error:
-        password = ""
-    for secret in (dsn, password):
-        if secret:
-            first = first.replace(secret, "***")
-    return f"{kind}: {first}"
 
 
 __all__ = [

@@ -25,9 +25,12 @@ from mpac_drill.errors import UsageError
 from mpac_drill.platform.aws.dr_cutover import (
     DeploymentResult,
     ParameterResult,
+    ParameterShape,
     RecordChange,
+    describe_parameter,
     force_new_deployment,
     put_parameter,
+    restore_record,
     switch_record,
 )
 from mpac_drill.platform.aws.dr_rds import (
@@ -141,6 +144,9 @@ __all__ = [
     "restore_from_snapshot",
     "switch_record",
     "put_parameter",
+    "describe_parameter",
+    "restore_record",
+    "ParameterShape",
     "force_new_deployment",
     "plan_region_failover",
     "runbook_region_findings",

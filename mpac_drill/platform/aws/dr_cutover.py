@@ -10,7 +10,7 @@ otherwise (Route53 is global). Re-exported by :mod:`mpac_drill.platform.aws.dr`.
 from __future__ import annotations
 
 import logging
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from mpac_drill.aws import DryRun, client
 from mpac_drill.aws import dry_note as _dry
@@ -27,10 +27,21 @@ class RecordChange(TypedDict):
     record_type: str
     ttl: int
     to_dns_name: str
-    previous: list[str]  # the record's values before the change: what undoes it
+    previous: list[str]  # the record's values before the change
+    previous_set: dict[str, Any] | None  # the whole record set as it was: what undoes it
     change_id: str | None
     status: str | None
     dry_run: bool
+
+
+class ParameterShape(TypedDict):
+    """Everything of an SSM parameter but its value: what a restore must put back."""
+
+    type: str
+    key_id: str | None
+    tier: str | None
+    data_type: str | None
+    description: str | None
 
 
 class ParameterResult(TypedDict):  # never the value: it is a secret
@@ -62,7 +73,8 @@ def switch_record(
     """UPSERT ``route53.record`` in ``route53.hosted_zone_id`` to ``to_dns_name``
     (runbook §1.4 step 3). Route53 is global: botocore calls its one endpoint, region
     ``aws-global`` (signed for us-east-1), whatever the target's regions. Reads the record
-    first; undone by switching back to ``previous``.
+    first; undone by :func:`restore_record` with ``previous_set`` (type, TTL, values,
+    routing policy, health check: the record exactly as it was).
 
     :param to_dns_name: the DR load balancer's DNS name (a plain record, not an alias).
     :param record_type: ``CNAME`` unless the record is another type.
@@ -74,12 +86,13 @@ def switch_record(
     current = route53.list_resource_record_sets(
         HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
     ).get("ResourceRecordSets", [])
-    previous = [
-        r["Value"]
+    same = [
+        s
         for s in current[:1]
         if s.get("Name", "").rstrip(".") == record.rstrip(".") and s.get("Type") == record_type
-        for r in s.get("ResourceRecords", [])
     ]
+    previous_set = dict(same[0]) if same else None
+    previous = [r["Value"] for r in (previous_set or {}).get("ResourceRecords", [])]
     logger.info(
         "route53 UPSERT %s %s -> %s (zone %s, was %s)%s",
         record_type,
@@ -113,10 +126,78 @@ def switch_record(
         ttl=ttl,
         to_dns_name=to_dns_name,
         previous=previous,
+        previous_set=previous_set,
         change_id=change.get("Id"),
         status=change.get("Status"),
         dry_run=dry_run is not None,
     )
+
+
+def restore_record(
+    target: Target,
+    change: RecordChange,
+    *,
+    dry_run: DryRun | None = None,
+) -> str:
+    """Put the record back exactly as :func:`switch_record` found it: UPSERT of the whole
+    record set it read (type, TTL, values, weight, set identifier, health check, alias), or,
+    when there was none, DELETE of the record the switch created. Returns what was done."""
+    route53 = client("route53", target, dry_run=dry_run)
+    previous = change["previous_set"]
+    if previous is not None:
+        action, record_set = "UPSERT", previous
+    else:
+        action = "DELETE"
+        record_set = {
+            "Name": change["record"],
+            "Type": change["record_type"],
+            "TTL": change["ttl"],
+            "ResourceRecords": [{"Value": change["to_dns_name"]}],
+        }
+    logger.info(
+        "route53 %s %s %s (zone %s): fail-back%s",
+        action,
+        change["record_type"],
+        change["record"],
+        change["hosted_zone_id"],
+        _dry(dry_run),
+    )
+    route53.change_resource_record_sets(
+        HostedZoneId=change["hosted_zone_id"],
+        ChangeBatch={
+            "Comment": "mpac-drill fail-back: the record as it was",
+            "Changes": [{"Action": action, "ResourceRecordSet": record_set}],
+        },
+    )
+    return "restored as it was" if previous is not None else "deleted (absent before)"
+
+
+def describe_parameter(
+    target: Target,
+    name_key: str,
+    *,
+    region: str | None = None,
+    dry_run: DryRun | None = None,
+) -> tuple[str | None, ParameterShape | None]:
+    """``(value, shape)`` of the SSM parameter ``ssm.<name_key>`` (value decrypted, kept in
+    memory only), or ``(None, None)`` when it does not exist."""
+    name = str(target.require(f"ssm.{name_key}"))
+    ssm = client("ssm", target, region=_dr_region(target, region), dry_run=dry_run)
+    found = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+    ).get("Parameters", [])
+    if not found:
+        return None, None
+    meta = found[0]
+    value = ssm.get_parameter(Name=name, WithDecryption=True).get("Parameter", {}).get("Value")
+    shape = ParameterShape(
+        type=str(meta.get("Type", "SecureString")),
+        key_id=meta.get("KeyId"),
+        tier=meta.get("Tier"),
+        data_type=meta.get("DataType"),
+        description=meta.get("Description"),
+    )
+    return (str(value) if value is not None else None), shape
 
 
 def _route53_name(target: Target, key: str, dry_run: DryRun | None) -> str:
@@ -135,11 +216,13 @@ def put_parameter(
     value: str,
     *,
     region: str | None = None,
+    like: ParameterShape | None = None,
     dry_run: DryRun | None = None,
 ) -> ParameterResult:
-    """Write ``value`` to the SSM parameter ``ssm.<name_key>`` as a SecureString,
-    overwriting it, in the DR region (runbook §1.4 step 5, §1.5 step 2). The value is
-    never logged nor returned. Undone by writing the old value back.
+    """Write ``value`` to the SSM parameter ``ssm.<name_key>``, overwriting it, in the DR
+    region (runbook §1.4 step 5, §1.5 step 2), keeping its type, KMS key and tier
+    (``like``, from :func:`describe_parameter`; a SecureString when unknown). The value is
+    never logged nor returned. Undone by writing the old value back ``like`` it was.
 
     :param name_key: a key of ``ssm`` in the target: ``database_url``, ``pgw_base_url`` or
         ``pgw_database_url``.
@@ -151,18 +234,27 @@ def put_parameter(
         raise UsageError(f"target {target.name!r} has no setting 'ssm.{name_key}'")
     ssm = client("ssm", target, region=_dr_region(target, region), dry_run=dry_run)
     logger.info(
-        "ssm PutParameter %s SecureString overwrite (%s)%s",
+        "ssm PutParameter %s %s overwrite (%s)%s",
         name,
+        like["type"] if like else "SecureString",
         ssm.meta.region_name,
         _dry(dry_run),
     )
-    answer = ssm.put_parameter(Name=str(name), Value=value, Type="SecureString", Overwrite=True)
+    kind = like["type"] if like else "SecureString"
+    extra: dict[str, Any] = {}
+    if like and like.get("key_id") and kind == "SecureString":
+        extra["KeyId"] = like["key_id"]
+    if like and like.get("tier"):
+        extra["Tier"] = like["tier"]
+    if like and like.get("data_type"):
+        extra["DataType"] = like["data_type"]
+    answer = ssm.put_parameter(Name=str(name), Value=value, Type=kind, Overwrite=True, **extra)
     version = answer.get("Version")
     return ParameterResult(
         name_key=name_key,
         name=str(name),
         region=ssm.meta.region_name,
-        type="SecureString",
+        type=kind,
         version=int(version) if version else None,
         dry_run=dry_run is not None,
     )

@@ -73,10 +73,11 @@ def cache_primary(target: Target, dry_run: DryRun | None = None) -> str | None:
 
 def _replication_group(cache: BaseClient, group: str) -> dict[str, Any] | None:
     found = cache.describe_replication_groups(ReplicationGroupId=group)
-    return (found.get("ReplicationGroups") or [None])[0]
+    groups: list[dict[str, Any]] = found.get("ReplicationGroups") or []
+    return groups[0] if groups else None
 
 
-def _node_group(target: Target, group: str, found: dict | None, region: str) -> str:
+def _node_group(target: Target, group: str, found: dict[str, Any] | None, region: str) -> str:
     known = [ng["NodeGroupId"] for ng in (found or {}).get("NodeGroups", [])]
     wanted = target.get("elasticache.node_group")
     if wanted is None:
@@ -85,7 +86,7 @@ def _node_group(target: Target, group: str, found: dict | None, region: str) -> 
                 f"target {target.name!r}: set elasticache.node_group "
                 f"(replication group {group} has {known or 'no node groups'})"
             )
-        return known[0]
+        return str(known[0])
     if found is not None and str(wanted) not in known:
         raise ActivityFailed(
             f"ElastiCache replication group {group} ({region}) has no node "
@@ -94,7 +95,7 @@ def _node_group(target: Target, group: str, found: dict | None, region: str) -> 
     return str(wanted)
 
 
-def _cache_primary(found: dict | None, node_group: str) -> str | None:
+def _cache_primary(found: dict[str, Any] | None, node_group: str) -> str | None:
     for ng in (found or {}).get("NodeGroups", []):
         if ng.get("NodeGroupId") == node_group:
             for member in ng.get("NodeGroupMembers", []):

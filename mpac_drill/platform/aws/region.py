@@ -7,7 +7,8 @@ runbook's procedure then runs for real against ``aws.dr_region`` through
 point the DATABASE_URL (or PGW_BASE_URL) parameter at it, force a new deployment of the
 services, switch the Route53 record (``route53.dr_dns_name``), verify health through the
 target's endpoints. Each step is timed into ``steps``. ``fail_back`` undoes what was done:
-the record and the parameter get their previous values, the restored instance is deleted.
+the record and the parameters are put back exactly as they were (record set, TTL, routing;
+value, type, KMS key, tier), the restored instance is deleted.
 A dry run prints the same plan and makes no call.
 """
 
@@ -115,7 +116,7 @@ def fail_over_to_dr(
         return {"dry_run": True, "plan": [dict(s) for s in plan]}
     if ctx.injected_mono is None or ctx.injected_utc is None:
         raise ActivityFailed("fail_over_to_dr needs lose_region first")
-    from mpac_drill.aws import AwsCallFailed, client
+    from mpac_drill.aws import AwsCallFailed
     from mpac_drill.platform.steps import StepTimer
 
     t = ctx.target
@@ -155,10 +156,11 @@ def fail_over_to_dr(
             raise ActivityFailed(f"{restored['identifier']} not available in time")
         d["detail"] = f"{restored['identifier']} at {restored['endpoint_address']}"
     with steps.step(f"update {param.upper()} (SSM)") as d:
-        ssm = client("ssm", t, region=dr)
         name = str(t.require(f"ssm.{param}"))
-        old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        undo.setdefault("parameters", []).append((param, old))  # in memory only
+        old, shape = mod.describe_parameter(t, param)
+        if old is None or shape is None:
+            raise ActivityFailed(f"SSM parameter {name} does not exist in {dr}")
+        undo.setdefault("parameters", []).append((param, old, shape))  # in memory only
         if system == "pgw":
             value = str(t.get("pgw.dr_base_url") or "")
             if not value:
@@ -167,25 +169,31 @@ def fail_over_to_dr(
                 )
         else:
             value = _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
-        result = mod.put_parameter(t, param, value)
+        result = mod.put_parameter(t, param, value, like=shape)
         d["detail"] = f"{name} version {result['version']} in {dr}"
     if system == "pgw":  # §1.5 never points the DR PGW at the restored database (F13)
         step = "update the DR PGW's DATABASE_URL (SSM; not in the runbook)"
         with steps.step(step) as d:
             name = str(t.require("ssm.pgw_database_url"))
             try:
-                old = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+                old, shape = mod.describe_parameter(t, "pgw_database_url")
             except AwsCallFailed as exc:
+                old, shape = None, None
+                code = exc.code
+            else:
+                code = "ParameterNotFound"
+            if old is None or shape is None:
                 raise ActivityFailed(
-                    f"{name} in {dr}: {exc.code}: the DR PGW's DATABASE_URL "
+                    f"{name} in {dr}: {code}: the DR PGW's DATABASE_URL "
                     "must exist there (its credentials are kept, only the "
                     "host moves to the restored instance)"
-                ) from None
-            undo["parameters"].append(("pgw_database_url", old))
+                )
+            undo["parameters"].append(("pgw_database_url", old, shape))
             result = mod.put_parameter(
                 t,
                 "pgw_database_url",
                 _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"]),
+                like=shape,
             )
             d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
         ctx.extras.setdefault("findings", []).append(
@@ -209,7 +217,7 @@ def fail_over_to_dr(
                 f"route53.dr_dns_name (the DR load balancer) is not set in target {t.name}"
             )
         change = mod.switch_record(t, to_dns_name=str(dns))
-        undo["record"] = change["previous"]
+        undo["record"] = change  # the whole record set as it was: fail-back puts it back
         d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
     with steps.step("verify health") as d:
         d["detail"] = f"{_wait_healthy(ctx, deadline)} check(s)"
@@ -286,18 +294,32 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     dr = regions(t)[1]
     done: dict[str, Any] = {}
     if undo.get("record"):
-        mod.switch_record(t, to_dns_name=str(undo["record"][0]))
-        done["record"] = "restored"
-    for param, old in reversed(undo.get("parameters") or []):
-        mod.put_parameter(t, param, old)
+        change = undo["record"]
+        done["record"] = mod.restore_record(t, change)
+        ctx.cleaned_up("Route53 record", change["record"], done["record"])
+    for param, old, shape in reversed(undo.get("parameters") or []):
+        written = mod.put_parameter(t, param, old, like=shape)
         done.setdefault("parameters", []).append(param)
+        ctx.cleaned_up(
+            "SSM parameter",
+            written["name"],
+            f"previous value written back as {shape['type']} (version {written['version']})",
+            region=written["region"],
+        )
     if undo.get("restored_instance"):
-        client("rds", t, region=dr).delete_db_instance(
+        answer = client("rds", t, region=dr).delete_db_instance(
             DBInstanceIdentifier=undo["restored_instance"],
             SkipFinalSnapshot=True,
             DeleteAutomatedBackups=True,
         )
         done["deleted"] = undo["restored_instance"]
+        status = answer.get("DBInstance", {}).get("DBInstanceStatus", "?")
+        ctx.cleaned_up(
+            "restored DB instance",
+            undo["restored_instance"],
+            f"DeleteDBInstance sent; status {status} when the drill ended",
+            region=dr,
+        )
     return {"failed_back": done}
 
 

@@ -23,7 +23,7 @@ from mpac_drill.platform import (
     StopTasksRecord,
     tasks_to_stop,
 )
-from mpac_drill.platform.sandbox import ecs, elasticache, obs, rds, region
+from mpac_drill.platform.sandbox import ecs, elasticache, load, obs, rds, region
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -56,21 +56,13 @@ class SandboxPlatform:
             DryRunCall(service="sandbox", operation=operation, region="local", params=params)
         )
 
-    def _services(self) -> dict[str, str]:
-        door = self.drill.front_door
-        if door is not None:  # the region drill: users know only the front door
-            return dict(door.urls())
-        if self.dry is not None:
-            return {}
-        return dict(self.drill.sandbox().endpoints["services"])
-
     # ------------------------------------------------------------ what users reach
 
     def health_endpoints(self) -> dict[str, str]:
-        return {name: f"{url}/health?deep=1" for name, url in self._services().items()}
+        return load.health_endpoints(self.drill)
 
     def service_urls(self) -> dict[str, str]:
-        return self._services()
+        return load.service_urls(self.drill)
 
     def steady(self, timeout_s: float) -> bool:
         if self.dry is not None:
@@ -143,7 +135,11 @@ class SandboxPlatform:
     def delete_restored(self, db: str) -> dict[str, Any]:
         if self.dry is not None:
             return {"deleted": None}
-        return rds.delete_restored_instance(self.drill)
+        out = rds.delete_restored_instance(self.drill)
+        if out.get("deleted"):
+            state = "stopped and removed" if out.get("was_running") else "removed (had exited)"
+            self.drill.cleaned_up("restored PostgreSQL instance", str(out["deleted"]), state)
+        return out
 
     # ------------------------------------------------------------ ElastiCache
 
@@ -163,7 +159,7 @@ class SandboxPlatform:
     def impact_urls(self) -> dict[str, str] | None:
         if self.dry is not None:
             return None
-        services = self._services()
+        services = self.service_urls()
         return {"portal": services["svc-portal"], "smarttab": services["svc-smarttab"]}
 
     def database_dsn(self, db: str) -> str | None:

@@ -41,7 +41,7 @@ def _fresh(ctx: DrillContext) -> control.SandboxView:
 def _sql(port: int, password: str, *statements: str) -> None:
     with psycopg.connect(conninfo(port, password), autocommit=True) as conn:
         for s in statements:
-            conn.execute(s)  # type: ignore[arg-type]
+            conn.execute(s)
 
 
 def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
@@ -188,7 +188,7 @@ def _wait_canary_history(ctx: DrillContext, need_s: float) -> None:
 
 def _sql_one(port: int, password: str, sql: str, dbname: str = "postgres") -> Any:
     with psycopg.connect(conninfo(port, password, dbname), autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql).fetchone()
         return row[0] if row else None
 
 
