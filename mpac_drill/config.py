@@ -94,6 +94,9 @@ class Scenario:
     gate: bool
     experiment: str | None
     extra_targets: dict[str, float] = field(default_factory=dict)
+    #: users see the fault (an outage the observer must sample); false for a drill whose
+    #: fault breaks nothing users reach (a point-in-time restore into a new instance)
+    outage_expected: bool = True
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 rpo_s=_number(row.get("rpo_s"), f"catalog {sid}.rpo_s"),
                 gate=bool(row.get("gate", False)),
                 experiment=row.get("experiment"),
+                outage_expected=bool(row.get("outage_expected", True)),
                 extra_targets={
                     str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
                     for k, v in extra.items()

@@ -22,15 +22,10 @@ from mpac_drill.config import Catalog, load_catalog, parse_quarter
 from mpac_drill.errors import ExitCode, UsageError
 from reports import columns as C
 from reports import drills, metrics, sections
+from reports.artifacts import load_reconciliation, load_timelines, load_traffic
 from reports.data import ReportData
 from reports.document import Doc
-from reports.load import (
-    Skipped,
-    load_reconciliation,
-    load_runs,
-    load_timelines,
-    load_traffic,
-)
+from reports.load import Skipped, load_runs
 from reports.render_csv import render_csv
 from reports.render_html import render_html
 from reports.render_md import render_markdown

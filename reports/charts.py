@@ -2,11 +2,19 @@
 
 Figures are built with matplotlib's object API on the Agg backend (no pyplot state, no
 display). PNG metadata is fixed, so the same frames give the same bytes.
+
+Labels are plain text: run ids, step names, service names and notes come from run folders,
+so LaTeX is off for every chart, and math text (``$...$``) is off for every text object the
+timeline and steps charts create, ticks and legends included. The trend chart keeps math
+text for its log-scale ticks (``10^2``); its labels are catalog ids with ``$`` escaped.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 import matplotlib
 
@@ -19,8 +27,32 @@ from matplotlib.figure import Figure  # noqa: E402
 from reports import columns as C  # noqa: E402
 
 _PNG_METADATA = {"Software": None, "Creation Time": None}
+#: Every text object plain: no LaTeX, no math text, no math in tick labels.
+_PLAIN_TEXT = {"text.usetex": False, "text.parse_math": False, "axes.formatter.use_mathtext": False}
+#: No LaTeX (a matplotlibrc may turn it on); math text stays for log-scale ticks.
+_NO_TEX = {"text.usetex": False}
+P = ParamSpec("P")
 _DPI = 100
 _OK, _BAD, _INJECT, _DETECT, _RECOVER = "#2e7d32", "#c62828", "#000000", "#ef6c00", "#1565c0"
+
+
+def _drawn_with(params: dict[Any, bool]) -> Callable[[Callable[P, bytes]], Callable[P, bytes]]:
+    """Draw and save a chart with these settings, whatever the matplotlibrc says."""
+
+    def decorate(draw: Callable[P, bytes]) -> Callable[P, bytes]:
+        @functools.wraps(draw)
+        def drawn(*args: P.args, **kwargs: P.kwargs) -> bytes:
+            with matplotlib.rc_context(params):
+                return draw(*args, **kwargs)
+
+        return drawn
+
+    return decorate
+
+
+def _literal(text: str) -> str:
+    """Text that matplotlib's math text shows as it is (``$`` escaped)."""
+    return text.replace("$", r"\$")
 
 
 def _png(fig: Figure) -> bytes:
@@ -51,6 +83,7 @@ def _segments(samples: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@_drawn_with(_PLAIN_TEXT)
 def timeline_chart(
     timeline: pd.DataFrame,
     traffic: pd.DataFrame,
@@ -133,6 +166,7 @@ def timeline_chart(
     return _png(fig)
 
 
+@_drawn_with(_PLAIN_TEXT)
 def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     """A Gantt-style bar per step, from the run's start; red when the step failed."""
     ordered = steps.fillna({C.STEP_OFFSET: 0.0, C.DURATION: 0.0})
@@ -167,6 +201,7 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     return _png(fig)
 
 
+@_drawn_with(_NO_TEX)
 def trend_chart(
     trend: pd.DataFrame, *, quarter: str, global_rto_s: float, global_rpo_s: float
 ) -> bytes:
@@ -181,7 +216,7 @@ def trend_chart(
         x = rows[C.QUARTER].map(position)
         rto = rows[C.RTO_WORST].replace(np.inf, np.nan) / 60
         style = {"marker": "o", "linewidth": 1.2, "color": palette[i % len(palette)]}
-        rto_ax.plot(x, rto, label=scenario, **style)
+        rto_ax.plot(x, rto, label=_literal(str(scenario)), **style)
         if rows[C.RPO_WORST].notna().any():
             rpo_ax.plot(x, rows[C.RPO_WORST], **style)
     rto_ax.axhline(global_rto_s / 60, color=_BAD, linestyle=":", label="runbook RTO")

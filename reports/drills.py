@@ -3,7 +3,11 @@ and the trend section, as document blocks with their charts."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -16,11 +20,30 @@ from reports.metrics import FULL_DETAIL_MAX_RUNS
 from reports.sections import answers
 
 RECONCILIATION_SHOWN = 50
+#: A steps chart draws at most this many steps (one bar each); the table lists them all.
+STEPS_CHARTED = 100
+log = logging.getLogger("mpac_drill")
 
 
 def chart_file(quarter: str, kind: str, run_id: str) -> str:
-    """``2026-Q4-timeline-<run id>.png``, with anything unsafe in a file name replaced."""
-    return f"{quarter}-{kind}-{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}.png"
+    """``2026-Q4-timeline-<run id>-<16 hex>.png``: one file name per exact run id.
+
+    The run id has anything unsafe in a file name replaced and is cut to 80 characters; the
+    start of its SHA-256 follows, so no two runs share a chart (``a:b`` and ``a_b``, or
+    ``A`` and ``a`` on a case-insensitive file system).
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80]
+    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{quarter}-{kind}-{safe}-{digest}.png"
+
+
+def _chart(draw: Callable[..., bytes], run_id: str, **kwargs: Any) -> bytes | str:
+    """A chart's PNG, or why it could not be drawn: a crafted run folder is not fatal."""
+    try:
+        return draw(**kwargs)
+    except (ValueError, TypeError, OverflowError, RuntimeError, MemoryError) as exc:
+        log.warning("chart of run %r not drawn: %s: %r", run_id, type(exc).__name__, str(exc))
+        return f"The chart could not be drawn ({type(exc).__name__})."
 
 
 def run_verdict(r: dict) -> str:
@@ -116,9 +139,14 @@ def _steps(doc: Doc, data: ReportData, r: dict) -> None:
     steps = data.steps.loc[data.steps[C.RUN_ID].eq(r[C.RUN_ID])]
     if steps.empty:
         return
-    png = charts.steps_chart(steps, title=f"{r[C.SCENARIO]}: steps of run {r[C.RUN_ID]}")
+    title = f"{r[C.SCENARIO]}: steps of run {r[C.RUN_ID]}"
+    if len(steps) > STEPS_CHARTED:
+        title += f" (first {STEPS_CHARTED} of {len(steps)} steps)"
+    png = _chart(charts.steps_chart, r[C.RUN_ID], steps=steps.head(STEPS_CHARTED), title=title)
     doc.add(
-        Image(chart_file(data.quarter, "steps", r[C.RUN_ID]), f"steps of run {r[C.RUN_ID]}", png),
+        Image(chart_file(data.quarter, "steps", r[C.RUN_ID]), f"steps of run {r[C.RUN_ID]}", png)
+        if isinstance(png, bytes)
+        else Para(png),
         Table(
             ["Step", "Started (s after drill start)", "Duration", "OK", "Detail"],
             [
@@ -158,9 +186,11 @@ def _run_section(
     notes = tuple(data.problems.get(r[C.RUN_ID], []))
     facts += [f" {n}." for n in notes]
     doc.add(Para(tuple(facts)))
-    png = charts.timeline_chart(
-        timeline,
-        traffic,
+    png = _chart(
+        charts.timeline_chart,
+        r[C.RUN_ID],
+        timeline=timeline,
+        traffic=traffic,
         title=f"{r[C.SCENARIO]} · {r[C.RUN_ID]} · {r[C.STATUS]}",
         detect_s=r[C.DETECT],
         rto_s=r[C.RTO],
@@ -169,7 +199,9 @@ def _run_section(
     doc.add(
         Image(
             chart_file(data.quarter, "timeline", r[C.RUN_ID]), f"timeline of run {r[C.RUN_ID]}", png
-        ),
+        )
+        if isinstance(png, bytes)
+        else Para(png),
         _measurements(r),
     )
     impact = _impact(r)

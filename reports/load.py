@@ -5,6 +5,10 @@ JSON, or failing the contract schema (``mpac_drill.contract``, the check the har
 through) is *skipped* with a reason, never fatal. A run whose ``result.json`` is sound but
 whose named artifacts are partly missing is kept (its figures still count, so a failed drill
 cannot vanish with its CSV) and the missing names are recorded in ``MISSING``.
+
+Run folders are untrusted: a folder that is, or holds, a symbolic link or a special file, or
+a name with a control character, is skipped with a reason naming it, and nothing is read
+through a link (``reports.folder``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import pandas as pd
 
 from mpac_drill.contract import validate_result
 from reports import columns as C
+from reports.artifacts import load_reconciliation, load_timelines, load_traffic
+from reports.folder import Listing, Refused, read_bytes, refuse_name, scan, sha256, shown
 
 RESULT_FILE = "result.json"
 _QUARTER = re.compile(r"\d{4}-Q[1-4]")
@@ -148,44 +154,30 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------- artifacts
 
 
-def _inside(folder: Path, name: str) -> Path | None:
-    """The artifact's path if it exists inside the run folder, else None (any odd name)."""
-    try:
-        path = (folder / name).resolve()
-        return path if path.is_relative_to(folder.resolve()) and path.exists() else None
-    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
-        return None
+def _artifact(
+    artifacts: Mapping[str, str], keys: Iterable[str], default: str, listing: Listing
+) -> str:
+    """The path of a named artifact file inside the run folder; "" when absent (any odd name)."""
+    path = listing.find(next((artifacts[k] for k in keys if k in artifacts), default))
+    return path if path is not None and path not in listing.folders else ""
 
 
-def _artifact(artifacts: Mapping[str, str], keys: Iterable[str], default: str, folder: Path) -> str:
-    name = next((artifacts[k] for k in keys if k in artifacts), default)
-    path = _inside(folder, name)
-    return name if path is not None and path.is_file() else ""
-
-
-def _hash(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _manifest(folder: Path, run_id: str) -> list[dict[str, Any]]:
-    """Every regular file in the folder, recursively, with size and SHA-256."""
+def _manifest(
+    folder: Path, listing: Listing, run_id: str, result: tuple[int, str]
+) -> list[dict[str, Any]]:
+    """Every regular file in the folder, with size and SHA-256 (result.json's: bytes parsed)."""
     rows = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            rows.append(
-                {
-                    C.RUN_ID: run_id,
-                    C.FOLDER: folder.name,
-                    C.PATH: path.relative_to(folder).as_posix(),
-                    C.BYTES: path.stat().st_size,
-                    C.SHA256: _hash(path),
-                }
-            )
+    for path in listing.files:
+        size, digest = result if path == RESULT_FILE else sha256(folder, path)
+        rows.append(
+            {
+                C.RUN_ID: run_id,
+                C.FOLDER: folder.name,
+                C.PATH: path,
+                C.BYTES: size,
+                C.SHA256: digest,
+            }
+        )
     return rows
 
 
@@ -229,54 +221,94 @@ def _frame(rows: list[dict[str, Any]], columns: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns))
 
 
+def _result(folder: Path) -> tuple[Any, tuple[int, str]]:
+    """result.json parsed, with the size and SHA-256 of the bytes read."""
+    raw = read_bytes(folder, RESULT_FILE)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800": no renderer can write it
+        raise _Bad("result.json has text that is not valid Unicode (a lone surrogate)") from None
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, a 5,000-digit number
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise _Bad(f"result.json is not valid JSON{where}") from None
+    return data, (len(raw), hashlib.sha256(raw).hexdigest())
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One usable run folder: its result, its row of the runs frame, its files."""
+
+    data: Mapping[str, Any]
+    row: dict[str, Any]
+    listing: Listing
+    files: list[dict[str, Any]]
+    result_sha: str
+
+
+def _run(entry: os.DirEntry, known: set[str]) -> _Run | None:
+    """A run folder read without following links; None for what is no folder at all.
+
+    Raises ``Refused``, ``_Bad`` or ``OSError`` for a folder that cannot be used.
+    """
+    if entry.is_symlink():
+        raise Refused("the folder is a symbolic link (not followed)")
+    if not entry.is_dir(follow_symlinks=False):
+        return None
+    refuse_name(entry.name, "folder name")
+    folder = Path(entry.path)
+    listing = scan(folder)
+    if RESULT_FILE not in listing.files:
+        raise Refused("no result.json (unfinished or crashed run)")
+    data, result = _result(folder)
+    row = _record(data, known)
+    return _Run(data, row, listing, _manifest(folder, listing, row[C.RUN_ID], result), result[1])
+
+
 def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
     """Read every run folder directly under ``runs_dir`` (hidden folders are ignored)."""
     known = set(known_scenarios)
     rows, findings, steps, manifest, skipped = [], [], [], [], []
     seen: dict[str, str] = {}
-    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for folder in folders:
-        result = folder / RESULT_FILE
-        if not result.is_file():
-            skipped.append(Skipped(folder.name, "no result.json (unfinished or crashed run)"))
-            continue
+    with os.scandir(runs_dir) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
         try:
-            data = json.loads(result.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, a 5,000-digit number
-            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            skipped.append(Skipped(folder.name, f"result.json is not valid JSON{where}"))
+            run = _run(entry, known)
+        except (Refused, _Bad) as exc:
+            skipped.append(Skipped(shown(entry.name), str(exc)))
             continue
-        try:
-            row = _record(data, known)
-        except _Bad as exc:
-            skipped.append(Skipped(folder.name, str(exc)))
+        except OSError as exc:  # permissions, or a file swapped for a link since the scan
+            reason = f"the folder is unreadable: {exc.strerror or type(exc).__name__}"
+            skipped.append(Skipped(shown(entry.name), reason))
             continue
+        if run is None:
+            continue
+        row, artifacts, listing = run.row, run.data["artifacts"], run.listing
         if row[C.RUN_ID] in seen:
             reason = f"run_id {row[C.RUN_ID]!r} already read from {seen[row[C.RUN_ID]]}"
-            skipped.append(Skipped(folder.name, reason))
+            skipped.append(Skipped(entry.name, reason))
             continue
-        seen[row[C.RUN_ID]] = folder.name
-        artifacts = data["artifacts"]
-        absent = sorted(k for k, v in artifacts.items() if _inside(folder, v) is None)
-        files = _manifest(folder, row[C.RUN_ID])
-        f_rows, s_rows = _nested(data, row[C.RUN_ID], row[C.STARTED])
+        seen[row[C.RUN_ID]] = entry.name
+        absent = sorted(k for k, v in artifacts.items() if listing.find(v) is None)
+        f_rows, s_rows = _nested(run.data, row[C.RUN_ID], row[C.STARTED])
         rows.append(
             {
                 **row,
-                C.FOLDER: folder.name,
+                C.FOLDER: entry.name,
                 C.MISSING: ";".join(absent),
-                C.RESULT_SHA: next(f[C.SHA256] for f in files if f[C.PATH] == RESULT_FILE),
+                C.RESULT_SHA: run.result_sha,
                 C.FINDING_IDS: ";".join(sorted({f[C.FINDING_ID] for f in f_rows})),
                 C.HAS_STEPS: bool(s_rows),
-                C.TIMELINE_FILE: _artifact(artifacts, ("timeline",), "timeline.csv", folder),
+                C.TIMELINE_FILE: _artifact(artifacts, ("timeline",), "timeline.csv", listing),
                 C.LOAD_FILE: _artifact(
-                    artifacts, ("load_per_second", "load"), "load_per_second.csv", folder
+                    artifacts, ("load_per_second", "load"), "load_per_second.csv", listing
                 ),
             }
         )
         findings += f_rows
         steps += s_rows
-        manifest += files
+        manifest += run.files
     return RunSet(
         runs=_runs_frame(rows),
         findings=_frame(findings, _FINDING_COLS),
@@ -340,119 +372,12 @@ def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-# ---------------------------------------------------------------- per-second artifacts
-
-
-def _read_csv(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError("the file is empty") from None
-    lacking = [c for c in needed if c not in frame.columns]
-    if lacking:
-        raise ValueError(f"lacks column {', '.join(lacking)}")
-    if frame.empty:
-        raise ValueError("no rows")
-    return frame.loc[:, list(needed)]
-
-
-def load_timelines(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Observer samples of the given runs as one frame; per run a note when unreadable."""
-    parts, problems = [], {}
-    for run in runs.itertuples(index=False):
-        name = getattr(run, C.TIMELINE_FILE)
-        run_id = getattr(run, C.RUN_ID)
-        if not name:
-            problems[run_id] = "timeline.csv is missing"
-            continue
-        try:
-            frame = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.TIMELINE_COLUMNS)
-            frame = frame.assign(
-                **{
-                    C.T_REL: pd.to_numeric(frame[C.T_REL], errors="raise").astype("float64"),
-                    C.OK: pd.to_numeric(frame[C.OK], errors="raise").astype("int8"),
-                    C.LATENCY: pd.to_numeric(frame[C.LATENCY], errors="coerce"),
-                    C.SERVICE: frame[C.SERVICE].astype(str),
-                }
-            )
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
-            problems[run_id] = f"timeline.csv is unreadable: {exc}"
-            continue
-        parts.append(frame.assign(**{C.RUN_ID: run_id}))
-    columns = [C.RUN_ID, *C.TIMELINE_COLUMNS]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    return frame.loc[:, columns], problems
-
-
-RECONCILIATION_FILE = "reconciliation.csv"
-RECONCILIATION_COLUMNS = ["payment_id", "client", "amount", "sent_at"]
-
-
-def load_reconciliation(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
-    """The QR payments each PGW region drill lists for manual reconciliation (runbook 1.5):
-    acknowledged during the outage window and missing after the restore."""
-    parts = []
-    for run in runs.itertuples(index=False):
-        path = runs_dir / getattr(run, C.FOLDER) / RECONCILIATION_FILE
-        if not path.is_file():
-            continue
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, ValueError):
-            continue
-        if set(RECONCILIATION_COLUMNS) <= set(raw.columns):
-            parts.append(
-                raw.loc[:, RECONCILIATION_COLUMNS].assign(**{C.RUN_ID: getattr(run, C.RUN_ID)})
-            )
-    columns = [C.RUN_ID, *RECONCILIATION_COLUMNS]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    return frame.loc[:, columns]
-
-
-def load_traffic(runs_dir: Path, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """locust's per-second totals of the given runs, with seconds since injection."""
-    parts, problems = [], {}
-    for run in runs.itertuples(index=False):
-        name = getattr(run, C.LOAD_FILE)
-        run_id = getattr(run, C.RUN_ID)
-        if not name:
-            problems[run_id] = "load_per_second.csv is missing"
-            continue
-        zero = getattr(run, C.INJECTED)
-        zero = getattr(run, C.STARTED) if pd.isna(zero) else zero
-        try:
-            raw = _read_csv(runs_dir / getattr(run, C.FOLDER) / name, C.LOAD_COLUMNS)
-            frame = raw.assign(
-                **{
-                    C.T_UTC: pd.to_datetime(raw[C.T_UTC], utc=True, format="ISO8601"),
-                    **{
-                        c: pd.to_numeric(raw[c], errors="raise").astype("float64")
-                        for c in (C.REQUESTS, C.FAILURES, C.P95)
-                    },
-                }
-            ).pipe(_aggregated)
-            frame = frame.assign(**{C.T_REL: (frame[C.T_UTC] - zero).dt.total_seconds()})
-        except (ValueError, TypeError, OSError, pd.errors.ParserError) as exc:
-            problems[run_id] = f"load_per_second.csv is unreadable: {exc}"
-            continue
-        parts.append(frame.assign(**{C.RUN_ID: run_id}))
-    columns = [C.RUN_ID, C.T_REL, C.REQUESTS, C.FAILURES, C.P95]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    return frame.loc[:, columns], problems
-
-
-def _aggregated(frame: pd.DataFrame) -> pd.DataFrame:
-    """locust's ``Aggregated`` rows; summed per second when a file has none."""
-    agg = frame.loc[frame[C.NAME] == "Aggregated"]
-    if agg.empty:
-        agg = frame.groupby(C.T_UTC, as_index=False).agg(
-            **{
-                C.REQUESTS: (C.REQUESTS, "sum"),
-                C.FAILURES: (C.FAILURES, "sum"),
-                C.P95: (C.P95, "max"),
-            }
-        )
-    return agg.sort_values(C.T_UTC).loc[:, [C.T_UTC, C.REQUESTS, C.FAILURES, C.P95]]
-
-
-__all__ = ["Skipped", "RunSet", "load_runs", "load_timelines", "load_traffic", "RESULT_FILE"]
+__all__ = [
+    "Skipped",
+    "RunSet",
+    "load_runs",
+    "load_timelines",
+    "load_traffic",
+    "load_reconciliation",
+    "RESULT_FILE",
+]

@@ -1,6 +1,14 @@
-"""The quarter's runs as CSV, one row per run, figures at full precision."""
+"""The quarter's runs as CSV, one row per run, figures at full precision.
+
+Text from run folders cannot become a formula (CSV injection, OWASP): a text cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break, even after spaces, gets a
+leading ``'``; numbers stay numbers. A carriage return in text becomes a line feed, so the
+cell is quoted and cannot split the row.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 
@@ -51,19 +59,31 @@ CSV_COLUMNS = (
 )
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP), and full-width look-alikes.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def defuse(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text, never runs; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return f"'{value}" if value.lstrip(" ").startswith(FORMULA_START) else value
+
+
 def render_csv(runs_q: pd.DataFrame) -> str:
     """Times as ISO-8601 UTC with ``Z``; empty cells for null; ``\\n`` line ends."""
     verdicts = [run_verdict(r) for r in runs_q.to_dict("records")]
-    return (
-        runs_q.assign(
-            **{
-                **{c: runs_q[c].map(F.iso).astype(str) for c in (C.STARTED, C.ENDED, C.INJECTED)},
-                VERDICT_COLUMN: pd.Series(verdicts, index=runs_q.index, dtype=str),
-            }
-        )
-        .loc[:, list(CSV_COLUMNS)]
-        .to_csv(index=False, lineterminator="\n")
+    frame = runs_q.assign(
+        **{
+            **{c: runs_q[c].map(F.iso).astype(str) for c in (C.STARTED, C.ENDED, C.INJECTED)},
+            VERDICT_COLUMN: pd.Series(verdicts, index=runs_q.index, dtype=str),
+        }
+    ).loc[:, list(CSV_COLUMNS)]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    return frame.assign(**{c: frame[c].map(defuse) for c in text}).to_csv(
+        index=False, lineterminator="\n"
     )
 
 
-__all__ = ["render_csv", "CSV_COLUMNS"]
+__all__ = ["render_csv", "defuse", "CSV_COLUMNS", "FORMULA_START"]

@@ -359,7 +359,7 @@ def test_structural_check_skipped_with_reason_when_shared_is_absent(monkeypatch,
 def test_harness_writes_against_the_project_copy():
     assert SCHEMA_PATH == PROJECT_ROOT / "contract" / "drill-result.schema.json"
     assert SCHEMA_CANDIDATES == (SCHEMA_PATH,)
-    assert contract.schema_version() == 1
+    assert contract.schema_version() == 2  # 2: outcome, verdict reason, fault.effect, cleanup
 
 
 def test_missing_schema_raises_not_passes(monkeypatch, tmp_path):

@@ -138,6 +138,7 @@ class DrillContext:
         needs could not start (``fault_refused``): a drill injects no fault it cannot measure.
         """
         if self.fault_refused:
+            self.phase(f"fault refused: {self.fault_refused}")
             raise self.failed(f"fault not injected: {self.fault_refused}")
         self.injected_mono = time.monotonic()
         self.injected_utc = utc_now()
@@ -148,6 +149,24 @@ class DrillContext:
             **detail,
         }
         self.phase("fault injected")
+
+    def fault_took_effect(self, verified: bool, **evidence: Any) -> None:
+        """Record whether the platform saw the fault take effect, with its evidence (which
+        tasks reached STOPPED, which primary replaced which, ...). A fault that did not take
+        effect is judged by nothing (result.json: status failed, no verdicts)."""
+        if self.fault:
+            self.fault["effect"] = {"verified": verified, **evidence}
+
+    @property
+    def fault_state(self) -> str:
+        """``none`` (nothing injected), ``unverified`` (injected, effect not yet confirmed),
+        ``no effect`` (confirmed absent) or ``effective``."""
+        if not self.fault:
+            return "none"
+        effect = self.fault.get("effect")
+        if effect is None:
+            return "unverified"
+        return "effective" if effect.get("verified") else "no effect"
 
     # ------------------------------------------------------------ observers
 

@@ -36,7 +36,65 @@ ARTIFACTS = {
 def _verdict(metric: str, value: float | None, target: float | None) -> dict[str, Any]:
     passed = value is not None and target is not None and value <= target
     margin = None if value is None or target is None else round(target - value, 4)
-    return {"metric": metric, "value": value, "target": target, "passed": passed, "margin": margin}
+    return {
+        "metric": metric,
+        "value": value,
+        "target": target,
+        "passed": passed,
+        "margin": margin,
+        "outcome": "met" if passed else "missed",
+    }
+
+
+def _judgeable(ctx: DrillContext, status: str, reason: str | None) -> tuple[bool, str, str | None]:
+    """Whether the run's figures may be judged, and its status and reason after that: a
+    verdict is given only about a fault that was injected and seen to take effect."""
+    if ctx.dry_run:
+        return False, status, reason
+    state = ctx.fault_state
+    if state == "effective":
+        return True, status, reason
+    if state == "none":
+        if status == "completed":
+            return False, "failed", "no fault was injected: nothing to judge"
+        return False, status, reason
+    evidence = (ctx.fault.get("effect") or {}).get("evidence") or "no evidence"
+    if state == "no effect":
+        return False, "failed", f"fault had no effect ({evidence}): nothing judged"
+    if status == "completed":  # injected, but the drill ended before its effect was seen
+        return False, "failed", "the fault's effect was never confirmed: nothing judged"
+    return False, status, reason
+
+
+def _rto_verdict(ctx: DrillContext, m: dict[str, Any], target: float) -> dict[str, Any]:
+    """RTO's verdict; inconclusive when the fault took effect (and was not only declared)
+    but no sample of the observer ever failed, where the scenario expects users to see it."""
+    unseen = m.get("detect_s") is None and not ctx.fault.get("simulated")
+    if unseen and ctx.scenario.outage_expected and ctx.observer is not None:
+        sampled = ", ".join(f"{k} {v}" for k, v in ctx.observer.endpoints.items()) or "none"
+        return {
+            "metric": "rto_s",
+            "value": None,
+            "target": target,
+            "passed": False,
+            "margin": None,
+            "outcome": "inconclusive",
+            "reason": "the fault took effect but no sampled endpoint ever failed: the "
+            f"observer may not be looking at the service it broke (sampled: {sampled})",
+        }
+    return _verdict("rto_s", m.get("rto_s"), target)
+
+
+def run_outcome(result: dict[str, Any]) -> str:
+    """met, missed, inconclusive or not judged: the run as a whole."""
+    verdicts = result["verdicts"]
+    if not verdicts:
+        return "not judged"
+    if all(v["passed"] for v in verdicts) and result["status"] == "completed":
+        return "met"
+    if any(v.get("outcome") == "inconclusive" for v in verdicts):
+        return "inconclusive"
+    return "missed"
 
 
 def _status(
@@ -254,10 +312,11 @@ def build_result(
     if m.get("rto_per_service"):
         measurements["rto_per_service_s"] = m["rto_per_service"]
     sc = ctx.scenario
-    verdicts = []
-    if not ctx.dry_run:
+    verdicts: list[dict[str, Any]] = []
+    judged, status, reason = _judgeable(ctx, status, reason)
+    if judged:
         if sc.rto_s is not None:
-            verdicts.append(_verdict("rto_s", measurements["rto_s"], sc.rto_s))
+            verdicts.append(_rto_verdict(ctx, measurements, sc.rto_s))
         if sc.rpo_s is not None:
             verdicts.append(_verdict("rpo_s", measurements["rpo_s"], sc.rpo_s))
         checks = {**(ctx.extras.get("impact") or {}), **(ctx.extras.get("obs") or {})}
@@ -273,12 +332,13 @@ def build_result(
                     "target": 1.0,
                     "passed": met == 1.0,
                     "margin": None,
+                    "outcome": "met" if met == 1.0 else "missed",
                 }
             )
     artifacts = {"journal": "journal.json"}
     artifacts.update({k: v for k, v in ARTIFACTS.items() if (ctx.run_dir / v).exists()})
     result: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": contract.schema_version(),
         "run_id": ctx.run_id,
         "scenario": sc.id,
         "runbook_section": sc.runbook_section,
@@ -313,6 +373,7 @@ def build_result(
         "harness": ctx.harness_info(),
         "findings": _findings(ctx, m),
     }
+    result["outcome"] = run_outcome(result)
     if reason:
         result["reason"] = reason
     for key in (
@@ -354,7 +415,10 @@ def write_json(path: Path, data: Any) -> None:
 
 def exit_code_for(result: dict[str, Any], signal_code: int | None) -> ExitCode:
     if result["status"] == "aborted":
-        return ExitCode(signal_code) if signal_code else ExitCode.TARGET_MISSED
+        if signal_code:
+            return ExitCode(signal_code)
+        # a stop condition before the fault judged nothing: the platform was not ready
+        return ExitCode.TARGET_MISSED if result["verdicts"] else ExitCode.HARNESS
     if result["status"] == "failed":
         return ExitCode.HARNESS
     return ExitCode.OK if result["passed"] or result.get("dry_run") else ExitCode.TARGET_MISSED

@@ -509,13 +509,16 @@ def test_obs_failure_end_to_end_history_kept_dashboards_provisioned(
     assert obs["history_unit"] == "objects" and obs["history_lines_lost"] == 0
     assert obs["redeploy"]["redeployed"] and len(obs["redeploy"]["new_tasks"]) == 1
     assert obs["dashboards_expected"] == 3 and obs["dashboards_missing"] == 0
-    assert {v["metric"]: v["passed"] for v in r["verdicts"]} == {
-        "rto_s": True,
-        "rpo_s": True,
-        "dashboards_missing": True,
-        "steady_state_restored": True,
+    assert {v["metric"]: v["outcome"] for v in r["verdicts"]} == {
+        # the stopped tasks reached STOPPED, but the local health server the observer
+        # samples never failed: no RTO from that, and never a pass (issue 11, row 4)
+        "rto_s": "inconclusive",
+        "rpo_s": "met",
+        "dashboards_missing": "met",
+        "steady_state_restored": "met",
     }
-    assert outcome.exit_code == ExitCode.OK
+    assert r["fault"]["effect"]["verified"] and r["outcome"] == "inconclusive"
+    assert outcome.exit_code == ExitCode.TARGET_MISSED
     findings = {f["id"]: f for f in r["findings"]}
     assert set(findings) >= {"F10", "F11"}
     assert f"cluster {stack.cluster}" in findings["F10"]["evidence"]

@@ -61,12 +61,15 @@ def test_stop_tasks_marks_injection_after_list_tasks_before_stop_task(
     assert sorted(out["stopped"]) == sorted(arns)
     ops = [name for name, _ in calls]
     assert ops[:1] == ["ListTasks"] and ops.count("StopTask") == 2
-    listed = max(t for name, t in calls if name == "ListTasks")
     first_stop = min(t for name, t in calls if name == "StopTask")
+    listed = max(t for name, t in calls if name == "ListTasks" and t < first_stop)
     assert drill.injected_mono is not None
     assert listed < drill.injected_mono < first_stop
     assert sorted(drill.fault["resources"]) == sorted(arns)  # the tasks, not the service
     assert drill.fault["action"] == "ecs:StopTask"
+    effect = drill.fault["effect"]  # the platform confirmed it: every task left RUNNING
+    assert effect["verified"] and set(effect["tasks"]) == set(arns)
+    assert {t["last_status"] for t in effect["tasks"].values()} == {"STOPPED"}
 
 
 def test_failover_database_marks_injection_after_describe_before_reboot(

@@ -83,7 +83,7 @@ def test_cli_modules_with_a_command_are_all_registered_in_the_group():
         command = getattr(module, "command", None)
         if isinstance(command, click.Command):
             assert cli.commands.get(command.name) is command, info.name
-    assert len(LEAF_COMMANDS) >= 9, sorted(ALL_COMMANDS)
+    assert len(LEAF_COMMANDS) >= 9, sorted(ALL_COMMANDS)  # nine when this was written
 
 
 @pytest.mark.parametrize("path", list(ALL_COMMANDS), ids=_cmd_id)
@@ -117,9 +117,9 @@ def test_help_example_at_every_terminal_width_stays_on_one_line(path):
     assert not lost, f"no example line at help widths {lost}"
 
 
-# The README's promise: "Every command takes --target NAME|PATH and --set key.path=value
-# (repeatable). Drills take --users N, --load-workers N, --dry-run, and --allow-production
-# --ticket CHG-123 for production."; commands that read or write run folders take --runs-dir.
+# The README's CLI section: every command takes --target and --set; drills take --users,
+# --load-workers, --dry-run, and --allow-production --ticket for production; the commands
+# that read or write run folders take --runs-dir.
 TARGET_OPTIONS = ("--target", "--set")
 RUNS_DIR_OPTIONS = ("--runs-dir",)
 DRILL_OPTIONS = ("--users", "--load-workers", "--dry-run", "--allow-production", "--ticket")

@@ -13,6 +13,7 @@ import pytest
 
 from mpac_drill.errors import ExitCode, UsageError
 from reports import build_report
+from reports.drills import chart_file
 from reports.render_md import escape
 
 Q = "2026-Q4"
@@ -232,9 +233,8 @@ def test_build_report_redis_impact_and_steps_rendered(quarter):
     md = quarter["md"]
     assert _rows(md, "(b) orders written twice") == [["(b) orders written twice", "0", "0", "ok"]]
     assert _rows(md, "switch DNS")[0][3] == "NO"
-    assert (
-        quarter["root"] / "out" / f"{Q}-steps-{quarter['folders']['region'][0].name}.png"
-    ).is_file()
+    region = quarter["folders"]["region"][0].name
+    assert (quarter["root"] / "out" / chart_file(Q, "steps", region)).is_file()
 
 
 def test_build_report_each_section_names_its_control(quarter):
@@ -274,7 +274,7 @@ def test_build_report_rebuild_byte_identical(make_run, runs_dir, tmp_path, catal
     second = build_report(Q, runs_dir=runs_dir, out_dir=tmp_path / "b", catalog=catalog)
     for a, b in zip(first.paths, second.paths, strict=True):
         assert a.name == b.name and a.read_bytes() == b.read_bytes(), a.name
-    stale = tmp_path / "b" / f"{Q}-timeline-{gone.name}.png"
+    stale = tmp_path / "b" / chart_file(Q, "timeline", gone.name)
     assert stale.is_file()
     for p in gone.iterdir():
         p.unlink()

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from mpac_drill.measure.canary import Canary
 
 
+#: How long a rollback waits for the evidence that a failover happened (primary moved, event).
+_EFFECT_WAIT_S = 300.0
+_POLL_S = 2.0
+
+
 class AwsPlatform:
     """The drill's platform when its target is an AWS account (or moto, in tests)."""
 
@@ -82,6 +87,15 @@ class AwsPlatform:
             self.target, service, count=count, percent=percent, dry_run=self.dry,
             before_stop=inject,
         )  # fmt: skip
+        if self.dry is None:
+            states = ecs.wait_tasks_left_running(self.target, service, out["stopped"])
+            left = [arn for arn, st in states.items() if st["last_status"] != "RUNNING"]
+            self.drill.fault_took_effect(
+                len(left) == len(out["stopped"]),
+                tasks={arn: dict(st) for arn, st in states.items()},
+                replaced_by=ecs.running_tasks(self.target, service, exclude=out["stopped"]),
+                evidence=f"{len(left)} of {len(out['stopped'])} stopped task(s) left RUNNING",
+            )
         return StopTasksRecord(
             service=service,
             running_before=out["running_before"],
@@ -102,6 +116,8 @@ class AwsPlatform:
             self.drill.mark_injected(action, [ident], db=db)
 
         out = rds.failover_rds(self.target, db, dry_run=self.dry, before_failover=inject)
+        if self.drill.fault:
+            self.drill.fault["primary_before"] = _primary_name(out["primary_before"])
         if not out["runbook_call_correct"]:
             self.drill.extras.setdefault("findings", []).append(
                 {
@@ -121,11 +137,36 @@ class AwsPlatform:
 
     def await_database(self, db: str, timeout_s: float) -> PrimaryRecord:
         started = time.monotonic()
-        primary = rds.rds_primary(self.target, db, dry_run=self.dry)
-        return PrimaryRecord(
-            primary_after=_primary_name(primary),
-            waited_s=round(time.monotonic() - started, 3),
-        )
+        before = self.drill.fault.get("primary_before")
+        deadline = started + min(timeout_s, _EFFECT_WAIT_S)
+        while True:  # the effect: the primary moved (another writer, or another AZ)
+            after = _primary_name(rds.rds_primary(self.target, db, dry_run=self.dry))
+            moved = after is not None and after != before
+            event = None if moved or self.dry is not None else self._failover_event(db)
+            if self.dry is not None or moved or event or time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+        if self.dry is None and self.drill.fault_state == "unverified":
+            self.drill.fault_took_effect(
+                bool(moved or event),
+                primary_before=before,
+                primary_after=after,
+                evidence=(
+                    "the primary moved"
+                    if moved
+                    else event or "neither the primary moved nor RDS reported a failover"
+                ),
+            )
+        return PrimaryRecord(primary_after=after, waited_s=round(time.monotonic() - started, 3))
+
+    def _failover_event(self, db: str) -> str | None:
+        """An RDS event of the failover category since the injection, as evidence."""
+        since = self.drill.injected_utc
+        if since is None:
+            return None
+        for ev in rds.failover_events(self.target, db, since=since):
+            return f"RDS event {ev['date']}: {ev['message']}"
+        return None
 
     def restore_point_in_time(self, db: str, restore_age_s: float) -> dict[str, Any]:
         d = self.drill
@@ -145,6 +186,12 @@ class AwsPlatform:
         )
         if result["available"] and not result["dry_run"]:
             d.measurements["rto_s"] = round(time.monotonic() - d.injected_mono, 4)
+        if not result["dry_run"]:
+            d.fault_took_effect(
+                bool(result["available"]),
+                restored=result["target_identifier"],
+                evidence=f"restored instance status {result['status']}",
+            )
         d.extras["pitr"] = {k: v for k, v in result.items() if k != "steps"}
         if not result["dry_run"]:
             d.note("restored data not verified: no canary on this target")
@@ -178,11 +225,28 @@ class AwsPlatform:
         out = elasticache.failover_elasticache(
             self.target, dry_run=self.dry, before_failover=inject
         )
+        if self.drill.fault:
+            self.drill.fault["primary_before"] = out["primary_before"]
         return CacheFailoverRecord(primary_before=out["primary_before"], dry_run=out["dry_run"])
 
     def await_cache(self, timeout_s: float) -> PrimaryRecord:
         started = time.monotonic()
-        after = elasticache.cache_primary(self.target, dry_run=self.dry)
+        before = self.drill.fault.get("primary_before")
+        deadline = started + min(timeout_s, _EFFECT_WAIT_S)
+        while True:  # the effect: another node is primary now
+            after = elasticache.cache_primary(self.target, dry_run=self.dry)
+            if self.dry is not None or after != before or time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+        if self.dry is None and self.drill.fault_state == "unverified":
+            self.drill.fault_took_effect(
+                after is not None and after != before,
+                primary_before=before,
+                primary_after=after,
+                evidence="ElastiCache names another primary"
+                if after != before
+                else "the same node is still primary",
+            )
         return PrimaryRecord(primary_after=after, waited_s=round(time.monotonic() - started, 3))
 
     def impact_urls(self) -> dict[str, str] | None:

@@ -116,6 +116,51 @@ def stop_tasks(
     )
 
 
+class TaskState(TypedDict):
+    last_status: str
+    desired_status: str
+    stopped_reason: str | None
+
+
+def wait_tasks_left_running(
+    target: Target,
+    service: str,
+    arns: list[str],
+    *,
+    timeout_s: float = 60.0,
+    poll_s: float = 1.0,
+) -> dict[str, TaskState]:
+    """DescribeTasks until every task of ``arns`` has left RUNNING (ECS is draining or has
+    stopped it), or ``timeout_s``: each task's last state, the fault's evidence."""
+    cluster, _ = ecs_location(target, service)
+    ecs = client("ecs", target)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states: dict[str, TaskState] = {}
+        for start in range(0, len(arns), 100):  # DescribeTasks takes at most 100
+            found = ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100])
+            for task in found.get("tasks", []):
+                states[task["taskArn"]] = TaskState(
+                    last_status=str(task.get("lastStatus", "?")),
+                    desired_status=str(task.get("desiredStatus", "?")),
+                    stopped_reason=task.get("stoppedReason"),
+                )
+        done = all(st["last_status"] != "RUNNING" for st in states.values())
+        if (done and len(states) == len(arns)) or time.monotonic() >= deadline:
+            return states
+        time.sleep(poll_s)
+
+
+def running_tasks(target: Target, service: str, *, exclude: list[str]) -> list[str]:
+    """The service's RUNNING tasks now, but ``exclude``: the replacements ECS started."""
+    cluster, name = ecs_location(target, service)
+    ecs = client("ecs", target)
+    pages = ecs.get_paginator("list_tasks").paginate(
+        cluster=cluster, serviceName=name, desiredStatus="RUNNING"
+    )
+    return [a for page in pages for a in page.get("taskArns", []) if a not in set(exclude)]
+
+
 def tasks_running(target: Target, service: str, dry_run: DryRun | None = None) -> int:
     """How many tasks of the service ECS counts as RUNNING (DescribeServices runningCount).
 
@@ -211,6 +256,9 @@ __all__ = [
     "StopTasksResult",
     "ecs_location",
     "stop_tasks",
+    "TaskState",
+    "running_tasks",
+    "wait_tasks_left_running",
     "tasks_running",
     "wait_service_stable",
 ]

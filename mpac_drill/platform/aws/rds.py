@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypedDict
 
 from botocore.client import BaseClient
@@ -99,6 +100,27 @@ def rds_primary(
     return _rds_primary(client("rds", target, dry_run=dry_run), identifier, kind)
 
 
+class RdsEvent(TypedDict):
+    date: str
+    message: str
+
+
+def failover_events(target: Target, db: str, *, since: datetime) -> list[RdsEvent]:
+    """RDS events of the ``failover`` category for ``rds.<db>`` since ``since``
+    (DescribeEvents): "Multi-AZ instance failover completed", ..."""
+    identifier, kind = rds_settings(target, db)
+    found = client("rds", target).describe_events(
+        SourceIdentifier=identifier,
+        SourceType="db-instance" if kind == "instance" else "db-cluster",
+        StartTime=since,
+        EventCategories=["failover"],
+    )
+    return [
+        RdsEvent(date=str(e.get("Date")), message=str(e.get("Message", "")))
+        for e in found.get("Events", [])
+    ]
+
+
 def rds_settings(target: Target, db: str) -> tuple[str, str]:
     identifier = str(target.require(f"rds.{db}.identifier"))
     kind = str(target.require(f"rds.{db}.type"))
@@ -146,4 +168,6 @@ __all__ = [
     "failover_rds",
     "rds_primary",
     "rds_settings",
+    "RdsEvent",
+    "failover_events",
 ]

@@ -56,6 +56,7 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
         return {"dry_run": True, "region": primary, "dr_region": dr}
     # Nothing is broken in the primary: the drill declares it lost and fails over.
     ctx.mark_injected("region:declared-lost", [primary], dr_region=dr, simulated=True)
+    ctx.fault_took_effect(True, evidence=f"{primary} declared lost: nothing in it is touched")
     ctx.note(
         f"{primary} declared lost (a region cannot be taken down on demand); the DR "
         f"procedure ran for real in {dr}"

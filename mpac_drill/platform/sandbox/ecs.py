@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mpac_drill.errors import UsageError
 from mpac_drill.platform import tasks_to_stop
+from mpac_drill.platform.sandbox.effect import processes_gone
 from mpac_drill.sandbox import control
 from mpac_drill.sandbox.procs import kill_tree
 
@@ -39,6 +40,14 @@ def stop_tasks(
     ctx.mark_injected("ecs:StopTask", [t["name"] for t in chosen], service=service)
     for t in chosen:
         kill_tree(int(t["pid"]), signal.SIGKILL)
+    alive = processes_gone([int(t["pid"]) for t in chosen])
+    ctx.fault_took_effect(
+        not alive,
+        stopped=[t["name"] for t in chosen],
+        evidence="task processes gone after SIGKILL"
+        if not alive
+        else f"pids {alive} still alive after SIGKILL",
+    )
     return {
         "service": service,
         "running_before": len(tasks),

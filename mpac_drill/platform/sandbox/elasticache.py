@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, Any
 
+from mpac_drill.platform.sandbox.effect import processes_gone
 from mpac_drill.sandbox import control
 from mpac_drill.sandbox.procs import kill_tree
 
@@ -25,6 +26,12 @@ def failover_elasticache(ctx: DrillContext) -> dict[str, Any]:
     )
     ctx.mark_injected("elasticache:TestFailover", [p["name"]], primary_before=p["name"])
     kill_tree(int(p["pid"]), signal.SIGKILL)
+    alive = processes_gone([int(p["pid"])])
+    ctx.fault_took_effect(
+        not alive,
+        primary_before=p["name"],
+        evidence="Redis primary process gone after SIGKILL" if not alive else "still alive",
+    )
     return {"primary_before": p["name"]}
 
 

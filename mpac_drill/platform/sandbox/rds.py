@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import psycopg
 
 from mpac_drill.errors import UsageError
+from mpac_drill.platform.sandbox.effect import processes_gone
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.postgres import conninfo
@@ -84,6 +85,14 @@ def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
     if detached_at is not None and ctx.injected_mono is not None:
         ctx.fault["standby_detached_s_before"] = round(ctx.injected_mono - detached_at, 4)
     kill_tree(int(p["pid"]), signal.SIGKILL)
+    alive = processes_gone([int(p["pid"])])
+    ctx.fault_took_effect(
+        not alive,
+        primary_before=p["name"],
+        evidence="PostgreSQL primary (postmaster) gone after SIGKILL"
+        if not alive
+        else "still alive",
+    )
     return {
         "db": db,
         "primary_before": p["name"],
@@ -375,6 +384,7 @@ def restore_point_in_time(
     }
     if ctx.canary is None:
         ctx.note("no canary ran: the restored data was not checked")
+    ctx.fault_took_effect(True, restored=identifier, evidence="restored instance promoted")
     return {
         "identifier": identifier,
         "restore_time": iso(t_utc),

@@ -178,6 +178,13 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     _, alive = psutil.wait_procs(procs, timeout=5)
+    ctx.fault_took_effect(
+        not alive,
+        processes_killed=len(procs) - len(alive),
+        evidence="every process of the primary sandbox gone"
+        if not alive
+        else f"{len(alive)} process(es) survived SIGKILL",
+    )
     snap = snapshots.list_snapshots(bucket)  # what the DR side holds from now on
     assert ctx.injected_utc is not None
     newest = snap["wal"]["newest_at"]
