@@ -1,6 +1,7 @@
 """The quarterly DR drill report, rebuilt from run folders only.
 
-Pipeline: run folders → tidy frames (``load``) → pure metric functions (``metrics``) →
+Pipeline: run folders, read as untrusted input (``folder``: no link followed, no odd
+name) → tidy frames (``load``, ``artifacts``) → pure metric functions (``metrics``) →
 document blocks with charts (``sections``, ``drills``, ``charts``) → Markdown, HTML and CSV
 (``render_*``), written last. Only this package imports pandas and matplotlib.
 

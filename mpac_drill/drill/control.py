@@ -10,9 +10,10 @@ Every experiment under ``experiments/`` declares it::
 check and the drill lock) and registers it before chaoslib starts; the control then finds it
 and does nothing more. A plain ``chaos run`` has no such wrapper: the control builds the
 drill from the experiment's configuration and runs the same guards first, in
-``configure_control``. When a guard refuses, ``before_experiment_control`` interrupts the
-experiment before its first activity, so no provider ever runs (and the providers find no
-drill: :func:`mpac_drill.drill.context.current` never creates one).
+``configure_control``, then the platform's read-only preflight. When one refuses,
+``before_experiment_control`` interrupts the experiment before its first activity, so no
+provider ever runs (and the providers find no drill:
+:func:`mpac_drill.drill.context.current` never creates one).
 
 For production a plain ``chaos run`` needs what ``mpac-drill run`` needs: ``allow_production:
 true`` in the target file, and the permission and ticket, from the environment
@@ -70,6 +71,7 @@ def configure_control(
     configuration: Configuration | None = None, experiment: Experiment | None = None, **_: Any
 ) -> None:
     """Find the drill ``mpac-drill run`` registered, or build one behind the guards."""
+    from mpac_drill.drill.platforms import platform_module
     from mpac_drill.drill.runner import LOCK_DIR, check_target_for
     from mpac_drill.safety import check_production_guard
 
@@ -97,6 +99,10 @@ def configure_control(
         record.update(target=ctx.target.name, run_dir=str(ctx.run_dir))
         check_target_for(ctx.scenario.id, ctx.target, users=ctx.users)
         check_production_guard(ctx.target, allow_production=allow, ticket=ticket, dry_run=False)
+        checks = platform_module(ctx.target, "preflight").preflight(
+            ctx.target, ctx.scenario.id, dry_run=None
+        )
+        ctx.extras["preflight"] = list(checks)
         lock = DrillLock(LOCK_DIR, ctx.target.name, ctx.scenario.id, ctx.run_dir)
         lock.acquire()
     except DrillError as exc:

@@ -386,6 +386,7 @@ def build_result(
         "reconciliation",
         "qr_path",
         "cleanup",
+        "preflight",
     ):
         if key in ctx.extras:
             result[key] = ctx.extras[key]

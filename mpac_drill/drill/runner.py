@@ -20,6 +20,7 @@ from mpac_drill import EXPERIMENTS_DIR, PROJECT_ROOT
 from mpac_drill.config import Catalog, Target, load_catalog
 from mpac_drill.drill import context as drill_context
 from mpac_drill.drill.context import DrillContext, new_run_dir
+from mpac_drill.drill.platforms import platform_module
 from mpac_drill.drill.result import build_result, exit_code_for, validate, write_json
 from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
 
@@ -154,6 +155,10 @@ def run_drill(
         ensure_experiment_is_valid(experiment)
     except Exception as exc:  # noqa: BLE001 - InvalidActivity, InvalidExperiment, ...
         raise UsageError(f"experiment {path.name} is invalid: {exc}") from None
+    recorder = dry_run_recorder(target) if dry_run else None
+    # Read-only, before any lock, load or fault: every resource the drill needs is there.
+    checks = platform_module(target, "preflight").preflight(target, scenario.id, dry_run=recorder)
+    progress(f"preflight: {len(checks)} check(s) passed" if not dry_run else "preflight planned")
     run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
     # One drill per target at a time, whatever --runs-dir each uses: taken before the
     # sandbox is touched, so a refused drill changes nothing (not even recovery delays).
@@ -177,9 +182,30 @@ def run_drill(
             listeners,
             run_experiment,
             quarter,
+            recorder,
+            checks,
         )
     finally:
         lock.release()
+
+
+def dry_run_recorder(target: Target) -> Any:
+    """The recorder of a dry run, with canned answers so the plan shows the destructive
+    calls too, with placeholders where only a live account would know the value."""
+    from mpac_drill.aws import DryRun
+
+    group = str(target.get("elasticache.replication_group", ""))
+    node_group = str(target.get("elasticache.node_group", "0001"))
+    return DryRun(
+        responses={
+            "ecs.ListTasks": {"taskArns": ["<each-running-task-of-the-service>"]},
+            "elasticache.DescribeReplicationGroups": {
+                "ReplicationGroups": [
+                    {"ReplicationGroupId": group, "NodeGroups": [{"NodeGroupId": node_group}]}
+                ]
+            },
+        }
+    )
 
 
 def _run_locked(
@@ -194,6 +220,8 @@ def _run_locked(
     listeners: list[Listener] | None,
     run_experiment: Any,
     quarter: str | None = None,
+    recorder: Any = None,
+    preflight_checks: list[Any] | None = None,
 ) -> RunOutcome:
     scenario = catalog.get(scenario_id)
     ctx = DrillContext(
@@ -209,28 +237,8 @@ def _run_locked(
         listeners=list(listeners or []),
         quarter=quarter,
     )
-    if dry_run:
-        from mpac_drill.aws import DryRun
-
-        # Canned answers so the plan shows the destructive calls too, with placeholders
-        # where only a live account would know the value.
-        ctx.dry_run_recorder = DryRun(
-            responses={
-                "ecs.ListTasks": {"taskArns": ["<each-running-task-of-the-service>"]},
-                "elasticache.DescribeReplicationGroups": {
-                    "ReplicationGroups": [
-                        {
-                            "ReplicationGroupId": str(
-                                target.get("elasticache.replication_group", "")
-                            ),
-                            "NodeGroups": [
-                                {"NodeGroupId": str(target.get("elasticache.node_group", "0001"))}
-                            ],
-                        }
-                    ]
-                },
-            }
-        )
+    ctx.dry_run_recorder = recorder
+    ctx.extras["preflight"] = list(preflight_checks)
     drill_context.register(ctx)
     config_vars = {
         "mpac_target": str(target.path),

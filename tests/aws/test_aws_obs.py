@@ -484,9 +484,12 @@ def test_dry_run_on_staging_marks_the_unset_names(tmp_path: Path, loopback_only:
     )
     buckets = {c["params"]["Bucket"] for c in r["planned_calls"] if c["service"] == "s3"}
     assert buckets == {"UNSET.obs.buckets.loki", "UNSET.obs.buckets.tempo"}
-    assert {c["params"]["cluster"] for c in r["planned_calls"] if c["service"] == "ecs"} == {
-        "UNSET.obs.cluster"
+    clusters = {
+        c["params"].get("cluster") or c["params"]["clusters"][0]  # DescribeClusters: a list
+        for c in r["planned_calls"]
+        if c["service"] == "ecs"
     }
+    assert clusters == {"UNSET.obs.cluster"}
 
 
 # ---------------------------------------------------------------- end to end

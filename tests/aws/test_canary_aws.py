@@ -27,7 +27,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.config import Target, load_target
 from mpac_drill.drill.runner import run_drill
-from mpac_drill.errors import ExitCode
+from mpac_drill.errors import ExitCode, UsageError
 from mpac_drill.platform.aws.canary import CANARY_SQL, prepare_canary_table
 from tests.sandbox.conftest import PgServer, free_port
 
@@ -234,18 +234,12 @@ def test_missing_parameter_fails_clearly_and_injects_no_fault(
     target = rds_target(param)
     ident = target.get("rds.smartpos.identifier")
 
-    outcome = run_drill("rds-failover", target, runs_dir=tmp_path / "runs", users=0)
-
-    r = outcome.result
-    assert r["status"] == "failed"
-    assert outcome.exit_code == ExitCode.HARNESS
-    assert r["reason"].startswith("activity start-observers failed:")
-    assert "\n" not in r["reason"]
-    assert f"ssm GetParameter on Name={param} in {REGION} failed: ParameterNotFound" in r["reason"]
-    assert r["fault"]["action"] == "not injected" and r["fault"]["injected_at"] is None
+    # the preflight looks the parameter up (read-only) before any load, canary or fault
+    with pytest.raises(UsageError, match=f"SSM parameter {param} .*does not exist") as err:
+        run_drill("rds-failover", target, runs_dir=tmp_path / "runs", users=0)
+    assert "\n" not in str(err.value)
     assert _writer(moto, target) == f"{ident}-a"  # FailoverDBCluster was never called
-    assert not (outcome.run_dir / "fault.json").exists()
-    assert r["measurements"]["rpo_s"] is None
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 @pytest.mark.sandbox  # starts a real PostgreSQL
@@ -308,6 +302,9 @@ def test_dry_run_plans_the_get_parameter_and_connects_nowhere(
     r = outcome.result
     assert r["status"] == "completed" and r["dry_run"]
     calls = r["planned_calls"]
+    # the preflight's reads first (the database and the parameter looked up), then the plan
+    assert [c["operation"] for c in calls[:2]] == ["DescribeDBInstances", "DescribeParameters"]
+    calls = calls[2:]
     assert calls[0] == {
         "service": "ssm",
         "operation": "GetParameter",

@@ -6,6 +6,7 @@ locust loads are the sandbox's services (also loopback), so nothing leaves this 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -47,7 +48,14 @@ def test_ecs_experiment_on_aws_stops_the_service_tasks(
     assert {t["lastStatus"] for t in tasks} == {"STOPPED"}
     assert r["measurements"]["rpo_s"] is None  # no canary DSN on AWS: not measured
     assert r["measurements"]["load"]["requests"] > 0
-    assert outcome.exit_code == ExitCode.OK  # moto stops nothing real: no outage observed
+    # moto stopped the tasks (the fault took effect) but the sandbox's services the observer
+    # samples never failed: RTO inconclusive, never a pass (issue 11, row 4)
+    assert r["fault"]["effect"]["verified"]
+    (rto,) = [v for v in r["verdicts"] if v["metric"] == "rto_s"]
+    assert rto["outcome"] == "inconclusive" and not rto["passed"] and rto["value"] is None
+    assert "no sampled endpoint ever failed" in rto["reason"] and "svc-portal" in rto["reason"]
+    assert r["outcome"] == "inconclusive" and not r["passed"]
+    assert outcome.exit_code == ExitCode.TARGET_MISSED
 
 
 def test_aws_account_mismatch_is_refused_before_any_fault(ecs_service, moto, tmp_path, retarget):
@@ -105,29 +113,46 @@ def test_cloudwatch_alarm_in_alarm_aborts_before_the_fault(sandbox, ecs_service,
     r = outcome.result
     assert r["status"] == "aborted"
     assert "mpac-5xx-high" in r["reason"]
-    assert outcome.exit_code == ExitCode.TARGET_MISSED
+    # a stop condition before the fault judges nothing: an error, not a missed target
+    assert r["verdicts"] == [] and r["outcome"] == "not judged"
+    assert outcome.exit_code == ExitCode.HARNESS
     tasks = moto("ecs").describe_tasks(cluster=aws.get("ecs.cluster"), tasks=arns)["tasks"]
     assert {t["lastStatus"] for t in tasks} == {"RUNNING"}  # no fault after the stop
 
 
-def test_fault_that_fails_still_plays_rollbacks(sandbox, ecs_service, tmp_path):
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("rds.smartpos.identifier", "no-such-db", "RDS DB instance no-such-db (ap-northeast-1)"),
+        ("ecs.cluster", "mpac-smartpos-typo", "ECS cluster mpac-smartpos-typo (ap-northeast-1)"),
+    ],
+)
+def test_a_mistyped_resource_is_refused_before_load_or_fault(
+    sandbox, ecs_service, tmp_path, key, value, fragment
+):
+    from mpac_drill.errors import UsageError
+
+    target, arns = ecs_service(tasks=1, desired=1)
+    aws = _aws_drill_target(sandbox, target, **{key: value, "database.dsn_ssm_parameter": None})
+    scenario = "rds-failover" if key.startswith("rds") else "ecs-task-failure"
+    with pytest.raises(UsageError, match="does not exist") as err:
+        run_drill(scenario, aws, runs_dir=tmp_path / "runs", users=2)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "runs").exists()  # nothing written: no warm-up, no load, no fault
+
+
+def test_an_instance_without_multi_az_is_not_ready_exit_3(sandbox, ecs_service, moto, tmp_path):
+    from mpac_drill.errors import HarnessError
+
+    name = f"single-az-{uuid.uuid4().hex[:6]}"
+    moto("rds").create_db_instance(
+        DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.t3.micro",
+        MasterUsername="mpac", MasterUserPassword="not-a-secret-1", AllocatedStorage=20,
+        MultiAZ=False,
+    )  # fmt: skip
     target, _ = ecs_service(tasks=1, desired=1)
     aws = _aws_drill_target(
-        sandbox,
-        target,
-        **{"rds.smartpos.identifier": "no-such-db", "database.dsn_ssm_parameter": None},
-    )  # no canary
-    outcome = run_drill("rds-failover", aws, runs_dir=tmp_path / "runs", users=2)
-    r = outcome.result
-    assert r["status"] == "failed"
-    assert "no-such-db" in r["reason"]
-    assert outcome.exit_code == ExitCode.HARNESS
-    import json
-
-    journal = json.loads((outcome.run_dir / "journal.json").read_text())
-    assert [rb["activity"]["name"] for rb in journal["rollbacks"]] == [
-        "stop-observers",
-        "stop-load",
-        "await-recovery",
-    ]
-    assert (outcome.run_dir / "load_per_second.csv").is_file()  # load stopped and merged
+        sandbox, target, **{"rds.smartpos.identifier": name, "database.dsn_ssm_parameter": None}
+    )
+    with pytest.raises(HarnessError, match="Multi-AZ off: not Multi-AZ, nothing to fail over"):
+        run_drill("rds-failover", aws, runs_dir=tmp_path / "runs", users=0)

@@ -184,7 +184,13 @@ def test_rds_pitr_dry_run_on_staging_plans_restore_and_delete(
 
     assert loopback_only == []
     ops = [c["operation"] for c in outcome.result["planned_calls"]]
-    assert ops == ["DescribeDBInstances", "RestoreDBInstanceToPointInTime", "DeleteDBInstance"]
+    assert ops == [
+        "DescribeDBInstances",  # the preflight: the source instance looked up, read-only
+        "DescribeDBInstances",
+        "RestoreDBInstanceToPointInTime",
+        "DeleteDBInstance",
+    ]
+    assert [c["what"] for c in outcome.result["preflight"]] == ["RDS DB instance"]
     assert outcome.result["status"] == "completed" and outcome.result["dry_run"]
     assert [s["name"] for s in outcome.result["steps"]] == [
         "check source",
