@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     TARGET_MISSED = 1  # a target missed, the experiment deviated, or nothing to report
     USAGE = 2  # bad input: unknown target, malformed file, bad --set, busy port
     HARNESS = 3  # the harness or the platform could not run the drill
+    HANGUP = 129  # SIGHUP (the terminal or SSH session went away)
     INTERRUPTED = 130  # SIGINT (Ctrl-C)
     TERMINATED = 143  # SIGTERM
 
@@ -45,7 +46,12 @@ class SafetyStop(DrillError):
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that cleanup and rollbacks run."""
+    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so that cleanup and rollbacks run;
+    ``signum`` says which."""
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 __all__ = [

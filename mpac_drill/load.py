@@ -67,6 +67,18 @@ class LoadSummary(TypedDict):
     p95_ms: float | None
 
 
+def die_with_parent() -> None:
+    """In a child, before exec: Linux's parent-death signal, SIGTERM when the harness dies
+    however it dies (prctl PR_SET_PDEATHSIG; a no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class LoadRunner:
     """locust as child process(es): ``start()``, ``stop()``, then ``summarize(out_dir)``."""
 
@@ -193,6 +205,8 @@ class LoadRunner:
             raise
 
     def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        # die_with_parent: a harness killed with SIGKILL (or by the OOM killer) leaves no
+        # orphan load hitting the target for the rest of --run-time
         handle = log.open("ab")
         self._logs.append(handle)
         self._procs.append(
@@ -204,6 +218,7 @@ class LoadRunner:
                 stderr=subprocess.STDOUT,
                 cwd=self.out_dir,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         )
 

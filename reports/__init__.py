@@ -8,7 +8,8 @@ document blocks with charts (``sections``, ``drills``, ``charts``) → Markdown,
 Example::
 
     outcome = build_report("2026-Q4", runs_dir=Path("runs"), out_dir=Path("docs/dr-test-results"))
-    sys.exit(outcome.exit_code)  # 0 compliant; 1 a target missed, a drill not run, or no runs
+    sys.exit(outcome.exit_code)  # 0 compliant; 1 a target missed, a drill not run or
+    # inconclusive, or no runs
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ReportOutcome:
     compliant: bool  # every scenario scheduled or run this quarter met both targets
     missed: list[str]  # scenarios that missed a target or have no completed run
     not_run: list[str]  # scheduled scenarios with no run at all
+    inconclusive: list[str]  # scenarios not shown to meet a target, none missed (schema 2)
     no_runs: bool  # the quarter has no usable run
     violations: int  # entries in the report's violations section
 
@@ -54,7 +56,8 @@ class ReportOutcome:
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 when compliant; 1 when a target was missed, a drill is missing, or no runs."""
+        """0 when compliant; 1 when a target was missed, a drill is missing or inconclusive,
+        or there are no runs."""
         return ExitCode.OK if self.compliant and not self.no_runs else ExitCode.TARGET_MISSED
 
 
@@ -84,7 +87,7 @@ def collect(quarter: str, runs_dir: Path, catalog: Catalog) -> ReportData:
         judged=judged,
         runs_q=runs_q,
         summary=summary,
-        compliance=metrics.compliance(summary),
+        compliance=metrics.compliance(summary, runs_q),
         violations=metrics.violations(runs_q, summary, quarter),
         trend=metrics.trend(judged),
         coverage=metrics.coverage(judged, catalog, quarter),
@@ -97,6 +100,7 @@ def collect(quarter: str, runs_dir: Path, catalog: Catalog) -> ReportData:
         traffic=traffic,
         problems=problems,
         reconciliation=load_reconciliation(runs_dir, runs_q),
+        cleanup=runset.cleanup,
     )
 
 
@@ -167,7 +171,7 @@ def build_report(
         quarter,
         len(data.runs_q),
         len(data.skipped),
-        "compliant" if comp.compliant else "not compliant",
+        sections.compliance_word(comp),
     )
     return ReportOutcome(
         quarter=quarter,
@@ -177,6 +181,7 @@ def build_report(
         compliant=comp.compliant and not data.no_runs,
         missed=comp.missed,
         not_run=comp.not_run,
+        inconclusive=comp.inconclusive,
         no_runs=data.no_runs,
         violations=len(data.violations),
     )

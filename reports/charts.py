@@ -34,6 +34,9 @@ _NO_TEX = {"text.usetex": False}
 P = ParamSpec("P")
 _DPI = 100
 _OK, _BAD, _INJECT, _DETECT, _RECOVER = "#2e7d32", "#c62828", "#000000", "#ef6c00", "#1565c0"
+#: Trend chart: one marker per scenario, and a horizontal offset (in quarters) between them.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_JITTER = 0.07
 
 
 def _drawn_with(params: dict[Any, bool]) -> Callable[[Callable[P, bytes]], Callable[P, bytes]]:
@@ -201,22 +204,53 @@ def steps_chart(steps: pd.DataFrame, *, title: str) -> bytes:
     return _png(fig)
 
 
+def trend_placement(n: int) -> list[tuple[float, str, bool]]:
+    """Per scenario of the trend chart: horizontal offset (in quarters, centred on the
+    quarter and inside its shaded band), marker, and whether the marker is hollow; so
+    scenarios with equal figures stay apart. The same for every build."""
+    step = min(_JITTER, 0.6 / max(n - 1, 1))  # at most +-0.3: inside the band of +-0.4
+    return [
+        (
+            step * (i - (n - 1) / 2),
+            _MARKERS[i % len(_MARKERS)],
+            bool((i // len(_MARKERS)) % 2),
+        )
+        for i in range(n)
+    ]
+
+
 @_drawn_with(_NO_TEX)
 def trend_chart(
     trend: pd.DataFrame, *, quarter: str, global_rto_s: float, global_rpo_s: float
 ) -> bytes:
-    """Worst RTO (log scale, minutes) and worst RPO (seconds) per scenario by quarter."""
+    """Worst RTO (log scale, minutes) and worst RPO (seconds) per scenario by quarter.
+
+    Meant for two quarters or more (``drills.trend`` writes no chart for one). Scenarios
+    that share a value would hide each other: each has its own marker and a small fixed
+    horizontal offset (the same every build), and the legend names its target(s).
+    """
     quarters = sorted(trend[C.QUARTER].unique())
     position = {q: i for i, q in enumerate(quarters)}
     fig = Figure(figsize=(10, 6.4))
-    fig.subplots_adjust(left=0.09, right=0.79, top=0.93, bottom=0.07, hspace=0.08)
+    fig.subplots_adjust(left=0.09, right=0.74, top=0.93, bottom=0.07, hspace=0.08)
     rto_ax, rpo_ax = fig.subplots(2, 1, sharex=True)
     palette = matplotlib.color_sequences["tab10"]
-    for i, (scenario, rows) in enumerate(trend.groupby(C.SCENARIO, sort=True)):
-        x = rows[C.QUARTER].map(position)
+    groups = list(trend.groupby(C.SCENARIO, sort=True))
+    for i, ((scenario, rows), (offset, marker, hollow)) in enumerate(
+        zip(groups, trend_placement(len(groups)), strict=True)
+    ):
+        x = rows[C.QUARTER].map(position) + offset
         rto = rows[C.RTO_WORST].replace(np.inf, np.nan) / 60
-        style = {"marker": "o", "linewidth": 1.2, "color": palette[i % len(palette)]}
-        rto_ax.plot(x, rto, label=_literal(str(scenario)), **style)
+        colour = palette[i % len(palette)]
+        style = {
+            "marker": marker,
+            "markersize": 6,
+            "markerfacecolor": "none" if hollow else colour,
+            "linewidth": 1.2,
+            "color": colour,
+        }
+        where = ", ".join(sorted({t for ts in rows[C.TARGETS] for t in ts.split(", ") if t}))
+        rto_ax.plot(x, rto, label=_literal(f"{scenario} ({where})"), **style)
         if rows[C.RPO_WORST].notna().any():
             rpo_ax.plot(x, rows[C.RPO_WORST], **style)
     rto_ax.axhline(global_rto_s / 60, color=_BAD, linestyle=":", label="runbook RTO")
@@ -238,4 +272,4 @@ def trend_chart(
     return _png(fig)
 
 
-__all__ = ["timeline_chart", "steps_chart", "trend_chart"]
+__all__ = ["timeline_chart", "steps_chart", "trend_chart", "trend_placement"]

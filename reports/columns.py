@@ -33,6 +33,14 @@ REQUESTS = "requests"
 FAILURES = "failures"
 P95 = "p95_ms"
 PASSED = "passed"  # the run's own overall verdict, as recorded
+SCHEMA_VERSION = "schema_version"
+RECORDED_OUTCOME = "recorded_outcome"  # schema 2 ``outcome`` as recorded; "" for schema 1
+#: schema 2: the inconclusive verdicts, a tuple of ``(metric, reason)`` (empty when none)
+INCONCLUSIVE_VERDICTS = "inconclusive_verdicts"
+
+# --- runs frame: the fault's effect (schema 2 ``fault.effect``)
+EFFECT_VERIFIED = "effect_verified"  # True, False, or NA when not recorded
+EFFECT_EVIDENCE = "effect_evidence"
 
 # --- runs frame: Redis impact checks (result.json ``impact``)
 REVOKED_S = "revoked_token_accepted_s"
@@ -60,6 +68,10 @@ RPO_MARGIN = "rpo_margin_s"
 RTO_OK = "rto_ok"
 RPO_OK = "rpo_ok"
 JUDGED = "judged"  # completed runs are judged; aborted and failed runs are listed, not judged
+RTO_INCONCLUSIVE = "rto_inconclusive"  # the run's RTO verdict is inconclusive: neither met
+RPO_INCONCLUSIVE = "rpo_inconclusive"  # nor missed, and in no RTO/RPO figure
+OUTCOME = "outcome"  # the run as the report counts it: met, missed, inconclusive, not judged
+OUTCOME_REASON = "outcome_reason"  # why a run is inconclusive or not judged
 
 # --- timeline frame (timeline.csv)
 T_REL = "t_rel_s"
@@ -88,6 +100,12 @@ DURATION = "duration_s"
 STEP_OK = "ok"
 DETAIL = "detail"
 
+# --- clean-up frame (result.json ``cleanup``)
+WHAT = "what"
+RESOURCE = "resource"
+REGION = "region"
+CLEANUP_OUTCOME = "cleanup_outcome"
+
 # --- manifest frame
 PATH = "path"
 BYTES = "bytes"
@@ -104,6 +122,8 @@ RPO_WORST = "rpo_worst_s"
 LOST_TOTAL = "lost_writes_total"
 ACKED_TOTAL = "acked_writes_total"
 VERDICT = "verdict"
+N_INCONCLUSIVE = "inconclusive_runs"
+TARGETS = "targets"  # the targets (sandbox, AWS ...) a row's runs were on, comma-joined
 NOT_RUN_REASON = "not_run_reason"
 GLOBAL_OK = "within_runbook_objectives"
 
@@ -114,5 +134,7 @@ FOLLOW_UP = "follow_up"
 # verdict words used in tables and in ReportOutcome
 MET = "met"
 MISSED = "missed"
+INCONCLUSIVE = "inconclusive"
+NOT_JUDGED = "not judged"
 NOT_COMPLETED = "not completed"
 NOT_RUN = "not run"

@@ -34,6 +34,7 @@ class ReportData:
     traffic: pd.DataFrame  # load per second of the detailed runs only
     problems: dict[str, list[str]]  # run id → notes about unreadable artifacts
     reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)  # PGW drills' lists
+    cleanup: pd.DataFrame = field(default_factory=pd.DataFrame)  # result.json ``cleanup``
 
     @property
     def no_runs(self) -> bool:

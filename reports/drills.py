@@ -16,10 +16,12 @@ from reports import columns as C
 from reports import formatting as F
 from reports.data import ReportData
 from reports.document import Details, Doc, Image, Mono, Para, Strong, Table
-from reports.metrics import FULL_DETAIL_MAX_RUNS
+from reports.metrics import FULL_DETAIL_MAX_RUNS, metric_name
 from reports.sections import answers
 
 RECONCILIATION_SHOWN = 50
+#: Where the trend chart would be when only one quarter has completed runs.
+NO_TREND = "one quarter: no trend yet"
 #: A steps chart draws at most this many steps (one bar each); the table lists them all.
 STEPS_CHARTED = 100
 log = logging.getLogger("mpac_drill")
@@ -47,21 +49,34 @@ def _chart(draw: Callable[..., bytes], run_id: str, **kwargs: Any) -> bytes | st
 
 
 def run_verdict(r: dict) -> str:
+    """``met``, ``MISSED RTO``, ``inconclusive RTO``, ``MISSED RPO; inconclusive RTO`` or
+    ``not judged (failed)``: the run's verdict in a table cell or the CSV."""
     if not r[C.JUDGED]:
         return f"not judged ({r[C.STATUS]})"
     misses = [
         m for m, v in (("RTO", r[C.RTO_OK]), ("RPO", r[C.RPO_OK])) if not pd.isna(v) and not v
     ]
-    return f"MISSED {', '.join(misses)}" if misses else "met"
+    unsure = list(dict.fromkeys(metric_name(m) for m, _ in r[C.INCONCLUSIVE_VERDICTS]))
+    parts = [f"MISSED {', '.join(misses)}"] * bool(misses)
+    if unsure or r[C.OUTCOME] == C.INCONCLUSIVE:
+        parts.append(" ".join([C.INCONCLUSIVE, ", ".join(unsure)]).strip())
+    return "; ".join(parts) or "met"
 
 
 def _rto_margin(r: dict) -> str:
+    if r[C.RTO_INCONCLUSIVE]:
+        return F.DASH
     return "never recovered" if r[C.JUDGED] and pd.isna(r[C.RTO]) else F.margin(r[C.RTO_MARGIN])
+
+
+def _unsure(value: str, inconclusive: bool) -> str:
+    return "not measured (inconclusive)" if inconclusive else value
 
 
 def _measurements(r: dict) -> Table:
     judged = r[C.JUDGED]
     na = "not judged" if not judged else "n/a"
+    rto_unsure, rpo_unsure = r[C.RTO_INCONCLUSIVE], r[C.RPO_INCONCLUSIVE]
     lost = (
         F.DASH
         if pd.isna(r[C.LOST])
@@ -78,17 +93,17 @@ def _measurements(r: dict) -> Table:
         ],
         [
             "RTO",
-            F.seconds(r[C.RTO]),
+            _unsure(F.seconds(r[C.RTO]), rto_unsure),
             F.target(r[C.RTO_TARGET]),
             _rto_margin(r),
-            F.ok(r[C.RTO_OK], na=na),
+            C.INCONCLUSIVE if rto_unsure else F.ok(r[C.RTO_OK], na=na),
         ],
         [
             "RPO",
-            F.seconds(r[C.RPO], never="unbounded"),
+            _unsure(F.seconds(r[C.RPO], never="unbounded"), rpo_unsure),
             F.target(r[C.RPO_TARGET]),
             F.margin(r[C.RPO_MARGIN]),
-            F.ok(r[C.RPO_OK], na=na),
+            C.INCONCLUSIVE if rpo_unsure else F.ok(r[C.RPO_OK], na=na),
         ],
         ["Lost writes", lost, "(RPO covers it)", F.DASH, F.DASH],
         [
@@ -139,7 +154,7 @@ def _steps(doc: Doc, data: ReportData, r: dict) -> None:
     steps = data.steps.loc[data.steps[C.RUN_ID].eq(r[C.RUN_ID])]
     if steps.empty:
         return
-    title = f"{r[C.SCENARIO]}: steps of run {r[C.RUN_ID]}"
+    title = f"{r[C.SCENARIO]} on target {r[C.TARGET]}: steps of run {r[C.RUN_ID]}"
     if len(steps) > STEPS_CHARTED:
         title += f" (first {STEPS_CHARTED} of {len(steps)} steps)"
     png = _chart(charts.steps_chart, r[C.RUN_ID], steps=steps.head(STEPS_CHARTED), title=title)
@@ -175,7 +190,7 @@ def _run_section(
         " to ",
         F.when(r[C.ENDED]),
         f", by {r[C.USER]}@{r[C.HOST]}, harness {r[C.VERSION]} @ {r[C.COMMIT]}; "
-        f"the run judged itself {'passed' if r[C.PASSED] else 'failed'}. Folder ",
+        f"{_self_judged(r)}. Folder ",
         Mono(r[C.FOLDER]),
         ".",
     ]
@@ -186,14 +201,20 @@ def _run_section(
     notes = tuple(data.problems.get(r[C.RUN_ID], []))
     facts += [f" {n}." for n in notes]
     doc.add(Para(tuple(facts)))
+    if r[C.OUTCOME] == C.INCONCLUSIVE or r[C.INCONCLUSIVE_VERDICTS]:
+        doc.add(_inconclusive(r))
+    effect = _effect(r)
+    if effect is not None:
+        doc.add(effect)
+    outcome = f" · {r[C.OUTCOME]}" if r[C.JUDGED] else ""
     png = _chart(
         charts.timeline_chart,
         r[C.RUN_ID],
         timeline=timeline,
         traffic=traffic,
-        title=f"{r[C.SCENARIO]} · {r[C.RUN_ID]} · {r[C.STATUS]}",
+        title=f"{r[C.SCENARIO]} · target {r[C.TARGET]} · {r[C.RUN_ID]} · {r[C.STATUS]}{outcome}",
         detect_s=r[C.DETECT],
-        rto_s=r[C.RTO],
+        rto_s=None if r[C.RTO_INCONCLUSIVE] else r[C.RTO],
         notes=notes,
     )
     doc.add(
@@ -208,7 +229,85 @@ def _run_section(
     if impact is not None:
         doc.add(impact)
     _reconciliation(doc, data, r)
+    _cleanup(doc, data, r)
     _steps(doc, data, r)
+
+
+def _self_judged(r: dict) -> str:
+    """The run's own verdict: schema 2's recorded outcome, else passed or failed."""
+    if r[C.RECORDED_OUTCOME]:
+        return f"the run's own outcome: {r[C.RECORDED_OUTCOME]}"
+    return f"the run judged itself {'passed' if r[C.PASSED] else 'failed'}"
+
+
+def _inconclusive(r: dict) -> Para:
+    """Why the run is inconclusive: each inconclusive verdict with its reason."""
+    why = [f"{metric_name(m)}: {reason}" for m, reason in r[C.INCONCLUSIVE_VERDICTS]]
+    counted = (
+        " The run also missed a target."
+        if r[C.OUTCOME] == C.MISSED
+        else " It counts neither as met nor as missed."
+    )
+    return Para(
+        (
+            Strong(f"Inconclusive (target {r[C.TARGET]}):"),
+            " ",
+            "; ".join(why) or r[C.OUTCOME_REASON],
+            ".",
+            counted,
+        )
+    )
+
+
+def _effect(r: dict) -> Para | None:
+    """schema 2 ``fault.effect``: whether the platform saw the fault take effect, and how."""
+    verified, evidence = r[C.EFFECT_VERIFIED], r[C.EFFECT_EVIDENCE]
+    if pd.isna(verified) and not evidence:
+        return None
+    seen = (
+        "not recorded"
+        if pd.isna(verified)
+        else ("confirmed by the platform" if verified else "NOT seen by the platform")
+    )
+    return Para(
+        (
+            Strong("Fault effect:"),
+            f" {seen}; evidence: ",
+            evidence or "none recorded",
+            ".",
+        )
+    )
+
+
+def _cleanup(doc: Doc, data: ReportData, r: dict) -> None:
+    """result.json ``cleanup``: what the drill created or changed, and what became of it."""
+    if data.cleanup.empty:
+        return
+    rows = data.cleanup.loc[data.cleanup[C.RUN_ID].eq(r[C.RUN_ID])]
+    if rows.empty:
+        return
+    regions = int(rows[C.REGION].ne("").any())
+    doc.add(
+        Para(
+            (
+                Strong("Clean-up"),
+                f" ({len(rows)}): what the drill created or changed on target {r[C.TARGET]}, "
+                "and what became of it.",
+            )
+        ),
+        Table(
+            ["What", "Resource", *(["Region"] * regions), "Outcome"],
+            [
+                [
+                    c[C.WHAT],
+                    (Mono(c[C.RESOURCE]),) if c[C.RESOURCE] else F.DASH,
+                    *([c[C.REGION] or F.DASH] * regions),
+                    c[C.CLEANUP_OUTCOME],
+                ]
+                for c in rows.to_dict("records")
+            ],
+        ),
+    )
 
 
 def _reconciliation(doc: Doc, data: ReportData, r: dict) -> None:
@@ -255,6 +354,7 @@ def _others(runs: pd.DataFrame) -> Table:
         [
             "Run",
             "Started",
+            "Target",
             "Status",
             "RTO",
             "RTO margin",
@@ -262,22 +362,25 @@ def _others(runs: pd.DataFrame) -> Table:
             "RPO margin",
             "Lost writes",
             "Verdict",
+            "Why (inconclusive or not judged)",
         ],
         [
             [
                 (Mono(r[C.RUN_ID]),),
                 F.when(r[C.STARTED]),
+                r[C.TARGET],
                 r[C.STATUS],
-                F.seconds(r[C.RTO]),
+                _unsure(F.seconds(r[C.RTO]), r[C.RTO_INCONCLUSIVE]),
                 _rto_margin(r),
-                F.seconds(r[C.RPO]),
+                _unsure(F.seconds(r[C.RPO]), r[C.RPO_INCONCLUSIVE]),
                 F.margin(r[C.RPO_MARGIN]),
                 F.count(r[C.LOST]),
                 run_verdict(r),
+                r[C.OUTCOME_REASON] or F.DASH,
             ]
             for r in runs.to_dict("records")
         ],
-        right={3, 4, 5, 6, 7},
+        right={4, 5, 6, 7, 8},
     )
 
 
@@ -346,30 +449,46 @@ def trend(doc: Doc, data: ReportData) -> None:
         doc.add(Para("No completed run in any quarter of the runs folder."))
         return
     quarters = sorted(t[C.QUARTER].unique())
+    charted = sorted(t.loc[t[C.N_COMPLETED].gt(0), C.QUARTER].unique())
     doc.add(
         Para(
             f"Completed runs per scenario in every quarter found in the runs folder "
-            f"({', '.join(quarters)}); the report's quarter is shaded in the chart."
+            f"({', '.join(quarters)})"
+            + ("; the report's quarter is shaded in the chart." if len(charted) > 1 else ".")
+            + " Inconclusive figures are left out of RTO and RPO; Target(s) names where "
+            "the runs ran."
         )
     )
-    png = charts.trend_chart(
-        t,
-        quarter=data.quarter,
-        global_rto_s=data.catalog.global_rto_s,
-        global_rpo_s=data.catalog.global_rpo_s,
-    )
-    doc.add(Image(f"{data.quarter}-trend.png", "RTO and RPO per scenario by quarter", png))
+    if len(charted) > 1:
+        png = charts.trend_chart(
+            t,
+            quarter=data.quarter,
+            global_rto_s=data.catalog.global_rto_s,
+            global_rpo_s=data.catalog.global_rpo_s,
+        )
+        doc.add(Image(f"{data.quarter}-trend.png", "RTO and RPO per scenario by quarter", png))
+    else:  # one point per scenario is no trend, and a chart of it would mislead
+        doc.add(Para(NO_TREND if charted else "No completed run in any quarter: no trend yet."))
     doc.add(
         Table(
-            ["Scenario", "Quarter", "Runs (completed)", "RTO median", "RTO worst", "RPO worst"],
+            [
+                "Scenario",
+                "Quarter",
+                "Runs (completed)",
+                "RTO median",
+                "RTO worst",
+                "RPO worst",
+                "Target(s)",
+            ],
             [
                 [
                     r[C.SCENARIO],
                     r[C.QUARTER],
-                    f"{r[C.N_RUNS]} ({r[C.N_COMPLETED]})",
+                    _trend_runs(r),
                     F.seconds(r[C.RTO_MEDIAN]),
                     F.seconds(r[C.RTO_WORST]),
                     F.seconds(r[C.RPO_WORST]),
+                    r[C.TARGETS],
                 ]
                 for r in t.to_dict("records")
             ],
@@ -378,4 +497,9 @@ def trend(doc: Doc, data: ReportData) -> None:
     )
 
 
-__all__ = ["drills", "trend", "chart_file", "run_verdict"]
+def _trend_runs(r: dict) -> str:
+    unsure = f", {r[C.N_INCONCLUSIVE]} inconclusive" if r[C.N_INCONCLUSIVE] else ""
+    return f"{r[C.N_RUNS]} ({r[C.N_COMPLETED]}{unsure})"
+
+
+__all__ = ["drills", "trend", "chart_file", "run_verdict", "NO_TREND"]

@@ -6,6 +6,11 @@ through) is *skipped* with a reason, never fatal. A run whose ``result.json`` is
 whose named artifacts are partly missing is kept (its figures still count, so a failed drill
 cannot vanish with its CSV) and the missing names are recorded in ``MISSING``.
 
+Contract schema 2 adds, all optional, the run's and each verdict's ``outcome``, a verdict's
+``reason``, ``fault.effect`` and ``cleanup``: the inconclusive verdicts, the effect and the
+clean-ups are read here (a schema 1 result's ``outcome`` words, if any, are not: schema 1
+keeps its meaning, judged on the figures).
+
 Run folders are untrusted: a folder that is, or holds, a symbolic link or a special file, or
 a name with a control character, is skipped with a reason naming it, and nothing is read
 through a link (``reports.folder``).
@@ -56,6 +61,7 @@ class RunSet:
     runs: pd.DataFrame
     findings: pd.DataFrame
     steps: pd.DataFrame
+    cleanup: pd.DataFrame
     manifest: pd.DataFrame
     skipped: list[Skipped]
 
@@ -125,7 +131,9 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         raise _Bad("ended_at is before started_at")
     meas, load = data["measurements"], data["measurements"]["load"]
     impact, harness = _optional(data, "impact"), _optional(data, "harness")
+    effect = _optional(data["fault"], "effect")
     reason = data.get("reason")
+    v2 = data["schema_version"] >= 2  # schema 1 has no outcome: passed → met, else missed
     return {
         C.RUN_ID: data["run_id"],
         C.SCENARIO: data["scenario"],
@@ -143,12 +151,33 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
         C.FAILURES: _figure(load["failures"], "measurements.load.failures", count=True),
         C.P95: _figure(load.get("p95_ms"), "measurements.load.p95_ms"),
         C.PASSED: data["passed"],
+        C.SCHEMA_VERSION: data["schema_version"],
+        C.RECORDED_OUTCOME: str(data.get("outcome") or "") if v2 else "",
+        C.INCONCLUSIVE_VERDICTS: _inconclusive(data["verdicts"]) if v2 else (),
+        C.EFFECT_VERIFIED: effect.get("verified")
+        if isinstance(effect.get("verified"), bool)
+        else None,
+        C.EFFECT_EVIDENCE: _text(effect.get("evidence")),
         **{k: _lenient(impact.get(k), count=k in _INTS) for k in _IMPACT},
         C.USER: str(harness.get("user") or "unknown"),
         C.HOST: str(harness.get("host") or "unknown"),
         C.VERSION: str(harness.get("version") or "unknown"),
         C.COMMIT: str(harness.get("git_commit") or "unknown"),
     }
+
+
+def _text(value: Any) -> str:
+    """An optional text field: the string, or "" for anything else."""
+    return value if isinstance(value, str) else ""
+
+
+def _inconclusive(verdicts: list[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """Schema 2: ``(metric, reason)`` of every verdict recorded as inconclusive, in order."""
+    return tuple(
+        (str(v["metric"]), _text(v.get("reason")).strip() or "no reason recorded")
+        for v in verdicts
+        if v.get("outcome") == "inconclusive"
+    )
 
 
 # ---------------------------------------------------------------- artifacts
@@ -187,7 +216,7 @@ def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
 
 
-def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[list, list]:
+def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[list, list, list]:
     findings = [
         {
             C.RUN_ID: run_id,
@@ -211,7 +240,17 @@ def _nested(data: Mapping[str, Any], run_id: str, started: datetime) -> tuple[li
                 C.DETAIL: str(s.get("detail") or ""),
             }
         )
-    return findings, steps
+    cleanup = [
+        {
+            C.RUN_ID: run_id,
+            C.WHAT: str(c.get("what", "")),
+            C.RESOURCE: str(c.get("resource", "")),
+            C.REGION: str(c.get("region") or ""),
+            C.CLEANUP_OUTCOME: str(c.get("outcome", "")),
+        }
+        for c in _entries(data, "cleanup")
+    ]
+    return findings, steps, cleanup
 
 
 # ---------------------------------------------------------------- the runs folder
@@ -268,7 +307,7 @@ def _run(entry: os.DirEntry, known: set[str]) -> _Run | None:
 def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
     """Read every run folder directly under ``runs_dir`` (hidden folders are ignored)."""
     known = set(known_scenarios)
-    rows, findings, steps, manifest, skipped = [], [], [], [], []
+    rows, findings, steps, cleanup, manifest, skipped = [], [], [], [], [], []
     seen: dict[str, str] = {}
     with os.scandir(runs_dir) as it:
         entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
@@ -291,7 +330,7 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
             continue
         seen[row[C.RUN_ID]] = entry.name
         absent = sorted(k for k, v in artifacts.items() if listing.find(v) is None)
-        f_rows, s_rows = _nested(run.data, row[C.RUN_ID], row[C.STARTED])
+        f_rows, s_rows, c_rows = _nested(run.data, row[C.RUN_ID], row[C.STARTED])
         rows.append(
             {
                 **row,
@@ -308,11 +347,13 @@ def load_runs(runs_dir: Path, known_scenarios: Iterable[str]) -> RunSet:
         )
         findings += f_rows
         steps += s_rows
+        cleanup += c_rows
         manifest += run.files
     return RunSet(
         runs=_runs_frame(rows),
         findings=_frame(findings, _FINDING_COLS),
         steps=_frame(steps, _STEP_COLS),
+        cleanup=_frame(cleanup, _CLEANUP_COLS),
         manifest=_frame(manifest, _MANIFEST_COLS),
         skipped=skipped,
     )
@@ -339,6 +380,11 @@ _RUN_COLS = (
     C.FAILURES,
     C.P95,
     C.PASSED,
+    C.SCHEMA_VERSION,
+    C.RECORDED_OUTCOME,
+    C.INCONCLUSIVE_VERDICTS,
+    C.EFFECT_VERIFIED,
+    C.EFFECT_EVIDENCE,
     *_IMPACT,
     C.USER,
     C.HOST,
@@ -353,6 +399,7 @@ _RUN_COLS = (
 )
 _FINDING_COLS = (C.RUN_ID, C.FINDING_ID, C.FINDING_SECTION, C.SUMMARY, C.EVIDENCE)
 _STEP_COLS = (C.RUN_ID, C.STEP, C.STEP_OFFSET, C.DURATION, C.STEP_OK, C.DETAIL)
+_CLEANUP_COLS = (C.RUN_ID, C.WHAT, C.RESOURCE, C.REGION, C.CLEANUP_OUTCOME)
 _MANIFEST_COLS = (C.RUN_ID, C.FOLDER, C.PATH, C.BYTES, C.SHA256)
 _FLOATS = (C.DETECT, C.RTO, C.RPO, C.P95, C.REVOKED_S, C.TOKEN_LIFETIME_S)
 _INTS = (C.ACKED, C.LOST, C.REQUESTS, C.FAILURES, C.DUPLICATES, C.BYPASSED)
@@ -366,6 +413,8 @@ def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             **{c: pd.to_numeric(frame[c]).astype("float64") for c in _FLOATS},
             **{c: pd.to_numeric(frame[c]).astype("Int64") for c in _INTS},
             **{c: frame[c].astype(bool) for c in (C.PASSED, C.HAS_STEPS)},
+            **{C.EFFECT_VERIFIED: frame[C.EFFECT_VERIFIED].astype("boolean")},
+            **{C.SCHEMA_VERSION: frame[C.SCHEMA_VERSION].astype("int64")},
         )
         .sort_values([C.STARTED, C.RUN_ID], kind="stable")
         .reset_index(drop=True)

@@ -1,5 +1,12 @@
 """The quarter's runs as CSV, one row per run, figures at full precision.
 
+``outcome`` is the run as the report counts it: ``met``, ``missed``, ``inconclusive`` (the
+fault took effect but a figure could not be measured: neither met nor missed; its RTO or RPO
+verdict and margin are then empty) or ``not judged`` (aborted, failed, or no fault took
+effect). Schema 1 results have no recorded outcome: theirs is derived the same way, from the
+figures and the catalog's targets. ``outcome_reason`` says why a run is inconclusive (each
+inconclusive figure with the run's reason) or not judged.
+
 Text from run folders cannot become a formula (CSV injection, OWASP): a text cell that
 starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break, even after spaces, gets a
 leading ``'``; numbers stay numbers. A carriage return in text becomes a line feed, so the
@@ -49,6 +56,8 @@ CSV_COLUMNS = (
     C.BYPASSED,
     C.PASSED,
     VERDICT_COLUMN,
+    C.OUTCOME,
+    C.OUTCOME_REASON,
     C.FINDING_IDS,
     C.MISSING,
     C.USER,

@@ -21,7 +21,7 @@ from reports.document import (
     Text,
     slug,
 )
-from reports.metrics import quarter_bounds, quarters_back
+from reports.metrics import Compliance, quarter_bounds, quarters_back
 from reports.metrics import quarter_of as calendar_quarter
 
 #: Above this many artifact files the manifest is left to the ``.sha256`` file alone.
@@ -153,8 +153,28 @@ def controls(doc: Doc) -> None:
 
 
 def _runs_cell(row: dict) -> str:
-    n, done = row[C.N_RUNS], row[C.N_COMPLETED]
-    return str(n) if n == done else f"{n} ({done} completed)"
+    n, done, unsure = row[C.N_RUNS], row[C.N_COMPLETED], row[C.N_INCONCLUSIVE]
+    notes = [f"{done} completed"] * (n != done) + [f"{unsure} inconclusive"] * bool(unsure)
+    return f"{n} ({', '.join(notes)})" if notes else str(n)
+
+
+def compliance_word(comp: Compliance) -> str:
+    """``compliant``; ``not shown compliant: N drill(s) inconclusive`` when nothing was missed
+    but a drill is inconclusive; else ``NOT compliant`` (naming inconclusive drills too)."""
+    unsure = len(comp.inconclusive)
+    if comp.compliant:
+        return "compliant"
+    if unsure and not comp.missed and not comp.not_run:
+        return f"not shown compliant: {unsure} drill(s) inconclusive"
+    return "NOT compliant" + (f"; {unsure} drill(s) inconclusive" if unsure else "")
+
+
+def _run_counts(comp: Compliance) -> str:
+    n = {o: comp.runs.get(o, 0) for o in (C.MET, C.MISSED, C.INCONCLUSIVE, C.NOT_JUDGED)}
+    return (
+        f"{n[C.MET]} met, {n[C.MISSED]} missed a target, {n[C.INCONCLUSIVE]} inconclusive, "
+        f"{n[C.NOT_JUDGED]} not judged (aborted or failed)"
+    )
 
 
 def _target_cell(value: float, declared: float | None) -> str:
@@ -166,7 +186,7 @@ def summary(doc: Doc, data: ReportData) -> None:
     cat, comp = data.catalog, data.compliance
     doc.heading(2, "Compliance summary")
     doc.add(answers("SOC 2 A1.3"))
-    verdict = "compliant" if comp.compliant else "NOT compliant"
+    verdict = compliance_word(comp)
     doc.add(
         Para(
             (
@@ -177,6 +197,18 @@ def summary(doc: Doc, data: ReportData) -> None:
                 " A scenario meets its targets when it has at least one completed run and "
                 "every completed run recovered within the RTO target and lost no more than "
                 "the RPO target; a scheduled scenario without a completed run does not.",
+            )
+        )
+    )
+    doc.add(
+        Para(
+            (
+                f"Runs this quarter: {_run_counts(comp)}. ",
+                Strong("Inconclusive"),
+                " means the fault took effect but a figure could not be measured (the run "
+                "says why): it counts neither as met nor as missed, is left out of the RTO "
+                "and RPO figures, and a scenario with such a run and no missed target is "
+                "inconclusive, not shown to meet its targets.",
             )
         )
     )
@@ -201,7 +233,9 @@ def summary(doc: Doc, data: ReportData) -> None:
             if pd.isna(r[C.LOST_TOTAL])
             else f"{F.count(r[C.LOST_TOTAL])} of {F.count(r[C.ACKED_TOTAL])}"
         )
-        verdict_cell = r[C.VERDICT] if r[C.VERDICT] != C.MISSED else Strong("MISSED")
+        verdict_cell = {C.MISSED: Strong("MISSED"), C.INCONCLUSIVE: Strong(C.INCONCLUSIVE)}.get(
+            r[C.VERDICT], r[C.VERDICT]
+        )
         rows.append(
             [
                 r[C.SCENARIO],
@@ -214,6 +248,7 @@ def summary(doc: Doc, data: ReportData) -> None:
                 lost,
                 _runs_cell(r),
                 (verdict_cell,) if isinstance(verdict_cell, Strong) else verdict_cell,
+                r[C.TARGETS] or F.DASH,
             ]
         )
     doc.add(
@@ -229,6 +264,7 @@ def summary(doc: Doc, data: ReportData) -> None:
                 "Lost writes (of acked)",
                 "Runs",
                 "Verdict",
+                "Target(s)",
             ],
             rows,
             right={3, 4, 6, 7, 8},
@@ -237,8 +273,9 @@ def summary(doc: Doc, data: ReportData) -> None:
     doc.add(
         Para(
             "RTO and RPO figures are over completed runs; a run that never recovered "
-            'counts as an infinite RTO. "global" marks a scenario without a target of '
-            "its own, bounded by the runbook's objective."
+            "counts as an infinite RTO, an inconclusive figure not at all. Target(s) "
+            'names where the runs ran (sandbox or an AWS target). "global" marks a '
+            "scenario without a target of its own, bounded by the runbook's objective."
         )
     )
 
@@ -420,6 +457,7 @@ def appendix(doc: Doc, data: ReportData, manifest_file: str, manifest_sha: str) 
 
 
 __all__ = [
+    "compliance_word",
     "header",
     "controls",
     "summary",

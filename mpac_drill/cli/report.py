@@ -38,6 +38,11 @@ def write_report(quarter: str, runs_dir: Path, out_dir: Path) -> ExitCode:
     console.print(
         f"{quarter}: {outcome.n_runs} run(s), {verdict}"
         + (f"; missed: {', '.join(outcome.missed)}" if outcome.missed else "")
+        + (
+            f"; inconclusive: {', '.join(outcome.inconclusive)}"
+            if getattr(outcome, "inconclusive", None)
+            else ""
+        )
         + (f"; not run: {', '.join(outcome.not_run)}" if outcome.not_run else "")
     )
     if outcome.no_runs or not outcome.compliant:

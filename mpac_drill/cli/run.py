@@ -141,11 +141,11 @@ def run_series(
                 quarter=opts.quarter,
                 listeners=[display],
                 catalog=catalog,
-                progress=lambda m: err_console.print(f"[dim]sandbox:[/dim] {m}"),
+                progress=lambda m: err_console.print(f"[dim]{target.name}:[/dim] {m}", markup=True),
             )
         series.outcomes.append(outcome)
         print_outcome(outcome)
-        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.HANGUP):
             series.interrupted = outcome.exit_code
             break
     return series

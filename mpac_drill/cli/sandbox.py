@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 import click
@@ -27,6 +28,7 @@ def command() -> None:
       mpac-drill sandbox up
       mpac-drill sandbox up --set ecs.tasks_per_service=3
       mpac-drill sandbox status --json
+      eval "$(mpac-drill sandbox env --password)" && psql -c 'select 1'
       mpac-drill sandbox snapshots
       mpac-drill sandbox down
     """
@@ -44,6 +46,60 @@ def up(target: str, sets: tuple[str, ...]) -> int:
     control.up(t, _progress)
     _progress(f"up in {time.monotonic() - started:.1f} s")
     _print_status(control.status(t))
+    return ExitCode.OK
+
+
+@command.command("env")
+@target_options
+@click.option(
+    "--db",
+    type=click.Choice(["smartpos", "pgw"]),
+    default="smartpos",
+    show_default=True,
+    help="Which database the PG* variables name.",
+)
+@click.option(
+    "--password",
+    "with_password",
+    is_flag=True,
+    help="Also print PGPASSWORD (and the password in REDIS_URL): only when asked.",
+)
+def env(target: str, sets: tuple[str, ...], db: str, with_password: bool) -> int:
+    """Print shell lines that point psql and redis-cli at the running sandbox.
+
+    PGHOST/PGPORT/PGUSER/PGDATABASE (the primary and the standby, read-write session),
+    REDIS_URL (the current Redis primary), REDIS_SENTINELS and REDIS_MASTER. The password
+    is printed only with --password, never by status.
+
+    \b
+    Example:
+      eval "$(mpac-drill sandbox env --password)" && psql -c 'select 1'
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    view = control.view(load_target(target, sets))  # a usage error when it is not running
+    params = conninfo_to_dict(view.endpoints["dsn" if db == "smartpos" else "pgw_dsn"])
+    lines = {
+        "PGHOST": params.get("host"),
+        "PGPORT": params.get("port"),
+        "PGUSER": params.get("user"),
+        "PGDATABASE": params.get("dbname"),
+        "PGTARGETSESSIONATTRS": params.get("target_session_attrs"),
+    }
+    password = view.secrets.get("db_password") if with_password else None
+    if password:
+        lines["PGPASSWORD"] = password
+    primary = [c for c in view.state["components"]
+               if c["kind"] == "elasticache" and c.get("role") == "primary"]  # fmt: skip
+    if primary:
+        auth = view.secrets.get("redis_password") if with_password else None
+        cred = f":{auth}@" if auth else ""
+        lines["REDIS_URL"] = f"redis://{cred}{primary[0]['address']}/0"
+    lines["REDIS_SENTINELS"] = ",".join(view.endpoints.get("sentinels", []))
+    lines["REDIS_MASTER"] = view.endpoints.get("redis_master")
+    for key, value in lines.items():
+        if value:
+            click.echo(f"export {key}={shlex.quote(str(value))}")
     return ExitCode.OK
 
 

@@ -32,7 +32,18 @@ def _readiness(scenario_id: str, has_drill: bool, target: Target) -> str:
     except UsageError as exc:
         unset = str(exc).partition(" does not set ")[2].partition(", which")[0]
         return f"needs {unset}" if unset else "refused: see `run --dry-run`"
+    no_dsn = not target.get("database.dsn_ssm_parameter")
+    if target.kind != "sandbox" and no_dsn and _runs_canary_on_aws(scenario_id):
+        return "runs, RPO not measured (set database.dsn_ssm_parameter)"
     return "ready"
+
+
+def _runs_canary_on_aws(scenario_id: str) -> bool:
+    """Whether the drill measures RPO with the canary on AWS (its experiment asks for it)."""
+    from mpac_drill import EXPERIMENTS_DIR
+
+    path = EXPERIMENTS_DIR / f"{scenario_id}.yaml"
+    return path.is_file() and "canary_on_aws: true" in path.read_text(encoding="utf-8")
 
 
 @click.command("scenarios")

@@ -148,7 +148,9 @@ class DrillContext:
             "injected_at": iso(self.injected_utc),
             **detail,
         }
-        self.phase("fault injected")
+        self.phase(
+            "fault planned (dry run: nothing injected)" if self.dry_run else "fault injected"
+        )
 
     def fault_took_effect(self, verified: bool, **evidence: Any) -> None:
         """Record whether the platform saw the fault take effect, with its evidence (which

@@ -108,6 +108,8 @@ def _status(
             return "aborted", "interrupted by the operator (SIGINT); rollbacks ran"
         if signal_code == ExitCode.TERMINATED:
             return "aborted", "terminated (SIGTERM); rollbacks ran"
+        if signal_code == ExitCode.HANGUP:
+            return "aborted", "the terminal hung up (SIGHUP); rollbacks ran"
         return "aborted", "the experiment was interrupted; rollbacks ran"
     for run in journal.get("run", []):
         if run.get("status") == "failed":

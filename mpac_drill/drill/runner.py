@@ -26,6 +26,12 @@ from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
 
 Listener = Callable[[DrillContext], None]
 LOCK_DIR = PROJECT_ROOT / ".locks"  # git-ignored
+#: The signals that end a drill early (rollbacks, cleanup and result.json still run).
+_SIGNAL_CODES = {
+    signal.SIGINT: ExitCode.INTERRUPTED,
+    signal.SIGTERM: ExitCode.TERMINATED,
+    signal.SIGHUP: ExitCode.HANGUP,
+}
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,12 @@ def run_drill(
     recorder = dry_run_recorder(target) if dry_run else None
     # Read-only, before any lock, load or fault: every resource the drill needs is there.
     checks = platform_module(target, "preflight").preflight(target, scenario.id, dry_run=recorder)
-    progress(f"preflight: {len(checks)} check(s) passed" if not dry_run else "preflight planned")
+    if checks:
+        progress(
+            f"preflight: {len(checks)} read-only check(s) passed"
+            if not dry_run
+            else f"preflight: {len(checks)} read-only check(s) planned"
+        )
     run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
     # One drill per target at a time, whatever --runs-dir each uses: taken before the
     # sandbox is touched, so a refused drill changes nothing (not even recovery delays).
@@ -258,13 +269,13 @@ def _run_locked(
         if signum == signal.SIGINT:
             signal_code = ExitCode.INTERRUPTED
             raise KeyboardInterrupt
-        signal_code = ExitCode.TERMINATED
-        raise Terminated
+        signal_code = _SIGNAL_CODES.get(signum, ExitCode.TERMINATED)
+        raise Terminated(signum)
 
     def defer(signum: int, frame: Any) -> None:
         nonlocal signal_code
         if signal_code is None:
-            signal_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+            signal_code = _SIGNAL_CODES.get(signum, ExitCode.TERMINATED)
 
     def on_term_in_chaoslib(signum: int, frame: Any) -> None:
         # chaoslib's own SIGTERM handler raises InterruptExecution, which its Python
@@ -280,7 +291,8 @@ def _run_locked(
 
     ctk_terminate = ctk_exit._terminate_now
     ctk_exit._terminate_now = on_term_in_chaoslib  # type: ignore[assignment]
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a dropped SSH session to the bastion must not skip the rollbacks
+    previous = {sig: signal.signal(sig, on_signal) for sig in _SIGNAL_CODES}
     journal: dict[str, Any] = {}
     ctk_log = logging.getLogger("chaostoolkit")  # chaoslib's own lines go to the run folder
     handler = logging.FileHandler(run_dir / "chaostoolkit.log")

@@ -64,10 +64,35 @@ class LoadHandle:
         return req / len(latest), fail / len(latest)
 
 
+#: What one locust user does (experiments/load/locustfile.py), for --help, dry runs, README.
+LOAD_REQUESTS = (
+    "POST {portal}/login then GET {portal}/verify with the token (10:1 with a re-login); "
+    "POST {smarttab}/orders with an idempotency key (1 in 10 a retry of an earlier key); "
+    "POST {pgw}/payments/qr"
+)
+
+
+def describe_load(users: int, services: dict[str, str]) -> str:
+    """One line saying what ``users`` locust users will send where: every user is one of a
+    portal, a smarttab or a pgw user, with 0.02-0.1 s between requests (about 15 requests
+    per second each)."""
+    urls = {
+        "portal": services.get("svc-portal", "<svc-portal>"),
+        "smarttab": services.get("svc-smarttab", "<svc-smarttab>"),
+        "pgw": services.get("pgw", "<pgw>"),
+    }
+    return (
+        f"locust, {users} user(s), about {15 * users} requests/s in all: "
+        + LOAD_REQUESTS.format(**urls)
+    )
+
+
 def start_drill_load(drill: DrillContext, services: dict[str, str]) -> dict[str, Any]:
     """Start locust with the drill's users and workers against ``services`` (service name →
     base URL); no load with 0 users or in a dry run."""
     ctx = drill
+    if ctx.users > 0 and ctx.dry_run:
+        ctx.plan(describe_load(ctx.users, services), on="load")
     if ctx.dry_run or ctx.users <= 0:
         return {"started": False, "users": ctx.users}
     hosts = {
@@ -109,4 +134,4 @@ def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
     return {"stopped": True, **summary}
 
 
-__all__ = ["LoadHandle", "start_drill_load", "stop_drill_load"]
+__all__ = ["LOAD_REQUESTS", "LoadHandle", "describe_load", "start_drill_load", "stop_drill_load"]

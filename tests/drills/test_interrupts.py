@@ -1,7 +1,8 @@
 """Rollback always runs: drills interrupted at many points, in every phase.
 
 Each case starts a real drill as a user would (a separate ``mpac-drill run`` process),
-waits for a phase line on its console, sends SIGINT or SIGTERM, and checks: exit 130 or 143,
+waits for a phase line on its console, sends SIGINT, SIGTERM or SIGHUP, and checks: exit
+130, 143 or 129,
 ``result.json`` says aborted, no locust or helper process survives, and the sandbox is
 healthy again within 30 s.
 """
@@ -38,6 +39,8 @@ POINTS = [
     ("redis-failover", "observing", 0.1, signal.SIGINT),
     ("redis-failover", "awaiting recovery", 1.0, signal.SIGTERM),
     ("redis-failover", "cooldown", 0.0, signal.SIGINT),
+    # the SSH session to the bastion drops: the harness gets SIGHUP (issue 17)
+    ("rds-failover", "awaiting recovery", 0.3, signal.SIGHUP),
 ]
 
 
@@ -99,7 +102,7 @@ def test_interrupt_runs_rollbacks_and_leaves_sandbox_healthy(
         if proc.poll() is None:
             proc.kill()
     t.join(timeout=5)
-    expected = 130 if sig == signal.SIGINT else 143
+    expected = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}[sig]
     assert code == expected, "".join(lines)
     assert "Traceback" not in "".join(lines)
     results = list(runs.glob("*/result.json"))
@@ -111,3 +114,40 @@ def test_interrupt_runs_rollbacks_and_leaves_sandbox_healthy(
     started = time.monotonic()
     control.wait_healthy(sandbox, timeout_s=30)
     assert time.monotonic() - started <= 30
+
+
+def test_harness_killed_with_sigkill_leaves_no_orphan_load(sandbox, tmp_path):
+    """kill -9 (or the OOM killer) of the harness: its locust processes die with it
+    (parent-death signal) instead of loading the target for the rest of --run-time."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())",
+         "run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    seen = threading.Event()
+
+    def reader() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "observing" in line:
+                seen.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        assert seen.wait(90), "the drill never started observing"
+        (run_dir,) = list(runs.iterdir())
+        assert _locust_of(run_dir), "no load was running"
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _locust_of(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _locust_of(run_dir), "locust outlived the harness"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in _locust_of(runs):
+            p.kill()
+    control.wait_healthy(sandbox, timeout_s=60)

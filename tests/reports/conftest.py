@@ -4,6 +4,11 @@
 contract schema), journal.json, fault.json, timeline.csv, canary.csv and load_per_second.csv,
 all consistent with the figures given: services are down from detection to recovery, the
 canary ledger loses exactly ``lost`` acknowledged writes, and the load dips during the outage.
+
+``schema_version=2`` writes what the harness writes since contract version 2: each verdict's
+``outcome``, the run's ``outcome`` (``mpac_drill.drill.result.run_outcome``), and optionally
+``fault.effect``, ``cleanup`` and ``preflight``; ``inconclusive="why"`` makes the RTO verdict
+inconclusive (``value`` null, ``passed`` false, that reason), ``verdicts=[]`` judges nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import pytest
 
 from mpac_drill.config import Catalog, load_catalog
-from mpac_drill.drill.result import SCHEMA_CANDIDATES
+from mpac_drill.drill.result import SCHEMA_CANDIDATES, run_outcome
 
 SCHEMA_PATH = next((p for p in SCHEMA_CANDIDATES if p.is_file()), SCHEMA_CANDIDATES[-1])
 SERVICES = ("svc-portal", "svc-smarttab", "pgw")
@@ -71,6 +76,13 @@ class RunFactory:
         tail_s: float = 30.0,
         hz: float = 2.0,
         artifacts: bool = True,
+        rto_target: float = 300.0,
+        schema_version: int = 1,
+        inconclusive: str | None = None,
+        verdicts: list[dict[str, Any]] | None = None,
+        effect: dict[str, Any] | None = None,
+        cleanup: list[dict[str, str]] | None = None,
+        preflight: list[dict[str, Any]] | None = None,
     ) -> Path:
         self._n += 1
         start = _parse(started_at)
@@ -106,8 +118,8 @@ class RunFactory:
                 {
                     "metric": "rto_s",
                     "value": rto_s,
-                    "target": 300.0,
-                    "passed": rto_s is not None and rto_s <= 300,
+                    "target": rto_target,
+                    "passed": rto_s is not None and rto_s <= rto_target,
                 }
             ],
             "passed": status == "completed" and rto_s is not None,
@@ -127,6 +139,8 @@ class RunFactory:
             },
             "settings": {},
         }
+        if schema_version >= 2:
+            self._v2(result, inconclusive, verdicts, effect, cleanup, preflight)
         if reason is not None:
             result["reason"] = reason
         if impact is not None:
@@ -140,6 +154,38 @@ class RunFactory:
             result["measurements"]["load"].update(requests=requests, failures=failures)
         (folder / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         return folder
+
+    @staticmethod
+    def _v2(
+        result: dict[str, Any],
+        inconclusive: str | None,
+        verdicts: list[dict[str, Any]] | None,
+        effect: dict[str, Any] | None,
+        cleanup: list[dict[str, str]] | None,
+        preflight: list[dict[str, Any]] | None,
+    ) -> None:
+        """Turn a version 1 result into what the harness writes as version 2."""
+        result["schema_version"] = 2
+        if verdicts is None:
+            verdicts = [
+                {**v, "outcome": "met" if v["passed"] else "missed"} for v in result["verdicts"]
+            ]
+            if inconclusive is not None:
+                verdicts[0].update(value=None, passed=False, outcome="inconclusive")
+                verdicts[0]["reason"] = inconclusive
+        result["verdicts"] = verdicts
+        result["passed"] = (
+            result["status"] == "completed"
+            and bool(verdicts)
+            and all(v["passed"] for v in verdicts)
+        )
+        result["outcome"] = run_outcome(result)
+        if effect is not None:
+            result["fault"]["effect"] = effect
+        if cleanup is not None:
+            result["cleanup"] = cleanup
+        if preflight is not None:
+            result["preflight"] = preflight
 
     @staticmethod
     def read(folder: Path) -> dict[str, Any]:

@@ -188,7 +188,7 @@ def test_build_report_missed_target_violation_listed_not_compliant(quarter):
 def test_build_report_aborted_run_listed_not_judged(quarter):
     md = quarter["md"]
     (row,) = _rows(_section(md, "Compliance summary"), "ecs-task-failure")
-    assert row[8:] == ["1 (0 completed)", "not completed"]
+    assert row[8:] == ["1 (0 completed)", "not completed", "sandbox"]
     assert "drill aborted." in md and "stop condition: error rate above 50 %" in md
     ecs = next(r for r in quarter["csv"] if r["scenario"] == "ecs-task-failure")
     assert ecs["verdict"] == "not judged (aborted)" and ecs["rto_ok"] == ""
@@ -356,7 +356,7 @@ def test_build_report_scheduled_not_run_listed_with_reason(make_run, runs_dir, t
     assert outcome.not_run == ["rds-pitr"] and not outcome.compliant
     md = outcome.markdown.read_text(encoding="utf-8")
     (row,) = _rows(_section(md, "Compliance summary"), "rds-pitr")
-    assert row[8:] == ["0", "not run"]
+    assert row[8:] == ["0", "not run", "—"]
     assert "**rds-pitr: scheduled, not run.** Evidence: scheduled for 2027-Q2" in md
     assert "**Not run.** Scheduled for 2027-Q2: no run folder has a started" in md
 

@@ -39,14 +39,54 @@ import pytest
             ],
             "findings": [{"id": "F1", "section": "1.4", "summary": "s", "evidence": "e"}],
         },
+        {"schema_version": 2},
+        {"schema_version": 2, "detect_s": None, "rto_s": 0.0, "inconclusive": "no sample failed"},
+        {
+            "schema_version": 2,
+            "status": "failed",
+            "verdicts": [],
+            "rto_s": None,
+            "reason": "fault had no effect (tasks RUNNING): nothing judged",
+            "effect": {"verified": False, "evidence": "tasks RUNNING"},
+            "cleanup": [{"what": "canary rows", "resource": "t", "outcome": "deleted"}],
+        },
     ],
-    ids=["completed", "stateless", "aborted", "redis-impact", "region-steps"],
+    ids=[
+        "completed",
+        "stateless",
+        "aborted",
+        "redis-impact",
+        "region-steps",
+        "v2-met",
+        "v2-inconclusive",
+        "v2-not-judged",
+    ],
 )
 def test_factory_result_json_any_kind_valid_against_contract(make_run, contract_schema, kwargs):
     folder = make_run(**kwargs)
     jsonschema.Draft202012Validator(
         contract_schema, format_checker=jsonschema.FormatChecker()
     ).validate(make_run.read(folder))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "outcome"),
+    [
+        ({}, "met"),
+        ({"rto_s": 400.0}, "missed"),
+        ({"detect_s": None, "rto_s": 0.0, "inconclusive": "no sample failed"}, "inconclusive"),
+        ({"status": "failed", "verdicts": [], "rto_s": None}, "not judged"),
+    ],
+    ids=["met", "missed", "inconclusive", "not-judged"],
+)
+def test_factory_v2_result_outcome_as_harness_writes(make_run, kwargs, outcome):
+    result = make_run.read(make_run(schema_version=2, artifacts=False, **kwargs))
+    assert result["schema_version"] == 2 and result["outcome"] == outcome
+    assert result["passed"] is (outcome == "met")
+    if outcome == "inconclusive":
+        (verdict,) = result["verdicts"]
+        assert (verdict["value"], verdict["passed"]) == (None, False)
+        assert verdict["reason"] == "no sample failed"
 
 
 def test_factory_canary_lost_rows_equal_lost_writes(make_run):

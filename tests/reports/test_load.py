@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reports import columns as C
+from reports import metrics
 from reports.load import load_runs, load_timelines, load_traffic
 
 
@@ -212,3 +213,45 @@ def test_load_runs_damaged_result_kept_or_skipped_never_fatal(tmp_path, sound, c
     runset = load_runs(runs_dir, catalog.scenarios)
     assert len(runset.runs) + len(runset.skipped) == 1
     assert all(s.reason and "\n" not in s.reason for s in runset.skipped)
+
+
+@pytest.fixture(scope="module")
+def sound_v2(tmp_path_factory, factory_at) -> dict[str, Any]:
+    """A sound schema 2 result: an inconclusive RTO, the fault's effect, clean-ups."""
+    folder = factory_at(tmp_path_factory.mktemp("sound_v2"))(
+        schema_version=2,
+        detect_s=None,
+        rto_s=0.0,
+        inconclusive="no sampled endpoint ever failed",
+        effect={"verified": True, "evidence": "primary moved"},
+        cleanup=[{"what": "rows", "resource": "t", "outcome": "deleted", "region": "x"}],
+        artifacts=False,
+    )
+    return json.loads((folder / "result.json").read_text(encoding="utf-8"))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_load_runs_damaged_v2_result_kept_or_skipped_judged_never_fatal(
+    tmp_path, sound_v2, catalog, data
+):
+    damaged = json.loads(json.dumps(sound_v2))
+    *parents, last = data.draw(st.sampled_from(_places(damaged)))
+    holder = damaged
+    for key in parents:
+        holder = holder[key]
+    if isinstance(holder, dict) and data.draw(st.booleans()):
+        del holder[last]
+    else:
+        holder[last] = data.draw(JSON)
+    runs_dir = tmp_path / "runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    (runs_dir / "run").mkdir(parents=True)
+    (runs_dir / "run" / "result.json").write_text(json.dumps(damaged), encoding="utf-8")
+    runset = load_runs(runs_dir, catalog.scenarios)
+    assert len(runset.runs) + len(runset.skipped) == 1
+    judged = metrics.judge_runs(runset.runs, catalog)
+    assert set(judged[C.OUTCOME]) <= set(metrics.RUN_OUTCOMES)
+    assert runset.cleanup.columns.tolist()[0] == C.RUN_ID

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 def health_endpoints(drill: DrillContext) -> dict[str, str]:
     """Service name → the health URL the observer samples (as the target names it)."""
-    endpoints = {str(k): str(v) for k, v in dict(drill.setting("endpoints")).items()}
+    endpoints = {
+        str(k): str(v) if v else f"UNSET.endpoints.{k}"  # shown so in a dry run's plan
+        for k, v in dict(drill.setting("endpoints")).items()
+    }
     if drill.scenario.system == "mpac-obs":  # its own stack, observed in its own drill
         endpoints["mpac-obs"] = str(drill.setting("obs.health_url"))
     return endpoints

@@ -42,8 +42,9 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "redis-failover": ("elasticache",),
     "obs-failure": ("obs",),
     "rds-pitr": ("rds-any",),
-    "region-failover": ("rds-any",),
-    "pgw-region-failover": ("rds-any-pgw",),
+    # the primary region is declared lost: what must exist is in the DR region and Route53
+    "region-failover": ("dr-ssm:database_url", "route53"),
+    "pgw-region-failover": ("dr-ssm:pgw_base_url", "dr-ssm:pgw_database_url", "route53"),
 }
 
 
@@ -67,6 +68,13 @@ def preflight(target: Target, scenario_id: str, *, dry_run: DryRun | None) -> li
             checks.append(_rds(target, "pgw", dry_run, multi_az=False))
         elif need == "elasticache":
             checks.append(_cache(target, dry_run))
+        elif need.startswith("dr-ssm:"):
+            name = target.get(f"ssm.{need.split(':', 1)[1]}")
+            if name:
+                region = str(target.get("aws.dr_region") or target.get("aws.region"))
+                checks.append(_parameter(target, str(name), dry_run, region=region))
+        elif need == "route53":
+            checks.append(_zone(target, dry_run))
         elif need == "canary" and target.get("database.dsn_ssm_parameter"):
             checks.append(
                 _parameter(target, str(target.get("database.dsn_ssm_parameter")), dry_run)
@@ -193,8 +201,27 @@ def _cache(target: Target, dry: DryRun | None) -> Check:
     return check
 
 
-def _parameter(target: Target, name: str, dry: DryRun | None) -> Check:
-    ssm = client("ssm", target, dry_run=dry)
+def _zone(target: Target, dry: DryRun | None) -> Check:
+    zone = str(target.get("route53.hosted_zone_id") or "UNSET.route53.hosted_zone_id")
+    zone = zone.rsplit("/", 1)[-1]
+    route53 = client("route53", target, dry_run=dry)
+    check = Check(what="Route53 hosted zone", resource=zone, region="global", ok=True, detail="")
+    try:
+        found = route53.get_hosted_zone(Id=zone)
+    except Exception as exc:  # noqa: BLE001 - AwsCallFailed
+        if "NoSuchHostedZone" in str(getattr(exc, "code", "")):
+            _fail(True, _with(check, ok=False, detail="does not exist"), target)
+        raise
+    if dry is not None:
+        return _with(check, detail="planned")
+    check["detail"] = str(found.get("HostedZone", {}).get("Name", "?"))
+    return check
+
+
+def _parameter(
+    target: Target, name: str, dry: DryRun | None, *, region: str | None = None
+) -> Check:
+    ssm = client("ssm", target, region=region, dry_run=dry)
     region = ssm.meta.region_name
     found = ssm.describe_parameters(
         ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
