@@ -6,7 +6,9 @@ locust loads are the sandbox's services (also loopback), so nothing leaves this 
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,7 +83,7 @@ def _aws_drill_target(sandbox, target, **extra):
 
     return target_with(
         str(target.path),
-        target.path.parent,
+        Path(tempfile.mkdtemp(prefix="mpac-drill-test-")),  # never beside the shipped targets
         {
             **target.overrides,
             **_endpoint_overrides(sandbox),
