@@ -422,3 +422,17 @@ def test_validate_result_never_raises_on_a_damaged_result(example, data):
     else:
         holder[last] = data.draw(JSON)
     _assert_errors(validate_result(damaged))
+
+
+def test_a_failed_activity_reason_names_no_exception_classes():
+    from mpac_drill.drill.result import _without_class_names
+
+    line = (
+        "chaoslib.exceptions.ActivityFailed: chaoslib.exceptions.ActivityFailed: "
+        "rds-failover on staging: fault not injected: canary not started"
+    )
+    assert _without_class_names(line) == (
+        "rds-failover on staging: fault not injected: canary not started"
+    )
+    kept = "route53 ChangeResourceRecordSets failed: InvalidChangeBatch: no RRSet"
+    assert _without_class_names(kept) == kept

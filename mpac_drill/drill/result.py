@@ -8,6 +8,7 @@ catalog's targets.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,26 @@ def _status(
             name = run.get("activity", {}).get("name", "?")
             exc = run.get("exception") or ["unknown error"]
             last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
-            return "failed", f"activity {name} failed: {last}"
+            return "failed", f"activity {name} failed: {_without_class_names(last)}"
     before = (journal.get("steady_states") or {}).get("before") or {}
     if before and not before.get("steady_state_met", True):
         return "failed", "the platform was not healthy before the fault (steady state not met)"
     if jstatus == "failed":
         return "failed", "the experiment failed"
     return "completed", None
+
+
+#: ``chaoslib.exceptions.ActivityFailed: `` and the like, as chaoslib's journal repeats them.
+_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Failed|Exception): ")
+
+
+def _without_class_names(line: str) -> str:
+    """The message of a journal exception line without its (repeated) class names."""
+    while True:
+        stripped = _CLASS_PREFIX.sub("", line, count=1)
+        if stripped == line:
+            return line
+        line = stripped
 
 
 def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
