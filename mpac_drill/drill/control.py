@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from typing import Any
 
@@ -51,6 +52,7 @@ class _State:
         self.owned: list[tuple[drill_context.DrillContext, DrillLock]] = []
         self.refused: str | None = None
         self.record: dict[str, Any] = {}
+        self.terminated = False
 
 
 _STATE = _State()
@@ -137,9 +139,25 @@ def _refuse(record: dict[str, Any], reason: str) -> None:
 
 
 def before_experiment_control(context: Experiment, **_: Any) -> None:
-    """Stop the experiment before its first activity when the guards refused it."""
+    """Stop the experiment before its first activity when the guards refused it; else make
+    SIGTERM end the method the way chaoslib's own SIGUSR1 does (``SystemExit``: the
+    method stops, the rollbacks run). chaoslib's SIGTERM handler raises
+    ``InterruptExecution``, which its Python provider wraps into ``ActivityFailed``, so
+    the method would go on. chaoslib puts its handlers back when the experiment ends."""
     if _STATE.refused:
         raise InterruptExecution(f"mpac-drill refused this drill: {_STATE.refused}")
+    if threading.current_thread() is threading.main_thread():
+        _STATE.terminated = False
+        signal.signal(signal.SIGTERM, _leave_on_sigterm)
+
+
+def _leave_on_sigterm(signum: int, frame: Any) -> None:
+    """The first SIGTERM ends the method; later ones are ignored so rollbacks finish."""
+    if _STATE.terminated:
+        return
+    _STATE.terminated = True
+    logger.warning("SIGTERM: ending the experiment now; the rollbacks run")
+    raise SystemExit(20)
 
 
 def after_experiment_control(context: Experiment, state: Journal, **_: Any) -> None:

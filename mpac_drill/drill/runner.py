@@ -277,20 +277,6 @@ def _run_locked(
         if signal_code is None:
             signal_code = _SIGNAL_CODES.get(signum, ExitCode.TERMINATED)
 
-    def on_term_in_chaoslib(signum: int, frame: Any) -> None:
-        # chaoslib's own SIGTERM handler raises InterruptExecution, which its Python
-        # provider then wraps into ActivityFailed, so the method went on. Leave the way
-        # its SIGUSR1 does instead: SystemExit, the method stops, the rollbacks run.
-        nonlocal signal_code
-        if signal_code is not None:
-            return
-        signal_code = ExitCode.TERMINATED
-        raise SystemExit(20)
-
-    import chaoslib.exit as ctk_exit
-
-    ctk_terminate = ctk_exit._terminate_now
-    ctk_exit._terminate_now = on_term_in_chaoslib  # type: ignore[assignment]
     # SIGHUP too: a dropped SSH session to the bastion must not skip the rollbacks
     previous = {sig: signal.signal(sig, on_signal) for sig in _SIGNAL_CODES}
     journal: dict[str, Any] = {}
@@ -311,7 +297,6 @@ def _run_locked(
     finally:
         for sig in previous:
             signal.signal(sig, defer)
-        ctk_exit._terminate_now = ctk_terminate  # type: ignore[assignment]
         cleanup_drill(ctx)
         ctk_log.removeHandler(handler)
         handler.close()
