@@ -22,10 +22,13 @@ import copy
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -142,7 +145,10 @@ def client(
     if dry_run is not None:
         # Explicit dummy keys: botocore never walks the credential chain (no IMDS probe).
         session = boto3.session.Session(
-            aws_access_key_id="dry-run", aws_secret_access_key="dry-run", region_name=region
+            aws_access_key_id="dry-run",
+            aws_secret_access_key="dry-run",
+            region_name=region,
+            botocore_session=_botocore_session(),
         )
     else:
         session = _session(target, region, endpoint_url, config)
@@ -158,7 +164,9 @@ def _session(
     profile = target.get("aws.profile") or None
     where = f"target {target.name} (profile {profile or 'default'})"
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(
+            profile_name=profile, region_name=region, botocore_session=_botocore_session()
+        )
         credentials = session.get_credentials()
     except ProfileNotFound:
         raise ActivityFailed(
@@ -181,7 +189,26 @@ def _session(
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
         region_name=region,
+        botocore_session=_botocore_session(),
     )
+
+
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A fresh botocore session (credentials are looked up anew each time) that shares one
+    model loader: parsing botocore's JSON service models costs 0.1-0.3 s of CPU per session,
+    holding the GIL, which once starved the observer right after an injection."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.loaders.create_loader()
+        loader = _LOADER
+    session = botocore.session.get_session()
+    session.register_component("data_loader", loader)
+    return session
 
 
 def _install_hooks(made: BaseClient, dry_run: DryRun | None) -> None:

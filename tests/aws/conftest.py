@@ -80,6 +80,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
+@pytest.fixture(autouse=True)
+def own_drill_locks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each AWS test holds its own drill locks: two tests drilling the staging copies at once
+    (xdist, or a developer's run beside CI) would otherwise refuse each other."""
+    monkeypatch.setattr("mpac_drill.drill.runner.LOCK_DIR", tmp_path / "locks")
+
+
 @pytest.fixture
 def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
