@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import psutil
 
 from mpac_drill import EXPERIMENTS_DIR
 from mpac_drill.errors import HarnessError
+from mpac_drill.ports import free_port
 
 logger = logging.getLogger("mpac_drill")
 
@@ -170,7 +170,7 @@ class LoadRunner:
             "--exit-code-on-error",
             "0",
         ]
-        port = self.master_port or _free_port()
+        port = self.master_port or free_port()
         if self.workers:
             main += [
                 "--master",
@@ -293,12 +293,6 @@ class LoadRunner:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(log: Path, lines: int = 15) -> str:
