@@ -472,3 +472,12 @@ def test_set_endpoint_url_on_production_refused(target_file: Callable[..., Targe
     moved = load_target(str(production.path), {"aws.endpoint_url": "http://127.0.0.1:9"})
     with pytest.raises(UsageError, match="--set aws.endpoint_url: refused on production"):
         check_production_guard(moved, allow_production=True, ticket=TICKET, dry_run=True)
+
+
+def test_targets_folder_holds_only_the_shipped_targets() -> None:
+    """No test writes beside the shipped targets (a stray copy there becomes a --target)."""
+    assert sorted(p.name for p in TARGETS_DIR.iterdir()) == [
+        "production.yaml",
+        "sandbox.yaml",
+        "staging.yaml",
+    ]
