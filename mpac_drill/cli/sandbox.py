@@ -93,7 +93,8 @@ def env(target: str, sets: tuple[str, ...], db: str, with_password: bool) -> int
                if c["kind"] == "elasticache" and c.get("role") == "primary"]  # fmt: skip
     if primary:
         auth = view.secrets.get("redis_password") if with_password else None
-        cred = f":{auth}@" if auth else ""
+        user = view.endpoints.get("redis_user", "")
+        cred = f"{user}:{auth}@" if auth else ""
         lines["REDIS_URL"] = f"redis://{cred}{primary[0]['address']}/0"
     lines["REDIS_SENTINELS"] = ",".join(view.endpoints.get("sentinels", []))
     lines["REDIS_MASTER"] = view.endpoints.get("redis_master")

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Target
 from mpac_drill.errors import SandboxError, UsageError
-from mpac_drill.sandbox.daemon import TUNABLES, write_json_atomic
+from mpac_drill.sandbox.daemon import STATE_FORMAT, TUNABLES, new_secrets, write_json_atomic
 from mpac_drill.sandbox.procs import MARKER_ENV, pid_alive, port_is_free, sweep
 
 Progress = Callable[[str], None]
@@ -183,7 +182,10 @@ def up(target: Target, progress: Progress = lambda m: None, timeout_s: float = 9
     if _daemon_running(state):
         assert state is not None
         running = json.loads((sdir / "target.json").read_text())
-        if _structure(running) == _structure(target.settings):
+        if state.get("format") != STATE_FORMAT:
+            progress("sandbox was started by an older mpac-drill (no passwords): restarting it")
+            down(target, progress)
+        elif _structure(running) == _structure(target.settings):
             if state["phase"] == "ready":
                 tune(target, progress)
                 return wait_healthy(target, progress, timeout_s)
@@ -201,8 +203,9 @@ def up(target: Target, progress: Progress = lambda m: None, timeout_s: float = 9
 
 def spawn(target: Target, secrets_: dict[str, str] | None = None) -> Path:
     """Start the daemon of a sandbox that is down, without waiting (``up`` waits). Fresh
-    secrets unless ``secrets_`` (the region drill's DR stack restores the primary's
-    database, so it keeps its password)."""
+    secrets, except those in ``secrets_`` (the region drill's DR stack restores the
+    primary's database, so it keeps its password). ``secrets.json`` is 0600 from its
+    creation."""
     sdir = state_dir(target)
     for setting, port in port_settings(target):
         if not port_is_free(port):
@@ -214,12 +217,7 @@ def spawn(target: Target, secrets_: dict[str, str] | None = None) -> Path:
     (sdir / "state.json").unlink(missing_ok=True)
     (sdir / "tuning.json").unlink(missing_ok=True)
     write_json_atomic(sdir / "target.json", target.settings)
-    write_json_atomic(
-        sdir / "secrets.json",
-        secrets_
-        or {"db_password": secrets.token_urlsafe(18), "jwt_secret": secrets.token_urlsafe(32)},
-        0o600,
-    )
+    write_json_atomic(sdir / "secrets.json", {**new_secrets(), **(secrets_ or {})}, 0o600)
     env = {**os.environ, MARKER_ENV: str(sdir.resolve())}
     with (sdir / "daemon.log").open("ab") as logf:
         subprocess.Popen(

@@ -11,6 +11,9 @@ Restore mode (``rds.restore_from_bucket``: another sandbox's bucket; the region 
 stack): ElastiCache first, then RDS restored from that bucket instead of ``initdb``
 (``restore.py``), then the ECS tasks once the ``DATABASE_URL`` parameter
 (``<state dir>/ssm/DATABASE_URL``, the "SSM parameter") exists, with that DSN.
+
+Every password comes from ``secrets.json`` (0600) and reaches the tasks through their
+environment (readable by their own user only), never a command line.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -34,8 +38,8 @@ from mpac_drill.sandbox import snapshots
 from mpac_drill.sandbox.alb import AlbListener, AlbTarget
 from mpac_drill.sandbox.ecs import EcsCluster
 from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
-from mpac_drill.sandbox.procs import MARKER_ENV
-from mpac_drill.sandbox.redis_group import MASTER_NAME, RedisGroup
+from mpac_drill.sandbox.procs import MARKER_ENV, write_private
+from mpac_drill.sandbox.redis_group import APP_USER, MASTER_NAME, RedisGroup
 from mpac_drill.timefmt import iso
 
 log = logging.getLogger("mpac_drill.sandbox")
@@ -45,6 +49,9 @@ TUNABLES = (
     "redis.restart_failed_node_s",
     "redis.down_after_ms",
 )
+#: What a daemon of this version writes in ``state.json`` (``format``): ``up`` restarts a
+#: sandbox started by an older one (2: passwords on PostgreSQL's socket and on Redis).
+STATE_FORMAT = 2
 #: For target files written before the ``backup`` section existed.
 BACKUP_DEFAULTS = {"base_interval_s": 60.0, "wal_archive_timeout_s": 1, "retain_base_backups": 3}
 
@@ -53,9 +60,27 @@ def utc_now() -> str:
     return iso(datetime.now(UTC))
 
 
+def new_secrets() -> dict[str, str]:
+    """Fresh passwords of a sandbox: PostgreSQL's ``mpac`` role, the services' Redis user
+    and the Sentinels, the Redis nodes' administrator, and the services' JWT key."""
+    return {
+        "db_password": secrets.token_urlsafe(18),
+        "redis_password": secrets.token_urlsafe(18),
+        "redis_admin_password": secrets.token_urlsafe(18),
+        "jwt_secret": secrets.token_urlsafe(32),
+    }
+
+
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` as JSON. A private ``mode`` (no bit for others, as
+    0o600 for ``secrets.json``) holds from the file's creation: it is never readable by
+    another user, not even for an instant."""
+    text = json.dumps(data, indent=1, sort_keys=True)
+    if not mode & 0o077:
+        write_private(path, text)
+        return
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.write_text(text)
     tmp.chmod(mode)
     os.replace(tmp, path)
 
@@ -71,6 +96,9 @@ class Daemon:
         self.state_dir = state_dir
         self.settings: dict[str, Any] = json.loads((state_dir / "target.json").read_text())
         self.secrets: dict[str, str] = json.loads((state_dir / "secrets.json").read_text())
+        if not new_secrets().keys() <= self.secrets.keys():  # written by an older mpac-drill
+            self.secrets = {**new_secrets(), **self.secrets}
+            write_json_atomic(state_dir / "secrets.json", self.secrets, 0o600)
         self.events: deque[dict[str, str]] = deque(maxlen=200)
         self.phase = "starting"
         self.starting = ""
@@ -107,6 +135,7 @@ class Daemon:
             "pgw_dsn": multihost_dsn(ports, "pgw", None),
             "sentinels": [f"127.0.0.1:{p}" for p in s["redis"]["sentinel_ports"]],
             "redis_master": MASTER_NAME,
+            "redis_user": APP_USER,
         }
 
     def components(self) -> list[dict[str, Any]]:
@@ -158,6 +187,7 @@ class Daemon:
         write_json_atomic(
             self.state_dir / "state.json",
             {
+                "format": STATE_FORMAT,
                 "daemon_pid": os.getpid(),
                 "phase": self.phase,
                 "starting": self.starting,
@@ -169,6 +199,9 @@ class Daemon:
                 "endpoints": self.endpoints(),
                 "tuning": self.tuning,
                 "events": list(self.events),
+                "redis_server": (
+                    self.redis.server.as_dict() if self.redis and self.redis.server else None
+                ),
             },
         )
 
@@ -189,6 +222,8 @@ class Daemon:
             "MPAC_PGW_DATABASE_URL": multihost_dsn(ports, "pgw", pw),
             "MPAC_REDIS_SENTINELS": ",".join(self.endpoints()["sentinels"]),
             "MPAC_REDIS_MASTER": MASTER_NAME,
+            "MPAC_REDIS_USERNAME": APP_USER,
+            "MPAC_REDIS_PASSWORD": self.secrets["redis_password"],
             "MPAC_JWT_SECRET": self.secrets["jwt_secret"],
             "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
             "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
@@ -257,6 +292,8 @@ class Daemon:
             replica_port=s["redis"]["replica_port"],
             sentinel_ports=s["redis"]["sentinel_ports"],
             env=self._env(),
+            password=self.secrets["redis_password"],
+            admin_password=self.secrets["redis_admin_password"],
             down_after_ms=s["redis"]["down_after_ms"],
             failover_timeout_ms=s["redis"]["failover_timeout_ms"],
             restart_failed_node_s=s["redis"]["restart_failed_node_s"],
@@ -415,12 +452,10 @@ class Daemon:
         self.event(f"tuning applied: {self.tuning}")
 
     async def _set_down_after(self, ms: int) -> None:
-        import redis.asyncio as aredis
-
         assert self.redis is not None
         for s in self.redis.sentinels:
             with contextlib.suppress(Exception):
-                async with aredis.Redis(port=s.port, socket_timeout=0.5) as r:
+                async with self.redis.client(s) as r:
                     await r.execute_command(
                         "SENTINEL", "SET", MASTER_NAME, "down-after-milliseconds", ms
                     )

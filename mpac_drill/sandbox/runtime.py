@@ -44,6 +44,9 @@ class AppSettings:
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_master: str = "mpac"
     redis_url: str = field(default="", repr=False)
+    redis_username: str = ""  # the services' ACL user on the nodes ("": the default user)
+    redis_password: str = field(default="", repr=False)  # nodes and (by default) Sentinels
+    redis_sentinel_password: str = field(default="", repr=False)  # "": redis_password
     pgw_base_url: str = ""  # svc-smarttab's PGW (the SSM parameter PGW_BASE_URL)
     jwt_secret: str = field(default="", repr=False)
     jwt_lifetime_s: int = 900
@@ -73,6 +76,9 @@ class AppSettings:
             redis_sentinels=_parse_sentinels(env.get("MPAC_REDIS_SENTINELS", "")),
             redis_master=env.get("MPAC_REDIS_MASTER", "") or "mpac",
             redis_url=env.get("MPAC_REDIS_URL", ""),
+            redis_username=env.get("MPAC_REDIS_USERNAME", ""),
+            redis_password=env.get("MPAC_REDIS_PASSWORD", ""),
+            redis_sentinel_password=env.get("MPAC_REDIS_SENTINEL_PASSWORD", ""),
             pgw_base_url=env.get("MPAC_PGW_BASE_URL", "").strip().rstrip("/"),
             jwt_secret=env.get("MPAC_JWT_SECRET", ""),
             jwt_lifetime_s=number("MPAC_JWT_LIFETIME_S", 900),
@@ -184,16 +190,27 @@ def _has_input(conn: psycopg.AsyncConnection) -> bool:
 
 
 def _make_redis(settings: AppSettings) -> tuple[Redis, list[Redis]]:
-    """The Redis master client (through Sentinel when configured) and the Sentinel clients."""
+    """The Redis master client (through Sentinel when configured) and the Sentinel clients,
+    logged in with ``MPAC_REDIS_USERNAME``/``MPAC_REDIS_PASSWORD`` when set (the Sentinels
+    with ``MPAC_REDIS_SENTINEL_PASSWORD``, by default the same password)."""
     timeouts = {
         "socket_timeout": settings.io_timeout_s,
         "socket_connect_timeout": settings.io_timeout_s,
     }
     options: dict[str, Any] = {**timeouts, "retry": Retry(NoBackoff(), 1), "decode_responses": True}
+    if settings.redis_password:
+        options["password"] = settings.redis_password
+        if settings.redis_username:
+            options["username"] = settings.redis_username
     if settings.redis_sentinels:
+        sentinel_pw = settings.redis_sentinel_password or settings.redis_password
         sentinel = Sentinel(
             list(settings.redis_sentinels),
-            sentinel_kwargs={**timeouts, "retry": Retry(NoBackoff(), 0)},
+            sentinel_kwargs={
+                **timeouts,
+                "retry": Retry(NoBackoff(), 0),
+                **({"password": sentinel_pw} if sentinel_pw else {}),
+            },
         )
         return sentinel.master_for(settings.redis_master, **options), list(sentinel.sentinels)
     return Redis.from_url(settings.redis_url, **options), []

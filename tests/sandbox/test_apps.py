@@ -362,6 +362,7 @@ def test_task_logs_never_hold_secrets(apps: Apps, app_secrets: dict[str, Any]) -
     for task in apps.values():
         text = task.log.read_text()
         assert app_secrets["pg_password"] not in text, task.service
+        assert app_secrets["redis_password"] not in text, task.service
         assert app_secrets["jwt_secret"] not in text, task.service
 
 
@@ -373,9 +374,13 @@ def test_settings_from_env_parses_and_hides_secrets() -> None:
             "MPAC_REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380",
             "MPAC_ORDERS_UNIQUE": "0",
             "MPAC_JWT_LIFETIME_S": "60",
+            "MPAC_REDIS_USERNAME": "mpac",
+            "MPAC_REDIS_PASSWORD": "redis-pw-456",
         }
     )
     assert settings.redis_sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
+    assert settings.redis_username == "mpac" and settings.redis_password == "redis-pw-456"
+    assert "redis-pw-456" not in repr(settings)
     assert settings.redis_master == "mpac" and settings.orders_unique is False
     assert settings.jwt_lifetime_s == 60 and settings.rate_limit_per_s == 1000
     assert "pw-123" not in repr(settings) and "s3cret-value" not in repr(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +18,8 @@ import yaml
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import load_target
-from mpac_drill.sandbox import control
-from mpac_drill.sandbox.procs import kill_tree, marked_processes, port_is_free
+from mpac_drill.sandbox import control, snapshots
+from mpac_drill.sandbox.procs import kill_tree, marked_processes, port_is_free, postgres_home
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.sandbox
@@ -38,6 +39,15 @@ def _wait(pred, timeout: float, step: float = 0.02):
             return value
         time.sleep(step)
     return None
+
+
+def _sentinel(view: control.SandboxView) -> redis.Sentinel:
+    """The sandbox's Sentinels, logged in (they refuse commands without the password)."""
+    return redis.Sentinel(
+        [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in view.endpoints["sentinels"]],
+        sentinel_kwargs={"socket_timeout": 0.5, "password": view.secrets["redis_password"]},
+        socket_timeout=0.5,
+    )
 
 
 def _write_ok(dsn: str) -> bool:
@@ -67,11 +77,9 @@ def test_sandbox_up_every_component_answers(sandbox):
         f"password={view.secrets['db_password']}"
     ) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-    s = redis.Sentinel(
-        [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in view.endpoints["sentinels"]],
-        socket_timeout=0.5,
-    )
-    assert s.master_for("mpac", socket_timeout=0.5).ping()
+    s = _sentinel(view)
+    app = {"username": view.endpoints["redis_user"], "password": view.secrets["redis_password"]}
+    assert s.master_for("mpac", socket_timeout=0.5, **app).ping()
     for url in view.endpoints["services"].values():
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
             assert resp.status == 200
@@ -104,10 +112,7 @@ def test_postgres_primary_killed_standby_takes_writes_after_delay(sandbox):
 def test_redis_primary_killed_sentinel_promotes_replica(sandbox):
     view = control.view(sandbox)
     primary = view.by_role("elasticache", "primary")[0]
-    s = redis.Sentinel(
-        [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in view.endpoints["sentinels"]],
-        socket_timeout=0.5,
-    )
+    s = _sentinel(view)
     kill_tree(int(primary["pid"]), signal.SIGKILL)
     old_port = int(primary["address"].split(":")[1])
 
@@ -197,9 +202,12 @@ def test_down_after_killed_up_leaves_no_process(tmp_path):
         )
     sdir = control.state_dir(target)
     # kill the CLI and the daemon as soon as a server runs that outlives them (a Redis node:
-    # its own session, its log a file); initdb and the like die with the daemon's pipes
+    # its own session, its log a file); initdb and the like die with the daemon's pipes.
+    # Its name: redis-server, valkey-server, or Debian's redis-check-rdb (redis_binary.py)
     assert _wait(
-        lambda: any(_name(p).startswith("redis-server") for p in marked_processes(sdir)), 30, 0.05
+        lambda: any(_name(p).startswith(("redis-", "valkey-")) for p in marked_processes(sdir)),
+        30,
+        0.05,
     ), errlog.read_text()
     proc.kill()
     proc.wait()
@@ -211,3 +219,6 @@ def test_down_after_killed_up_leaves_no_process(tmp_path):
     r = run_cli("sandbox", "down", "--target", str(path))
     assert r.code == 0, r.err
     assert marked_processes(sdir) == []
+    for d in (snapshots.bucket_dir(sdir), postgres_home(sdir / "rds")):
+        if not str(d).startswith(str(tmp_path)):  # moved to /tmp for PostgreSQL's user
+            shutil.rmtree(d, ignore_errors=True)
