@@ -67,18 +67,6 @@ class LoadSummary(TypedDict):
     p95_ms: float | None
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: Linux's parent-death signal, SIGTERM when the harness dies
-    however it dies (prctl PR_SET_PDEATHSIG; a no-op elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-
-
 class LoadRunner:
     """locust as child process(es): ``start()``, ``stop()``, then ``summarize(out_dir)``."""
 
@@ -207,6 +195,7 @@ class LoadRunner:
     def _spawn(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         # die_with_parent: a harness killed with SIGKILL (or by the OOM killer) leaves no
         # orphan load hitting the target for the rest of --run-time
+        cmd = [sys.executable, "-m", "mpac_drill.die_with_parent", str(os.getpid()), *cmd]
         handle = log.open("ab")
         self._logs.append(handle)
         self._procs.append(
@@ -218,7 +207,6 @@ class LoadRunner:
                 stderr=subprocess.STDOUT,
                 cwd=self.out_dir,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
             )
         )
 

@@ -60,7 +60,7 @@ def _judgeable(ctx: DrillContext, status: str, reason: str | None) -> tuple[bool
             return False, "failed", "no fault was injected: nothing to judge"
         return False, status, reason
     evidence = (ctx.fault.get("effect") or {}).get("evidence") or "no evidence"
-    if state == "no effect":
+    if state == "no effect" and status != "aborted":  # an interruption keeps its own status
         return False, "failed", f"fault had no effect ({evidence}): nothing judged"
     if status == "completed":  # injected, but the drill ended before its effect was seen
         return False, "failed", "the fault's effect was never confirmed: nothing judged"

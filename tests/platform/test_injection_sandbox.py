@@ -69,5 +69,6 @@ def test_dry_run_records_the_fault_as_a_call_and_touches_nothing(sandbox, tmp_pa
 
 @pytest.mark.parametrize("bad", [{"count": True}, {"count": 0}, {"percent": 101}])
 def test_dry_run_refuses_the_same_shares_as_a_live_run(bad, tmp_path) -> None:
+    share = {"count": None, "percent": None, **bad}
     with pytest.raises(UsageError):
-        tasks_to_stop(0, **bad)
+        tasks_to_stop(0, share["count"], share["percent"])
