@@ -111,7 +111,10 @@ def status(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     """Show each component with its role, pid, address and health.
 
     Exit code 0 when the sandbox runs and is healthy, 3 otherwise.
-    Example: mpac-drill sandbox status --json
+
+    \b
+    Example:
+      mpac-drill sandbox status --json
     """
     st = control.status(load_target(target, sets))
     if as_json:
@@ -158,7 +161,10 @@ def snapshots_(target: str, sets: tuple[str, ...], as_json: bool) -> int:
     """List the base backups and the WAL archive in the sandbox's bucket (RDS backups).
 
     Works while the sandbox is down too (the bucket stays until the next `up`).
-    Example: mpac-drill sandbox snapshots --json
+
+    \b
+    Example:
+      mpac-drill sandbox snapshots --json
     """
     snap = snapshots.list_snapshots(
         snapshots.bucket_dir(control.state_dir(load_target(target, sets)))

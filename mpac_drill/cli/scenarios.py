@@ -54,7 +54,10 @@ def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
 
     Targets come from experiments/catalog.yaml, never from code. The drill column says
     whether each drill can run on --target, or which of its names the target leaves unset.
-    Example: mpac-drill scenarios --json
+
+    \b
+    Example:
+      mpac-drill scenarios --json
     """
     t = load_target(target, sets)  # validates --target/--set like every command
     cat = load_catalog()

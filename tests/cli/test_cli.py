@@ -54,11 +54,7 @@ HELP_WIDTHS = range(50, 99)
 
 # Examples written inside a paragraph click rewraps (no \b block, not a paragraph of their own):
 # at some widths the wrap splits them ("Example: mpac-" / "drill sandbox status --json").
-EXAMPLE_IN_REWRAPPED_PARAGRAPH = {
-    ("sandbox", "status"): "'Example: ...' ends the 'Exit code ...' paragraph",
-    ("sandbox", "snapshots"): "'Example: ...' ends the 'Works while ...' paragraph",
-    ("scenarios",): "'Example: ...' ends the 'Targets come from ...' paragraph",
-}
+EXAMPLE_IN_REWRAPPED_PARAGRAPH: dict[tuple[str, ...], str] = {}  # every one fixed with \b
 
 
 def _help(path: tuple[str, ...], width: int = PIPE_HELP_WIDTH) -> Result:
