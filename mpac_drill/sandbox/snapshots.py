@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -350,12 +349,6 @@ def configure_recovery(dest: Path, *, bucket: Path, target_time: datetime, port:
     chown_for_postgres(dest / "recovery.signal")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_instance(
     dest: Path, *, port: int, state_dir: Path, log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -466,7 +459,6 @@ __all__ = [
     "restore_home",
     "copy_base_backup",
     "configure_recovery",
-    "free_port",
     "start_instance",
     "stop_instance",
     "read_recovery_log",

@@ -24,6 +24,7 @@ import psycopg
 from mpac_drill.errors import UsageError
 from mpac_drill.platform.sandbox.effect import processes_gone
 from mpac_drill.platform.steps import StepTimer
+from mpac_drill.ports import free_port
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.postgres import conninfo
 from mpac_drill.sandbox.procs import kill_tree
@@ -309,7 +310,7 @@ def restore_point_in_time(
         size = snapshots.copy_base_backup(bucket, base["id"], dest)
         st["detail"] = f"{size / 1e6:.1f} MB into {identifier}"
     with steps.step("configure recovery") as st:
-        port = snapshots.free_port()
+        port = free_port()
         snapshots.configure_recovery(dest, bucket=bucket, target_time=t_utc, port=port)
         st["detail"] = (
             f"recovery_target_time {iso(t_utc)}, timeline latest, then promote; port {port}"
