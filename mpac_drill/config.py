@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -369,11 +370,60 @@ def _check_durations(node: Any, path: Path, prefix: str) -> None:
         raise UsageError(f"target file {path}: {prefix.rstrip('.')} must be a non-negative number")
 
 
+#: Move the default sandbox to a port block of its own (and a state folder named after it),
+#: so two checkouts on one machine (two engineers, or a worktree per change) each run a
+#: sandbox. Unset: the ports of the target file. A block uses N..N+3999 (its DR sandbox
+#: at +1000, the front doors at +2000): blocks 3000, 7000 and 11000 stay clear of the
+#: default ports and of each other.
+PORT_BLOCK_ENV = "MPAC_DRILL_SANDBOX_PORT_BLOCK"
+
+
+def sandbox_port_block() -> int | None:
+    raw = os.environ.get(PORT_BLOCK_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise UsageError(f"{PORT_BLOCK_ENV}={raw!r}: expected a multiple of 1000 in 1000..31000")
+    return int(raw)
+
+
+def in_port_block(settings: dict[str, Any], block: int) -> dict[str, Any]:
+    """A copy of sandbox ``settings`` on port block ``block``: a multiple of 1000 below
+    Linux's ephemeral range (32768-60999, where TIME-WAIT sockets of other sandboxes can
+    hold a port). PostgreSQL on +432/+433, Redis +379/+380, Sentinels +381..+383, service
+    listeners from +80, tasks from +100."""
+    if block % 1000 or not 1000 <= block <= 31000:
+        raise UsageError(f"port block {block}: a multiple of 1000 in 1000..31000")
+    out = copy.deepcopy(settings)
+    out["rds"].update(primary_port=block + 432, standby_port=block + 433)
+    out["redis"].update(
+        primary_port=block + 379,
+        replica_port=block + 380,
+        sentinel_ports=[block + 381, block + 382, block + 383],
+    )
+    out["ecs"]["task_port_base"] = block + 100
+    for i, svc in enumerate(out["ecs"]["services"].values()):  # in the file's order
+        svc["port"] = block + 80 + i
+    return out
+
+
+def _on_default_ports(settings: dict[str, Any]) -> bool:
+    """A sandbox target on the shipped sandbox's ports (sandbox.yaml or a copy of it)."""
+    if settings.get("kind") != "sandbox":
+        return False
+    shipped = _load_yaml(TARGETS_DIR / "sandbox.yaml", "target file")
+    return bool((settings.get("rds") or {}).get("primary_port") == shipped["rds"]["primary_port"])
+
+
 def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ()) -> Target:
     """Load a target by name or path and apply ``--set`` overrides (strings or a mapping)."""
     path = resolve_target_path(name_or_path)
     settings = _load_yaml(path, "target file")
     _check_target(settings, path)
+    block = sandbox_port_block()
+    if block is not None and _on_default_ports(settings):
+        settings = in_port_block(settings, block)
+        settings["state_dir"] = f"{settings.get('state_dir', '.sandbox')}-b{block}"
     raw: dict[str, str] = {}
     if isinstance(sets, Mapping):
         overrides = dict(sets)
@@ -397,7 +447,9 @@ def load_target(name_or_path: str, sets: Iterable[str] | Mapping[str, Any] = ())
 
 
 __all__ = [
+    "PORT_BLOCK_ENV",
     "SAFETY_KEYS",
+    "in_port_block",
     "Target",
     "Scenario",
     "Catalog",

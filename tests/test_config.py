@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mpac_drill import CATALOG_PATH
+from mpac_drill import TARGETS_DIR as TARGETS
 from mpac_drill.config import (
     Catalog,
     Target,
@@ -520,3 +521,24 @@ def test_set_negative_duration_refused(value: float) -> None:
     assume(value < 0)
     with pytest.raises(UsageError, match="rds.failover_delay_s"):
         load_target("sandbox", [f"rds.failover_delay_s={value!r}"])
+
+
+def test_port_block_moves_the_default_sandbox_only(monkeypatch, tmp_path):
+    """MPAC_DRILL_SANDBOX_PORT_BLOCK moves the shipped sandbox (and copies of it) to a block
+    of ports and a state folder of its own; a sandbox already on other ports stays."""
+    from mpac_drill.config import PORT_BLOCK_ENV, load_target
+    from mpac_drill.sandbox.control import port_settings
+
+    default = {p for _, p in port_settings(load_target("sandbox"))}
+    monkeypatch.setenv(PORT_BLOCK_ENV, "7000")
+    moved = load_target("sandbox")
+    ports = {p for _, p in port_settings(moved)}
+    assert all(7000 <= p < 8000 for p in ports) and not ports & default
+    assert moved.get("state_dir") == ".sandbox-b7000"
+    own = tmp_path / "own.yaml"
+    text = (TARGETS / "sandbox.yaml").read_text().replace("15432", "9432")
+    own.write_text(text)
+    assert load_target(str(own)).get("rds.primary_port") == 9432
+    monkeypatch.setenv(PORT_BLOCK_ENV, "7001")
+    with pytest.raises(UsageError, match="multiple of 1000"):
+        load_target("sandbox")

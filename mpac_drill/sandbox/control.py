@@ -8,7 +8,6 @@ and sweeps every process carrying the sandbox marker on ``down``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import signal
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mpac_drill import PROJECT_ROOT
-from mpac_drill.config import Target
+from mpac_drill.config import Target, in_port_block
 from mpac_drill.errors import SandboxError, UsageError
 from mpac_drill.sandbox.daemon import STATE_FORMAT, TUNABLES, new_secrets, write_json_atomic
 from mpac_drill.sandbox.procs import MARKER_ENV, pid_alive, port_is_free, sweep
@@ -54,23 +53,9 @@ def private_settings(
     base: dict[str, Any], *, name: str, state_dir: str | Path, port_block: int
 ) -> dict[str, Any]:
     """A copy of sandbox settings ``base`` on its own state folder and ports, for a second
-    sandbox beside the default one (tests, benchmarks). ``port_block`` is a multiple of
-    1000 below Linux's ephemeral range (32768-60999, where TIME-WAIT sockets of other
-    sandboxes can hold a port): PostgreSQL on +432/+433, Redis +379/+380, Sentinels
-    +381..+383, service listeners from +80, tasks from +100."""
-    if port_block % 1000 or not 1000 <= port_block <= 31000:
-        raise UsageError(f"port block {port_block}: a multiple of 1000 in 1000..31000")
-    out = copy.deepcopy(base)
+    sandbox beside the default one (tests, benchmarks): see ``config.in_port_block``."""
+    out = in_port_block(base, port_block)
     out.update(name=name, state_dir=str(state_dir))
-    out["rds"].update(primary_port=port_block + 432, standby_port=port_block + 433)
-    out["redis"].update(
-        primary_port=port_block + 379,
-        replica_port=port_block + 380,
-        sentinel_ports=[port_block + 381, port_block + 382, port_block + 383],
-    )
-    out["ecs"]["task_port_base"] = port_block + 100
-    for i, svc in enumerate(out["ecs"]["services"].values()):  # in the file's order
-        svc["port"] = port_block + 80 + i
     return out
 
 
