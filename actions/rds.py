@@ -59,7 +59,7 @@ def await_available(
     """Rollback: wait until the database has a primary and a standby again (bounded)."""
     ctx = current(configuration)
     out = platform_for(ctx).await_database(db, timeout_s)
-    ctx.extras["primary_after"] = out["primary_after"]
+    ctx.record.primary_after = out["primary_after"]
     return dict(out)
 
 

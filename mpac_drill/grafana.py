@@ -165,6 +165,21 @@ def _check_one(
     return check
 
 
+def grafana_health(grafana_url: str, timeout_s: float = 5.0) -> str | None:
+    """Ask Grafana's ``GET /api/health`` (no token needed): ``None`` when Grafana answers
+    and its database is ok, else one line saying what was wrong."""
+    url = f"{grafana_url.rstrip('/')}/api/health"
+    status, body = _get_json(url, None, timeout_s)
+    if status == 0:
+        return f"no answer from GET {url}"
+    if status != 200:
+        return f"GET {url} answered {status}"
+    database = body.get("database") if isinstance(body, dict) else None
+    if database != "ok":
+        return f"GET {url}: database {database!r}"
+    return None
+
+
 def _get_json(url: str, token: str | None, timeout_s: float) -> tuple[int, Any]:
     """``(status, parsed body)``; ``(0, None)`` when nothing usable came back."""
     parts = urlsplit(url)
@@ -204,4 +219,5 @@ __all__ = [
     "dashboard_files",
     "dashboard_urls",
     "check_dashboards",
+    "grafana_health",
 ]

@@ -48,7 +48,7 @@ def stop_payments(
     """
     from mpac_drill.drill.context import current
 
-    payments = current(configuration).extras.get("_payments")
+    payments = current(configuration).handles.payments
     if payments is None:
         return {"stopped": False}
     payments.stop()

@@ -27,6 +27,7 @@ from chaoslib.types import Configuration
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
 from mpac_drill.drill.platforms import platform_for
+from mpac_drill.measure.record import CleanupEntry, DrillHandles, DrillRecord
 from mpac_drill.timefmt import iso, utc_now
 
 _REGISTRY: dict[str, DrillContext] = {}
@@ -54,7 +55,8 @@ class DrillContext:
     injected_utc: datetime | None = None
     fault: dict[str, Any] = field(default_factory=dict)
     measurements: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    record: DrillRecord = field(default_factory=DrillRecord)  # result.json's sections, typed
+    handles: DrillHandles = field(default_factory=DrillHandles)  # in memory only
     notes: list[str] = field(default_factory=list)
     current_phase: str = "starting"
     abort_reason: str | None = None
@@ -71,6 +73,7 @@ class DrillContext:
     _sandbox: Any = None
     _observer_stopped: bool = False
     _alarms_checked: float = -1e9
+    _effect_check: threading.Thread | None = None
 
     # ------------------------------------------------------------ settings
 
@@ -108,19 +111,27 @@ class DrillContext:
         self.notes.append(msg)
 
     def cleaned_up(
-        self, what: str, resource: str, outcome: str, *, note: bool = True, **detail: Any
+        self,
+        what: str,
+        resource: str,
+        outcome: str,
+        *,
+        note: bool = True,
+        region: str | None = None,
     ) -> None:
         """Record one clean-up (result.json ``cleanup``, and a note): what the drill created
         or changed, and what became of it, so a reader sees nothing was left behind."""
-        entry = {"what": what, "resource": resource, "outcome": outcome, **detail}
-        self.extras.setdefault("cleanup", []).append(entry)
+        entry: CleanupEntry = {"what": what, "resource": resource, "outcome": outcome}
+        if region is not None:
+            entry["region"] = region
+        self.record.cleanup.append(entry)
         if note:
             self.note(f"clean-up: {what} {resource}: {outcome}")
 
     def plan(self, action: str, **detail: Any) -> dict[str, Any]:
         """In a dry run: note a step that is no API call (a Grafana GET, a name to fill in)."""
         step = {"action": action, **detail}
-        self.extras.setdefault("planned_steps", []).append(step)
+        self.record.planned_steps.append(step)
         return {"dry_run": True, **step}
 
     def failed(self, msg: str) -> ActivityFailed:
@@ -158,6 +169,29 @@ class DrillContext:
         effect is judged by nothing (result.json: status failed, no verdicts)."""
         if self.fault:
             self.fault["effect"] = {"verified": verified, **evidence}
+
+    def confirm_effect_in_background(self, confirm: Callable[[], None]) -> None:
+        """Run the platform's confirmation of the fault (``confirm`` calls
+        :meth:`fault_took_effect`) on a thread of its own: it polls the platform for up to a
+        minute, and the drill's probes (recovery, stop conditions) must not wait for it.
+        :meth:`await_effect` joins it before anything is judged."""
+
+        def run() -> None:
+            try:
+                confirm()
+            except Exception as exc:  # unread evidence: the effect stays unconfirmed
+                self.note(f"the fault's effect could not be confirmed: {exc}")
+
+        self._effect_check = threading.Thread(target=run, name="fault-effect", daemon=True)
+        self._effect_check.start()
+
+    def await_effect(self, timeout_s: float = 90.0) -> None:
+        """Wait (bounded) for a background confirmation of the fault's effect to finish."""
+        check = self._effect_check
+        if check is not None:
+            check.join(timeout_s)
+            if check.is_alive():
+                self.note(f"the fault's effect was still being confirmed after {timeout_s:g} s")
 
     @property
     def fault_state(self) -> str:

@@ -104,7 +104,7 @@ def configure_control(
         checks = platform_module(ctx.target, "preflight").preflight(
             ctx.target, ctx.scenario.id, dry_run=None
         )
-        ctx.extras["preflight"] = list(checks)
+        ctx.record.preflight = list(checks)
         lock = DrillLock(LOCK_DIR, ctx.target.name, ctx.scenario.id, ctx.run_dir)
         lock.acquire()
     except DrillError as exc:

@@ -52,6 +52,7 @@ def _judgeable(ctx: DrillContext, status: str, reason: str | None) -> tuple[bool
     verdict is given only about a fault that was injected and seen to take effect."""
     if ctx.dry_run:
         return False, status, reason
+    ctx.await_effect()
     state = ctx.fault_state
     if state == "effective":
         return True, status, reason
@@ -140,7 +141,8 @@ def _without_class_names(line: str) -> str:
 
 
 def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
-    out = list(ctx.extras.get("findings", []))
+    record = ctx.record
+    out: list[Any] = list(record.findings)
     sid = ctx.scenario.id
     if sid == "rds-failover" and m.get("rto_s") is not None:
         out.append(
@@ -160,12 +162,12 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                     "ReadReplicaSourceDBInstanceIdentifier, which does not "
                     "say which node is primary",
                     "evidence": f"primary before {ctx.fault['primary_before']}, after "
-                    f"{ctx.extras.get('primary_after') or 'see journal'}",
+                    f"{record.primary_after or 'see journal'}",
                 }
             )
-    if sid == "region-failover" and ctx.extras.get("region"):
-        out += _region_findings(ctx.extras["region"], m)
-    qr = ctx.extras.get("qr_path")
+    if sid == "region-failover" and record.region:
+        out += _region_findings(record.region, m)
+    qr = record.qr_path
     if sid == "region-failover" and qr and not qr["to_dr_pgw"]:
         out.append(
             {
@@ -176,10 +178,10 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                 "evidence": f"after the 1.4 steps {qr['detail']}",
             }
         )
-    order = _order_finding(sid, ctx.extras.get("steps") or [])
+    order = _order_finding(sid, list(record.steps))
     if order:
         out.append(order)
-    rec = ctx.extras.get("reconciliation")
+    rec = record.reconciliation
     if sid == "pgw-region-failover" and rec:
         out.append(
             {
@@ -192,7 +194,7 @@ def _findings(ctx: DrillContext, m: dict[str, Any]) -> list[dict[str, str]]:
                 f"(amount {rec['amount_missing']}), listed in {rec['file']}",
             }
         )
-    impact = ctx.extras.get("impact")
+    impact = record.impact
     if sid == "redis-failover" and impact:
         out.append(
             {
@@ -335,7 +337,7 @@ def build_result(
             verdicts.append(_rto_verdict(ctx, measurements, sc.rto_s))
         if sc.rpo_s is not None:
             verdicts.append(_verdict("rpo_s", measurements["rpo_s"], sc.rpo_s))
-        checks = {**(ctx.extras.get("impact") or {}), **(ctx.extras.get("obs") or {})}
+        checks = {**(ctx.record.impact or {}), **(ctx.record.obs or {})}
         for metric, target in sc.extra_targets.items():
             verdicts.append(_verdict(metric, checks.get(metric), target))
         after = (journal.get("steady_states") or {}).get("after")
@@ -392,26 +394,13 @@ def build_result(
     result["outcome"] = run_outcome(result)
     if reason:
         result["reason"] = reason
-    for key in (
-        "ground_truth",
-        "impact",
-        "obs",
-        "steps",
-        "pitr",
-        "region",
-        "reconciliation",
-        "qr_path",
-        "cleanup",
-        "preflight",
-    ):
-        if key in ctx.extras:
-            result[key] = ctx.extras[key]
+    result.update(ctx.record.result_sections())
     if ctx.notes:
         result["notes"] = list(ctx.notes)
     if ctx.dry_run:
         result["dry_run"] = True
         result["planned_calls"] = list(getattr(ctx.dry_run_recorder, "calls", []) or [])
-        result["planned_steps"] = list(ctx.extras.get("planned_steps", []))
+        result["planned_steps"] = list(ctx.record.planned_steps)
     return result
 
 

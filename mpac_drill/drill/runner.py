@@ -249,7 +249,7 @@ def _run_locked(
         quarter=quarter,
     )
     ctx.dry_run_recorder = recorder
-    ctx.extras["preflight"] = list(preflight_checks)
+    ctx.record.preflight = list(preflight_checks)
     drill_context.register(ctx)
     config_vars = {
         "mpac_target": str(target.path),
@@ -350,8 +350,8 @@ def cleanup_drill(ctx: DrillContext) -> None:
             ctx.note(f"cleanup {name}: {exc}")
     if ctx.impact is not None:
         ctx.impact.stop()
-    if ctx.extras.get("_payments") is not None:  # the PGW region drill's payment client
-        ctx.extras["_payments"].stop()
+    if ctx.handles.payments is not None:  # the PGW region drill's payment client
+        ctx.handles.payments.stop()
     if ctx.front_door is not None:  # the region drill's front door, if fail_back did not run
         ctx.front_door.stop()
         ctx.front_door = None

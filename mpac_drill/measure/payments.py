@@ -146,7 +146,7 @@ def start_qr_payments(
         interval_s=float(ctx.setting("drill.canary_interval_s")),
         max_duration_s=ctx.recovery_bound_s() + 600,
     )
-    ctx.extras["_payments"] = payments
+    ctx.handles.payments = payments
     payments.start()
     return {"started": True, "url": f"{base}/payments/qr"}
 
@@ -156,7 +156,7 @@ def reconcile_qr_payments(drill: DrillContext, pgw_dsn: str | None) -> dict[str,
     write ``payments.csv`` and ``reconciliation.csv`` (acknowledged but missing), and set
     ``acked_writes``, ``lost_writes`` and ``rpo_s`` from the payments."""
     ctx = drill
-    payments: QrPayments | None = ctx.extras.get("_payments")
+    payments: QrPayments | None = ctx.handles.payments
     if ctx.dry_run or payments is None or pgw_dsn is None:
         return {"reconciled": False}
     ctx.phase("reconciling QR payments")
@@ -184,13 +184,13 @@ def reconcile_qr_payments(drill: DrillContext, pgw_dsn: str | None) -> dict[str,
     ctx.measurements.update(
         acked_writes=rpo["acked_writes"], lost_writes=rpo["lost_writes"], rpo_s=rpo["rpo_s"]
     )
-    ctx.extras["reconciliation"] = {
+    ctx.record.reconciliation = {
         "payments_acked": rpo["acked_writes"],
         "payments_missing": len(missing),
         "amount_missing": sum(p.amount for p in missing),
         "file": "reconciliation.csv",
     }
-    return dict(ctx.extras["reconciliation"]) | {"rpo_s": rpo["rpo_s"]}
+    return dict(ctx.record.reconciliation or {}) | {"rpo_s": rpo["rpo_s"]}
 
 
 __all__ = [

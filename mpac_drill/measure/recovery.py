@@ -127,7 +127,7 @@ def await_recovery(drill: DrillContext, detect_window_s: float = 5.0) -> dict[st
     while time.monotonic() < cooldown_end:
         time.sleep(0.05)
     result = compute_recovery(obs.samples(rel_to=t0), k)
-    procedure = ctx.extras.get("procedure_rto_s")
+    procedure = ctx.record.procedure_rto_s
     if procedure is not None and result["rto_s"] is not None:
         # a declared (not observable) outage: recovery is the procedure's end at the earliest
         result["rto_s"] = max(result["rto_s"], float(procedure))

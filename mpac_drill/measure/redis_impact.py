@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from mpac_drill.measure.observer import request_json
+from mpac_drill.measure.record import RedisImpact
 from mpac_drill.timefmt import iso
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def start_checks(
 
 def count_impact(
     drill: DrillContext, smartpos_dsn: str | None, pgw_dsn: str | None
-) -> dict[str, Any]:
+) -> RedisImpact | dict[str, Any]:
     """Stop the checker and count what the cache outage let through (see the module docs)."""
     ctx = drill
     checker = ctx.impact
@@ -140,7 +141,7 @@ def count_impact(
             "SELECT count(*) FROM qr_payments WHERE NOT rate_limit_checked AND created_at >= %s",
             (since,),
         ).fetchone()
-    impact = {
+    impact: RedisImpact = {
         "revoked_token_accepted_s": accepted_span(checker.verify_samples),
         "revocation_enforced_before": checker.revocation_enforced_before,
         "duplicate_orders": int(dup[0]) if dup else 0,
@@ -148,7 +149,7 @@ def count_impact(
         "rate_limit_bypassed": int(bypass[0]) if bypass else 0,
         "token_lifetime_s": ctx.target.get("app.jwt_lifetime_s"),
     }
-    ctx.extras["impact"] = impact
+    ctx.record.impact = impact
     return impact
 
 

@@ -17,15 +17,15 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
+from mpac_drill.measure.record import Step
 from mpac_drill.timefmt import iso
 
 
 class StepTimer:
     """Steps appended to ``items`` as dicts: name, started_at, duration_s, ok, detail."""
 
-    def __init__(self, items: list[dict[str, Any]], ref_mono: float, ref_utc: datetime) -> None:
+    def __init__(self, items: list[Step], ref_mono: float, ref_utc: datetime) -> None:
         self.items = items
         self.ref_mono, self.ref_utc = ref_mono, ref_utc
 

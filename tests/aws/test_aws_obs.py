@@ -561,13 +561,27 @@ def test_obs_failure_end_to_end_lost_object_and_renamed_dashboard_miss_targets(
     assert outcome.exit_code == ExitCode.TARGET_MISSED
 
 
-def test_bucket_that_cannot_be_listed_aborts_before_the_fault(
+def test_missing_bucket_is_refused_by_the_preflight_exit_2(
     obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any], tmp_path: Path
 ) -> None:
-    stack = obs_stack(**{"obs.buckets.tempo": f"no-such-bucket-{uuid.uuid4().hex[:6]}"})
-    outcome = run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0)
-    r = outcome.result
-    assert r["status"] == "aborted" and "NoSuchBucket" in r["reason"]
-    assert r["fault"]["action"] == "not injected"
+    """A history bucket that does not exist: the target names it wrong. The preflight
+    (HeadBucket) refuses the drill in one line naming it, before load and fault."""
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:6]}"
+    stack = obs_stack(**{"obs.buckets.tempo": missing})
+    with pytest.raises(UsageError, match=rf"S3 bucket \(tempo\) {missing} .*does not exist"):
+        run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0)
+    tasks = moto("ecs").describe_tasks(cluster=stack.cluster, tasks=stack.tasks)["tasks"]
+    assert {t["lastStatus"] for t in tasks} == {"RUNNING"}
+
+
+def test_grafana_not_answering_is_refused_by_the_preflight_exit_3(
+    obs_stack: Callable[..., ObsStack], moto: Callable[[str], Any], tmp_path: Path
+) -> None:
+    from mpac_drill.errors import HarnessError
+    from mpac_drill.ports import free_port
+
+    stack = obs_stack(grafana_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(HarnessError, match=r"Grafana .*no answer from GET .*/api/health"):
+        run_drill("obs-failure", stack.target, runs_dir=tmp_path / "runs", users=0)
     tasks = moto("ecs").describe_tasks(cluster=stack.cluster, tasks=stack.tasks)["tasks"]
     assert {t["lastStatus"] for t in tasks} == {"RUNNING"}

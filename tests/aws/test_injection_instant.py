@@ -67,6 +67,8 @@ def test_stop_tasks_marks_injection_after_list_tasks_before_stop_task(
     assert listed < drill.injected_mono < first_stop
     assert sorted(drill.fault["resources"]) == sorted(arns)  # the tasks, not the service
     assert drill.fault["action"] == "ecs:StopTask"
+    assert drill._effect_check is not None  # confirmed on a thread: the probes go on at once
+    drill.await_effect()
     effect = drill.fault["effect"]  # the platform confirmed it: every task left RUNNING
     assert effect["verified"] and set(effect["tasks"]) == set(arns)
     assert {t["last_status"] for t in effect["tasks"].values()} == {"STOPPED"}

@@ -161,12 +161,12 @@ def test_actions_restore_then_delete_measure_the_restore_on_moto(
         assert ctx.injected_utc is not None
         sent = datetime.fromisoformat(out["restore_time"].replace("Z", "+00:00"))
         assert abs((ctx.injected_utc - sent).total_seconds() - 300) < 1e-3
-        assert ctx.measurements["rto_s"] >= sum(s["duration_s"] for s in ctx.extras["steps"])
-        assert ctx.extras["pitr"]["target_identifier"] == out["target_identifier"]
+        assert ctx.measurements["rto_s"] >= sum(s["duration_s"] for s in ctx.record.steps)
+        assert (ctx.record.pitr or {})["target_identifier"] == out["target_identifier"]
         gone = delete_restored_instance(configuration=config)
         assert gone["identifier"] == out["target_identifier"]
         assert delete_restored_instance(configuration=config) == {"deleted": None}
-        (cleanup,) = ctx.extras["cleanup"]  # result.json's cleanup: what went, once
+        (cleanup,) = ctx.record.cleanup  # result.json's cleanup: what went, once
         assert cleanup["resource"] == out["target_identifier"]
         assert cleanup["what"] == "restored DB instance" and "status" in cleanup["outcome"]
         left = {

@@ -266,12 +266,12 @@ def test_pitr_across_a_failover_holds_exactly_the_rows_up_to_t(pitr_sandbox, tmp
             time.sleep(0.1)
         time.sleep(2)
         out = backend.restore_point_in_time(ctx, restore_age_s=1.0, timeout_s=60)
-        handle = ctx.extras["_pitr_instance"]
+        handle = ctx.handles.pitr_instance
         t_utc = datetime.fromisoformat(out["restore_time"].replace("Z", "+00:00"))
         assert ctx.injected_mono - 1.0 > failover_mono  # T lies on the new timeline
         base = snapshots.list_base_backups(snapshots.bucket_dir(control.state_dir(pitr_sandbox)))
         assert base[0]["id"] == out["base_backup"] and base[0]["timeline"] < (
-            ctx.extras["pitr"]["timeline"] - 1
+            ctx.record.pitr["timeline"] - 1
         )
         assert out["lost_writes"] == 0 and out["rows_after_target"] == 0
         pw = control.view(pitr_sandbox).secrets["db_password"]

@@ -213,7 +213,7 @@ def test_sandbox_history_counts_lines_lost_from_the_bucket(
         time.sleep(0.5)
         # the pusher stopped first: a line appended while the test rewrites the file would
         # be lost too (measure_history stops it again, a no-op)
-        history = next(v for v in ctx.extras.values() if hasattr(v, "ledger"))
+        history = ctx.handles.obs_history
         history.stop()
         stream = tmp_path / "bucket" / f"{started['stream']}.jsonl"
         lines = stream.read_text().splitlines()
@@ -223,4 +223,4 @@ def test_sandbox_history_counts_lines_lost_from_the_bucket(
     assert obs["history_lines_lost"] == 2 == ctx.measurements["lost_writes"]
     assert ctx.measurements["rpo_s"] > 0
     assert obs["dashboards_missing"] == 0 and obs["dashboards_expected"] == 3
-    assert ctx.extras["obs"] is obs
+    assert ctx.record.obs is obs

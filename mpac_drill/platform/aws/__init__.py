@@ -19,6 +19,7 @@ from chaoslib.exceptions import ActivityFailed
 from mpac_drill.aws import DryRun
 from mpac_drill.errors import DrillError
 from mpac_drill.measure.observer import all_answer
+from mpac_drill.measure.record import Step
 from mpac_drill.platform import (
     CacheFailoverRecord,
     DatabaseFailoverRecord,
@@ -87,15 +88,9 @@ class AwsPlatform:
             self.target, service, count=count, percent=percent, dry_run=self.dry,
             before_stop=inject,
         )  # fmt: skip
-        if self.dry is None:
-            states = ecs.wait_tasks_left_running(self.target, service, out["stopped"])
-            left = [arn for arn, st in states.items() if st["last_status"] != "RUNNING"]
-            self.drill.fault_took_effect(
-                len(left) == len(out["stopped"]),
-                tasks={arn: dict(st) for arn, st in states.items()},
-                replaced_by=ecs.running_tasks(self.target, service, exclude=out["stopped"]),
-                evidence=f"{len(left)} of {len(out['stopped'])} stopped task(s) left RUNNING",
-            )
+        if self.dry is None and self.drill.fault:
+            stopped = list(out["stopped"])
+            self.drill.confirm_effect_in_background(lambda: self._tasks_left(service, stopped))
         return StopTasksRecord(
             service=service,
             running_before=out["running_before"],
@@ -103,7 +98,19 @@ class AwsPlatform:
             dry_run=out["dry_run"],
         )
 
+    def _tasks_left(self, service: str, stopped: list[str]) -> None:
+        """The fault's effect: every stopped task left RUNNING (and which replaced them)."""
+        states = ecs.wait_tasks_left_running(self.target, service, stopped)
+        left = [arn for arn, st in states.items() if st["last_status"] != "RUNNING"]
+        self.drill.fault_took_effect(
+            len(left) == len(stopped),
+            tasks={arn: dict(st) for arn, st in states.items()},
+            replaced_by=ecs.running_tasks(self.target, service, exclude=stopped),
+            evidence=f"{len(left)} of {len(stopped)} stopped task(s) left RUNNING",
+        )
+
     def await_service(self, service: str, timeout_s: float) -> ServiceWaitRecord:
+        self.drill.await_effect()
         out = ecs.wait_service_stable(self.target, service, timeout_s, dry_run=self.dry)
         return ServiceWaitRecord(service=service, stable=out["stable"], waited_s=out["waited_s"])
 
@@ -119,7 +126,7 @@ class AwsPlatform:
         if self.drill.fault:
             self.drill.fault["primary_before"] = _primary_name(out["primary_before"])
         if not out["runbook_call_correct"]:
-            self.drill.extras.setdefault("findings", []).append(
+            self.drill.record.findings.append(
                 {
                     "id": "F4",
                     "section": "1.2",
@@ -179,8 +186,8 @@ class AwsPlatform:
         result = pitr.restore_db_instance_to_point_in_time(
             self.target, db, restore_time, timeout_s=d.recovery_bound_s(), dry_run=self.dry
         )
-        d.extras["_pitr_instance"] = {"identifier": result["target_identifier"], "db": db}
-        d.extras["steps"] = [dict(s) for s in result["steps"]]
+        d.handles.pitr_instance = {"identifier": result["target_identifier"], "db": db}
+        d.record.steps = [Step(**s) for s in result["steps"]]
         d.fault.update(
             target_identifier=result["target_identifier"], restore_time=result["restore_time"]
         )
@@ -192,13 +199,13 @@ class AwsPlatform:
                 restored=result["target_identifier"],
                 evidence=f"restored instance status {result['status']}",
             )
-        d.extras["pitr"] = {k: v for k, v in result.items() if k != "steps"}
+        d.record.pitr = {k: v for k, v in result.items() if k != "steps"}
         if not result["dry_run"]:
             d.note("restored data not verified: no canary on this target")
         return dict(result)
 
     def delete_restored(self, db: str) -> dict[str, Any]:
-        handle = self.drill.extras.get("_pitr_instance")
+        handle = self.drill.handles.pitr_instance
         if not handle or handle.get("deleted"):
             return {"deleted": None}
         out = pitr.delete_restored_db_instance(

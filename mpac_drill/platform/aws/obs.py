@@ -30,6 +30,7 @@ from mpac_drill.aws import AwsCallFailed, DryRun, client
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 from mpac_drill.grafana import check_dashboards, dashboard_files, dashboard_urls
+from mpac_drill.measure.record import Finding
 from mpac_drill.platform.aws.ecs import OBS_SERVICE, ecs_location
 from mpac_drill.platform.aws.obs_history import HistoryCheck, snapshot_bucket, verify_history
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mpac_drill")
 
-_STATE = "_obs_aws"  # what start_history hands to measure_history (no secret in it)
 _REQUIRED = ("obs.cluster", "obs.service", "obs.health_url", "obs.grafana_url")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -255,7 +255,7 @@ def obs_findings(
     redeploy: RedeployResult,
     history: HistoryCheck,
     seen_s: float | None,
-) -> list[dict[str, str]]:
+) -> list[Finding]:
     """F10 (§1.6: ECS stack or EC2 box?) and F11 (no DR region for mpac-obs), with the
     drill's evidence, in result.json's ``findings`` shape.
 
@@ -282,7 +282,7 @@ def obs_findings(
     merged = (
         f" or merged into newer ones by the stores' compactors ({compacted})" if compacted else ""
     )
-    f10 = {
+    f10: Finding = {
         "id": "F10",
         "section": "1.6",
         "summary": "runbook: 'Re-deploy ECS stack: make deploy-obs-prod', then 'New EC2 "
@@ -310,7 +310,7 @@ def obs_findings(
         )
     else:
         seen = f"whether {dr} runs mpac-obs is not known ({deployment['dr_detail']})"
-    f11 = {
+    f11: Finding = {
         "id": "F11",
         "section": "1.6",
         "summary": "runbook overview: mpac-obs runs in ap-northeast-1 (primary) only, with "
@@ -353,7 +353,7 @@ def start_history(ctx: DrillContext, interval_s: float = 0.1) -> dict[str, Any]:
         if not ctx.dry_run:
             ctx.abort(f"mpac-obs history not snapshotted, no fault injected: {exc}")
         raise
-    ctx.extras[_STATE] = {"deployment": deployment, "snapshots": snapshots}
+    ctx.handles.obs_history = {"deployment": deployment, "snapshots": snapshots}
     return {
         "started": True,
         "dry_run": ctx.dry_run,
@@ -368,7 +368,7 @@ def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
     Fills ``acked_writes`` / ``lost_writes`` / ``rpo_s`` (objects, not lines), the ``obs``
     record of result.json and findings F10, F11.
     """
-    state = ctx.extras.pop(_STATE, None)
+    state, ctx.handles.obs_history = ctx.handles.obs_history, None
     if state is None:
         return {"measured": False}
     t, expected = ctx.target, dashboard_files()
@@ -415,16 +415,14 @@ def measure_history(ctx: DrillContext, poll_s: float = 5.0) -> dict[str, Any]:
         "redeploy_seen_s": seen_s,
         "deployment": dict(state["deployment"]),
     }
-    ctx.extras["obs"] = obs  # the history stands even if Grafana cannot be asked
+    ctx.record.obs = obs  # the history stands even if Grafana cannot be asked
     n_compacted = sum(b["compacted"] for b in history["buckets"])
     if n_compacted:
         ctx.note(
             f"obs: {n_compacted} object(s) listed before the fault were replaced by "
             "Loki's or Tempo's compactor (not lost; see obs.compacted_objects)"
         )
-    ctx.extras.setdefault("findings", []).extend(
-        obs_findings(t, state["deployment"], redeploy, history, seen_s)
-    )
+    ctx.record.findings.extend(obs_findings(t, state["deployment"], redeploy, history, seen_s))
     dashboards = check_dashboards(grafana_url, expected, token=grafana_token(t), timeout_s=10)
     obs.update(dashboards)
     return obs

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from mpac_drill.aws import DryRun, client
+from mpac_drill.aws import AwsCallFailed, DryRun, client
 from mpac_drill.config import Target
 from mpac_drill.errors import HarnessError, UsageError
+from mpac_drill.grafana import grafana_health
 from mpac_drill.platform.aws.ecs import OBS_SERVICE, ecs_location
+from mpac_drill.platform.aws.obs import history_buckets
 from mpac_drill.platform.aws.rds import rds_settings
 
 
@@ -60,6 +62,9 @@ def preflight(target: Target, scenario_id: str, *, dry_run: DryRun | None) -> li
             checks.append(_ecs(target, "svc-portal", dry_run))
         elif need == "obs":
             checks.append(_ecs(target, OBS_SERVICE, dry_run))
+            buckets = history_buckets(target, dry=dry_run is not None)
+            checks += [_bucket(target, role, name, dry_run) for role, name in buckets.items()]
+            checks.append(_grafana(target, dry_run))
         elif need == "rds":
             checks.append(_rds(target, "smartpos", dry_run, multi_az=True))
         elif need == "rds-any":
@@ -233,6 +238,34 @@ def _parameter(
         _fail(True, _with(check, ok=False, detail="does not exist"), target)
     check["detail"] = str(found[0].get("Type", "?"))
     return check
+
+
+def _bucket(target: Target, role: str, name: str, dry: DryRun | None) -> Check:
+    """One history bucket of mpac-obs: it exists and the drill may read it (HeadBucket)."""
+    s3 = client("s3", target, dry_run=dry)
+    region = s3.meta.region_name
+    check = Check(what=f"S3 bucket ({role})", resource=name, region=region, ok=True, detail="")
+    try:
+        s3.head_bucket(Bucket=name)
+    except AwsCallFailed as exc:
+        if exc.code in ("404", "NoSuchBucket", "NotFound"):
+            _fail(True, _with(check, ok=False, detail="does not exist"), target)
+        if exc.code in ("403", "AccessDenied", "Forbidden"):
+            _fail(False, _with(check, ok=False, detail="not readable (403)"), target)
+        raise
+    return _with(check, detail="planned" if dry is not None else "readable")
+
+
+def _grafana(target: Target, dry: DryRun | None) -> Check:
+    """Grafana at ``obs.grafana_url`` answers ``/api/health`` (a dry run only plans it)."""
+    url = str(target.get("obs.grafana_url") or "UNSET.obs.grafana_url")
+    check = Check(what="Grafana", resource=url, region="-", ok=True, detail="")
+    if dry is not None:
+        return _with(check, detail="planned: GET /api/health")
+    problem = grafana_health(url)
+    if problem:
+        _fail(False, _with(check, ok=False, detail=problem), target)
+    return _with(check, detail="GET /api/health: database ok")
 
 
 def _alarm(target: Target, name: str, dry: DryRun | None) -> Check:

@@ -22,12 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 
+from mpac_drill.measure.record import QrPath
+
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
 
 
 NOT_BUILT = "region failover on AWS: not built yet"
-_STATE = "_aws_dr_state"  # what fail_back must undo (in memory only: holds no secret)
 
 
 def _aws_dr() -> Any:
@@ -67,7 +68,7 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
 def _findings(ctx: DrillContext, mod: Any, system: str) -> None:
     if not hasattr(mod, "runbook_region_findings"):
         return
-    ctx.extras.setdefault("findings", []).extend(
+    ctx.record.findings.extend(
         {
             "id": f["id"],
             "section": f["section"],
@@ -125,8 +126,10 @@ def fail_over_to_dr(
     param = "pgw_base_url" if system == "pgw" else "database_url"
     dr = regions(t)[1]
     deadline = ctx.injected_mono + timeout_s
-    steps = StepTimer(ctx.extras.setdefault("steps", []), ctx.injected_mono, ctx.injected_utc)
-    undo: dict[str, Any] = ctx.extras.setdefault(_STATE, {})
+    steps = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc)
+    if ctx.handles.region_undo is None:
+        ctx.handles.region_undo = {}
+    undo: dict[str, Any] = ctx.handles.region_undo
     with steps.step("find the newest snapshot in the DR region") as d:
         snap = mod.latest_snapshot(t, db)
         if snap is None:
@@ -135,11 +138,11 @@ def fail_over_to_dr(
                 "(runbook finding F3: nothing was copied there)"
             )
         d["detail"] = f"{snap['snapshot_id']}, data as of {snap['data_as_of']}"
-        ctx.extras["dr_snapshot"] = dict(snap)
+        ctx.record.dr_snapshot = dict(snap)
         # F3: what the DR region holds bounds the loss: RPO = loss - newest data there
         as_of = datetime.fromisoformat(str(snap["data_as_of"]).replace("Z", "+00:00"))
         ctx.measurements["rpo_s"] = round(max(0.0, (ctx.injected_utc - as_of).total_seconds()), 3)
-        ctx.extras.setdefault("findings", []).append(
+        ctx.record.findings.append(
             {
                 "id": "F3",
                 "section": "1.4",
@@ -197,7 +200,7 @@ def fail_over_to_dr(
                 like=shape,
             )
             d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
-        ctx.extras.setdefault("findings", []).append(
+        ctx.record.findings.append(
             {
                 "id": "F13",
                 "section": "1.5",
@@ -224,17 +227,17 @@ def fail_over_to_dr(
         d["detail"] = f"{_wait_healthy(ctx, deadline)} check(s)"
     qr = _qr_path(t, regions(t)[0], dr)
     if qr is not None:  # runbook finding F12: which PGW mpac-smartpos in the DR region calls
-        ctx.extras["qr_path"] = qr
+        ctx.record.qr_path = qr
     # users never saw the primary go down, so the outage is the procedure itself
-    ctx.extras["procedure_rto_s"] = round(time.monotonic() - ctx.injected_mono, 4)
+    ctx.record.procedure_rto_s = round(time.monotonic() - ctx.injected_mono, 4)
     return {
         "dr_region": dr,
         "restored_instance": restored["identifier"],
-        "steps": [s["name"] for s in ctx.extras["steps"]],
+        "steps": [s["name"] for s in ctx.record.steps],
     }
 
 
-def _qr_path(t: Any, primary: str, dr: str) -> dict[str, Any] | None:
+def _qr_path(t: Any, primary: str, dr: str) -> QrPath | None:
     """What mpac-smartpos's ``PGW_BASE_URL`` (``ssm.pgw_base_url``, read in the DR region)
     names after the procedure: the DR PGW (``pgw.dr_base_url``, or a host naming the DR
     region), the lost region's, or nothing. Only scheme, host, port and path are kept."""
@@ -285,7 +288,7 @@ def _qr_path(t: Any, primary: str, dr: str) -> dict[str, Any] | None:
 
 def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     """Undo what the failover changed: record, parameter, restored instance (idempotent)."""
-    undo = ctx.extras.pop(_STATE, None)
+    undo, ctx.handles.region_undo = ctx.handles.region_undo, None
     if ctx.dry_run or not undo:
         return {"dry_run": ctx.dry_run, "failed_back": None}
     from mpac_drill.aws import client

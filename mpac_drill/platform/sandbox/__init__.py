@@ -165,7 +165,7 @@ class SandboxPlatform:
     def database_dsn(self, db: str) -> str | None:
         if self.dry is not None:
             return None
-        dr = (self.drill.extras.get("_dr_dsn") or {}).get(db)
+        dr = self.drill.handles.dr_dsn.get(db)
         return str(dr or self.drill.sandbox().dsn(db))
 
     # ------------------------------------------------------------ region

@@ -34,9 +34,7 @@ def stop_tasks(
             f"sandbox has no running task of service {service!r} (services: {', '.join(known)})"
         )
     chosen = tasks[: tasks_to_stop(len(tasks), count, percent)]
-    ctx.extras.setdefault("ground_truth", {})["task_start_delay_s"] = ctx.setting(
-        "ecs.task_start_delay_s"
-    )
+    ctx.record.ground_truth["task_start_delay_s"] = ctx.setting("ecs.task_start_delay_s")
     ctx.mark_injected("ecs:StopTask", [t["name"] for t in chosen], service=service)
     for t in chosen:
         kill_tree(int(t["pid"]), signal.SIGKILL)

@@ -21,9 +21,7 @@ def failover_elasticache(ctx: DrillContext) -> dict[str, Any]:
     if not primary or not primary[0]["pid"]:
         raise ctx.failed("the sandbox has no running Redis primary")
     p = primary[0]
-    ctx.extras.setdefault("ground_truth", {}).update(
-        down_after_ms=ctx.setting("redis.down_after_ms")
-    )
+    ctx.record.ground_truth.update(down_after_ms=ctx.setting("redis.down_after_ms"))
     ctx.mark_injected("elasticache:TestFailover", [p["name"]], primary_before=p["name"])
     kill_tree(int(p["pid"]), signal.SIGKILL)
     alive = processes_gone([int(p["pid"])])

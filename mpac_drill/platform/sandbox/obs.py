@@ -23,8 +23,6 @@ from mpac_drill.measure.observer import paced, request_json
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
 
-_STATE = "_obs_history"
-
 
 class ObsHistory:
     """Numbered lines pushed to one mpac-obs stream, with the ledger of acknowledgements."""
@@ -81,7 +79,7 @@ def start_history(ctx: DrillContext, interval_s: float = 0.1) -> dict[str, Any]:
     url = ctx.sandbox().endpoints["services"]["mpac-obs"]
     history = ObsHistory(url=url, stream=f"drill-{ctx.run_id.lower()[:50]}", interval_s=interval_s)
     history.start()
-    ctx.extras[_STATE] = history
+    ctx.handles.obs_history = history
     return {"started": True, "stream": history.stream}
 
 
@@ -93,7 +91,8 @@ def measure_history(ctx: DrillContext) -> dict[str, Any]:
             f"{len(dashboard_files())} dashboard files",
             service="mpac-obs",
         )
-    history: ObsHistory | None = ctx.extras.pop(_STATE, None)
+    history: ObsHistory | None = ctx.handles.obs_history
+    ctx.handles.obs_history = None
     if history is None:
         return {"measured": False}
     history.stop()
@@ -111,7 +110,7 @@ def measure_history(ctx: DrillContext) -> dict[str, Any]:
         "history_lines_lost": rpo["lost_writes"],
         **{k: v for k, v in dashboards.items() if k != "grafana_url"},
     }
-    ctx.extras["obs"] = obs
+    ctx.record.obs = obs
     return obs
 
 

@@ -61,7 +61,7 @@ def failover_rds(ctx: DrillContext, db: str = "smartpos") -> dict[str, Any]:
     p = primary[0]
     lag = float(ctx.setting("rds.replication_lag_s"))
     pw = view.secrets["db_password"]
-    ctx.extras.setdefault("ground_truth", {}).update(
+    ctx.record.ground_truth.update(
         failover_delay_s=ctx.setting("rds.failover_delay_s"), replication_lag_s=lag
     )
     detached_at = None
@@ -248,7 +248,7 @@ def restore_point_in_time(
     target T, then promote), and check it against the canary's ledger.
 
     Sets ``rto_s`` (injection → verified), ``rpo_s``, ``acked_writes`` and ``lost_writes``,
-    and ``extras`` ``steps``, ``pitr`` and ``impact``. ``delete_restored_instance`` undoes it.
+    and the record's ``steps``, ``pitr`` and ``impact``. ``delete_restored_instance`` undoes it.
     """
     if not restore_age_s > 0:
         raise UsageError(
@@ -258,7 +258,7 @@ def restore_point_in_time(
     pw = view.secrets["db_password"]
     bucket = snapshots.bucket_dir(view.dir)
     backup = _running_backup_settings(view)
-    ctx.extras.setdefault("ground_truth", {}).update(
+    ctx.record.ground_truth.update(
         wal_archive_timeout_s=backup["wal_archive_timeout_s"],
         base_interval_s=backup["base_interval_s"],
     )
@@ -272,7 +272,7 @@ def restore_point_in_time(
         "log": str(home / f"{identifier}.log"),
         "pid": None,
     }
-    ctx.extras["_pitr_instance"] = handle
+    ctx.handles.pitr_instance = handle
     dest, log_path = Path(handle["dest"]), Path(handle["log"])
     ctx.mark_injected(
         "rds:RestoreDBInstanceToPointInTime",
@@ -287,7 +287,7 @@ def restore_point_in_time(
     ctx.fault["restore_time"] = iso(t_utc)
     deadline = t0 + timeout_s
     log.info("rds: restoring the sandbox RDS to %s into new instance %s", iso(t_utc), identifier)
-    steps = StepTimer(ctx.extras.setdefault("steps", []), t0, ctx.injected_utc)
+    steps = StepTimer(ctx.record.steps, t0, ctx.injected_utc)
     with steps.step("choose base backup") as st:
         base = snapshots.newest_before(snapshots.list_base_backups(bucket), t_utc)
         if base is None:
@@ -364,11 +364,11 @@ def restore_point_in_time(
         acked_writes=check["acked_before_target"],
         lost_writes=check["lost_writes"],
     )
-    ctx.extras["impact"] = {
+    ctx.record.impact = {
         "lost_writes": check["lost_writes"],
         "rows_after_target": check["rows_after_target"],
     }
-    ctx.extras["pitr"] = {
+    ctx.record.pitr = {
         "identifier": identifier,
         "restore_time": iso(t_utc),
         "restore_age_s": restore_age_s,
@@ -399,7 +399,7 @@ def restore_point_in_time(
 def delete_restored_instance(ctx: DrillContext) -> dict[str, Any]:
     """Stop the instance ``restore_point_in_time`` started and remove its folder (idempotent);
     its PostgreSQL log is kept in the run folder as ``pitr-restore.log``."""
-    handle = ctx.extras.get("_pitr_instance")
+    handle = ctx.handles.pitr_instance
     if not handle or handle.get("deleted"):
         return {"deleted": None}
     log_path = Path(handle["log"])

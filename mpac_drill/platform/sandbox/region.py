@@ -26,6 +26,7 @@ import psutil
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 from mpac_drill.measure.observer import probe_http
+from mpac_drill.measure.record import QrPath
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.daemon import BACKUP_DEFAULTS
@@ -161,7 +162,7 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
     procs = marked_processes(view.dir)
     bucket = snapshots.bucket_dir(view.dir)
     running = json_backup(view.dir)
-    ctx.extras.setdefault("ground_truth", {}).update(
+    ctx.record.ground_truth.update(
         wal_archive_timeout_s=running["wal_archive_timeout_s"],
         base_interval_s=running["base_interval_s"],
     )
@@ -196,7 +197,7 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
         if newest is None
         else round((ctx.injected_utc - snapshots.parse_utc(newest)).total_seconds(), 4)
     )
-    ctx.extras["region"] = {
+    ctx.record.region = {
         "primary": primary,
         "dr": dr,
         "processes_killed": len(procs) - len(alive),
@@ -297,7 +298,7 @@ def fail_over_to_dr(
     timed into ``steps``.
 
     Sets ``ctx.rpo_dsn`` (the canary reads back from the restored database) and
-    ``ctx.extras["_dr_dsn"]`` (db → DSN of the restored databases; in memory only)."""
+    ``ctx.handles.dr_dsn`` (db → DSN of the restored databases; in memory only)."""
     if system not in ("smartpos", "pgw"):
         raise UsageError(f"system must be smartpos or pgw, not {system!r}")
     names = PGW_STEP_NAMES if system == "pgw" else STEP_NAMES
@@ -310,7 +311,7 @@ def fail_over_to_dr(
     dr_dir = control.state_dir(dr)
     primary_region, dr_region = regions(ctx.target)
     t0 = ctx.injected_mono
-    steps = StepTimer(ctx.extras.setdefault("steps", []), t0, ctx.injected_utc)
+    steps = StepTimer(ctx.record.steps, t0, ctx.injected_utc)
     deadline = time.monotonic() + timeout_s
     ctx.phase("detecting the region loss from outside")
     detected, detail = _wait_detected(ctx, deadline)
@@ -342,7 +343,7 @@ def fail_over_to_dr(
     ctx.phase("updating PGW_BASE_URL" if system == "pgw" else "updating DATABASE_URL")
     ssm_at = time.monotonic()
     dsn = _dsn(dr, view.secrets["db_password"])
-    ctx.extras["_dr_dsn"] = {
+    ctx.handles.dr_dsn = {
         db: _dsn(dr, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
     }
     ssm = dr_dir / "ssm"
@@ -367,7 +368,7 @@ def fail_over_to_dr(
         f"{dr.require('rds.standby_port')} (written {written - ssm_at:.3f} s)",
     )
     if system == "pgw":  # §1.5 never points the DR PGW at the restored database
-        ctx.extras.setdefault("findings", []).append(
+        ctx.record.findings.append(
             {
                 "id": "F13",
                 "section": "1.5",
@@ -440,8 +441,10 @@ def fail_over_to_dr(
         True,
         f"{len(urls)} services answer /health?deep=1 through the front door; {qr['detail']}",
     )
-    ctx.extras["qr_path"] = qr
-    region = ctx.extras.setdefault("region", {})
+    ctx.record.qr_path = qr
+    if ctx.record.region is None:
+        ctx.record.region = {}
+    region = ctx.record.region
     region.update(
         dr_state_dir=str(dr_dir),
         dr_port_offset=dr.settings["region"]["dr_port_offset"],
@@ -453,11 +456,11 @@ def fail_over_to_dr(
     return {
         "dr_region": dr_region,
         "procedure_s": round(verified - t0, 4),
-        "steps": [s["name"] for s in ctx.extras["steps"]],
+        "steps": [s["name"] for s in ctx.record.steps],
     }
 
 
-def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
+def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> QrPath:
     """Where mpac-smartpos (svc-smarttab, through the front door) sends QR payments now,
     from its deep health: the PGW_BASE_URL its tasks run with and whether that PGW answers."""
     import json
@@ -493,7 +496,7 @@ def _qr_path(door: FrontDoor, dr_pgw: str, lost_pgw: str) -> dict[str, Any]:
 def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     """Stop the DR stack, start a fresh primary sandbox, close the front door (idempotent).
     The DR daemon's log is kept in the run folder as ``dr-daemon.log``."""
-    if ctx.extras.get("_failed_back"):
+    if ctx.handles.failed_back:
         return {"failed_back": None}
     ctx.phase("failing back: stopping the DR stack")
     dr_dir = control.state_dir(dr_target(ctx.target))
@@ -510,7 +513,7 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     ctx.phase("failing back: starting the primary sandbox")
     control.up(ctx.target, timeout_s=timeout_s)
     ctx._sandbox = None  # a fresh primary: new state and secrets
-    ctx.extras["_failed_back"] = True
+    ctx.handles.failed_back = True
     return {
         "dr_processes_stopped": swept,
         "front_door_closed": closed,
