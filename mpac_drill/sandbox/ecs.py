@@ -8,7 +8,7 @@ after ``ecs.task_start_delay_s``, as ECS starts a replacement task to meet the d
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpac_drill.sandbox.procs import record_spawn
+from mpac_drill.sandbox.managed import ManagedProcess, Supervisor
 
 
 @dataclass
-class Task:
+class Task(ManagedProcess):
     service: str
     index: int
     port: int
@@ -32,10 +32,6 @@ class Task:
     def name(self) -> str:
         return f"{self.service}/task-{self.index}"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.returncode is None else None
-
 
 @dataclass
 class EcsService:
@@ -44,7 +40,7 @@ class EcsService:
 
 
 @dataclass
-class EcsCluster:
+class EcsCluster(Supervisor):
     log_dir: Path
     services: dict[str, EcsService]
     env: dict[str, str]
@@ -92,65 +88,38 @@ class EcsCluster:
 
     async def _launch(self, task: Task, not_before: float = 0.0) -> None:
         env = {**self.env, "MPAC_SERVICE": task.service, "MPAC_TASK": task.name}
-        logf = (self.log_dir / f"{task.service}-task-{task.index}.log").open("ab")
-        task.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mpac_drill.sandbox.task",
-            "--service",
-            task.service,
-            "--port",
-            str(task.port),
-            "--not-before",
-            f"{not_before:.6f}",
+        await task.spawn(
+            [
+                sys.executable,
+                "-m",
+                "mpac_drill.sandbox.task",
+                "--service",
+                task.service,
+                "--port",
+                str(task.port),
+                "--not-before",
+                f"{not_before:.6f}",
+            ],
+            log_path=self.log_dir / f"{task.service}-task-{task.index}.log",
             env=env,
-            stdout=logf,
-            stderr=logf,
-            start_new_session=True,
         )
-        logf.close()
-        record_spawn(task.proc.pid)
         task.starts += 1
         task.stopped_at = None
-        self._watch(task)
+        self.supervise(task, lambda: self._replace(task))
 
-    def _watch(self, task: Task) -> None:
+    async def _replace(self, task: Task) -> None:
+        """A task stopped: ECS starts its replacement after the task start delay."""
         proc = task.proc
-        assert proc is not None
-
-        async def watch() -> None:
-            await proc.wait()
-            if self._stopping or task.proc is not proc:
-                return
-            loop = asyncio.get_running_loop()
-            task.stopped_at = loop.time()
-            self.on_event(f"ecs: {task.name} stopped (exit {proc.returncode})")
-            if not self._stopping:
-                # ECS's task start delay (a setting): the replacement boots at once and
-                # opens its port exactly at the delay, so Python's boot time (0.5-1.5 s
-                # on a busy 2-core machine) does not blur the configured figure.
-                await self._launch(task, not_before=time.time() + self.task_start_delay_s)
-                self.on_event(f"ecs: {task.name} replaced")
-
-        t = asyncio.ensure_future(watch())
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        task.stopped_at = asyncio.get_running_loop().time()
+        self.on_event(f"ecs: {task.name} stopped (exit {proc.returncode if proc else '?'})")
+        # ECS's task start delay (a setting): the replacement boots at once and opens its
+        # port exactly at the delay, so Python's boot time (0.5-1.5 s on a busy 2-core
+        # machine) does not blur the configured figure.
+        await self._launch(task, not_before=time.time() + self.task_start_delay_s)
+        self.on_event(f"ecs: {task.name} replaced")
 
     async def stop(self) -> None:
-        self._stopping = True
-        for t in list(self._tasks):
-            t.cancel()
-        procs = [t.proc for t in self.all_tasks() if t.proc and t.proc.returncode is None]
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                p.terminate()
-        for p in procs:
-            try:
-                await asyncio.wait_for(p.wait(), 3)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-                await p.wait()
+        await self.stop_processes(self.all_tasks(), sig=signal.SIGTERM, grace_s=3)
 
     def describe(self, health: dict[str, bool]) -> list[dict[str, Any]]:
         return [

@@ -16,10 +16,10 @@ standby's ``primary_conninfo`` through files created 0600 (a ``passfile``, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,13 @@ from typing import Any
 import psycopg
 
 from mpac_drill.errors import SandboxError
+from mpac_drill.sandbox.managed import ManagedProcess, Supervisor
 from mpac_drill.sandbox.procs import (
     as_postgres_user,
     chown_for_postgres,
     pg_bin,
     postgres_home,
     private_dir,
-    record_spawn,
     wait_gone,
     write_private,
 )
@@ -130,7 +130,7 @@ def multihost_dsn(ports: list[int], dbname: str, password: str | None) -> str:
 
 
 @dataclass
-class PgNode:
+class PgNode(ManagedProcess):
     name: str
     port: int
     data_dir: Path
@@ -140,13 +140,9 @@ class PgNode:
     proc: asyncio.subprocess.Process | None = None
     streaming: bool = False
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.returncode is None else None
-
 
 @dataclass
-class PgCluster:
+class PgCluster(Supervisor):
     """Two nodes, one primary; the controller keeps it that way."""
 
     base_dir: Path
@@ -256,21 +252,8 @@ class PgCluster:
         await self._build_standby(b, a)
 
     async def stop(self) -> None:
-        self._stopping = True
-        for t in list(self._tasks):
-            t.cancel()
-        for n in self.nodes:
-            if n.proc and n.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    n.proc.terminate()  # SIGTERM = smart shutdown; fast enough here
-        for n in self.nodes:
-            if n.proc:
-                try:
-                    await asyncio.wait_for(n.proc.wait(), 5)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        n.proc.kill()
-                    await n.proc.wait()
+        # SIGTERM = smart shutdown; fast enough here
+        await self.stop_processes(self.nodes, sig=signal.SIGTERM, grace_s=5)
 
     async def _run(self, argv: list[str], what: str) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -287,9 +270,8 @@ class PgCluster:
 
     async def _launch(self, node: PgNode, role: str) -> None:
         private_dir(node.sock_dir, for_postgres=True)
-        logf = node.log_path.open("ab")
-        node.proc = await asyncio.create_subprocess_exec(
-            *as_postgres_user(
+        await node.spawn(
+            as_postgres_user(
                 [
                     pg_bin("postgres"),
                     "-D",
@@ -300,17 +282,13 @@ class PgCluster:
                     f"unix_socket_directories={node.sock_dir}",
                 ]
             ),
+            log_path=node.log_path,
             env=self.env,
-            stdout=logf,
-            stderr=logf,
-            start_new_session=True,
         )
-        logf.close()
-        record_spawn(node.proc.pid)
         node.role = role
         node.streaming = False
         await self._wait_ready(node)
-        self._watch(node)
+        self.supervise(node, lambda: self._on_death(node))
 
     async def _wait_ready(self, node: PgNode, timeout_s: float = 30) -> None:
         loop = asyncio.get_running_loop()
@@ -387,23 +365,6 @@ class PgCluster:
         raise SandboxError(f"rds: standby {node.name} did not start streaming")
 
     # ------------------------------------------------------------ the controller
-
-    def _watch(self, node: PgNode) -> None:
-        proc = node.proc
-        assert proc is not None
-
-        async def watch() -> None:
-            await proc.wait()
-            if self._stopping or node.proc is not proc:
-                return
-            await self._on_death(node)
-
-        self._spawn(watch())
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _on_death(self, node: PgNode) -> None:
         was = node.role

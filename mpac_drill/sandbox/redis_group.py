@@ -26,10 +26,10 @@ Closed to the machine's other users: nothing answers without a password.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from mpac_drill.errors import SandboxError
-from mpac_drill.sandbox.procs import private_dir, record_spawn, write_private
+from mpac_drill.sandbox.managed import ManagedProcess, Supervisor
+from mpac_drill.sandbox.procs import private_dir, write_private
 from mpac_drill.sandbox.redis_binary import RedisBinary, choose
 
 log = logging.getLogger("mpac_drill.sandbox")
@@ -60,20 +61,16 @@ def _q(value: object) -> str:
 
 
 @dataclass
-class RedisNode:
+class RedisNode(ManagedProcess):
     name: str
     port: int
     kind: str  # "redis" or "sentinel"
     role: str = "down"
     proc: asyncio.subprocess.Process | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.returncode is None else None
-
 
 @dataclass
-class RedisGroup:
+class RedisGroup(Supervisor):
     base_dir: Path
     primary_port: int
     replica_port: int
@@ -120,17 +117,7 @@ class RedisGroup:
         await self._wait_sentinels_agree()
 
     async def stop(self) -> None:
-        self._stopping = True
-        for t in list(self._tasks):
-            t.cancel()
-        everyone = [*self.sentinels, *self.nodes]
-        for n in everyone:
-            if n.proc and n.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    n.proc.kill()
-        for n in everyone:
-            if n.proc:
-                await n.proc.wait()
+        await self.stop_processes([*self.sentinels, *self.nodes], sig=signal.SIGKILL)
 
     # ------------------------------------------------------------ processes
 
@@ -151,22 +138,15 @@ class RedisGroup:
 
     async def _spawn(self, node: RedisNode, conf: Path, *args: str) -> None:
         assert self.server is not None
-        logf = (self.base_dir / f"{node.name}.log").open("ab")
-        node.proc = await asyncio.create_subprocess_exec(
-            self.server.argv0,  # the name decides the mode of Debian's binary
-            str(conf),
-            *args,
-            executable=self.server.path,
+        await node.spawn(
+            [self.server.argv0, str(conf), *args],  # argv0 decides the mode of Debian's binary
+            log_path=self.base_dir / f"{node.name}.log",
             env=self.env,
-            stdout=logf,
-            stderr=logf,
-            start_new_session=True,
+            executable=self.server.path,
             umask=0o077,  # what it writes (CONFIG REWRITE of a failover, dumps) stays private
         )
-        logf.close()
-        record_spawn(node.proc.pid)
         await self._wait_ping(node)
-        self._watch(node)
+        self.supervise(node, lambda: self._replace(node))
 
     def node_config(self, node: RedisNode, replicaof: int | None) -> str:
         """The config file of a node (regenerated at each start; Sentinel rewrites it)."""
@@ -276,34 +256,25 @@ class RedisGroup:
 
     # ------------------------------------------------------------ recovery
 
-    def _watch(self, node: RedisNode) -> None:
-        proc = node.proc
-        assert proc is not None
-
-        async def watch() -> None:
-            await proc.wait()
-            if self._stopping or node.proc is not proc:
-                return
-            was = node.role
-            node.role = "down"
-            self.on_event(f"redis: {was} {node.name} died")
-            await asyncio.sleep(self.restart_failed_node_s)
-            if self._stopping:
-                return
-            try:
-                if node.kind == "sentinel":
-                    await self.refresh_roles()
-                    await self._launch_sentinel(node)
-                else:
-                    master = await self._master_other_than(node.port)
-                    await self._launch(node, replicaof=master)
-                self.on_event(f"redis: {node.name} replaced")
-            except Exception as exc:  # noqa: BLE001 - keep the controller alive
-                self.on_event(f"redis: replacing {node.name} failed: {exc}")
-
-        task = asyncio.ensure_future(watch())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _replace(self, node: RedisNode) -> None:
+        """A node or Sentinel died: bring it back after ``restart_failed_node_s`` (a node as
+        a replica of the current master)."""
+        was = node.role
+        node.role = "down"
+        self.on_event(f"redis: {was} {node.name} died")
+        await asyncio.sleep(self.restart_failed_node_s)
+        if self._stopping:
+            return
+        try:
+            if node.kind == "sentinel":
+                await self.refresh_roles()
+                await self._launch_sentinel(node)
+            else:
+                master = await self._master_other_than(node.port)
+                await self._launch(node, replicaof=master)
+            self.on_event(f"redis: {node.name} replaced")
+        except Exception as exc:  # noqa: BLE001 - keep the controller alive
+            self.on_event(f"redis: replacing {node.name} failed: {exc}")
 
     async def _master_other_than(self, port: int) -> int | None:
         """Wait for Sentinel to move the primary away from a dead node (bounded).

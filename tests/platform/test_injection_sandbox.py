@@ -55,7 +55,10 @@ def test_stop_tasks_marks_injection_just_before_the_kill(sandbox, monkeypatch, t
 def test_dry_run_records_the_fault_as_a_call_and_touches_nothing(sandbox, tmp_path) -> None:
     from mpac_drill.aws import DryRun
 
-    before = control.view(sandbox).state["components"]
+    from mpac_drill.sandbox.procs import marked_processes
+
+    control.wait_healthy(sandbox, timeout_s=60)  # an earlier test's replacement has settled
+    before = sorted(p.pid for p in marked_processes(control.state_dir(sandbox)))
     drill = _drill(sandbox, "ecs-task-failure", tmp_path, dry_run=True)
     drill.dry_run_recorder = DryRun()
     out = platform_for(drill).stop_tasks("svc-portal", percent=50)
@@ -63,8 +66,8 @@ def test_dry_run_records_the_fault_as_a_call_and_touches_nothing(sandbox, tmp_pa
     (call,) = drill.dry_run_recorder.calls
     assert (call["service"], call["operation"], call["region"]) == ("sandbox", "KillTasks", "local")
     assert call["params"]["percent"] == 50
-    after = control.view(sandbox).state["components"]
-    assert [c["pid"] for c in after] == [c["pid"] for c in before]
+    after = sorted(p.pid for p in marked_processes(control.state_dir(sandbox)))
+    assert after == before  # no process killed or started
 
 
 @pytest.mark.parametrize("bad", [{"count": True}, {"count": 0}, {"percent": 101}])
