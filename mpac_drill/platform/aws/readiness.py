@@ -128,7 +128,12 @@ def _ecs(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow
     for cluster, services in by_cluster.items():
         found: dict[str, dict[str, Any]] = {}
         for part in chunks([n for _, n in services], 10):
-            answer = ecs.describe_services(cluster=cluster, services=part)
+            try:
+                answer = ecs.describe_services(cluster=cluster, services=part)
+            except AwsCallFailed as exc:
+                if "ClusterNotFound" not in exc.code:
+                    raise
+                answer = {}  # every service of a missing cluster fails below
             found.update({s["serviceName"]: s for s in answer.get("services", [])})
         for key, name in services:
             rows.append(_ecs_tasks(cluster, key, name, found.get(name), th))
@@ -377,13 +382,13 @@ def _backups(
                 f"--preferred-backup-window {wanted} (or correct the runbook)",
             )
         )
-    lag = age_s(item.get("LatestRestorableTime"))
+    lag = None if retention == 0 else age_s(item.get("LatestRestorableTime"))
     status = (
-        "fail"
-        if lag is None and retention == 0
+        "fail"  # no automated backups: no point-in-time recovery at all
+        if retention == 0
         else "not checked"
         if lag is None
-        else (judge_max(lag, th.pitr_lag_s, th.warn_share))
+        else judge_max(lag, th.pitr_lag_s, th.warn_share)
     )
     rows.append(
         row(

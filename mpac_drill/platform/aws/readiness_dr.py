@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from botocore.parsers import ResponseParserError
+
 from mpac_drill.aws import AwsCallFailed
 from mpac_drill.platform.aws.readiness import Clients, age_s, chunks, could_not
 from mpac_drill.readiness.rows import ALL, CheckRow, Thresholds, duration, judge_max, row
@@ -313,15 +315,16 @@ def _permissions(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[
         answer = clients("iam").simulate_principal_policy(
             PolicySourceArn=principal, ActionNames=actions
         )
-    except AwsCallFailed as exc:
+    except (AwsCallFailed, ResponseParserError) as exc:  # moto: 500, not implemented
+        code = getattr(exc, "code", type(exc).__name__)
         return [
             row(
                 *args,
-                principal or "caller",
+                principal,
                 "not checked",
                 measured=None,
                 threshold=f"{len(actions)} action(s) allowed",
-                evidence=f"iam SimulatePrincipalPolicy unavailable: {exc.code}",
+                evidence=f"iam SimulatePrincipalPolicy unavailable: {code}",
                 fix="allow iam:SimulatePrincipalPolicy for the check's role to verify",
             )
         ]
