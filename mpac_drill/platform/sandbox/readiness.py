@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from mpac_drill.sandbox.redis_group import MASTER_NAME
 from mpac_drill.sandbox.snapshots import list_base_backups, parse_utc, wal_dir
 
 _TIMEOUT_S = 0.8
+#: every probe's answer is awaited at most this long (the check stays under 2 s)
+_DEADLINE_S = 1.2
 _OBS = "mpac-obs"
 _WAL = re.compile(r"^[0-9A-F]{24}$")
 _REPLICATION = (
@@ -86,9 +89,7 @@ def check(
         probes[r["name"]] = _replica(r["address"], view.secrets["redis_admin_password"])
     for t in tasks:
         probes[t["name"]] = _task(t["address"])
-    with ThreadPoolExecutor(max_workers=min(16, len(probes))) as pool:
-        futures = {name: pool.submit(_safely, fn) for name, fn in probes.items()}
-        got = {name: f.result() for name, f in futures.items()}
+    got = _run_all(probes)
     rows = _tasks(target, thresholds, tasks, got)
     rows += _postgres(target, thresholds, primary, standby, got)
     rows += _redis(target, sentinels, replicas, got)
@@ -112,6 +113,22 @@ def _addr(found: list[dict[str, Any]]) -> tuple[str, int] | None:
     if not found or not found[0].get("pid"):
         return None
     return str(found[0]["name"]), int(str(found[0]["address"]).rsplit(":", 1)[1])
+
+
+def _run_all(probes: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Every probe at once; one still running at the deadline answers ``TimeoutError`` (a
+    hung component, e.g. a stopped PostgreSQL, whose connect waits libpq's 2 s minimum)."""
+    pool = ThreadPoolExecutor(max_workers=min(16, len(probes)))
+    futures = {name: pool.submit(_safely, fn) for name, fn in probes.items()}
+    deadline = time.monotonic() + _DEADLINE_S
+    got: dict[str, Any] = {}
+    for name, future in futures.items():
+        try:
+            got[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FuturesTimeout:
+            got[name] = TimeoutError(f"no answer within {_DEADLINE_S} s")
+    pool.shutdown(wait=False, cancel_futures=True)
+    return got
 
 
 def _safely(fn: Callable[[], Any]) -> Any:
