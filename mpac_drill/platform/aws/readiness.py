@@ -291,13 +291,13 @@ def _ha(
     args = (f"rds.{db}.multi_az", "rds-failover", "1.2")
     if kind == "instance":
         on = bool(item.get("MultiAZ"))
-        zones = f"{item.get('AvailabilityZone')} / standby {item.get('SecondaryAvailabilityZone')}"
+        where = f"{item.get('AvailabilityZone')} / standby {item.get('SecondaryAvailabilityZone')}"
         return row(
             *args,
             "DB instance is Multi-AZ",
             identifier,
             "pass" if on else "fail",
-            measured=f"MultiAZ={str(on).lower()} ({zones})",
+            measured=f"MultiAZ={str(on).lower()} ({where})",
             threshold="MultiAZ=true",
             evidence=f"rds DescribeDBInstances {identifier} MultiAZ",
             fix=f"aws rds modify-db-instance --db-instance-identifier {identifier} "

@@ -17,7 +17,15 @@ from botocore.parsers import ResponseParserError
 
 from mpac_drill.aws import AwsCallFailed
 from mpac_drill.platform.aws.readiness import Clients, age_s, chunks, could_not
-from mpac_drill.readiness.rows import ALL, CheckRow, Thresholds, duration, judge_max, row
+from mpac_drill.readiness.rows import (
+    ALL,
+    CheckRow,
+    Status,
+    Thresholds,
+    duration,
+    judge_max,
+    row,
+)
 
 #: Which database each region drill restores in the DR region.
 _DR_DATABASES = {"region-failover": ("smartpos", "1.4"), "pgw-region-failover": ("pgw", "1.5")}
@@ -231,7 +239,7 @@ def _alarms(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Check
         alarm, is_stop = found.get(name), name in stop
         scenario, section = (ALL, "5") if is_stop else ("ecs-task-failure", "1.1")
         acts = len((alarm or {}).get("AlarmActions", []))
-        status = "fail" if alarm is None else "pass" if acts or is_stop else "warn"
+        status: Status = "fail" if alarm is None else "pass" if acts or is_stop else "warn"
         rows.append(
             row(
                 f"alarm.{name}",

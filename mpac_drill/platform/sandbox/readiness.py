@@ -155,7 +155,9 @@ def _sentinel(address: str, password: str) -> Callable[[], Any]:
         socket_timeout=_TIMEOUT_S,
         socket_connect_timeout=_TIMEOUT_S,
     )
-    return lambda: client.execute_command("SENTINEL", "CKQUORUM", MASTER_NAME)
+    return lambda: client.execute_command(  # type: ignore[no-untyped-call]
+        "SENTINEL", "CKQUORUM", MASTER_NAME
+    )
 
 
 def _replica(address: str, password: str) -> Callable[[], Any]:
@@ -252,8 +254,9 @@ def _postgres(
     elif isinstance(recv, Exception):
         recv_ok, heard = False, f"{name} not answering: {_err(recv)}"
     else:
-        recv_ok = bool(recv) and bool(recv[0][0]) and recv[0][1] == "streaming"
-        heard = f"{name} pg_stat_wal_receiver.status={recv[0][1] if recv else None}"
+        answer: list[Any] = list(recv or [])
+        recv_ok = bool(answer) and bool(answer[0][0]) and answer[0][1] == "streaming"
+        heard = f"{name} pg_stat_wal_receiver.status={answer[0][1] if answer else None}"
     ok = bool(streams) and recv_ok
     rows = [
         row(
