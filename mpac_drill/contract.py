@@ -105,6 +105,17 @@ def validate_result(data: Any, schema: Mapping[str, Any] | None = None) -> list[
         return [f"{ROOT} is nested too deeply to check"]
 
 
+def validate_document(data: Any, schema_path: Path) -> list[str]:
+    """One-line errors of ``data`` against another contract of the project (the schema file
+    at ``schema_path``, e.g. ``contract/check-result.schema.json``), empty when valid; a
+    missing or unreadable schema raises ``HarnessError``."""
+    validator = _validator_at(schema_path)
+    try:
+        return list(_messages(validator.iter_errors(data)))
+    except RecursionError:
+        return [f"{schema_path.name}: the document is nested too deeply to check"]
+
+
 # ---------------------------------------------------------------- wording
 
 
@@ -189,4 +200,10 @@ def _line(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["SCHEMA_PATH", "load_schema", "schema_version", "validate_result"]
+__all__ = [
+    "SCHEMA_PATH",
+    "load_schema",
+    "schema_version",
+    "validate_document",
+    "validate_result",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 from mpac_drill.config import Catalog, load_catalog, parse_quarter
 from mpac_drill.errors import ExitCode, UsageError
 from reports import columns as C
-from reports import drills, metrics, sections
+from reports import drills, metrics, readiness, sections
 from reports.artifacts import load_reconciliation, load_timelines, load_traffic
 from reports.data import ReportData
 from reports.document import Doc
@@ -155,6 +155,7 @@ def build_report(
     manifest = sections.manifest_text(data).encode("utf-8")
     manifest_file = f"{quarter}.sha256"
     doc = compose(data, manifest_file, hashlib.sha256(manifest).hexdigest())
+    readiness.add_section(doc, quarter, runs_dir)  # `mpac-drill check` runs (runs/checks/)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = doc.images()
     paths = [
