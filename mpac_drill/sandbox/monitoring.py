@@ -87,8 +87,16 @@ class Monitoring:
         self.settings = {**DEFAULTS, **settings}
         period = float(self.settings["period_s"])
         now = time.time()
+        before = getattr(self, "alarms", {})
         self.alarms = {
-            a.name: Alarm(definition=a, period_s=period, created_at=now)
+            # an alarm whose definition and period did not change keeps its state and data
+            a.name: (
+                before[a.name]
+                if a.name in before
+                and before[a.name].definition == a
+                and before[a.name].period_s == period
+                else Alarm(definition=a, period_s=period, created_at=now)
+            )
             for a in sandbox_definitions(
                 [a for a in self._catalog if a.metric in MEASURED],
                 absent=list(self.settings["absent"] or []),
