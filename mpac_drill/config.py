@@ -80,6 +80,71 @@ class Target:
         return value
 
 
+#: CloudWatch's alarm vocabulary (PutMetricAlarm), as the catalog writes it.
+STATISTICS = ("Minimum", "Maximum", "Average", "Sum", "SampleCount")
+COMPARISONS = (
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+)
+MISSING_DATA = ("missing", "ignore", "breaching", "notBreaching")
+SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+@dataclass(frozen=True)
+class AlarmDefinition:
+    """One CloudWatch metric alarm a scenario's detection names (catalog ``detection``)."""
+
+    name: str
+    namespace: str
+    metric: str
+    statistic: str
+    comparison: str
+    threshold: float
+    period_s: float
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str = "missing"
+    dimensions: dict[str, str] = field(default_factory=dict)
+    #: ``runbook`` (the runbook names the alarm) or ``default`` (only its metric)
+    source: str = "default"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "metric": self.metric,
+            "dimensions": dict(self.dimensions),
+            "statistic": self.statistic,
+            "comparison": self.comparison,
+            "threshold": self.threshold,
+            "period_s": self.period_s,
+            "evaluation_periods": self.evaluation_periods,
+            "datapoints_to_alarm": self.datapoints_to_alarm,
+            "treat_missing_data": self.treat_missing_data,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class ResponseTarget:
+    """Runbook §3.1: one severity's response time and update frequency."""
+
+    severity: str
+    impact: str
+    respond_s: float
+    update_s: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How a scenario's failure is detected (runbook "Detection" line) and its severity."""
+
+    severity: str
+    alarms: tuple[AlarmDefinition, ...]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One row of the catalog."""
@@ -98,6 +163,8 @@ class Scenario:
     #: users see the fault (an outage the observer must sample); false for a drill whose
     #: fault breaks nothing users reach (a point-in-time restore into a new instance)
     outage_expected: bool = True
+    #: the runbook's detection path: alarms and declared severity (``None``: not named)
+    detection: Detection | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +173,16 @@ class Catalog:
     schedule: dict[str, list[str]]
     global_rto_s: float
     global_rpo_s: float
+    #: runbook §3.1 by severity (``P0``..``P3``)
+    response_targets: dict[str, ResponseTarget] = field(default_factory=dict)
+
+    def alarms(self) -> list[AlarmDefinition]:
+        """Every alarm the catalog names, once each (in catalog order)."""
+        seen: dict[str, AlarmDefinition] = {}
+        for sc in self.scenarios.values():
+            for alarm in sc.detection.alarms if sc.detection else ():
+                seen.setdefault(alarm.name, alarm)
+        return list(seen.values())
 
     def get(self, scenario_id: str) -> Scenario:
         try:
@@ -175,6 +252,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     data = _load_yaml(path, "catalog")
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
         raise UsageError(f"catalog {path} must be a mapping with a 'scenarios' list")
+    responses = _response_targets(data.get("response_targets"), path)
     glob = data.get("global") or {}
     if not isinstance(glob, dict):
         raise UsageError(f"catalog {path}: 'global' must be a mapping of rto_s and rpo_s")
@@ -205,6 +283,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
                     str(k): float(_number(v, f"catalog {sid}.targets.{k}") or 0)
                     for k, v in extra.items()
                 },
+                detection=_detection(row.get("detection"), f"catalog {path}: {sid}.detection"),
             )
         except KeyError as exc:
             raise UsageError(f"catalog {path}: scenario {sid!r} lacks {exc.args[0]!r}") from None
@@ -220,12 +299,117 @@ def load_catalog(path: Path | None = None) -> Catalog:
         ):
             raise UsageError(f"catalog {path}: schedule {q} must be 'all' or known scenario ids")
         schedule[q] = ids
+    _same_alarms_everywhere(scenarios, path)
+    for sid, sc in scenarios.items():
+        if sc.detection and sc.detection.severity not in responses:
+            raise UsageError(
+                f"catalog {path}: {sid}.detection.severity {sc.detection.severity} has no "
+                "response_targets entry"
+            )
     return Catalog(
+        response_targets=responses,
         scenarios=scenarios,
         schedule=schedule,
         global_rto_s=_number(glob.get("rto_s", 14400), "catalog global.rto_s") or 0.0,
         global_rpo_s=_number(glob.get("rpo_s", 900), "catalog global.rpo_s") or 0.0,
     )
+
+
+def _response_targets(raw: Any, path: Path) -> dict[str, ResponseTarget]:
+    if raw is None:
+        return {}
+    where = f"catalog {path}: response_targets"
+    if not isinstance(raw, dict) or any(k not in SEVERITIES for k in raw):
+        raise UsageError(f"{where} must map {', '.join(SEVERITIES)} to respond_s and update_s")
+    out = {}
+    for sev, row in raw.items():
+        if not isinstance(row, dict) or "respond_s" not in row or "update_s" not in row:
+            raise UsageError(f"{where}.{sev} needs respond_s and update_s")
+        out[sev] = ResponseTarget(
+            severity=sev,
+            impact=str(row.get("impact", "")),
+            respond_s=_number(row["respond_s"], f"{where}.{sev}.respond_s", allow_none=False)
+            or 0.0,
+            update_s=_number(row["update_s"], f"{where}.{sev}.update_s", allow_none=False) or 0.0,
+        )
+    return out
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{where} must be a whole number >= 1, not {value!r}")
+    return value
+
+
+def _one_of(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise UsageError(f"{where} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def alarm_definition(raw: Any, where: str) -> AlarmDefinition:
+    """One alarm of a catalog ``detection`` (or a target's override of it), checked."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise UsageError(f"{where} must be a mapping with a 'name'")
+    where = f"{where} {raw['name']}"
+    for key in ("namespace", "metric", "statistic", "comparison", "threshold", "period_s"):
+        if key not in raw:
+            raise UsageError(f"{where} lacks {key!r}")
+    threshold = raw["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise UsageError(f"{where}.threshold must be a number, not {threshold!r}")
+    period = _number(raw["period_s"], f"{where}.period_s", allow_none=False) or 0.0
+    if period <= 0:
+        raise UsageError(f"{where}.period_s must be above 0")
+    n = _whole(raw.get("evaluation_periods", 1), f"{where}.evaluation_periods")
+    m = _whole(raw.get("datapoints_to_alarm", n), f"{where}.datapoints_to_alarm")
+    if m > n:
+        raise UsageError(f"{where}: datapoints_to_alarm {m} exceeds evaluation_periods {n}")
+    dims = raw.get("dimensions") or {}
+    if not isinstance(dims, dict):
+        raise UsageError(f"{where}.dimensions must map names to values")
+    return AlarmDefinition(
+        name=raw["name"],
+        namespace=str(raw["namespace"]),
+        metric=str(raw["metric"]),
+        statistic=_one_of(raw["statistic"], STATISTICS, f"{where}.statistic"),
+        comparison=_one_of(raw["comparison"], COMPARISONS, f"{where}.comparison"),
+        threshold=float(threshold),
+        period_s=period,
+        evaluation_periods=n,
+        datapoints_to_alarm=m,
+        treat_missing_data=_one_of(
+            raw.get("treat_missing_data", "missing"), MISSING_DATA, f"{where}.treat_missing_data"
+        ),
+        dimensions={str(k): str(v) for k, v in dims.items()},
+        source=_one_of(raw.get("source", "default"), ("runbook", "default"), f"{where}.source"),
+    )
+
+
+def _detection(raw: Any, where: str) -> Detection | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("alarms"), list):
+        raise UsageError(f"{where} must be a mapping with a severity and an 'alarms' list")
+    severity = _one_of(raw.get("severity"), SEVERITIES, f"{where}.severity")
+    alarms = tuple(alarm_definition(a, f"{where}.alarms") for a in raw["alarms"])
+    names = [a.name for a in alarms]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{where}: an alarm is named twice")
+    return Detection(severity=severity, alarms=alarms)
+
+
+def _same_alarms_everywhere(scenarios: dict[str, Scenario], path: Path) -> None:
+    """An alarm named by two scenarios must be defined the same in both."""
+    seen: dict[str, tuple[str, AlarmDefinition]] = {}
+    for sid, sc in scenarios.items():
+        for alarm in sc.detection.alarms if sc.detection else ():
+            first = seen.setdefault(alarm.name, (sid, alarm))
+            if first[1] != alarm:
+                raise UsageError(
+                    f"catalog {path}: alarm {alarm.name} is defined differently in "
+                    f"{first[0]} and {sid}"
+                )
 
 
 # ---------------------------------------------------------------- targets and --set
@@ -453,6 +637,10 @@ __all__ = [
     "Target",
     "Scenario",
     "Catalog",
+    "AlarmDefinition",
+    "Detection",
+    "ResponseTarget",
+    "alarm_definition",
     "load_catalog",
     "load_target",
     "parse_set",

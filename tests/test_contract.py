@@ -313,7 +313,8 @@ def test_structural_walk_flags_a_breaking_change(change, problem):
 def test_structural_walk_allows_additive_changes():
     v1 = _project()
     new = copy.deepcopy(v1)
-    new["properties"]["schema_version"] = {"enum": [1, 2], "description": "2 adds quarter"}
+    versions = [*v1["properties"]["schema_version"]["enum"], 99]
+    new["properties"]["schema_version"] = {"enum": versions, "description": "99 adds quarter"}
     new["properties"]["quarter"] = {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"}
     new["properties"]["status"]["description"] = "reworded"
     new["$defs"] = {"time": {"type": "string", "format": "date-time"}}
@@ -359,7 +360,8 @@ def test_structural_check_skipped_with_reason_when_shared_is_absent(monkeypatch,
 def test_harness_writes_against_the_project_copy():
     assert SCHEMA_PATH == PROJECT_ROOT / "contract" / "drill-result.schema.json"
     assert SCHEMA_CANDIDATES == (SCHEMA_PATH,)
-    assert contract.schema_version() == 2  # 2: outcome, verdict reason, fault.effect, cleanup
+    # 2: outcome, verdict reason, fault.effect, cleanup; 3: detection
+    assert contract.schema_version() == 3
 
 
 def test_missing_schema_raises_not_passes(monkeypatch, tmp_path):

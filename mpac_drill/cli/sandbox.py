@@ -131,6 +131,7 @@ def status(target: str, sets: tuple[str, ...], as_json: bool) -> int:
                         "components",
                         "endpoints",
                         "tuning",
+                        "detection",
                         "state_dir",
                     )
                 },
@@ -228,3 +229,14 @@ def _print_status(st: dict) -> None:
         f"(master {ep.get('redis_master')})",
         markup=False,
     )
+    det = st.get("detection") or {}
+    for a in det.get("alarms", []):  # the sandbox's CloudWatch alarms (issue 12)
+        value = "-" if a.get("last_value") is None else f"{a['last_value']:g}"
+        console.print(
+            f"  alarm {a['name']:<29} {a['state']:<17} {a['metric']}={value}", markup=False
+        )
+    open_incidents = [
+        i for i in (det.get("pager") or {}).get("incidents", []) if i["status"] != "resolved"
+    ]
+    if det:
+        console.print(f"  pager         {len(open_incidents)} open incident(s)", markup=False)

@@ -15,7 +15,10 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from mpac_drill.measure.detection import DetectionRecord
 
 
 class Finding(TypedDict):
@@ -111,6 +114,8 @@ class DrillRecord:
     procedure_rto_s: float | None = None
     #: the database or cache primary after the failover (finding F6)
     primary_after: str | None = None
+    #: the detection chain: alarms, page, acknowledgement (``measure/detection.py``)
+    detection: DetectionRecord | None = None
 
     #: the fields that are sections of result.json, in the order written
     RESULT_SECTIONS = (
@@ -124,6 +129,7 @@ class DrillRecord:
         "qr_path",
         "cleanup",
         "preflight",
+        "detection",
     )
 
     def result_sections(self) -> dict[str, Any]:
@@ -152,6 +158,8 @@ class DrillHandles:
     region_undo: dict[str, Any] | None = None
     #: the obs drill's history writer (sandbox) or deployment and snapshots (AWS)
     obs_history: Any = None
+    #: the detection chain's watch (``measure/detection.py::DetectionWatch``), a thread
+    detection_watch: Any = None
 
 
 __all__ = [

@@ -26,9 +26,12 @@ module per system the actions name: ``ecs``, ``rds``, ``elasticache``, ``region`
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from mpac_drill.errors import UsageError
+
+if TYPE_CHECKING:
+    from mpac_drill.measure.detection import DetectionReading
 
 # ---------------------------------------------------------------- records
 
@@ -163,6 +166,15 @@ class Platform(Protocol):
 
     def alarms_firing(self, names: list[str]) -> list[str]:
         """Of the stop-condition alarms ``names``, those in ALARM now."""
+
+    # -- the detection chain (runbook "Detection" lines, §3)
+    def detection_settings(self) -> dict[str, Any]:
+        """How the drill watches detection here: ``bound_s``, ``poll_s``, ``source`` (the
+        label of the figures), ``pager`` (whether a pager is read), ``max_readings``."""
+
+    def read_detection(self, names: list[str], since: float) -> DetectionReading:
+        """The named alarms (state, transitions) and the pager's incidents triggered since
+        ``since`` (epoch), read once; a dry run records the calls and reads nothing."""
 
 
 # ---------------------------------------------------------------- shared rules

@@ -22,7 +22,13 @@ from typing import Any
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Target, in_port_block
 from mpac_drill.errors import SandboxError, UsageError
-from mpac_drill.sandbox.daemon import STATE_FORMAT, TUNABLES, new_secrets, write_json_atomic
+from mpac_drill.sandbox.daemon import (
+    STATE_FORMAT,
+    TUNABLES,
+    new_secrets,
+    tunable,
+    write_json_atomic,
+)
 from mpac_drill.sandbox.procs import MARKER_ENV, pid_alive, port_is_free, sweep
 
 Progress = Callable[[str], None]
@@ -254,7 +260,7 @@ def wait_healthy(
 def tune(target: Target, progress: Progress = lambda m: None, timeout_s: float = 5) -> None:
     """Hand the recovery delays of ``target`` to the running daemon and wait for its ack."""
     sdir = state_dir(target)
-    wanted = {k: target.require(k) for k in TUNABLES}
+    wanted = {k: tunable(target.settings, k) for k in TUNABLES}
     state = read_state(sdir)
     if state and state.get("tuning") == wanted:
         return

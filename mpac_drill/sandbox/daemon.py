@@ -37,6 +37,7 @@ from mpac_drill.errors import SandboxError
 from mpac_drill.sandbox import snapshots
 from mpac_drill.sandbox.alb import AlbListener, AlbTarget
 from mpac_drill.sandbox.ecs import EcsCluster
+from mpac_drill.sandbox.monitoring import Monitoring
 from mpac_drill.sandbox.postgres import PgCluster, multihost_dsn
 from mpac_drill.sandbox.procs import MARKER_ENV, write_private
 from mpac_drill.sandbox.redis_group import APP_USER, MASTER_NAME, RedisGroup
@@ -48,6 +49,10 @@ TUNABLES = (
     "ecs.task_start_delay_s",
     "redis.restart_failed_node_s",
     "redis.down_after_ms",
+    "alarms.period_s",
+    "alarms.absent",
+    "alarms.overrides",
+    "pager.ack_delay_s",
 )
 #: What a daemon of this version writes in ``state.json`` (``format``): ``up`` restarts a
 #: sandbox started by an older one (2: passwords on PostgreSQL's socket and on Redis).
@@ -91,6 +96,25 @@ def _dig(d: dict[str, Any], dotted: str) -> Any:
     return d
 
 
+#: Tunables a target file written before the detection chain may lack.
+TUNING_DEFAULTS: dict[str, Any] = {
+    "alarms.period_s": 1.0,
+    "alarms.absent": [],
+    "alarms.overrides": {},
+    "pager.ack_delay_s": 3.0,
+}
+
+
+def tunable(settings: dict[str, Any], dotted: str) -> Any:
+    """A tunable's value in ``settings`` (its default when the target predates it)."""
+    try:
+        return _dig(settings, dotted)
+    except (KeyError, TypeError):
+        if dotted in TUNING_DEFAULTS:
+            return TUNING_DEFAULTS[dotted]
+        raise
+
+
 class Daemon:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -104,12 +128,13 @@ class Daemon:
         self.starting = ""
         self.error: str | None = None
         self.started_at = utc_now()
-        self.tuning: dict[str, Any] = {k: _dig(self.settings, k) for k in TUNABLES}
+        self.tuning: dict[str, Any] = {k: tunable(self.settings, k) for k in TUNABLES}
         self._tuning_mtime = 0.0
         self.pg: PgCluster | None = None
         self.redis: RedisGroup | None = None
         self.ecs: EcsCluster | None = None
         self.albs: dict[str, AlbListener] = {}
+        self.monitoring: Monitoring | None = None
         self.stop_event = asyncio.Event()
         self.backup = {**BACKUP_DEFAULTS, **(self.settings.get("backup") or {})}
         self.bucket = snapshots.bucket_dir(state_dir)
@@ -202,6 +227,7 @@ class Daemon:
                 "redis_server": (
                     self.redis.server.as_dict() if self.redis and self.redis.server else None
                 ),
+                "detection": self.monitoring.state() if self.monitoring else None,
             },
         )
 
@@ -351,6 +377,10 @@ class Daemon:
         await self._step("ecs", self._wait_tasks_healthy(60))
         self.milestone("ecs: services healthy behind their ALBs")
         await self._step("backup", self._wait_first_backup(60))
+        self.monitoring = Monitoring(
+            daemon=self, alarms=s.get("alarms"), pager=s.get("pager"), on_event=self.event
+        )
+        await self._step("monitoring", self.monitoring.start())
         self.starting = ""
         self.phase = "ready"
         self.event("sandbox ready")
@@ -448,6 +478,8 @@ class Daemon:
             if "redis.down_after_ms" in wanted:
                 self.redis.down_after_ms = int(wanted["redis.down_after_ms"])
                 asyncio.ensure_future(self._set_down_after(self.redis.down_after_ms))
+        if self.monitoring:
+            self.monitoring.tune(wanted)
         self.tuning = {k: wanted.get(k, self.tuning[k]) for k in TUNABLES}
         self.event(f"tuning applied: {self.tuning}")
 
@@ -496,6 +528,9 @@ class Daemon:
         return code
 
     async def shutdown(self) -> None:
+        if self.monitoring is not None:
+            with contextlib.suppress(Exception):
+                await self.monitoring.stop()
         if self._backup_task is not None:
             self._backup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

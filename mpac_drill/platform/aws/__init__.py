@@ -30,6 +30,7 @@ from mpac_drill.platform import (
 from mpac_drill.platform.aws import (
     alarms,
     canary,
+    detection,
     ecs,
     elasticache,
     load,
@@ -42,6 +43,7 @@ from mpac_drill.platform.aws import (
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
     from mpac_drill.measure.canary import Canary
+    from mpac_drill.measure.detection import DetectionReading
 
 
 #: How long a rollback waits for the evidence that a failover happened (primary moved, event).
@@ -357,6 +359,12 @@ class AwsPlatform:
 
     def alarms_firing(self, names: list[str]) -> list[str]:
         return alarms.alarms_in_alarm(self.target, list(names), dry_run=self.dry)
+
+    def detection_settings(self) -> dict[str, Any]:
+        return detection.settings(self.target)
+
+    def read_detection(self, names: list[str], since: float) -> DetectionReading:
+        return detection.read(self.target, list(names), since, dry_run=self.dry)
 
 
 def _primary_name(primary: rds.RdsPrimary | None) -> str | None:

@@ -23,11 +23,12 @@ from mpac_drill.platform import (
     StopTasksRecord,
     tasks_to_stop,
 )
-from mpac_drill.platform.sandbox import ecs, elasticache, load, obs, rds, region
+from mpac_drill.platform.sandbox import detection, ecs, elasticache, load, obs, rds, region
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
     from mpac_drill.measure.canary import Canary
+    from mpac_drill.measure.detection import DetectionReading
 
 #: The rollbacks wait at most this long for the sandbox to be whole again.
 _SANDBOX_WAIT_S = 120.0
@@ -216,6 +217,15 @@ class SandboxPlatform:
 
     def alarms_firing(self, names: list[str]) -> list[str]:
         return []  # the sandbox has no CloudWatch: its stop condition is the load's failures
+
+    def detection_settings(self) -> dict[str, Any]:
+        return detection.settings(self.drill.target)
+
+    def read_detection(self, names: list[str], since: float) -> DetectionReading:
+        if self.dry is not None:
+            self._plan("ReadAlarmsAndIncidents", alarms=list(names))
+            return detection.read(None, names)
+        return detection.read_live(self.drill.sandbox().dir, names)
 
 
 __all__ = ["SandboxPlatform"]

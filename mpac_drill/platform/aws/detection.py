@@ -1,0 +1,131 @@
+"""The detection chain on AWS: the scenario's CloudWatch alarms, read during the drill.
+
+Bounded and paced: a reading is one ``DescribeAlarms`` (all named alarms, at most 100) plus
+one ``DescribeAlarmHistory`` (``StateUpdate`` items since the injection) per alarm found,
+every ``detection.poll_interval_s`` (default 30 s) for at most ``detection.bound_s``
+(default 900 s): at most ``bound / interval + 2`` readings, shown in ``--dry-run``. Where the
+history cannot be read (moto's server does not implement it; a role without
+``cloudwatch:DescribeAlarmHistory``), the alarm's ``StateValue`` and
+``StateUpdatedTimestamp`` stand for its last transition. Read-only.
+
+PagerDuty (``pagerduty.token_ssm_parameter``, ``pagerduty.service_id``) is not read yet:
+a target that names it gets ``pager: "not configured"`` and the alarm alone is judged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mpac_drill.aws import AwsCallFailed, DryRun, client
+from mpac_drill.config import Target
+from mpac_drill.measure.detection import AlarmReading, DetectionReading
+
+#: (endpoint, region) where DescribeAlarmHistory failed once: not asked again this process
+_NO_HISTORY: set[tuple[str, str]] = set()
+
+
+def settings(target: Target) -> dict[str, Any]:
+    bound = float(target.get("detection.bound_s", 900))
+    poll = max(1.0, float(target.get("detection.poll_interval_s", 30)))
+    return {
+        "bound_s": bound,
+        "poll_s": poll,
+        "source": "aws",
+        "pager": False,
+        "max_readings": int(bound / poll) + 2,
+        "calls_per_reading": "1 DescribeAlarms + 1 DescribeAlarmHistory per alarm",
+    }
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def read(
+    target: Target, names: list[str], since: float, dry_run: DryRun | None = None
+) -> DetectionReading:
+    """One reading of the named alarms (state, update time, history since ``since``)."""
+    cloudwatch = client("cloudwatch", target, dry_run=dry_run)
+    calls = 1
+    found = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(
+            AlarmNames=list(names[:100]), AlarmTypes=["MetricAlarm"]
+        ).get("MetricAlarms", [])
+    }
+    out: list[AlarmReading] = []
+    for name in names:
+        a = found.get(name)
+        if a is None:
+            out.append(
+                {
+                    "name": name,
+                    "exists": False,
+                    "state": None,
+                    "state_updated_at": None,
+                    "history": [],
+                }
+            )
+            continue
+        history: list[dict[str, Any]] = []
+        where = (str(target.get("aws.endpoint_url") or ""), str(target.get("aws.region") or ""))
+        items: list[dict[str, Any]] = []
+        if where not in _NO_HISTORY:
+            calls += 1
+            items = _history(cloudwatch, name, since, where)
+        for item in items:
+            try:
+                data = json.loads(item.get("HistoryData") or "{}")
+                history.append(
+                    {
+                        "at": _epoch(item["Timestamp"]),
+                        "from": data["oldState"]["stateValue"],
+                        "to": data["newState"]["stateValue"],
+                    }
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        updated = _epoch(a.get("StateUpdatedTimestamp"))
+        if updated is not None and not any(
+            h["to"] == a["StateValue"] and abs(float(h["at"]) - updated) < 1 for h in history
+        ):
+            before = history[-1]["to"] if history else None
+            history.append({"at": updated, "from": before, "to": a["StateValue"]})
+        out.append(
+            {
+                "name": name,
+                "exists": True,
+                "state": a.get("StateValue"),
+                "state_updated_at": updated,
+                "history": sorted(history, key=lambda h: float(h["at"])),
+            }
+        )
+    return {"alarms": out, "incidents": [], "calls": calls}
+
+
+def _history(cloudwatch: Any, name: str, since: float, where: tuple[str, str]) -> list[Any]:
+    """The alarm's state updates from an hour before ``since``; [] where unavailable."""
+    try:
+        return list(
+            cloudwatch.describe_alarm_history(
+                AlarmName=name,
+                HistoryItemType="StateUpdate",
+                StartDate=datetime.fromtimestamp(since - 3600).astimezone(),
+                MaxRecords=100,
+                ScanBy="TimestampAscending",
+            ).get("AlarmHistoryItems", [])
+        )
+    except (AwsCallFailed, ClientError, BotoCoreError, KeyError, ValueError):
+        _NO_HISTORY.add(where)
+        return []
+
+
+__all__ = ["read", "settings"]
