@@ -54,7 +54,6 @@ def test_stop_tasks_marks_injection_just_before_the_kill(sandbox, monkeypatch, t
 
 def test_dry_run_records_the_fault_as_a_call_and_touches_nothing(sandbox, tmp_path) -> None:
     from mpac_drill.aws import DryRun
-
     from mpac_drill.sandbox.procs import marked_processes
 
     control.wait_healthy(sandbox, timeout_s=60)  # an earlier test's replacement has settled
