@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
@@ -67,7 +68,11 @@ def command(target: str, sets: tuple[str, ...], as_json: bool) -> int:
                 {
                     "global": {"rto_s": cat.global_rto_s, "rpo_s": cat.global_rpo_s},
                     "scenarios": [
-                        {**vars(s), "readiness": _readiness(s.id, bool(s.experiment), t)}
+                        {
+                            **vars(s),
+                            "detection": dataclasses.asdict(s.detection) if s.detection else None,
+                            "readiness": _readiness(s.id, bool(s.experiment), t),
+                        }
                         for s in cat.scenarios.values()
                     ],
                     "schedule": cat.schedule,

@@ -324,7 +324,9 @@ def test_dry_run_plans_the_get_parameter_and_connects_nowhere(
         "region": REGION,
         "params": {"Name": "/mpac-smartpos/staging/DATABASE_URL", "WithDecryption": True},
     }
+    # the detection chain's planned read of the runbook's alarms, then the fault
     assert [c["operation"] for c in calls[1:]] == [
+        "DescribeAlarms",
         "DescribeDBInstances",
         "RebootDBInstance",
         "DescribeDBInstances",

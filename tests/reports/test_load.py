@@ -54,7 +54,7 @@ def test_load_runs_no_result_json_skipped_as_unfinished(make_run, runs_dir, cata
         (lambda d: d.update(started_at="2026-11-10T10:00:00"), "started_at has no UTC offset"),
         (lambda d: d.update(ended_at="yesterday"), "ended_at is not an ISO-8601 time"),
         (lambda d: d.update(ended_at="2026-11-01T00:00:00Z"), "ended_at is before started_at"),
-        (lambda d: d.update(schema_version=3), "schema_version 3 is not one of 1, 2"),
+        (lambda d: d.update(schema_version=99), "schema_version 99 is not one of 1, 2, 3"),
         (lambda d: d.update(artifacts=["journal.json"]), "artifacts must map names"),
     ],
     ids=[
