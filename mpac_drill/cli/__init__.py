@@ -121,9 +121,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mpac_drill.cli import gate, quarter, report, run, sandbox, scenarios
+    from mpac_drill.cli import gate, quarter, recover, report, run, sandbox, scenarios
 
-    for mod in (sandbox, scenarios, run, quarter, report, gate):
+    for mod in (sandbox, scenarios, run, quarter, report, gate, recover):
         cli.add_command(mod.command)
 
 

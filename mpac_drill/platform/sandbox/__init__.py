@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mpac_drill.aws import DryRun, DryRunCall
+from mpac_drill.drill.inflight import StepOutcome, UndoStep
 from mpac_drill.measure.observer import all_answer
 from mpac_drill.platform import (
     CacheFailoverRecord,
@@ -23,7 +24,7 @@ from mpac_drill.platform import (
     StopTasksRecord,
     tasks_to_stop,
 )
-from mpac_drill.platform.sandbox import ecs, elasticache, load, obs, rds, region
+from mpac_drill.platform.sandbox import ecs, elasticache, load, obs, rds, recover, region
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -216,6 +217,14 @@ class SandboxPlatform:
 
     def alarms_firing(self, names: list[str]) -> list[str]:
         return []  # the sandbox has no CloudWatch: its stop condition is the load's failures
+
+    # ------------------------------------------------------------ after the harness died
+
+    def undo_plan(self, action: str) -> list[UndoStep]:
+        return recover.undo_plan(self.drill)
+
+    def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
+        return recover.recover(self.drill, plan)
 
 
 __all__ = ["SandboxPlatform"]
