@@ -181,14 +181,14 @@ def run_drill(
     lock = DrillLock(LOCK_DIR, target.name, scenario.id, run_dir)
     lock.acquire()
     try:
+        if not dry_run:  # before anything is changed (the sandbox's delays included)
+            from mpac_drill.drill.recovery import refuse_foreign_load
+
+            refuse_foreign_load(target, _load_urls(target))
         if target.kind == "sandbox" and not dry_run:
             from mpac_drill.sandbox import control
 
             control.up(target, progress)  # starts it, or checks it and sets the delays
-        if not dry_run:
-            from mpac_drill.drill.recovery import refuse_foreign_load
-
-            refuse_foreign_load(target, _load_urls(target))
         run_dir.mkdir(parents=True, exist_ok=False)
         return _run_locked(
             scenario_id,
@@ -212,9 +212,14 @@ def run_drill(
 def _load_urls(target: Target) -> list[str]:
     """The service URLs a drill's load would hit (the foreign-load check compares them)."""
     if target.kind == "sandbox":
+        from mpac_drill.errors import SandboxError
         from mpac_drill.sandbox import control
 
-        return [str(u) for u in control.view(target).endpoints["services"].values()]
+        try:
+            services = control.view(target).endpoints["services"]
+        except SandboxError:  # not running: nothing can be loading it
+            return []
+        return [str(u) for u in services.values()]
     endpoints = target.get("endpoints") or {}
     return [str(u) for u in endpoints.values() if u] if isinstance(endpoints, dict) else []
 
