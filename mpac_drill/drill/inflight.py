@@ -95,6 +95,7 @@ def write(run_dir: Path, record: InflightRecord) -> None:
     power cut) sees the old record or the new one, never half of one."""
     record["updated_at"] = iso(utc_now())
     path = Path(run_dir) / INFLIGHT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(INFLIGHT_FILE + ".tmp")
     data = json.dumps(record, indent=2, default=str) + "\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
