@@ -54,6 +54,8 @@ PER_SECOND_FILE = "load_per_second.csv"
 PER_SECOND_COLUMNS = ("t_utc", "name", "requests", "failures", "p95_ms")
 AGGREGATED = "Aggregated"
 HOST_ENV = {"portal": "MPAC_PORTAL_URL", "smarttab": "MPAC_SMARTTAB_URL", "pgw": "MPAC_PGW_URL"}
+#: The drill's target name in each locust process's environment (foreign-load check).
+TARGET_ENV = "MPAC_LOAD_TARGET"
 #: What locust logs when users start: standalone ("Ramping to ...") and master ("Sending spawn
 #: jobs ... to N ready workers", once every expected worker has connected).
 _STARTED_MARKS = ("Ramping to", "Sending spawn jobs")
@@ -82,6 +84,7 @@ class LoadRunner:
         locustfile: Path = DEFAULT_LOCUSTFILE,
         master_port: int | None = None,
         start_timeout_s: float = 60.0,
+        target_name: str | None = None,
     ) -> None:
         """
         :param out_dir: the run folder; locust's files go to ``out_dir/locust/``.
@@ -92,6 +95,8 @@ class LoadRunner:
         :param workers: 0 for one process; N for a master and N worker processes.
         :param master_port: loopback port of the master (default: a free one).
         :param start_timeout_s: how long ``start()`` waits for the users to start.
+        :param target_name: the drill's target, in each locust process's environment
+            (``MPAC_LOAD_TARGET``) so another drill can name it (:func:`load_processes`).
         """
         missing = sorted(set(HOST_ENV) - set(hosts))
         if missing:
@@ -107,6 +112,7 @@ class LoadRunner:
         self.users, self.spawn_rate, self.run_time_s = users, spawn_rate, run_time_s
         self.workers, self.locustfile = workers, Path(locustfile)
         self.master_port, self.start_timeout_s = master_port, start_timeout_s
+        self.target_name = target_name
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
 
@@ -137,6 +143,7 @@ class LoadRunner:
             **os.environ,
             "MPAC_LOAD_OUT": str(self.locust_dir),
             "PYTHONUNBUFFERED": "1",
+            TARGET_ENV: self.target_name or "",
             **{HOST_ENV[k]: url for k, url in self.hosts.items()},
         }
         base = [sys.executable, "-m", "locust", "-f", str(self.locustfile)]
@@ -256,26 +263,81 @@ class LoadRunner:
 
     def _stop_strays(self, timeout_s: float) -> None:
         """Stop locust processes of this run that were never recorded: an interrupt can
-        land between ``Popen`` starting one and the list holding it. Their command line
-        or their ``MPAC_LOAD_OUT`` names this run's ``locust/`` folder."""
-        mark = str(self.locust_dir)
-        strays = []
-        for proc in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if proc.pid == os.getpid():
-                    continue
-                if (
-                    mark in " ".join(proc.info["cmdline"] or [])
-                    or proc.environ().get("MPAC_LOAD_OUT") == mark
-                ):
-                    strays.append(proc)
-        for proc in strays:
-            logger.warning("load: stopping unrecorded locust pid %d", proc.pid)
-            _signal_group(proc.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(strays, timeout=timeout_s)
-        for proc in alive:
-            _signal_group(proc.pid, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=2)
+        land between ``Popen`` starting one and the list holding it."""
+        stop_run_load(self.out_dir, timeout_s)
+
+
+class LoadProcess(TypedDict):
+    """A locust process of this project (``MPAC_LOAD_OUT`` in its environment)."""
+
+    pid: int
+    run_dir: str  # the run folder it writes into
+    target: str  # the drill's target name ("" when not recorded)
+    hosts: list[str]  # the base URLs it loads
+
+
+def load_processes() -> list[LoadProcess]:
+    """Every live locust process started by mpac-drill (any run, any checkout) whose
+    environment this user may read: its run folder, target and hosts."""
+    found: list[LoadProcess] = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid == os.getpid():
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if "locust" not in cmd:
+                continue
+            env = proc.environ()
+            out = env.get("MPAC_LOAD_OUT")
+            if not out or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            found.append(
+                LoadProcess(
+                    pid=proc.pid,
+                    run_dir=str(Path(out).parent),
+                    target=env.get(TARGET_ENV, ""),
+                    hosts=[env[v] for v in HOST_ENV.values() if env.get(v)],
+                )
+            )
+    return found
+
+
+def foreign_load(urls: list[str]) -> list[LoadProcess]:
+    """The locust processes of mpac-drill loading any of ``urls`` (same host and port)."""
+    mine = {_netloc(u) for u in urls if u}
+    return [p for p in load_processes() if mine & {_netloc(h) for h in p["hosts"]}]
+
+
+def _netloc(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def stop_run_load(run_dir: Path, timeout_s: float = 10) -> list[int]:
+    """Stop every locust process writing into ``run_dir`` (its command line or its
+    ``MPAC_LOAD_OUT`` names the run's ``locust/`` folder): SIGTERM to its group, SIGKILL
+    after ``timeout_s``. Returns their pids."""
+    mark = str(Path(run_dir) / LOCUST_DIR)
+    strays = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid == os.getpid():
+                continue
+            if (
+                mark in " ".join(proc.info["cmdline"] or [])
+                or proc.environ().get("MPAC_LOAD_OUT") == mark
+            ):
+                strays.append(proc)
+    for proc in strays:
+        logger.warning("load: stopping unrecorded locust pid %d", proc.pid)
+        _signal_group(proc.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(strays, timeout=timeout_s)
+    for proc in alive:
+        _signal_group(proc.pid, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=2)
+    return [p.pid for p in strays]
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -398,8 +460,13 @@ def _locust_totals(path: Path) -> LoadSummary | None:
 
 
 __all__ = [
+    "LoadProcess",
     "LoadRunner",
     "LoadSummary",
+    "TARGET_ENV",
+    "foreign_load",
+    "load_processes",
+    "stop_run_load",
     "summarize",
     "DEFAULT_LOCUSTFILE",
     "PER_SECOND_COLUMNS",

@@ -133,6 +133,12 @@ def _record(data: Any, known_scenarios: set[str]) -> dict[str, Any]:
     impact, harness = _optional(data, "impact"), _optional(data, "harness")
     effect = _optional(data["fault"], "effect")
     reason = data.get("reason")
+    recovery = data.get("recovery")
+    if isinstance(reason, str) and isinstance(recovery, dict):  # issue 17: what recover did
+        did = [s for s in recovery.get("steps") or [] if isinstance(s, dict)]
+        reason += "; recovered by mpac-drill recover: " + (
+            "; ".join(f"{s.get('what')}: {s.get('outcome')}" for s in did) or "nothing to undo"
+        )
     v2 = data["schema_version"] >= 2  # schema 1 has no outcome: passed → met, else missed
     return {
         C.RUN_ID: data["run_id"],
@@ -298,6 +304,11 @@ def _run(entry: os.DirEntry, known: set[str]) -> _Run | None:
     folder = Path(entry.path)
     listing = scan(folder)
     if RESULT_FILE not in listing.files:
+        if "inflight.json" in listing.files:  # the harness died after injecting (issue 17)
+            raise Refused(
+                "interrupted run: its harness died after injecting the fault (inflight.json, "
+                "no result.json); finish it with `mpac-drill recover`"
+            )
         raise Refused("no result.json (unfinished or crashed run)")
     data, result = _result(folder)
     row = _record(data, known)

@@ -26,6 +26,8 @@ from chaoslib.types import Configuration
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
+from mpac_drill.drill import inflight as wal
+from mpac_drill.drill.inflight import InflightRecord, UndoStep
 from mpac_drill.drill.platforms import platform_for
 from mpac_drill.measure.record import CleanupEntry, DrillHandles, DrillRecord
 from mpac_drill.timefmt import iso, utc_now
@@ -74,6 +76,8 @@ class DrillContext:
     _observer_stopped: bool = False
     _alarms_checked: float = -1e9
     _effect_check: threading.Thread | None = None
+    #: the write-ahead record (``inflight.json``) from the injection on; ``None`` before it
+    inflight: InflightRecord | None = None
 
     # ------------------------------------------------------------ settings
 
@@ -151,6 +155,8 @@ class DrillContext:
         if self.fault_refused:
             self.phase(f"fault refused: {self.fault_refused}")
             raise self.failed(f"fault not injected: {self.fault_refused}")
+        if not self.dry_run:  # write-ahead: on disk before the destructive call
+            self._write_inflight(action, resources, detail)
         self.injected_mono = time.monotonic()
         self.injected_utc = utc_now()
         self.fault = {
@@ -162,6 +168,54 @@ class DrillContext:
         self.phase(
             "fault planned (dry run: nothing injected)" if self.dry_run else "fault injected"
         )
+
+    def _write_inflight(self, action: str, resources: list[str], detail: dict[str, Any]) -> None:
+        """``inflight.json``: the fault about to be injected and its undo plan (the
+        platform's), written before the injection instant is stamped (its fsync is not
+        counted in the RTO)."""
+        record = InflightRecord(
+            inflight_version=wal.VERSION,
+            run_id=self.run_id,
+            scenario=self.scenario.id,
+            target={
+                "name": self.target.name,
+                "path": str(self.target.path),
+                "kind": self.target.kind,
+                "overrides": dict(self.target.overrides),
+            },
+            started_at=iso(self.started_utc),
+            quarter=self.quarter,
+            users=self.users,
+            updated_at="",
+            writer=wal.me(),
+            fault={
+                "action": action,
+                "resources": list(resources),
+                "about_to_inject_at": iso(utc_now()),
+                **detail,
+            },
+            steps=[],
+            undo=platform_for(self).undo_plan(action),
+        )
+        wal.write(self.run_dir, record)
+        self.inflight = record
+
+    def undo_add(self, step: UndoStep) -> None:
+        """Write-ahead: add ``step`` to the undo plan on disk before making the change it
+        undoes (no-op before the injection and in a dry run)."""
+        if self.inflight is not None:
+            wal.undo_add(self.run_dir, self.inflight, step)
+
+    def undo_update(self, step_id: str, **changes: Any) -> None:
+        """Update an undo step: ``state="done"`` once the drill undid it itself, or what
+        its ``data`` learned (the version a parameter write created)."""
+        if self.inflight is not None:
+            wal.undo_update(self.run_dir, self.inflight, step_id, **changes)
+
+    def procedure_step(self, name: str) -> None:
+        """Record in ``inflight.json`` that a step of the procedure completed."""
+        if self.inflight is not None:
+            wal.step_done(self.run_dir, self.inflight, name)
 
     def fault_took_effect(self, verified: bool, **evidence: Any) -> None:
         """Record whether the platform saw the fault take effect, with its evidence (which

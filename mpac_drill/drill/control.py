@@ -34,6 +34,8 @@ from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Experiment, Journal
 
 from mpac_drill.drill import context as drill_context
+from mpac_drill.drill import inflight
+from mpac_drill.drill.recovery import refuse_if_interrupted
 from mpac_drill.errors import DrillError
 from mpac_drill.safety import DrillLock
 
@@ -105,6 +107,7 @@ def configure_control(
             ctx.target, ctx.scenario.id, dry_run=None
         )
         ctx.record.preflight = list(checks)
+        refuse_if_interrupted(ctx.target, ctx.run_dir.parent, LOCK_DIR)  # issue 17
         lock = DrillLock(LOCK_DIR, ctx.target.name, ctx.scenario.id, ctx.run_dir)
         lock.acquire()
     except DrillError as exc:
@@ -175,6 +178,7 @@ def cleanup_control() -> None:
     for ctx, lock in owned:
         try:
             cleanup_drill(ctx)
+            inflight.remove(ctx.run_dir)  # the rollbacks ran; the journal is the record
         finally:
             lock.release()
             drill_context.forget(ctx)

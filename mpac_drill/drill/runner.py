@@ -19,6 +19,7 @@ from typing import Any
 from mpac_drill import EXPERIMENTS_DIR, PROJECT_ROOT
 from mpac_drill.config import Catalog, Target, load_catalog
 from mpac_drill.drill import context as drill_context
+from mpac_drill.drill import inflight
 from mpac_drill.drill.context import DrillContext, new_run_dir
 from mpac_drill.drill.platforms import platform_module
 from mpac_drill.drill.result import build_result, exit_code_for, validate, write_json
@@ -170,12 +171,20 @@ def run_drill(
             if not dry_run
             else f"preflight: {len(checks)} read-only check(s) planned"
         )
+    if not dry_run:  # a dead harness's fault first: `mpac-drill recover` (issue 17)
+        from mpac_drill.drill.recovery import refuse_if_interrupted
+
+        refuse_if_interrupted(target, Path(runs_dir), LOCK_DIR)
     run_dir = new_run_dir(Path(runs_dir).resolve(), scenario.id, target.name)
     # One drill per target at a time, whatever --runs-dir each uses: taken before the
     # sandbox is touched, so a refused drill changes nothing (not even recovery delays).
     lock = DrillLock(LOCK_DIR, target.name, scenario.id, run_dir)
     lock.acquire()
     try:
+        if not dry_run:  # before anything is changed (the sandbox's delays included)
+            from mpac_drill.drill.recovery import refuse_foreign_load
+
+            refuse_foreign_load(target, _load_urls(target))
         if target.kind == "sandbox" and not dry_run:
             from mpac_drill.sandbox import control
 
@@ -198,6 +207,21 @@ def run_drill(
         )
     finally:
         lock.release()
+
+
+def _load_urls(target: Target) -> list[str]:
+    """The service URLs a drill's load would hit (the foreign-load check compares them)."""
+    if target.kind == "sandbox":
+        from mpac_drill.errors import SandboxError
+        from mpac_drill.sandbox import control
+
+        try:
+            services = control.view(target).endpoints["services"]
+        except SandboxError:  # not running: nothing can be loading it
+            return []
+        return [str(u) for u in services.values()]
+    endpoints = target.get("endpoints") or {}
+    return [str(u) for u in endpoints.values() if u] if isinstance(endpoints, dict) else []
 
 
 def dry_run_recorder(target: Target) -> Any:
@@ -317,6 +341,7 @@ def _run_locked(
         if errors:
             raise HarnessError(f"result.json would break the contract: {errors[0]}")
         write_json(run_dir / "result.json", result)
+        inflight.remove(run_dir)  # result.json replaces the write-ahead record
     finally:
         drill_context.forget(ctx)
         for sig, old in previous.items():

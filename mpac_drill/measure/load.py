@@ -109,6 +109,7 @@ def start_drill_load(drill: DrillContext, services: dict[str, str]) -> dict[str,
         spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
         run_time_s=int(bound),
         workers=ctx.load_workers,
+        target_name=ctx.target.name,
     )
     ctx.load = LoadHandle(runner, ctx.run_dir)
     runner.start()

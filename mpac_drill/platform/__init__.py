@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
+from mpac_drill.drill.inflight import StepOutcome, UndoStep
 from mpac_drill.errors import UsageError
 
 if TYPE_CHECKING:
@@ -175,6 +176,14 @@ class Platform(Protocol):
     def read_detection(self, names: list[str], since: float) -> DetectionReading:
         """The named alarms (state, transitions) and the pager's incidents triggered since
         ``since`` (epoch), read once; a dry run records the calls and reads nothing."""
+
+    # -- after the harness died (issue 17): the write-ahead undo plan and its recovery
+    def undo_plan(self, action: str) -> list[UndoStep]:
+        """At the injection of ``action``: what must be undone if the harness dies now (the
+        drill's ``inflight.json``; the procedure's steps add theirs as they go). No secret."""
+
+    def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
+        """Perform the pending steps of an interrupted run's undo plan; one outcome each."""
 
 
 # ---------------------------------------------------------------- shared rules

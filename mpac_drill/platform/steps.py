@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from mpac_drill.measure.record import Step
@@ -25,9 +25,18 @@ from mpac_drill.timefmt import iso
 class StepTimer:
     """Steps appended to ``items`` as dicts: name, started_at, duration_s, ok, detail."""
 
-    def __init__(self, items: list[Step], ref_mono: float, ref_utc: datetime) -> None:
+    def __init__(
+        self,
+        items: list[Step],
+        ref_mono: float,
+        ref_utc: datetime,
+        on_done: Callable[[str], None] | None = None,
+    ) -> None:
+        """:param on_done: called with the name of each step that completed (the drill's
+        write-ahead record notes it), after its duration was taken."""
         self.items = items
         self.ref_mono, self.ref_utc = ref_mono, ref_utc
+        self.on_done = on_done
 
     def add(self, name: str, start: float, duration: float, ok: bool, detail: str) -> None:
         at = self.ref_utc + timedelta(seconds=start - self.ref_mono)
@@ -40,6 +49,8 @@ class StepTimer:
                 "detail": detail,
             }
         )
+        if ok and self.on_done is not None:
+            self.on_done(name)
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:

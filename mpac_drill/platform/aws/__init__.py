@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.aws import DryRun
+from mpac_drill.drill.inflight import StepOutcome, UndoStep
 from mpac_drill.errors import DrillError
 from mpac_drill.measure.observer import all_answer
 from mpac_drill.measure.record import Step
@@ -37,6 +38,7 @@ from mpac_drill.platform.aws import (
     obs,
     pitr,
     rds,
+    recover,
     region,
 )
 
@@ -185,8 +187,18 @@ class AwsPlatform:
         )
         assert d.injected_utc is not None and d.injected_mono is not None
         restore_time = d.injected_utc - timedelta(seconds=float(restore_age_s))
+        region = str(self.target.get("aws.region") or "")
+
+        def before_restore(identifier: str) -> None:  # write-ahead: what to delete
+            d.undo_add(recover.instance_step(identifier, region, step_id=recover.PITR, db=db))
+
         result = pitr.restore_db_instance_to_point_in_time(
-            self.target, db, restore_time, timeout_s=d.recovery_bound_s(), dry_run=self.dry
+            self.target,
+            db,
+            restore_time,
+            timeout_s=d.recovery_bound_s(),
+            dry_run=self.dry,
+            before_restore=before_restore,
         )
         d.handles.pitr_instance = {"identifier": result["target_identifier"], "db": db}
         d.record.steps = [Step(**s) for s in result["steps"]]
@@ -214,6 +226,7 @@ class AwsPlatform:
             self.target, handle["identifier"], db=handle.get("db", db), dry_run=self.dry
         )
         handle["deleted"] = True
+        self.drill.undo_update(recover.PITR, state="done")
         if not out["dry_run"]:
             self.drill.cleaned_up(
                 "restored DB instance",
@@ -365,6 +378,14 @@ class AwsPlatform:
 
     def read_detection(self, names: list[str], since: float) -> DetectionReading:
         return detection.read(self.target, list(names), since, dry_run=self.dry)
+
+    # ------------------------------------------------------------ after the harness died
+
+    def undo_plan(self, action: str) -> list[UndoStep]:
+        return recover.undo_plan(self.drill, action)
+
+    def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
+        return recover.recover(self.drill, plan)
 
 
 def _primary_name(primary: rds.RdsPrimary | None) -> str | None:

@@ -36,6 +36,7 @@ from mpac_drill.platform.aws.dr_cutover import (
 from mpac_drill.platform.aws.dr_rds import (
     RestoreResult,
     SnapshotInfo,
+    dr_identifier,
     latest_snapshot,
     restore_from_snapshot,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "SYSTEMS",
     "RUNBOOK_REGION_STEPS",
     "latest_snapshot",
+    "dr_identifier",
     "restore_from_snapshot",
     "switch_record",
     "put_parameter",

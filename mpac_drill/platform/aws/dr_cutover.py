@@ -10,6 +10,7 @@ otherwise (Route53 is global). Re-exported by :mod:`mpac_drill.platform.aws.dr`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from mpac_drill.aws import DryRun, client
@@ -69,6 +70,7 @@ def switch_record(
     record_type: str = "CNAME",
     ttl: int = 60,
     dry_run: DryRun | None = None,
+    before_change: Callable[[RecordChange], None] | None = None,
 ) -> RecordChange:
     """UPSERT ``route53.record`` in ``route53.hosted_zone_id`` to ``to_dns_name``
     (runbook §1.4 step 3). Route53 is global: botocore calls its one endpoint, region
@@ -79,6 +81,8 @@ def switch_record(
     :param to_dns_name: the DR load balancer's DNS name (a plain record, not an alias).
     :param record_type: ``CNAME`` unless the record is another type.
     :param ttl: seconds resolvers may cache the answer.
+    :param before_change: called with the change about to be made (``change_id`` and
+        ``status`` still ``None``) right before the UPSERT: the write-ahead record of it.
     """
     zone = _route53_name(target, "route53.hosted_zone_id", dry_run).rsplit("/", 1)[-1]
     record = _route53_name(target, "route53.record", dry_run)
@@ -102,6 +106,20 @@ def switch_record(
         ", ".join(previous) or "absent",
         _dry(dry_run),
     )
+    planned = RecordChange(
+        hosted_zone_id=zone,
+        record=record,
+        record_type=record_type,
+        ttl=ttl,
+        to_dns_name=to_dns_name,
+        previous=previous,
+        previous_set=previous_set,
+        change_id=None,
+        status=None,
+        dry_run=dry_run is not None,
+    )
+    if before_change is not None:
+        before_change(planned)
     change = route53.change_resource_record_sets(
         HostedZoneId=zone,
         ChangeBatch={
@@ -120,16 +138,7 @@ def switch_record(
         },
     ).get("ChangeInfo", {})
     return RecordChange(
-        hosted_zone_id=zone,
-        record=record,
-        record_type=record_type,
-        ttl=ttl,
-        to_dns_name=to_dns_name,
-        previous=previous,
-        previous_set=previous_set,
-        change_id=change.get("Id"),
-        status=change.get("Status"),
-        dry_run=dry_run is not None,
+        **{**planned, "change_id": change.get("Id"), "status": change.get("Status")}
     )
 
 

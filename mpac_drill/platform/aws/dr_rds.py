@@ -191,6 +191,10 @@ def _dr_identifier(source: str, at: datetime) -> str:
     return source[: 63 - len(suffix)].rstrip("-") + suffix
 
 
+#: The name a DR restore gets (public: the region drill records it before the restore call).
+dr_identifier = _dr_identifier
+
+
 def _data_time(snapshot: dict[str, Any]) -> datetime | None:
     for key in ("SnapshotDatabaseTime", "OriginalSnapshotCreateTime", "SnapshotCreateTime"):
         if isinstance(snapshot.get(key), datetime):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -137,6 +138,7 @@ def restore_db_instance_to_point_in_time(
     timeout_s: float,
     poll_s: float = 15.0,
     dry_run: DryRun | None = None,
+    before_restore: Callable[[str], None] | None = None,
 ) -> PitrRestoreResult:
     """Restore ``rds.<db>.identifier`` to ``restore_time`` into a new DB instance
     ``<identifier>-pitr-<stamp>`` (RestoreDBInstanceToPointInTime, runbook §2.3) and poll
@@ -151,6 +153,8 @@ def restore_db_instance_to_point_in_time(
     :param restore_time: the point in time (timezone-aware).
     :param timeout_s: the longest wait for ``available``, in seconds.
     :param poll_s: seconds between two DescribeDBInstances calls.
+    :param before_restore: called with the new instance's identifier right before the
+        restore call (the write-ahead record of what to delete).
     """
     source, kind = rds_settings(target, db)
     if kind != "instance":
@@ -194,6 +198,8 @@ def restore_db_instance_to_point_in_time(
         region,
         _dry(dry_run),
     )
+    if before_restore is not None:
+        before_restore(new_id)
     answer = rds.restore_db_instance_to_point_in_time(**params)
     status = (answer.get("DBInstance") or {}).get("DBInstanceStatus")
     steps.append(_step("restore call", started, t0, f"{new_id} to {_iso(when)}: {status}"))

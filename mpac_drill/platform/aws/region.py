@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from chaoslib.exceptions import ActivityFailed
 
 from mpac_drill.measure.record import QrPath
+from mpac_drill.timefmt import utc_now
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -126,7 +127,9 @@ def fail_over_to_dr(
     param = "pgw_base_url" if system == "pgw" else "database_url"
     dr = regions(t)[1]
     deadline = ctx.injected_mono + timeout_s
-    steps = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc)
+    from mpac_drill.platform.aws import recover
+
+    steps = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc, ctx.procedure_step)
     if ctx.handles.region_undo is None:
         ctx.handles.region_undo = {}
     undo: dict[str, Any] = ctx.handles.region_undo
@@ -152,8 +155,15 @@ def fail_over_to_dr(
             }
         )
     with steps.step("restore snapshot") as d:
+        new_id = mod.dr_identifier(str(t.require(f"rds.{db}.identifier")), utc_now())
+        ctx.undo_add(recover.instance_step(new_id, dr))  # write-ahead: before the call
         restored = mod.restore_from_snapshot(
-            t, db, snap["snapshot_id"], timeout_s=max(1.0, deadline - time.monotonic()), poll_s=2.0
+            t,
+            db,
+            snap["snapshot_id"],
+            new_identifier=new_id,
+            timeout_s=max(1.0, deadline - time.monotonic()),
+            poll_s=2.0,
         )
         undo["restored_instance"] = restored["identifier"]
         if not restored["available"]:
@@ -173,7 +183,9 @@ def fail_over_to_dr(
                 )
         else:
             value = _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
+        ctx.undo_add(recover.parameter_step(t, param))
         result = mod.put_parameter(t, param, value, like=shape)
+        ctx.undo_update(f"ssm:{param}", data={"version_written": result["version"]})
         d["detail"] = f"{name} version {result['version']} in {dr}"
     if system == "pgw":  # §1.5 never points the DR PGW at the restored database (F13)
         step = "update the DR PGW's DATABASE_URL (SSM; not in the runbook)"
@@ -193,12 +205,14 @@ def fail_over_to_dr(
                     "host moves to the restored instance)"
                 )
             undo["parameters"].append(("pgw_database_url", old, shape))
+            ctx.undo_add(recover.parameter_step(t, "pgw_database_url"))
             result = mod.put_parameter(
                 t,
                 "pgw_database_url",
                 _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"]),
                 like=shape,
             )
+            ctx.undo_update("ssm:pgw_database_url", data={"version_written": result["version"]})
             d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
         ctx.record.findings.append(
             {
@@ -220,7 +234,11 @@ def fail_over_to_dr(
             raise ActivityFailed(
                 f"route53.dr_dns_name (the DR load balancer) is not set in target {t.name}"
             )
-        change = mod.switch_record(t, to_dns_name=str(dns))
+        change = mod.switch_record(
+            t,
+            to_dns_name=str(dns),
+            before_change=lambda planned: ctx.undo_add(recover.record_step(planned)),
+        )
         undo["record"] = change  # the whole record set as it was: fail-back puts it back
         d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
     with steps.step("verify health") as d:
@@ -300,10 +318,12 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     if undo.get("record"):
         change = undo["record"]
         done["record"] = mod.restore_record(t, change)
+        ctx.undo_update("route53-record", state="done")
         ctx.cleaned_up("Route53 record", change["record"], done["record"])
     for param, old, shape in reversed(undo.get("parameters") or []):
         written = mod.put_parameter(t, param, old, like=shape)
         done.setdefault("parameters", []).append(param)
+        ctx.undo_update(f"ssm:{param}", state="done")
         ctx.cleaned_up(
             "SSM parameter",
             written["name"],
@@ -317,6 +337,7 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
             DeleteAutomatedBackups=True,
         )
         done["deleted"] = undo["restored_instance"]
+        ctx.undo_update("restored-instance", state="done")
         status = answer.get("DBInstance", {}).get("DBInstanceStatus", "?")
         ctx.cleaned_up(
             "restored DB instance",

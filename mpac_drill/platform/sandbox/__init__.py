@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mpac_drill.aws import DryRun, DryRunCall
+from mpac_drill.drill.inflight import StepOutcome, UndoStep
 from mpac_drill.measure.observer import all_answer
 from mpac_drill.platform import (
     CacheFailoverRecord,
@@ -23,7 +24,16 @@ from mpac_drill.platform import (
     StopTasksRecord,
     tasks_to_stop,
 )
-from mpac_drill.platform.sandbox import detection, ecs, elasticache, load, obs, rds, region
+from mpac_drill.platform.sandbox import (
+    detection,
+    ecs,
+    elasticache,
+    load,
+    obs,
+    rds,
+    recover,
+    region,
+)
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -226,6 +236,14 @@ class SandboxPlatform:
             self._plan("ReadAlarmsAndIncidents", alarms=list(names))
             return detection.read(None, names)
         return detection.read_live(self.drill.sandbox().dir, names)
+
+    # ------------------------------------------------------------ after the harness died
+
+    def undo_plan(self, action: str) -> list[UndoStep]:
+        return recover.undo_plan(self.drill)
+
+    def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
+        return recover.recover(self.drill, plan)
 
 
 __all__ = ["SandboxPlatform"]

@@ -412,4 +412,5 @@ def delete_restored_instance(ctx: DrillContext) -> dict[str, Any]:
             handle["proc"].wait(5)
     log_path.unlink(missing_ok=True)
     handle["deleted"] = True
+    ctx.undo_update("pitr-instance", state="done")
     return {"deleted": handle["identifier"], "was_running": was_running}

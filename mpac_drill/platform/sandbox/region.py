@@ -27,6 +27,7 @@ from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 from mpac_drill.measure.observer import probe_http
 from mpac_drill.measure.record import QrPath
+from mpac_drill.platform.sandbox import recover
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.daemon import BACKUP_DEFAULTS
@@ -311,7 +312,7 @@ def fail_over_to_dr(
     dr_dir = control.state_dir(dr)
     primary_region, dr_region = regions(ctx.target)
     t0 = ctx.injected_mono
-    steps = StepTimer(ctx.record.steps, t0, ctx.injected_utc)
+    steps = StepTimer(ctx.record.steps, t0, ctx.injected_utc, ctx.procedure_step)
     deadline = time.monotonic() + timeout_s
     ctx.phase("detecting the region loss from outside")
     detected, detail = _wait_detected(ctx, deadline)
@@ -320,6 +321,7 @@ def fail_over_to_dr(
     log.info("region: activating the DR stack in %s (%s)", dr_region, dr_dir)
     control.stop_dir(dr_dir)  # leftovers of an earlier run
     shutil.rmtree(dr_dir / "ssm", ignore_errors=True)
+    ctx.undo_add(recover.dr_stack_step(dr_dir))  # write-ahead: before the DR stack starts
     control.spawn(dr, secrets_=dict(view.secrets))
     active, detail = _wait_event(ctx, dr_dir, "dr: elasticache ready", deadline)
     steps.add(
@@ -514,6 +516,7 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
     control.up(ctx.target, timeout_s=timeout_s)
     ctx._sandbox = None  # a fresh primary: new state and secrets
     ctx.handles.failed_back = True
+    ctx.undo_update(recover.DR_STACK, state="done")
     return {
         "dr_processes_stopped": swept,
         "front_door_closed": closed,

@@ -1,0 +1,170 @@
+"""The harness killed for real (SIGKILL: kill -9, the OOM killer) right after it injected a
+fault: nothing of the run survives it, the run folder says what was injected and how it is
+undone (``inflight.json``), the next drill refuses to inject until ``mpac-drill recover`` has
+finished the run, and after recover the sandbox is healthy and the next drill runs clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mpac_drill import PROJECT_ROOT
+from mpac_drill.drill.inflight import INFLIGHT_FILE
+from mpac_drill.load import TARGET_ENV
+from mpac_drill.sandbox import control
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.sandbox
+CLI = [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())"]
+
+
+def _of_run(run_dir: Path) -> list[psutil.Process]:
+    """Live processes of the run: locust (its folder in the command line or environment)."""
+    mark = str(run_dir)
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if mark in " ".join(p.info["cmdline"] or []) or mark in (
+                p.environ().get("MPAC_LOAD_OUT") or ""
+            ):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _start(scenario: str, runs: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "run", scenario, "--users", "2", "--runs-dir", str(runs), *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _kill_after_injection(proc: subprocess.Popen[str], runs: Path, timeout_s: float = 120) -> Path:
+    """SIGKILL the harness as soon as its run folder holds inflight.json (the fault is
+    being injected); the run folder."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = list(runs.glob(f"*/{INFLIGHT_FILE}"))
+        if found:
+            proc.kill()
+            proc.wait(10)
+            return found[0].parent
+        assert proc.poll() is None, f"the drill ended before its fault (exit {proc.returncode})"
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("no inflight.json appeared")
+
+
+@pytest.mark.parametrize(
+    "scenario, sets",
+    [
+        ("ecs-task-failure", ["--set", "ecs.task_start_delay_s=3"]),
+        ("rds-failover", ["--set", "rds.failover_delay_s=3"]),
+    ],
+)
+def test_sigkill_after_injection_then_recover_leaves_sandbox_healthy(
+    sandbox, tmp_path, scenario, sets
+):
+    runs = tmp_path / "runs"
+    proc = _start(scenario, runs, *sets)
+    try:
+        run_dir = _kill_after_injection(proc, runs)
+        killed = time.monotonic()
+        # no locust process of the run survives the harness (parent-death signal)
+        while _of_run(run_dir) and time.monotonic() - killed < 5:
+            time.sleep(0.05)
+        gone_s = time.monotonic() - killed
+        assert not _of_run(run_dir), "a process of the run outlived the harness by 5 s"
+        print(f"{scenario}: processes of the run gone {gone_s:.2f} s after SIGKILL")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    record = json.loads((run_dir / INFLIGHT_FILE).read_text())
+    assert record["scenario"] == scenario
+    assert record["fault"]["action"]
+    assert record["undo"][0]["id"] == "sandbox-health"
+    assert record["undo"][0]["state"] == "pending"
+    assert not (run_dir / "result.json").exists()
+
+    # the next drill refuses to inject: exit 3, one line naming recover
+    refused = run_cli("run", scenario, "--users", "0", "--runs-dir", str(runs), timeout=120)
+    assert refused.code == 3, refused.err
+    assert "mpac-drill recover" in refused.err and str(run_dir) in refused.err
+    assert len(refused.err.strip().splitlines()) == 1
+    assert len(list(runs.iterdir())) == 1  # it made no run folder
+
+    dry = run_cli("recover", "--runs-dir", str(runs), "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "pending: sandbox" in dry.out
+    assert (run_dir / INFLIGHT_FILE).exists()  # a dry run changes nothing
+
+    started = time.monotonic()
+    rec = run_cli("recover", "--runs-dir", str(runs), timeout=300)
+    took = time.monotonic() - started
+    assert rec.code == 0, rec.err + rec.out
+    assert run_dir.name in rec.out and "harness died" in rec.out
+    print(f"{scenario}: recover took {took:.1f} s")
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "aborted"
+    assert result["reason"] == "harness died"
+    assert result["fault"]["action"] == record["fault"]["action"]
+    assert result["recovery"]["steps"][-1]["outcome"] == "up and healthy"
+    assert result["verdicts"] == [] and result["passed"] is False
+    assert not (run_dir / INFLIGHT_FILE).exists()
+    control.wait_healthy(sandbox, timeout_s=5)  # healthy now, not eventually
+
+    again = run_cli("recover", "--runs-dir", str(runs))
+    assert again.code == 0 and "no interrupted run" in again.out
+    clean = run_cli("run", scenario, "--users", "2", "--runs-dir", str(runs), *sets, timeout=300)
+    assert clean.code == 0, clean.err + clean.out
+
+
+def test_drill_refuses_under_foreign_load(sandbox, tmp_path):
+    """A locust process of mpac-drill already loading the sandbox's services (another
+    checkout's drill, a harness from before the parent-death launcher): refused, exit 3,
+    one line naming its pid and run folder."""
+    from mpac_drill.load import LoadRunner
+
+    services = control.view(sandbox).endpoints["services"]
+    other = tmp_path / "other-run"
+    runner = LoadRunner(
+        out_dir=other,
+        hosts={
+            "portal": services["svc-portal"],
+            "smarttab": services["svc-smarttab"],
+            "pgw": services["pgw"],
+        },
+        users=1,
+        spawn_rate=1,
+        run_time_s=60,
+        target_name="sandbox",
+    )
+    runner.start()
+    try:
+        assert runner.pids
+        out = run_cli(
+            "run", "ecs-task-failure", "--users", "0", "--runs-dir", str(tmp_path / "runs")
+        )
+        assert out.code == 3, out.err
+        line = out.err.strip()
+        assert len(line.splitlines()) == 1
+        assert str(runner.pids[0]) in line and str(other) in line
+        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    finally:
+        runner.stop()
+    assert TARGET_ENV == "MPAC_LOAD_TARGET"
