@@ -73,6 +73,19 @@ def row(
     )
 
 
+def detection_alarms(scenarios: set[str]) -> dict[str, tuple[str, str]]:
+    """Alarm name → (scenario, runbook section) for every alarm the catalog's ``detection``
+    names for ``scenarios``: the one list of the runbook's detection alarms."""
+    from mpac_drill.config import load_catalog
+
+    out: dict[str, tuple[str, str]] = {}
+    for sc in load_catalog().scenarios.values():
+        if sc.id in scenarios and sc.detection is not None:
+            for alarm in sc.detection.alarms:
+                out.setdefault(alarm.name, (sc.id, sc.runbook_section))
+    return out
+
+
 def judge_max(value: float, limit: float, warn_share: float) -> Status:
     """``value`` must stay at or below ``limit``: fail above, warn above ``warn_share`` of it."""
     if value > limit:

@@ -22,6 +22,7 @@ from mpac_drill.readiness.rows import (
     CheckRow,
     Status,
     Thresholds,
+    detection_alarms,
     duration,
     judge_max,
     row,
@@ -224,7 +225,9 @@ def _route53(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Chec
 
 def _alarms(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow]:
     stop = [str(a) for a in clients.target.get("stop.cloudwatch_alarms") or []]
-    detect = th.detection_alarms if "ecs-task-failure" in scenarios else []
+    detect = detection_alarms(scenarios)  # the catalog's detection (runbook "Detection")
+    for extra in th.detection_alarms:  # a target's own (readiness.detection_alarms)
+        detect.setdefault(extra, (ALL, "3"))
     names = sorted(set(stop) | set(detect))
     found: dict[str, dict[str, Any]] = {}
     cloudwatch = clients("cloudwatch")
@@ -237,7 +240,7 @@ def _alarms(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Check
     rows = []
     for name in names:
         alarm, is_stop = found.get(name), name in stop
-        scenario, section = (ALL, "5") if is_stop else ("ecs-task-failure", "1.1")
+        scenario, section = (ALL, "5") if is_stop else detect[name]
         acts = len((alarm or {}).get("AlarmActions", []))
         status: Status = "fail" if alarm is None else "pass" if acts or is_stop else "warn"
         rows.append(

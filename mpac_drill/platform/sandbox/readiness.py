@@ -31,7 +31,15 @@ import redis
 from mpac_drill.aws import DryRun, DryRunCall
 from mpac_drill.config import Target
 from mpac_drill.measure.observer import probe_http
-from mpac_drill.readiness.rows import CheckRow, Thresholds, duration, judge_max, row
+from mpac_drill.readiness.rows import (
+    CheckRow,
+    Status,
+    Thresholds,
+    detection_alarms,
+    duration,
+    judge_max,
+    row,
+)
 from mpac_drill.sandbox import control
 from mpac_drill.sandbox.postgres import conninfo
 from mpac_drill.sandbox.redis_group import MASTER_NAME
@@ -95,6 +103,7 @@ def check(
     rows += _redis(target, sentinels, replicas, got)
     bucket = view.component("backup")["address"]
     rows += _backups(target, thresholds, str(bucket), primary, got)
+    rows += _alarms(view.state.get("detection") or {}, scenarios)
     wanted = [r for r in rows if r["scenario"] in scenarios]
     return wanted, len(probes) + 1  # + the bucket listing
 
@@ -106,6 +115,7 @@ _PLAN = [
     ("SENTINEL CKQUORUM", "each Sentinel"),
     ("INFO replication", "each Redis replica"),
     ("list base/ and wal/", "the backup bucket"),
+    ("read state.json detection", "the alarm evaluator"),
 ]
 
 
@@ -349,6 +359,38 @@ def _redis(
             fix="mpac-drill sandbox status",
         )
     )
+    return rows
+
+
+# ---------------------------------------------------------------- detection (§1.x, §3)
+
+
+def _alarms(detection: dict[str, Any], scenarios: set[str]) -> list[CheckRow]:
+    """Each alarm the catalog's detection names for ``scenarios`` is evaluated by the
+    sandbox and in OK: an alarm already in ALARM would not tell anyone of a new fault."""
+    evaluated = {a["name"]: a for a in detection.get("alarms", [])}
+    rows = []
+    for name, (scenario, section) in sorted(detection_alarms(scenarios).items()):
+        alarm = evaluated.get(name)
+        state = alarm.get("state") if alarm else None
+        status: Status = "fail" if alarm is None else "pass" if state == "OK" else "warn"
+        rows.append(
+            row(
+                f"alarm.{name}",
+                scenario,
+                section,
+                "detection alarm evaluated and in OK",
+                name,
+                status,
+                measured="not evaluated" if alarm is None else str(state),
+                threshold="evaluated, OK",
+                evidence="state.json detection.alarms (the sandbox's alarm evaluator)",
+                fix="mpac-drill sandbox down && mpac-drill sandbox up (the evaluator reads "
+                "the catalog at start)"
+                if alarm is None
+                else f"{name} is {state} before any fault: see mpac-drill sandbox status",
+            )
+        )
     return rows
 
 
