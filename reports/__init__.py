@@ -23,7 +23,7 @@ from pathlib import Path
 from mpac_drill.config import Catalog, load_catalog, parse_quarter
 from mpac_drill.errors import ExitCode, UsageError
 from reports import columns as C
-from reports import drills, metrics, readiness, sections
+from reports import detection, drills, metrics, readiness, sections
 from reports.artifacts import load_reconciliation, load_timelines, load_traffic
 from reports.data import ReportData
 from reports.document import Doc
@@ -101,6 +101,7 @@ def collect(quarter: str, runs_dir: Path, catalog: Catalog) -> ReportData:
         problems=problems,
         reconciliation=load_reconciliation(runs_dir, runs_q),
         cleanup=runset.cleanup,
+        detection=detection.load_detection(runs_dir, runs_q),
     )
 
 
@@ -113,6 +114,7 @@ def compose(data: ReportData, manifest_file: str, manifest_sha: str) -> Doc:
     sections.violations(doc, data)
     drills.drills(doc, data)
     drills.trend(doc, data)
+    detection.add_section(doc, data)  # alarm, page and ack against §3.1 (issue 12)
     sections.findings(doc, data)
     sections.coverage(doc, data)
     sections.skipped(doc, data)

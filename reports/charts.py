@@ -34,6 +34,7 @@ _NO_TEX = {"text.usetex": False}
 P = ParamSpec("P")
 _DPI = 100
 _OK, _BAD, _INJECT, _DETECT, _RECOVER = "#2e7d32", "#c62828", "#000000", "#ef6c00", "#1565c0"
+_ALARM, _PAGE, _ACK = "#8e24aa", "#6d4c41", "#00838f"  # the detection chain
 #: Trend chart: one marker per scenario, and a horizontal offset (in quarters) between them.
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _JITTER = 0.07
@@ -95,8 +96,12 @@ def timeline_chart(
     detect_s: float | None,
     rto_s: float | None,
     notes: tuple[str, ...] = (),
+    alarm_s: float | None = None,
+    page_s: float | None = None,
+    ack_s: float | None = None,
 ) -> bytes:
-    """Health per service, requests and failures per second, p95 latency; fault markers."""
+    """Health per service, requests and failures per second, p95 latency; fault markers,
+    and the detection chain's (first alarm, page, acknowledgement) where recorded."""
     fig = Figure(figsize=(10, 6.4))
     fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.08, hspace=0.12)
     health, rate, latency = fig.subplots(3, 1, sharex=True, height_ratios=(1.1, 1, 0.9))
@@ -146,6 +151,9 @@ def timeline_chart(
         (0.0, _INJECT, "fault injected"),
         (detect_s, _DETECT, "detected"),
         (rto_s, _RECOVER, "recovered"),
+        (alarm_s, _ALARM, "alarm"),
+        (page_s, _PAGE, "paged"),
+        (ack_s, _ACK, "acknowledged"),
     ]
     for ax in (health, rate, latency):
         for at, colour, label in marks:

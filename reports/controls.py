@@ -115,6 +115,24 @@ RUNBOOK_FINDINGS = (
         "1.5 step 2: PGW_BASE_URL) before the database behind it is "
         "restored",
     ),
+    Finding(
+        "D1",
+        "1.1-1.4",
+        "each failure is detected by the alarm its Detection line names "
+        "(a drill finds the alarm missing)",
+    ),
+    Finding(
+        "D2",
+        "1.1-1.4",
+        "the named alarm fires when its failure happens (a drill finds it silent, or "
+        "already in ALARM before the fault)",
+    ),
+    Finding(
+        "D3",
+        "1.1, §3",
+        "an alarm pages on-call through SNS and PagerDuty (a drill finds an alarm that "
+        "fired without a page)",
+    ),
 )
 
 __all__ = ["SOC2", "PCI", "CONTROLS", "SECTION_CONTROLS", "Finding", "RUNBOOK_FINDINGS"]

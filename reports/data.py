@@ -35,6 +35,7 @@ class ReportData:
     problems: dict[str, list[str]]  # run id → notes about unreadable artifacts
     reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)  # PGW drills' lists
     cleanup: pd.DataFrame = field(default_factory=pd.DataFrame)  # result.json ``cleanup``
+    detection: dict[str, dict] = field(default_factory=dict)  # run id → result.json ``detection``
 
     @property
     def no_runs(self) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports import charts
+from reports import charts, detection
 from reports import columns as C
 from reports import formatting as F
 from reports.data import ReportData
@@ -216,6 +216,7 @@ def _run_section(
         detect_s=r[C.DETECT],
         rto_s=None if r[C.RTO_INCONCLUSIVE] else r[C.RTO],
         notes=notes,
+        **detection.chart_marks(data, r[C.RUN_ID]),
     )
     doc.add(
         Image(

@@ -322,12 +322,31 @@ class DetectionWatch:
             except Exception as exc:  # noqa: BLE001 - reported in the record's notes
                 self.error = str(exc) or exc.__class__.__name__
                 return
-            self.last, self.readings = reading, self.readings + 1
+            self.last, self.readings = accumulated(self.last, reading), self.readings + 1
             self.calls += reading["calls"]
             if chain_complete(reading, since, self.pager) or time.time() >= deadline:
                 return
             if self._stop.wait(min(self.poll_s, max(0.0, deadline - time.time()) + 0.05)):
                 return
+
+
+def accumulated(before: DetectionReading | None, now: DetectionReading) -> DetectionReading:
+    """``now`` with each alarm's transitions seen by earlier readings kept: where an alarm's
+    own history cannot be read (a role without ``DescribeAlarmHistory``, moto), its state at
+    each reading is all there is, and an ALARM that was OK again by the last reading would
+    otherwise be lost."""
+    if before is None:
+        return now
+    seen = {a["name"]: a["history"] for a in before["alarms"]}
+    alarms: list[AlarmReading] = []
+    for a in now["alarms"]:
+        merged_history: dict[tuple[float, str], dict[str, Any]] = {}
+        for h in [*seen.get(a["name"], []), *a["history"]]:
+            key = (round(float(h["at"]), 3), str(h["to"]))
+            if key not in merged_history or merged_history[key].get("from") is None:
+                merged_history[key] = h
+        alarms.append({**a, "history": sorted(merged_history.values(), key=lambda h: h["at"])})
+    return {**now, "alarms": alarms}
 
 
 def wait_for(watch: DetectionWatch, extra_s: float = 5.0) -> DetectionReading | None:
@@ -350,6 +369,7 @@ def merged(readings: Sequence[DetectionReading]) -> DetectionReading:
 
 __all__ = [
     "AlarmReading",
+    "accumulated",
     "DetectionReading",
     "DetectionRecord",
     "DetectionWatch",

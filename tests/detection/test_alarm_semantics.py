@@ -184,3 +184,25 @@ def test_without_pager_only_the_alarm_is_judged():
     assert rec["outcome"] == "detected" and rec["pager"] == "not configured"
     assert [v["metric"] for v in rec["verdicts"]] == ["time_to_alarm_s"]
     assert findings(rec, "1.1") == []
+
+
+def test_transitions_seen_by_earlier_readings_are_kept():
+    """Without the alarm's own history (moto, a role lacking DescribeAlarmHistory), an
+    ALARM seen at one reading and OK at the next are both judged."""
+    from mpac_drill.measure.detection import accumulated, figures
+
+    def reading(state, at):
+        alarm = {"name": "A", "exists": True, "state": state, "state_updated_at": at,
+                 "history": [{"at": at, "from": None, "to": state}]}  # fmt: skip
+        return {"alarms": [alarm], "incidents": [], "calls": 1}
+
+    r = accumulated(None, reading("OK", 90.0))
+    r = accumulated(r, reading("ALARM", 104.0))
+    r = accumulated(r, reading("OK", 110.0))
+    rec = figures(r, injected_at=100.0, bound_s=60, severity="P1", respond_s=900,
+                  update_s=1800, source="aws", pager=False)  # fmt: skip
+    (a,) = rec["alarms"]
+    assert (a["state_at_injection"], a["time_to_alarm_s"], a["time_to_ok_s"]) == ("OK", 4.0, 10.0)
+    last_only = figures(reading("OK", 110.0), injected_at=100.0, bound_s=60, severity="P1",
+                        respond_s=900, update_s=1800, source="aws", pager=False)  # fmt: skip
+    assert last_only["alarms"][0]["time_to_alarm_s"] is None

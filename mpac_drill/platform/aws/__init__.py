@@ -36,6 +36,7 @@ from mpac_drill.platform.aws import (
     elasticache,
     load,
     obs,
+    pagerduty,
     pitr,
     rds,
     recover,
@@ -63,6 +64,7 @@ class AwsPlatform:
         self.drill = drill
         self.target = drill.target
         self.dry: DryRun | None = None
+        self._pager: pagerduty.PagerDutyReader | None = None  # holds the token in memory
         if drill.dry_run:
             self.dry = drill.dry_run_recorder or DryRun()
             drill.dry_run_recorder = self.dry
@@ -377,7 +379,9 @@ class AwsPlatform:
         return detection.settings(self.target)
 
     def read_detection(self, names: list[str], since: float) -> DetectionReading:
-        return detection.read(self.target, list(names), since, dry_run=self.dry)
+        if self._pager is None and pagerduty.configured(self.target):
+            self._pager = pagerduty.PagerDutyReader(self.target, dry_run=self.dry)
+        return detection.read(self.target, list(names), since, dry_run=self.dry, pager=self._pager)
 
     # ------------------------------------------------------------ after the harness died
 

@@ -8,8 +8,10 @@ history cannot be read (moto's server does not implement it; a role without
 ``cloudwatch:DescribeAlarmHistory``), the alarm's ``StateValue`` and
 ``StateUpdatedTimestamp`` stand for its last transition. Read-only.
 
-PagerDuty (``pagerduty.token_ssm_parameter``, ``pagerduty.service_id``) is not read yet:
-a target that names it gets ``pager: "not configured"`` and the alarm alone is judged.
+PagerDuty (``pagerduty.token_ssm_parameter``, ``pagerduty.service_id``; ``pagerduty.py``)
+is read in the same readings when the target names it: its incidents since the injection and
+their log entries (paged, acknowledged). A target that does not gets ``pager: "not
+configured"`` and the alarm alone is judged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mpac_drill.aws import AwsCallFailed, DryRun, client
 from mpac_drill.config import Target
+from mpac_drill.errors import UsageError
 from mpac_drill.measure.detection import AlarmReading, DetectionReading
+from mpac_drill.platform.aws import pagerduty
 
 #: (endpoint, region) where DescribeAlarmHistory failed once: not asked again this process
 _NO_HISTORY: set[tuple[str, str]] = set()
@@ -31,13 +35,20 @@ _NO_HISTORY: set[tuple[str, str]] = set()
 def settings(target: Target) -> dict[str, Any]:
     bound = float(target.get("detection.bound_s", 900))
     poll = max(1.0, float(target.get("detection.poll_interval_s", 30)))
+    pager = pagerduty.configured(target)
+    if pager and not pagerduty.api_url(target).startswith("https://"):
+        raise UsageError(
+            f"target {target.name!r}: pagerduty.api_url must be https:// (the token is a "
+            f"secret), not {pagerduty.api_url(target)!r}"
+        )
+    calls = "1 DescribeAlarms + 1 DescribeAlarmHistory per alarm"
     return {
         "bound_s": bound,
         "poll_s": poll,
-        "source": "aws",
-        "pager": False,
+        "source": "aws+pagerduty" if pager else "aws",
+        "pager": pager,
         "max_readings": int(bound / poll) + 2,
-        "calls_per_reading": "1 DescribeAlarms + 1 DescribeAlarmHistory per alarm",
+        "calls_per_reading": calls + ("; " + pagerduty.calls_per_reading() if pager else ""),
     }
 
 
@@ -50,9 +61,14 @@ def _epoch(value: Any) -> float | None:
 
 
 def read(
-    target: Target, names: list[str], since: float, dry_run: DryRun | None = None
+    target: Target,
+    names: list[str],
+    since: float,
+    dry_run: DryRun | None = None,
+    pager: pagerduty.PagerDutyReader | None = None,
 ) -> DetectionReading:
-    """One reading of the named alarms (state, update time, history since ``since``)."""
+    """One reading of the named alarms (state, update time, history since ``since``) and,
+    with ``pager``, of the PagerDuty service's incidents since then."""
     cloudwatch = client("cloudwatch", target, dry_run=dry_run)
     calls = 1
     found = {
@@ -108,7 +124,12 @@ def read(
                 "history": sorted(history, key=lambda h: float(h["at"])),
             }
         )
-    return {"alarms": out, "incidents": [], "calls": calls}
+    incidents: list[Any] = []
+    if pager is not None:
+        bound = float(target.get("detection.bound_s", 900))
+        incidents, pd_calls = pager.read(since, since + bound)
+        calls += pd_calls
+    return {"alarms": out, "incidents": incidents, "calls": calls}
 
 
 def _history(cloudwatch: Any, name: str, since: float, where: tuple[str, str]) -> list[Any]:
