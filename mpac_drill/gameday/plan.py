@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill import EXPERIMENTS_DIR, TARGETS_DIR
 from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 
@@ -67,8 +67,9 @@ def render(template: str, target: Target) -> str:
 
     def fill(m: re.Match[str]) -> str:
         key = m.group(1)
-        if key == "target":
-            return str(target.name)
+        if key == "target":  # what --target takes: a bundled target's name, else its file
+            bundled = Path(target.path).parent.resolve() == TARGETS_DIR.resolve()
+            return str(target.name) if bundled else str(target.path)
         value = target.get(key)
         return f"<{key} unset>" if value in (None, "") else str(value)
 
