@@ -283,7 +283,9 @@ class GameDay:
             if "at" in seen:
                 rec["effect_seen_ts"], rec["effect_seen_at"] = seen["at"], state.stamp(seen["at"])
             rec["people_s"] = round(confirmed - shown, 4)
-            rec["machine_s"] = round(seen["at"] - confirmed, 4) if "at" in seen else None
+            rec["machine_s"] = (
+                round(max(0.0, seen["at"] - confirmed), 4) if "at" in seen else None
+            )  # 0: the effect was there before the confirmation
             assert self.ctx.injected_mono is not None
             timer.add(
                 step.name,
