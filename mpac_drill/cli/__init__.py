@@ -121,9 +121,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mpac_drill.cli import check, gate, quarter, recover, report, run, sandbox, scenarios
+    from mpac_drill.cli import (
+        check,
+        gameday,
+        gate,
+        quarter,
+        recover,
+        report,
+        run,
+        sandbox,
+        scenarios,
+    )
 
-    for mod in (sandbox, scenarios, run, quarter, report, gate, check, recover):
+    for mod in (sandbox, scenarios, run, quarter, report, gate, check, recover, gameday):
         cli.add_command(mod.command)
 
 

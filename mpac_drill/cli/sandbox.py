@@ -240,3 +240,88 @@ def _print_status(st: dict) -> None:
     ]
     if det:
         console.print(f"  pager         {len(open_incidents)} open incident(s)", markup=False)
+
+
+# ---------------------------------------------------------------- the DR region's manual steps
+
+
+@command.group("dr")
+def dr_group() -> None:
+    """The region procedure's manual steps on the sandbox (game day, runbook §1.4/§1.5).
+
+    \b
+    Examples:
+      mpac-drill sandbox dr activate          # the DR stack, restoring the primary's bucket
+      mpac-drill sandbox dr status
+      mpac-drill sandbox dr set-parameter DATABASE_URL
+      mpac-drill sandbox dr restart           # deploy the DR services with the parameters
+      mpac-drill sandbox dr switch            # the Route53 record -> the DR load balancers
+      mpac-drill sandbox dr verify
+    """
+
+
+@dr_group.command("activate")
+@target_options
+def dr_activate(target: str, sets: tuple[str, ...]) -> int:
+    """Start the DR stack from the primary's bucket (latest snapshot + WAL)."""
+    from mpac_drill.gameday import dr
+
+    console.print(f"DR stack starting in {dr.activate(load_target(target, sets))}")
+    return ExitCode.OK
+
+
+@dr_group.command("status")
+@target_options
+def dr_status(target: str, sets: tuple[str, ...]) -> int:
+    """The DR stack's phase and its events (restore progress)."""
+    from mpac_drill.gameday import dr
+
+    phase, events = dr.events(load_target(target, sets))
+    console.print(f"DR stack: {phase}")
+    for ev in events[-15:]:
+        console.print(f"  {ev['at']}  {ev['event']}", markup=False)
+    return ExitCode.OK
+
+
+@dr_group.command("set-parameter")
+@click.argument("name", type=click.Choice(["DATABASE_URL", "PGW_BASE_URL"]))
+@target_options
+def dr_set_parameter(name: str, target: str, sets: tuple[str, ...]) -> int:
+    """Write NAME (the DR database / the DR PGW) into the DR parameter store."""
+    from mpac_drill.gameday import dr
+
+    console.print(f"{name} written: {dr.set_parameter(load_target(target, sets), name)}")
+    return ExitCode.OK
+
+
+@dr_group.command("restart")
+@target_options
+def dr_restart(target: str, sets: tuple[str, ...]) -> int:
+    """Deploy the DR services with the parameter store's values."""
+    from mpac_drill.gameday import dr
+
+    console.print(f"DR services deployed with {', '.join(dr.restart(load_target(target, sets)))}")
+    return ExitCode.OK
+
+
+@dr_group.command("switch")
+@target_options
+def dr_switch(target: str, sets: tuple[str, ...]) -> int:
+    """Point the front door's records (Route53) at the DR region's load balancers."""
+    from mpac_drill.gameday import dr
+
+    zone = dr.switch(load_target(target, sets))
+    console.print(f"records -> {zone['region']}: {zone['records']}")
+    return ExitCode.OK
+
+
+@dr_group.command("verify")
+@target_options
+def dr_verify(target: str, sets: tuple[str, ...]) -> int:
+    """Deep health of every service through the front door; exit 1 when one fails."""
+    from mpac_drill.gameday import dr
+
+    res = dr.verify(load_target(target, sets))
+    for name, ok in res.items():
+        console.print(f"{name}: {'ok' if ok else 'FAILING'}")
+    return ExitCode.OK if all(res.values()) else 1

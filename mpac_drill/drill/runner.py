@@ -138,6 +138,7 @@ def run_drill(
     allow_production: bool = False,
     ticket: str | None = None,
     quarter: str | None = None,
+    experiment_edit: Callable[[Any], Any] | None = None,
 ) -> RunOutcome:
     """Run one scenario on one target and write its run folder.
 
@@ -145,6 +146,8 @@ def run_drill(
     account other than the target's, and while another drill holds the target's lock.
     ``quarter`` (``YYYY-QN``): the quarter the drill is run for (``mpac-drill quarter``),
     recorded in result.json; by default the calendar quarter of its start.
+    ``experiment_edit``: changes the loaded experiment before it is validated (``mpac-drill
+    gameday`` puts its plan walk in place of the automated failover).
     """
     from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 
@@ -158,6 +161,8 @@ def run_drill(
     catalog = catalog or load_catalog()
     scenario = catalog.get(scenario_id)
     experiment, path = _experiment(catalog, scenario_id)
+    if experiment_edit is not None:  # the game day walks its plan in place of a step
+        experiment = experiment_edit(experiment)
     try:
         ensure_experiment_is_valid(experiment)
     except Exception as exc:  # noqa: BLE001 - InvalidActivity, InvalidExperiment, ...

@@ -1,0 +1,186 @@
+"""``mpac-drill gameday SCENARIO``: the runbook's region procedure walked by people, timed;
+``gameday ack RUN STEP`` and ``gameday update RUN`` from another terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mpac_drill.cli import console, err_console, runs_dir_option, target_options
+from mpac_drill.config import load_catalog, load_target
+from mpac_drill.errors import ExitCode, UsageError
+from mpac_drill.gameday import state
+from mpac_drill.gameday.plan import commands_for, load_plan, manual_steps
+
+
+class _Group(click.Group):
+    """``gameday SCENARIO ...`` is ``gameday start SCENARIO ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("gameday", cls=_Group)
+def command() -> None:
+    """Run a region procedure as a game day: people do the manual steps, each timed.
+
+    \b
+    Examples:
+      mpac-drill gameday region-failover --dry-run
+      mpac-drill gameday region-failover --manual all --severity P0
+      mpac-drill gameday ack runs/<run> 2 --note "DR stack up"
+      mpac-drill gameday update runs/<run> --note "ETA 20 min posted"
+    """
+
+
+def _edit(manual: str, severity: str, update_every: float, effect_timeout: float) -> Any:
+    def edit(experiment: Any) -> Any:
+        method = experiment["method"]
+        for i, act in enumerate(method):
+            if act.get("name") == "fail-over-to-dr":
+                method[i] = {
+                    "type": "action",
+                    "name": "gameday-walk-plan",
+                    "provider": {
+                        "type": "python",
+                        "module": "mpac_drill.gameday.walk",
+                        "func": "walk_plan",
+                        "arguments": {
+                            "manual": manual,
+                            "severity": severity,
+                            "update_every_s": update_every,
+                            "effect_timeout_s": effect_timeout,
+                        },
+                    },
+                }
+                return experiment
+        raise UsageError("the scenario's experiment has no fail-over-to-dr step to walk")
+
+    return edit
+
+
+@command.command("start")
+@click.argument("scenario")
+@target_options
+@runs_dir_option
+@click.option("--manual", default="all", show_default=True, help="all, none or steps: 1,2,7")
+@click.option("--severity", default="P0", show_default=True, help="Declared severity (§3.1).")
+@click.option(
+    "--update-every",
+    type=click.FloatRange(0),
+    default=0,
+    help="Seconds between stakeholder updates (default: the severity's §3.1 frequency).",
+)
+@click.option("--effect-timeout", type=click.FloatRange(1), default=120, show_default=True)
+@click.option("--users", type=click.IntRange(0), default=None, help="Load users.")
+@click.option("--dry-run", is_flag=True, help="Print the plan with every command; call nothing.")
+def start(
+    scenario: str,
+    target: str,
+    sets: tuple[str, ...],
+    runs_dir: str,
+    manual: str,
+    severity: str,
+    update_every: float,
+    effect_timeout: float,
+    users: int | None,
+    dry_run: bool,
+) -> int:
+    """Inject the fault, start observer, canary and load, then walk SCENARIO's plan."""
+    t = load_target(target, sets)
+    plan = load_plan(scenario)
+    manual_set = manual_steps(manual, plan)
+    if severity not in load_catalog().response_targets:
+        raise UsageError(f"--severity {severity!r}: expected one of P0, P1, P2, P3")
+    console.print(f"game day: {plan.title} (runbook §{plan.runbook_section}) on {t.name}")
+    for s in plan.steps:
+        mode = "manual" if s.number in manual_set else "automated"
+        console.print(f"[{s.number}] {s.name} ({mode}): {s.runbook}", markup=False)
+        for c in commands_for(s, t):
+            console.print(f"    $ {c}", markup=False, soft_wrap=True)
+        if s.check is not None:
+            console.print(f"    check: {s.check.detail or s.check.kind}", markup=False)
+    if dry_run:
+        console.print("dry run: nothing was called")
+        return ExitCode.OK
+    from mpac_drill.drill.runner import run_drill
+    from mpac_drill.gameday import dr, summary
+
+    try:
+        outcome = run_drill(
+            scenario,
+            t,
+            runs_dir=Path(runs_dir),
+            users=users,
+            progress=lambda m: err_console.print(f"[dim]{m}[/dim]"),
+            experiment_edit=_edit(
+                ",".join(map(str, sorted(manual_set))) or "none",
+                severity,
+                update_every,
+                effect_timeout,
+            ),
+        )
+    finally:
+        dr.clear_zone(t)
+    result = outcome.result
+    if (outcome.run_dir / state.STATE).is_file():
+        from mpac_drill.drill.result import validate, write_json
+
+        result["gameday"] = summary.block(outcome.run_dir, result["measurements"].get("rto_s"))
+        errors = validate(result)
+        if errors:
+            raise UsageError(f"result.json with the gameday block breaks the contract: {errors[0]}")
+        write_json(outcome.run_dir / "result.json", result)
+        g = result["gameday"]
+        console.print(
+            f"people {g['people_s']:.2f} s, machine {g['machine_s']:.2f} s, "
+            f"RTO {result['measurements'].get('rto_s')} s, response {g['response_s']} s"
+        )
+    console.print(f"run folder: {outcome.run_dir}")
+    return outcome.exit_code
+
+
+@command.command("ack")
+@click.argument("run")
+@click.argument("step")
+@click.option("--note", default="", help="What the operator saw or decided.")
+@runs_dir_option
+def ack(run: str, step: str, note: str, runs_dir: str) -> int:
+    """Confirm STEP (number or name) of the game day RUN as done."""
+    run_dir = state.find_run(run, Path(runs_dir))
+    gd = state.read(run_dir)
+    names = {str(s["number"]): s for s in gd["steps"]} | {s["name"]: s for s in gd["steps"]}
+    s = names.get(step)
+    if s is None:
+        raise UsageError(f"no step {step!r} in {gd['plan']} (1-{len(gd['steps'])} or a name)")
+    if not s["manual"]:
+        raise UsageError(f"step {s['number']} ({s['name']}) is automated: nothing to confirm")
+    a = state.write_ack(run_dir, int(s["number"]), note=note)
+    console.print(f"step {s['number']} ({s['name']}) confirmed by {a['who']}", markup=False)
+    return ExitCode.OK
+
+
+@command.command("update")
+@click.argument("run")
+@click.option("--note", default="", help="What was communicated (§3: ETA, status).")
+@runs_dir_option
+def update(run: str, note: str, runs_dir: str) -> int:
+    """Record one stakeholder update (runbook §3 cadence) for the game day RUN."""
+    run_dir = state.find_run(run, Path(runs_dir))
+    u = state.write_update(run_dir, note)
+    console.print(f"update recorded at {state.stamp(u['at'])} by {u['who']}", markup=False)
+    return ExitCode.OK
+
+
+@command.command("status")
+@click.argument("run")
+@runs_dir_option
+def status(run: str, runs_dir: str) -> int:
+    """The game day's state file (JSON)."""
+    console.print_json(json.dumps(state.read(state.find_run(run, Path(runs_dir)))))
+    return ExitCode.OK

@@ -1,0 +1,371 @@
+"""The harness side of a game day: walk the plan inside the drill, in place of the
+automated failover (``fail-over-to-dr``), with people confirming the manual steps.
+
+Per step: ``shown_at`` (printed with its commands), ``confirmed_at`` (the operator's ack,
+or the harness when it ran the step itself), ``effect_seen_at`` (the step's check, polled
+by the harness from the moment the step is shown, independently of any confirmation).
+People time = shown -> confirmed; machine time = confirmed -> effect seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from mpac_drill.drill.context import DrillContext, current
+from mpac_drill.errors import UsageError
+from mpac_drill.gameday import dr, state
+from mpac_drill.gameday.plan import Plan, Step, commands_for, load_plan, manual_steps
+from mpac_drill.platform.sandbox import recover
+from mpac_drill.platform.sandbox.region import _dsn, regions
+from mpac_drill.platform.steps import StepTimer
+from mpac_drill.sandbox import control, snapshots
+
+POLL_S = 0.02
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- the sandbox's commands
+
+
+def run_command(cmd: str, ctx: DrillContext) -> str:
+    """Perform a plan's sandbox command in-process (an automated step takes the operator's
+    path); returns what it did."""
+    words = shlex.split(cmd)
+    if words[:3] == ["mpac-drill", "sandbox", "status"]:
+        return "status read"
+    if words[:3] != ["mpac-drill", "sandbox", "dr"] or len(words) < 4:
+        raise UsageError(f"the harness cannot run {cmd!r} on the sandbox")
+    sub, t = words[3], ctx.target
+    if sub == "activate":
+        return f"DR stack started in {dr.activate(t).name}"
+    if sub == "set-parameter":
+        return f"parameter {dr.set_parameter(t, words[4]).name} written"
+    if sub == "restart":
+        return f"deployed with {', '.join(dr.restart(t))}"
+    if sub == "switch":
+        return f"records -> {dr.switch(t)['region']}"
+    if sub in ("verify", "status"):
+        return sub
+    raise UsageError(f"unknown sandbox dr command {sub!r} in {cmd!r}")
+
+
+# ---------------------------------------------------------------- checks
+
+
+class Checks:
+    """Each check returns the wall-clock instant its effect was first seen, or None."""
+
+    def __init__(self, ctx: DrillContext, injected_at: float, door_applied: dict[str, float]):
+        self.ctx, self.injected_at, self.door_applied = ctx, injected_at, door_applied
+
+    def seen(self, step: Step) -> float | None:
+        if step.check is None:
+            return time.time()
+        return getattr(self, step.check.kind)(step.check.arg)
+
+    def users_failing(self, _: str) -> float | None:
+        obs, t0 = self.ctx.observer, self.ctx.injected_mono
+        if obs is None or t0 is None:
+            return time.time()
+        first: dict[str, float] = {}
+        for s in obs.samples(rel_to=t0, since=t0):
+            if not s["ok"]:
+                first.setdefault(s["service"], s["t"])
+        if set(first) >= set(obs.services):
+            return self.injected_at + max(first.values())
+        return None
+
+    def dr_event(self, prefix: str) -> float | None:
+        st = control.read_state(dr.dr_dir(self.ctx.target)) or {}
+        for ev in st.get("events", []):
+            if ev["event"].startswith(prefix):
+                return snapshots.parse_utc(ev["at"]).timestamp()
+        return None
+
+    def parameter(self, name: str) -> float | None:
+        path = dr.dr_dir(self.ctx.target) / "parameters" / name
+        try:
+            if path.read_text().strip() == dr.parameter_value(self.ctx.target, name):
+                return min(path.stat().st_mtime, time.time())
+        except OSError:
+            return None
+        return None
+
+    def front_door_region(self, _: str) -> float | None:
+        return self.door_applied.get("at")
+
+    def users_served(self, _: str) -> float | None:
+        return time.time() if all(dr.verify(self.ctx.target).values()) else None
+
+
+# ---------------------------------------------------------------- the walk
+
+
+class GameDay:
+    def __init__(
+        self,
+        ctx: DrillContext,
+        plan: Plan,
+        manual: set[int],
+        severity: str,
+        update_every_s: float,
+        effect_timeout_s: float,
+    ) -> None:
+        self.ctx, self.plan, self.manual = ctx, plan, manual
+        self.run_dir = Path(ctx.run_dir)
+        assert ctx.injected_mono is not None
+        self.injected_at = time.time() - (time.monotonic() - ctx.injected_mono)
+        rt = ctx.catalog.response_targets.get(severity)
+        if rt is None:
+            raise UsageError(
+                f"--severity {severity!r}: expected one of {sorted(ctx.catalog.response_targets)}"
+            )
+        self.effect_timeout_s = effect_timeout_s
+        self.door_applied: dict[str, float] = {}
+        self.checks = Checks(ctx, self.injected_at, self.door_applied)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.state: dict[str, Any] = {
+            "scenario": plan.scenario,
+            "runbook_section": plan.runbook_section,
+            "plan": str(plan.path.name),
+            "target": ctx.target.name,
+            "run_dir": str(self.run_dir),
+            "injected_at": state.stamp(self.injected_at),
+            "injected_ts": self.injected_at,
+            "current": 1,
+            "status": "walking",
+            "severity": severity,
+            "targets": {
+                "respond_s": rt.respond_s,
+                "update_s": float(update_every_s or rt.update_s),
+            },
+            "update_prompts": [],
+            "steps": [
+                {
+                    "number": s.number,
+                    "name": s.name,
+                    "runbook": s.runbook,
+                    "manual": s.number in manual,
+                    "commands": commands_for(s, ctx.target),
+                    "check": None if s.check is None else s.check.detail or s.check.kind,
+                    "shown_at": None,
+                    "confirmed_at": None,
+                    "effect_seen_at": None,
+                    "who": None,
+                    "notes": [],
+                }
+                for s in plan.steps
+            ],
+        }
+
+    # -- persistence
+    def save(self) -> None:
+        with self.lock:
+            state.write_atomic(self.run_dir / state.STATE, self.state)
+
+    # -- background: the hosted zone applied to the front door; Enter in the terminal
+    def _zone_watch(self) -> None:
+        last = None
+        while not self.stop.wait(POLL_S):
+            zone = dr.read_zone(self.ctx.target)
+            door = self.ctx.front_door
+            if zone is None or door is None or zone == last:
+                continue
+            change = door.change({k: int(v) for k, v in zone["records"].items()}, zone["region"])
+            self.door_applied["at"] = time.time()
+            last = zone
+            if self.ctx.record.region is not None:
+                self.ctx.record.region["route53_change"] = change
+
+    def _stdin(self) -> None:
+        for line in sys.stdin:
+            n = int(self.state["current"])
+            if n in self.manual and state.read_ack(self.run_dir, n) is None:
+                with contextlib.suppress(UsageError):
+                    state.write_ack(self.run_dir, n, note=line.strip())
+
+    # -- §3 cadence
+    def _updates_due(self) -> None:
+        declared = self.state["steps"][0].get("confirmed_ts")
+        if declared is None:
+            return
+        every = self.state["targets"]["update_s"]
+        ups = [u["at"] for u in state.read_updates(self.run_dir)]
+        last = max([declared, *ups])
+        if time.time() > last + every and not any(
+            p["due_ts"] == last + every for p in self.state["update_prompts"]
+        ):
+            self.state["update_prompts"].append(
+                {"due_ts": last + every, "due_at": state.stamp(last + every)}
+            )
+            say(
+                f"  UPDATE DUE (§3, every {every:g} s): post one, then run "
+                f"`mpac-drill gameday update {self.run_dir}`"
+            )
+            self.save()
+
+    # -- one step
+    def _wait(self, until: Callable[[], bool], deadline: float | None, what: str) -> None:
+        while not until():
+            self._updates_due()
+            if deadline is not None and time.time() > deadline:
+                raise self.ctx.failed(f"game day: {what}")
+            time.sleep(POLL_S)
+
+    def walk_step(self, step: Step, timer: StepTimer) -> None:
+        rec = self.state["steps"][step.number - 1]
+        self.state["current"] = step.number
+        rec["shown_at_ts"] = shown = time.time()
+        rec["shown_at"] = state.stamp(shown)
+        self.save()
+        mode = "MANUAL" if step.number in self.manual else "automated"
+        say(
+            f"\n[{step.number}/{len(self.plan.steps)}] {step.name} ({mode})"
+            f" — runbook: {step.runbook}"
+        )
+        for cmd in rec["commands"]:
+            say(f"    $ {cmd}")
+        seen: dict[str, float] = {}
+
+        def poll() -> None:
+            while "at" not in seen and not self.stop.is_set():
+                at = self.checks.seen(step)
+                if at is not None:
+                    seen["at"] = at
+                    return
+                time.sleep(POLL_S * 2)
+
+        checker = threading.Thread(target=poll, daemon=True, name=f"check-{step.number}")
+        checker.start()
+        if step.number in self.manual:
+            say(
+                "    when done: press Enter, or "
+                f"`mpac-drill gameday ack {self.run_dir} {step.number} [--note ...]`"
+            )
+            self._wait(lambda: state.read_ack(self.run_dir, step.number) is not None, None, "")
+            ack = state.read_ack(self.run_dir, step.number) or {}
+            confirmed, rec["who"] = float(ack["at"]), ack["who"]
+            if ack.get("note"):
+                rec["notes"].append(ack["note"])
+        else:
+            did = [run_command(c, self.ctx) for c in rec["commands"]]
+            confirmed, rec["who"] = time.time(), "harness"
+            rec["notes"].append("; ".join(did))
+        rec["confirmed_ts"], rec["confirmed_at"] = confirmed, state.stamp(confirmed)
+        self.save()
+        ok = True
+        try:
+            self._wait(
+                lambda: "at" in seen,
+                confirmed + self.effect_timeout_s,
+                f"step {step.number} ({step.name}): no effect seen "
+                f"{self.effect_timeout_s:g} s after it was confirmed",
+            )
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            self.stop.set() if not ok else None
+            end = max(seen.get("at", time.time()), confirmed)
+            if "at" in seen:
+                rec["effect_seen_ts"], rec["effect_seen_at"] = seen["at"], state.stamp(seen["at"])
+            rec["people_s"] = round(confirmed - shown, 4)
+            rec["machine_s"] = (
+                round(max(0.0, seen["at"] - confirmed), 4) if "at" in seen else None
+            )  # 0: the effect was there before the confirmation
+            assert self.ctx.injected_mono is not None
+            timer.add(
+                step.name,
+                self.ctx.injected_mono + (shown - self.injected_at),
+                end - shown,
+                ok,
+                f"{mode}: people {rec['people_s']:.3f} s, machine "
+                + (f"{rec['machine_s']:.3f} s" if rec["machine_s"] is not None else "not seen")
+                + f" ({rec['who']})",
+            )
+            self.save()
+
+    def walk(self) -> dict[str, Any]:
+        ctx = self.ctx
+        dr.clear_zone(ctx.target)
+        ddir = dr.dr_dir(ctx.target)
+        ctx.undo_add(recover.dr_stack_step(ddir))  # write-ahead: an operator may start it
+        view = ctx.sandbox()
+        from mpac_drill.platform.sandbox.region import dr_target
+
+        drt = dr_target(ctx.target)
+        ctx.rpo_dsn = _dsn(drt, view.secrets["db_password"])
+        ctx.handles.dr_dsn = {
+            db: _dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
+        }
+        threads = [threading.Thread(target=self._zone_watch, daemon=True, name="zone")]
+        if sys.stdin is not None and sys.stdin.isatty():
+            threads.append(threading.Thread(target=self._stdin, daemon=True, name="enter"))
+        for th in threads:
+            th.start()
+        assert ctx.injected_utc is not None and ctx.injected_mono is not None
+        timer = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc, ctx.procedure_step)
+        try:
+            for step in self.plan.steps:
+                ctx.phase(f"game day step {step.number}: {step.name}")
+                self.walk_step(step, timer)
+            self.state["status"] = "done"
+        except BaseException:
+            self.state["status"] = "stopped"
+            raise
+        finally:
+            self.stop.set()
+            self.state["finished_ts"] = time.time()
+            self.save()
+        if ctx.record.region is not None:
+            ctx.record.region.update(
+                dr_state_dir=str(ddir),
+                procedure_s=round(time.time() - self.injected_at, 4),
+                system="pgw" if "pgw" in self.plan.scenario else "smartpos",
+            )
+        return {
+            "steps": [s["name"] for s in self.state["steps"]],
+            "dr_region": regions(ctx.target)[1],
+        }
+
+
+def walk_plan(
+    manual: str = "all",
+    severity: str = "P0",
+    update_every_s: float = 0,
+    effect_timeout_s: float = 120,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Chaos Toolkit action: walk the scenario's plan with people in it (sandbox)."""
+    ctx = current(configuration)
+    if ctx.injected_mono is None:
+        raise ctx.failed("the game day walks the plan after the fault (lose_region)")
+    if ctx.target.kind != "sandbox":
+        raise ctx.failed("game day on AWS is not built yet: use --dry-run for its plan")
+    plan = load_plan(ctx.scenario.id)
+    gd = GameDay(
+        ctx,
+        plan,
+        manual_steps(manual, plan),
+        severity,
+        float(update_every_s),
+        float(effect_timeout_s),
+    )
+    return gd.walk()
+
+
+__all__ = ["walk_plan", "GameDay", "run_command"]
