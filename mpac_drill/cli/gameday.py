@@ -91,7 +91,17 @@ def start(
     users: int | None,
     dry_run: bool,
 ) -> int:
-    """Inject the fault, start observer, canary and load, then walk SCENARIO's plan."""
+    """Inject the fault, start observer, canary and load, then walk SCENARIO's plan.
+
+    Manual steps are shown with their commands and wait for Enter here or for
+    `mpac-drill gameday ack RUN STEP` from another terminal; each step's check is watched
+    by the harness, which records when the effect was first seen.
+
+    \b
+    Examples:
+      mpac-drill gameday start region-failover --manual all --severity P0
+      mpac-drill gameday start pgw-region-failover --manual 2,3 --dry-run
+    """
     t = load_target(target, sets)
     plan = load_plan(scenario)
     manual_set = manual_steps(manual, plan)
@@ -149,9 +159,19 @@ def start(
 @click.argument("run")
 @click.argument("step")
 @click.option("--note", default="", help="What the operator saw or decided.")
+@target_options
 @runs_dir_option
-def ack(run: str, step: str, note: str, runs_dir: str) -> int:
-    """Confirm STEP (number or name) of the game day RUN as done."""
+def ack(run: str, step: str, note: str, target: str, sets: tuple[str, ...], runs_dir: str) -> int:
+    """Confirm STEP (number or name) of the game day RUN as done.
+
+    The run folder alone decides what is confirmed; --target and --set are accepted like on
+    every command and checked, nothing more.
+
+    \b
+    Example:
+      mpac-drill gameday ack 20261130T061106Z-region-failover-sandbox 3 --note "record switched"
+    """
+    load_target(target, sets)
     run_dir = state.find_run(run, Path(runs_dir))
     gd = state.read(run_dir)
     names = {str(s["number"]): s for s in gd["steps"]} | {s["name"]: s for s in gd["steps"]}
@@ -168,9 +188,16 @@ def ack(run: str, step: str, note: str, runs_dir: str) -> int:
 @command.command("update")
 @click.argument("run")
 @click.option("--note", default="", help="What was communicated (§3: ETA, status).")
+@target_options
 @runs_dir_option
-def update(run: str, note: str, runs_dir: str) -> int:
-    """Record one stakeholder update (runbook §3 cadence) for the game day RUN."""
+def update(run: str, note: str, target: str, sets: tuple[str, ...], runs_dir: str) -> int:
+    """Record one stakeholder update (runbook §3 cadence) for the game day RUN.
+
+    \b
+    Example:
+      mpac-drill gameday update 20261130T061106Z-region-failover-sandbox --note "ETA 30 min"
+    """
+    load_target(target, sets)
     run_dir = state.find_run(run, Path(runs_dir))
     u = state.write_update(run_dir, note)
     console.print(f"update recorded at {state.stamp(u['at'])} by {u['who']}", markup=False)
@@ -179,8 +206,15 @@ def update(run: str, note: str, runs_dir: str) -> int:
 
 @command.command("status")
 @click.argument("run")
+@target_options
 @runs_dir_option
-def status(run: str, runs_dir: str) -> int:
-    """The game day's state file (JSON)."""
+def status(run: str, target: str, sets: tuple[str, ...], runs_dir: str) -> int:
+    """The game day's state file (JSON).
+
+    \b
+    Example:
+      mpac-drill gameday status 20261130T061106Z-region-failover-sandbox
+    """
+    load_target(target, sets)
     console.print_json(json.dumps(state.read(state.find_run(run, Path(runs_dir)))))
     return ExitCode.OK

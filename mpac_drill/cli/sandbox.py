@@ -263,7 +263,12 @@ def dr_group() -> None:
 @dr_group.command("activate")
 @target_options
 def dr_activate(target: str, sets: tuple[str, ...]) -> int:
-    """Start the DR stack from the primary's bucket (latest snapshot + WAL)."""
+    """Start the DR stack from the primary's bucket (latest snapshot + WAL).
+
+    \b
+    Example:
+      mpac-drill sandbox dr activate
+    """
     from mpac_drill.gameday import dr
 
     console.print(f"DR stack starting in {dr.activate(load_target(target, sets))}")
@@ -273,7 +278,12 @@ def dr_activate(target: str, sets: tuple[str, ...]) -> int:
 @dr_group.command("status")
 @target_options
 def dr_status(target: str, sets: tuple[str, ...]) -> int:
-    """The DR stack's phase and its events (restore progress)."""
+    """The DR stack's phase and its events (restore progress).
+
+    \b
+    Example:
+      mpac-drill sandbox dr status
+    """
     from mpac_drill.gameday import dr
 
     phase, events = dr.events(load_target(target, sets))
@@ -287,7 +297,12 @@ def dr_status(target: str, sets: tuple[str, ...]) -> int:
 @click.argument("name", type=click.Choice(["DATABASE_URL", "PGW_BASE_URL"]))
 @target_options
 def dr_set_parameter(name: str, target: str, sets: tuple[str, ...]) -> int:
-    """Write NAME (the DR database / the DR PGW) into the DR parameter store."""
+    """Write NAME (the DR database / the DR PGW) into the DR parameter store.
+
+    \b
+    Example:
+      mpac-drill sandbox dr set-parameter DATABASE_URL
+    """
     from mpac_drill.gameday import dr
 
     console.print(f"{name} written: {dr.set_parameter(load_target(target, sets), name)}")
@@ -297,7 +312,12 @@ def dr_set_parameter(name: str, target: str, sets: tuple[str, ...]) -> int:
 @dr_group.command("restart")
 @target_options
 def dr_restart(target: str, sets: tuple[str, ...]) -> int:
-    """Deploy the DR services with the parameter store's values."""
+    """Deploy the DR services with the parameter store's values.
+
+    \b
+    Example:
+      mpac-drill sandbox dr restart
+    """
     from mpac_drill.gameday import dr
 
     console.print(f"DR services deployed with {', '.join(dr.restart(load_target(target, sets)))}")
@@ -307,7 +327,12 @@ def dr_restart(target: str, sets: tuple[str, ...]) -> int:
 @dr_group.command("switch")
 @target_options
 def dr_switch(target: str, sets: tuple[str, ...]) -> int:
-    """Point the front door's records (Route53) at the DR region's load balancers."""
+    """Point the front door's records (Route53) at the DR region's load balancers.
+
+    \b
+    Example:
+      mpac-drill sandbox dr switch
+    """
     from mpac_drill.gameday import dr
 
     zone = dr.switch(load_target(target, sets))
@@ -318,7 +343,12 @@ def dr_switch(target: str, sets: tuple[str, ...]) -> int:
 @dr_group.command("verify")
 @target_options
 def dr_verify(target: str, sets: tuple[str, ...]) -> int:
-    """Deep health of every service through the front door; exit 1 when one fails."""
+    """Deep health of every service through the front door; exit 1 when one fails.
+
+    \b
+    Example:
+      mpac-drill sandbox dr verify
+    """
     from mpac_drill.gameday import dr
 
     res = dr.verify(load_target(target, sets))

@@ -30,9 +30,8 @@ def pd(tmp_path, moto) -> Iterator[FakePagerDuty]:
     """A local PagerDuty whose token sits in moto's SSM as a SecureString."""
     fake = FakePagerDuty(token=f"pdtok-{uuid.uuid4().hex}")
     server = start(fake, tmp_path)
-    moto("ssm").put_parameter(
-        Name=f"/mpac/pd-{uuid.uuid4().hex[:8]}", Value=fake.token, Type="SecureString"
-    )
+    fake.parameter = f"/mpac/pd-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
+    moto("ssm").put_parameter(Name=fake.parameter, Value=fake.token, Type="SecureString")
     yield fake
     server.shutdown()
 
@@ -40,7 +39,7 @@ def pd(tmp_path, moto) -> Iterator[FakePagerDuty]:
 @pytest.fixture
 def pd_target(pd, moto, make_target) -> Callable[..., Target]:
     def make(**more: Any) -> Target:
-        name = moto("ssm").describe_parameters()["Parameters"][-1]["Name"]
+        name = pd.parameter  # this test's own: moto's SSM is shared by the whole session
         return make_target(
             **{
                 "pagerduty.token_ssm_parameter": name,
@@ -184,7 +183,7 @@ def test_dry_run_lists_the_reads_and_sends_nothing(pd, pd_target):
 
 
 def test_refused_token_is_one_line_without_any_of_the_token(pd, pd_target, moto):
-    name = moto("ssm").describe_parameters()["Parameters"][-1]["Name"]
+    name = pd.parameter
     moto("ssm").put_parameter(
         Name=name, Value="wrong-" + pd.token, Type="SecureString", Overwrite=True
     )
