@@ -19,11 +19,22 @@ from mpac_drill.platform import (
     CacheFailoverRecord,
     DatabaseFailoverRecord,
     PrimaryRecord,
+    RecoveryEvent,
     ServiceWaitRecord,
     StopTasksRecord,
+    step_events,
     tasks_to_stop,
 )
-from mpac_drill.platform.sandbox import detection, ecs, elasticache, load, obs, rds, region
+from mpac_drill.platform.sandbox import (
+    detection,
+    ecs,
+    elasticache,
+    load,
+    obs,
+    rds,
+    recovery,
+    region,
+)
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -226,6 +237,16 @@ class SandboxPlatform:
             self._plan("ReadAlarmsAndIncidents", alarms=list(names))
             return detection.read(None, names)
         return detection.read_live(self.drill.sandbox().dir, names)
+
+    def recovery_events(self, since: float) -> list[RecoveryEvent]:
+        if self.dry is not None:
+            return []
+        events = recovery.read_events(self.drill.sandbox().dir, since)
+        return sorted([*events, *step_events(list(self.drill.record.steps))], key=_at)
+
+
+def _at(event: RecoveryEvent) -> str:
+    return event["at"]
 
 
 __all__ = ["SandboxPlatform"]
