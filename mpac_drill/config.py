@@ -175,6 +175,8 @@ class Catalog:
     global_rpo_s: float
     #: runbook §3.1 by severity (``P0``..``P3``)
     response_targets: dict[str, ResponseTarget] = field(default_factory=dict)
+    #: ``gate.max_regression``: (relative, absolute_s) a median RTO may grow over a baseline
+    max_regression: tuple[float, float] = (0.25, 1.0)
 
     def alarms(self) -> list[AlarmDefinition]:
         """Every alarm the catalog names, once each (in catalog order)."""
@@ -307,12 +309,26 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 "response_targets entry"
             )
     return Catalog(
+        max_regression=_max_regression(data.get("gate"), path),
         response_targets=responses,
         scenarios=scenarios,
         schedule=schedule,
         global_rto_s=_number(glob.get("rto_s", 14400), "catalog global.rto_s") or 0.0,
         global_rpo_s=_number(glob.get("rpo_s", 900), "catalog global.rpo_s") or 0.0,
     )
+
+
+def _max_regression(raw: Any, path: Path) -> tuple[float, float]:
+    """``gate.max_regression`` as ``(relative, absolute_s)`` (defaults 0.25 and 1 s)."""
+    if raw is None:
+        return (0.25, 1.0)
+    bound = raw.get("max_regression") if isinstance(raw, dict) else None
+    if not isinstance(bound, dict):
+        raise UsageError(f"catalog {path}: gate.max_regression must map relative and absolute_s")
+    where = f"catalog {path}: gate.max_regression"
+    relative = _number(bound.get("relative", 0.25), f"{where}.relative", allow_none=False)
+    absolute = _number(bound.get("absolute_s", 1.0), f"{where}.absolute_s", allow_none=False)
+    return (float(relative or 0.0), float(absolute or 0.0))
 
 
 def _response_targets(raw: Any, path: Path) -> dict[str, ResponseTarget]:

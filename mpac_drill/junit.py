@@ -40,6 +40,8 @@ from typing import Any
 #: The test case standing for a run as a whole (its status), next to one per verdict.
 DRILL_CASE = "drill"
 NOT_RUN_SUITE = "not run"
+#: the gate's judgements over repeated runs and against a baseline
+JUDGED_SUITE = "judged"
 # XML 1.0 forbids most control characters even escaped; a reason may carry them (ANSI, NUL).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -50,6 +52,8 @@ def write_junit(
     *,
     suite_name: str = "mpac-drill gate",
     not_run: Mapping[str, str] | None = None,
+    judged: list[Mapping[str, Any]] | None = None,
+    runs_informational: bool = False,
 ) -> None:
     """Write the runs' verdicts as JUnit XML to ``path`` (atomically: temp file, rename).
 
@@ -57,10 +61,18 @@ def write_junit(
     :param path: the XML file; its folder is created when missing.
     :param suite_name: the name of the ``<testsuites>`` element, as CI shows it.
     :param not_run: scheduled scenarios that could not run → why; each a skipped case.
+    :param judged: the gate's judgements over repeated runs and against a baseline
+        (``scenario``, ``target``, ``name``, ``passed``, ``message``, ``skipped``): one suite
+        ``judged``, a failure per judgement not passed, its message naming the figures and
+        the run sets.
+    :param runs_informational: a run's own missed verdict is shown, not failed (the
+        judged statistic decides); a run that failed or aborted is still an error.
     """
     root = ET.Element("testsuites", name=_text(suite_name))
     for result in results:
-        root.append(_run_suite(result))
+        root.append(_run_suite(result, informational=runs_informational))
+    if judged:
+        root.append(_judged_suite(judged))
     if not_run:
         root.append(_not_run_suite(not_run))
     _count(root, root.findall("testsuite"))
@@ -73,7 +85,24 @@ def write_junit(
 # ---------------------------------------------------------------- building
 
 
-def _run_suite(result: Mapping[str, Any]) -> ET.Element:
+def _judged_suite(judged: list[Mapping[str, Any]]) -> ET.Element:
+    suite = ET.Element("testsuite", name=JUDGED_SUITE, time="0.000")
+    for j in judged:
+        case = _case(suite, str(j.get("scenario") or "unknown-scenario"), str(j.get("name")))
+        message = str(j.get("message") or "")
+        if j.get("skipped"):
+            ET.SubElement(case, "skipped", message=_text(message))
+        elif j.get("passed") is True:
+            ET.SubElement(case, "system-out").text = _text(message)
+        else:
+            kind = "Regressed" if "regression" in str(j.get("name")) else "TargetMissed"
+            failure = ET.SubElement(case, "failure", message=_text(message), type=kind)
+            failure.text = _text(f"{j.get('scenario')} on {j.get('target', '?')}: {message}")
+    _count(suite, [suite])
+    return suite
+
+
+def _run_suite(result: Mapping[str, Any], *, informational: bool = False) -> ET.Element:
     scenario = str(result.get("scenario") or "unknown-scenario")
     run_id = str(result.get("run_id") or scenario)
     status = str(result.get("status") or "unknown")
@@ -102,7 +131,7 @@ def _run_suite(result: Mapping[str, Any]) -> ET.Element:
     for verdict in verdicts:
         case = _case(suite, scenario, str(verdict.get("metric") or "unnamed-metric"))
         message = _verdict_message(verdict)
-        if verdict.get("passed") is True:
+        if verdict.get("passed") is True or informational:
             ET.SubElement(case, "system-out").text = _text(message)
         else:
             missed += 1
@@ -123,7 +152,7 @@ def _run_suite(result: Mapping[str, Any]) -> ET.Element:
         ET.SubElement(
             case, "error", message=_text(f"unknown run status {status!r}"), type="unknown"
         )
-    elif result.get("passed") is not True and not missed:
+    elif result.get("passed") is not True and not missed and not informational:
         case = _case(suite, scenario, DRILL_CASE)
         why = reason or (
             "no verdict was recorded"
@@ -231,4 +260,4 @@ def _write_atomically(tree: ET.ElementTree, path: Path) -> None:
         raise
 
 
-__all__ = ["write_junit", "DRILL_CASE", "NOT_RUN_SUITE"]
+__all__ = ["write_junit", "DRILL_CASE", "JUDGED_SUITE", "NOT_RUN_SUITE"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from mpac_drill.config import Catalog, load_catalog, parse_quarter
 from mpac_drill.errors import ExitCode, UsageError
 from reports import columns as C
-from reports import detection, drills, metrics, readiness, sections
+from reports import detection, drills, metrics, phases, readiness, sections
 from reports.artifacts import load_reconciliation, load_timelines, load_traffic
 from reports.data import ReportData
 from reports.document import Doc
@@ -131,7 +131,9 @@ def _write(path: Path, data: bytes) -> Path:
 
 def _stale_charts(out_dir: Path, quarter: str, keep: set[str]) -> None:
     """Remove this quarter's charts of an earlier build that this build did not write."""
-    pattern = re.compile(rf"^{re.escape(quarter)}-(?:(?:timeline|steps)-.+|trend)\.png$")
+    pattern = re.compile(
+        rf"^{re.escape(quarter)}-(?:(?:timeline|steps)-.+|trend|phases|rto-spread)\.png$"
+    )
     for path in out_dir.glob(f"{quarter}-*.png"):
         if pattern.match(path.name) and path.name not in keep:
             path.unlink()
@@ -157,6 +159,7 @@ def build_report(
     manifest = sections.manifest_text(data).encode("utf-8")
     manifest_file = f"{quarter}.sha256"
     doc = compose(data, manifest_file, hashlib.sha256(manifest).hexdigest())
+    phases.add_section(doc, data, runs_dir)  # where recovery time went (result.json phases)
     readiness.add_section(doc, quarter, runs_dir)  # `mpac-drill check` runs (runs/checks/)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = doc.images()

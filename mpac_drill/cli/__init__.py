@@ -107,6 +107,20 @@ def drill_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def repeat_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--repeat N``: run each scenario N times (the sandbox made whole between runs)."""
+    return click.option(
+        "--repeat",
+        type=click.IntRange(1, 1000),
+        default=1,
+        show_default=True,
+        metavar="N",
+        help="Run each scenario N times (the platform checked whole before each run) and "
+        "print each scenario's spread: median, p95, min, max and a bootstrap 95 % CI of "
+        "rto_s, rto_slo_s and rpo_s.",
+    )(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mpac-drill")
 def cli() -> None:

@@ -11,11 +11,12 @@ from mpac_drill.cli import (
     drill_options,
     err_console,
     out_option,
+    repeat_option,
     runs_dir_option,
     target_options,
 )
 from mpac_drill.cli.report import write_report
-from mpac_drill.cli.run import DrillOptions, run_series, summary_table
+from mpac_drill.cli.run import DrillOptions, run_series, spread_table, summary_table
 from mpac_drill.config import load_catalog, load_target, parse_quarter
 from mpac_drill.errors import ExitCode
 
@@ -26,6 +27,7 @@ from mpac_drill.errors import ExitCode
 @runs_dir_option
 @out_option
 @drill_options
+@repeat_option
 def command(
     quarter: str,
     target: str,
@@ -37,6 +39,7 @@ def command(
     dry_run: bool,
     allow_production: bool,
     ticket: str | None,
+    repeat: int,
 ) -> int:
     """Run the drills runbook §5 schedules for QUARTER (YYYY-QN), then write its report.
 
@@ -49,6 +52,7 @@ def command(
     \b
     Examples:
       mpac-drill quarter 2026-Q4
+      mpac-drill quarter 2026-Q4 --repeat 3     # each drill three times: the report shows spreads
       mpac-drill quarter 2027-Q1 --target staging
     """
     year, q = parse_quarter(quarter)
@@ -68,6 +72,7 @@ def command(
             allow_production,
             ticket,
             quarter=f"{year}-Q{q}",
+            repeat=repeat,
         ),
         skip_unready=True,
     )
@@ -76,6 +81,8 @@ def command(
     outcomes = series.outcomes
     if outcomes:
         console.print(summary_table(outcomes, title=f"{quarter} drills on {t.name}"))
+        if repeat > 1:
+            console.print(spread_table(outcomes))
     if dry_run:
         err_console.print("dry run: no report written")
         return ExitCode.OK

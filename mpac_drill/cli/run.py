@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
-from mpac_drill.cli import console, drill_options, err_console, runs_dir_option, target_options
+from mpac_drill.cli import (
+    console,
+    drill_options,
+    err_console,
+    repeat_option,
+    runs_dir_option,
+    target_options,
+)
 from mpac_drill.cli.live import DrillDisplay
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
 from mpac_drill.drill.runner import RunOutcome, check_target_for, run_drill
 from mpac_drill.errors import ExitCode, UsageError
+from mpac_drill.measure.stats import Spread, spread
 
 
 def _fmt(v: object, unit: str = " s") -> str:
@@ -82,6 +91,7 @@ class DrillOptions:
     allow_production: bool = False
     ticket: str | None = None
     quarter: str | None = None  # the quarter the drills run for (`quarter` only)
+    repeat: int = 1  # runs of each scenario
 
 
 @dataclass
@@ -124,31 +134,76 @@ def run_series(
                 f"{head} not run: {series.not_run[sc.id]}", style="yellow", markup=False
             )
             continue
-        if label:  # a series announces each drill; a single `run` goes straight to it
-            err_console.print(
-                f"[bold]{head}[/bold] (runbook §{sc.runbook_section}) on {target.name}"
-            )
-        with DrillDisplay(sc.id) as display:
-            outcome = run_drill(
-                sc.id,
-                target,
-                runs_dir=opts.runs_dir,
-                users=opts.users,
-                load_workers=opts.load_workers,
-                dry_run=opts.dry_run,
-                allow_production=opts.allow_production,
-                ticket=opts.ticket,
-                quarter=opts.quarter,
-                listeners=[display],
-                catalog=catalog,
-                progress=lambda m: err_console.print(f"[dim]{target.name}:[/dim] {m}", markup=True),
-            )
-        series.outcomes.append(outcome)
-        print_outcome(outcome)
-        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.HANGUP):
-            series.interrupted = outcome.exit_code
-            break
+        for rep in range(1, opts.repeat + 1):
+            each = f"{head} run {rep}/{opts.repeat}" if opts.repeat > 1 else head
+            if label or opts.repeat > 1:  # a single `run` goes straight to its drill
+                err_console.print(
+                    f"[bold]{each.strip()}[/bold] (runbook §{sc.runbook_section}) on {target.name}"
+                )
+            outcome = _run_one(sc, target, catalog, opts)
+            series.outcomes.append(outcome)
+            print_outcome(outcome)
+            if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.HANGUP):
+                series.interrupted = outcome.exit_code
+                return series
     return series
+
+
+def _run_one(sc: Scenario, target: Target, catalog: Catalog, opts: DrillOptions) -> RunOutcome:
+    with DrillDisplay(sc.id) as display:
+        return run_drill(
+            sc.id,
+            target,
+            runs_dir=opts.runs_dir,
+            users=opts.users,
+            load_workers=opts.load_workers,
+            dry_run=opts.dry_run,
+            allow_production=opts.allow_production,
+            ticket=opts.ticket,
+            quarter=opts.quarter,
+            listeners=[display],
+            catalog=catalog,
+            progress=lambda m: err_console.print(f"[dim]{target.name}:[/dim] {m}", markup=True),
+        )
+
+
+#: the figures whose spread over repeated runs is shown
+SPREAD_FIGURES = ("rto_s", "rto_slo_s", "rpo_s")
+
+
+def spreads(outcomes: list[RunOutcome]) -> dict[tuple[str, str], dict[str, Spread]]:
+    """(scenario, target) → figure → its spread over the completed runs."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for o in outcomes:
+        r = o.result
+        if r.get("dry_run") or r["status"] != "completed":
+            continue
+        runs.setdefault((r["scenario"], r["target"]), []).append(r["measurements"])
+    return {
+        key: {f: spread(m.get(f) for m in ms) for f in SPREAD_FIGURES} for key, ms in runs.items()
+    }
+
+
+def spread_table(outcomes: list[RunOutcome], title: str = "spread over repeated runs") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("scenario", "figure", "runs", "median", "p95", "min", "max", "95 % CI (median)"):
+        t.add_column(col, no_wrap=True)
+    for (scenario, target), figures in spreads(outcomes).items():
+        for figure, s in figures.items():
+            if s["n"] == 0:
+                continue
+            runs = f"{s['n']}" + (f" (+{s['missing']} none)" if s["missing"] else "")
+            t.add_row(
+                f"{scenario} ({target})",
+                figure,
+                runs,
+                _fmt(s["median"]),
+                _fmt(s["p95"]),
+                _fmt(s["min"]),
+                _fmt(s["max"]),
+                f"{_fmt(s['ci_low'])} - {_fmt(s['ci_high'])}",
+            )
+    return t
 
 
 def print_outcome(o: RunOutcome) -> None:
@@ -187,6 +242,7 @@ def print_outcome(o: RunOutcome) -> None:
 @target_options
 @runs_dir_option
 @drill_options
+@repeat_option
 def command(
     scenario: str,
     target: str,
@@ -197,6 +253,7 @@ def command(
     dry_run: bool,
     allow_production: bool,
     ticket: str | None,
+    repeat: int,
 ) -> int:
     """Run one drill: inject SCENARIO's fault, measure detect/RTO/RPO under load.
 
@@ -208,6 +265,7 @@ def command(
     Examples:
       mpac-drill run rds-failover
       mpac-drill run rds-failover --set rds.failover_delay_s=3 --users 20
+      mpac-drill run rds-failover --repeat 5      # five runs, then their spread
       mpac-drill run ecs-task-failure --target staging --dry-run
     """
     catalog = load_catalog()
@@ -223,8 +281,14 @@ def command(
         [sc],
         t,
         catalog,
-        DrillOptions(Path(runs_dir), users, load_workers, dry_run, allow_production, ticket),
+        DrillOptions(
+            Path(runs_dir), users, load_workers, dry_run, allow_production, ticket, repeat=repeat
+        ),
     )
-    outcome = series.outcomes[0]
-    console.print(summary_table([outcome]))
-    return outcome.exit_code
+    console.print(summary_table(series.outcomes))
+    if repeat > 1:
+        console.print(spread_table(series.outcomes))
+    if series.interrupted:
+        return series.interrupted
+    codes = [o.exit_code for o in series.outcomes]
+    return max(codes, key=lambda c: (c == ExitCode.HARNESS, c != ExitCode.OK))

@@ -314,10 +314,26 @@ def _region_findings(region: dict[str, Any], m: dict[str, Any]) -> list[dict[str
     return out
 
 
+def _phases(ctx: DrillContext) -> None:
+    """Where the recovery time went (``measure/phases.py``), from the platform's own
+    events: only for an injected, observed fault; a failure to read them is a note."""
+    if ctx.dry_run or not ctx.fault or ctx.injected_utc is None or ctx.observer is None:
+        return
+    from mpac_drill.drill.platforms import platform_for
+    from mpac_drill.measure.phases import measure_phases
+
+    try:
+        events = platform_for(ctx).recovery_events(ctx.injected_utc.timestamp())
+        measure_phases(ctx, events)
+    except Exception as exc:  # noqa: BLE001 - the result is written whatever happens here
+        ctx.note(f"phases of recovery not measured: {exc}")
+
+
 def build_result(
     ctx: DrillContext, journal: dict[str, Any], *, signal_code: int | None = None
 ) -> dict[str, Any]:
     status, reason = _status(ctx, journal, signal_code)
+    _phases(ctx)
     m = ctx.measurements
     measurements: dict[str, Any] = {
         "detect_s": m.get("detect_s"),
@@ -329,6 +345,8 @@ def build_result(
     }
     if m.get("rto_per_service"):
         measurements["rto_per_service_s"] = m["rto_per_service"]
+    if "rto_slo_s" in m:
+        measurements["rto_slo_s"] = m["rto_slo_s"]
     sc = ctx.scenario
     verdicts: list[dict[str, Any]] = []
     judged, status, reason = _judgeable(ctx, status, reason)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 if TYPE_CHECKING:
     from mpac_drill.measure.detection import DetectionRecord
+    from mpac_drill.measure.phases import PhasesRecord
 
 
 class Finding(TypedDict):
@@ -116,6 +117,8 @@ class DrillRecord:
     primary_after: str | None = None
     #: the detection chain: alarms, page, acknowledgement (``measure/detection.py``)
     detection: DetectionRecord | None = None
+    #: where recovery time went: phases and milestones (``measure/phases.py``)
+    phases: PhasesRecord | None = None
 
     #: the fields that are sections of result.json, in the order written
     RESULT_SECTIONS = (
@@ -130,6 +133,7 @@ class DrillRecord:
         "cleanup",
         "preflight",
         "detection",
+        "phases",
     )
 
     def result_sections(self) -> dict[str, Any]:

@@ -131,14 +131,39 @@ def await_recovery(drill: DrillContext, detect_window_s: float = 5.0) -> dict[st
     if procedure is not None and result["rto_s"] is not None:
         # a declared (not observable) outage: recovery is the procedure's end at the earliest
         result["rto_s"] = max(result["rto_s"], float(procedure))
+    await_slo(ctx, result["rto_s"])
     ctx.measurements.update(
         detect_s=result["detect_s"], rto_s=result["rto_s"], rto_per_service=result["per_service"]
     )
     return dict(result)
 
 
+def await_slo(drill: DrillContext, rto_s: float | None) -> bool:
+    """Keep observing until the service is back within its SLO (``slo.p95_ms`` for
+    ``slo.window_s``: ``measure/phases.py``), at most ``slo.wait_s`` after ``rto_s`` and
+    never past the recovery bound; whether it was. Nothing to wait for without an SLO."""
+    from mpac_drill.measure.phases import slo_recovery, slo_settings, timed_samples
+
+    p95_ms, window = slo_settings(drill)
+    if p95_ms is None or rto_s is None or drill.observer is None or drill.injected_mono is None:
+        return False
+    t0 = drill.injected_mono
+    wait = float(drill.target.get("slo.wait_s", 60.0))
+    deadline = t0 + min(drill.recovery_bound_s(), rto_s + wait + window)
+    drill.phase("awaiting recovery to SLO")
+    while True:
+        found, _ = slo_recovery(timed_samples(drill), rto_s=rto_s, p95_ms=p95_ms, window_s=window)
+        if found is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        drill.check_stop_conditions()
+        time.sleep(0.2)
+
+
 __all__ = [
     "await_recovery",
+    "await_slo",
     "Recovery",
     "Sample",
     "compute_recovery",

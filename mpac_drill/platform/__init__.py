@@ -26,13 +26,16 @@ module per system the actions name: ``ecs``, ``rds``, ``elasticache``, ``region`
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from mpac_drill.drill.inflight import StepOutcome, UndoStep
 from mpac_drill.errors import UsageError
+from mpac_drill.timefmt import iso
 
 if TYPE_CHECKING:
     from mpac_drill.measure.detection import DetectionReading
+    from mpac_drill.measure.record import Step
 
 # ---------------------------------------------------------------- records
 
@@ -75,6 +78,20 @@ class PrimaryRecord(TypedDict):
 
     primary_after: str | None
     waited_s: float
+
+
+class RecoveryEvent(TypedDict):
+    """One of the platform's own events of recovery after a fault (``recovery_events``).
+
+    ``kind``: ``task_running`` (an ECS replacement task runs and serves), ``database_promoted``
+    (the new RDS primary accepts writes), ``cache_promoted`` (a new Redis / ElastiCache
+    primary), ``region_step`` (a step of a region drill's DR procedure ended).
+    """
+
+    at: str  # UTC instant (timefmt.iso) the platform gives for the event
+    kind: str
+    resource: str
+    evidence: str  # where it was read: the sandbox daemon's event line, the AWS API and field
 
 
 # ---------------------------------------------------------------- the seam
@@ -185,8 +202,38 @@ class Platform(Protocol):
     def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
         """Perform the pending steps of an interrupted run's undo plan; one outcome each."""
 
+    # -- where recovery time goes (phases)
+    def recovery_events(self, since: float) -> list[RecoveryEvent]:
+        """The platform's own events of recovery at or after ``since`` (epoch), oldest
+        first: replacement tasks running, primaries promoted, DR steps ended. Only what the
+        platform reported; an event it did not report is absent, never invented (a dry run
+        reads nothing and returns none)."""
+
 
 # ---------------------------------------------------------------- shared rules
+
+
+def step_events(steps: list[Step]) -> list[RecoveryEvent]:
+    """A timed procedure's steps (``record.steps``, the region drills) as recovery events:
+    each step that ended ok, at its end. The same on every platform."""
+    out: list[RecoveryEvent] = []
+    for step in steps:
+        if not step["ok"]:
+            continue
+        try:
+            start = datetime.fromisoformat(step["started_at"])
+        except (TypeError, ValueError):
+            continue
+        end = start + timedelta(seconds=float(step["duration_s"]))
+        out.append(
+            RecoveryEvent(
+                at=iso(end),
+                kind="region_step",
+                resource=step["name"],
+                evidence=f"step {step['name']!r} ended ({step['duration_s']:.2f} s)",
+            )
+        )
+    return out
 
 
 def tasks_to_stop(running: int, count: int | None, percent: float | None) -> int:
@@ -216,7 +263,9 @@ __all__ = [
     "DatabaseFailoverRecord",
     "Platform",
     "PrimaryRecord",
+    "RecoveryEvent",
     "ServiceWaitRecord",
     "StopTasksRecord",
+    "step_events",
     "tasks_to_stop",
 ]

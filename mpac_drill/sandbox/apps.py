@@ -6,11 +6,15 @@ and clients are in ``runtime.py``, the routes in ``routes.py``.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mpac_drill.errors import SandboxError
 from mpac_drill.sandbox.routes import ROUTES, health_route
@@ -45,15 +49,53 @@ def create_app(service: str, settings: AppSettings | None = None) -> Starlette:
         raise SandboxError(f"{service} needs MPAC_REDIS_SENTINELS or MPAC_REDIS_URL")
     ctx = Context(service, settings)
 
+    warm: dict[str, float] = {}  # the warm-up's clock (its first real request)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await ctx.close()
 
     routes = [Route("/health", health_route(ctx), methods=["GET"]), *ROUTES[service](ctx)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if settings.warmup_s > 0 and settings.warmup_slow_ms > 0:
+        middleware.append(
+            Middleware(
+                WarmUp,
+                clock=warm,
+                warmup_s=settings.warmup_s,
+                slow_s=settings.warmup_slow_ms / 1000,
+            )
+        )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.ctx = ctx
     return app
 
 
-__all__ = ["SERVICES", "AppSettings", "Context", "PgPool", "Unavailable", "create_app"]
+class WarmUp:
+    """A cold cache after the task starts (target ``app.warmup_s``, ``app.warmup_slow_ms``):
+    from the first real request the task serves (the ALB admitted it: the service is back)
+    and for ``warmup_s``, every request takes ``slow_s`` longer, except the ALB's shallow
+    ``/health`` (so the task stays in service while it warms up, and users and the
+    observer's deep check see the slowdown). Ground truth for ``rto_slo_s - rto_s``."""
+
+    def __init__(
+        self, app: ASGIApp, *, clock: dict[str, float], warmup_s: float, slow_s: float
+    ) -> None:
+        self.app, self.clock, self.warmup_s, self.slow_s = app, clock, warmup_s, slow_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _shallow_health(scope):
+            now = time.monotonic()
+            first = self.clock.setdefault("first_request", now)  # the cache starts filling
+            if now - first < self.warmup_s:
+                await asyncio.sleep(self.slow_s)
+        await self.app(scope, receive, send)
+
+
+def _shallow_health(scope: Scope) -> bool:
+    query = scope.get("query_string", b"")
+    return bool(scope.get("path") == "/health" and b"deep=" not in query)
+
+
+__all__ = ["SERVICES", "AppSettings", "WarmUp", "Context", "PgPool", "Unavailable", "create_app"]

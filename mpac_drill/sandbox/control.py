@@ -162,6 +162,8 @@ def _structure(settings: dict[str, Any]) -> dict[str, Any]:
         node: Any = settings
         for part in k.split("."):
             node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):  # a tunable inside a structural section changes nothing
+            node = {n: v for n, v in node.items() if f"{k}.{n}" not in TUNABLES}
         out[k] = node  # None: a sandbox started before the setting existed
     return out
 

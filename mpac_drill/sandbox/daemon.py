@@ -53,6 +53,8 @@ TUNABLES = (
     "alarms.absent",
     "alarms.overrides",
     "pager.ack_delay_s",
+    "app.warmup_s",
+    "app.warmup_slow_ms",
 )
 #: What a daemon of this version writes in ``state.json`` (``format``): ``up`` restarts a
 #: sandbox started by an older one (2: passwords on PostgreSQL's socket and on Redis).
@@ -102,6 +104,8 @@ TUNING_DEFAULTS: dict[str, Any] = {
     "alarms.absent": [],
     "alarms.overrides": {},
     "pager.ack_delay_s": 3.0,
+    "app.warmup_s": 0.0,
+    "app.warmup_slow_ms": 0.0,
 }
 
 
@@ -254,6 +258,8 @@ class Daemon:
             "MPAC_JWT_LIFETIME_S": str(s["app"]["jwt_lifetime_s"]),
             "MPAC_RATE_LIMIT_PER_S": str(s["app"]["rate_limit_per_s"]),
             "MPAC_ORDERS_UNIQUE": "1" if s["app"]["orders_unique_key"] else "0",
+            "MPAC_WARMUP_S": str(tunable(s, "app.warmup_s")),
+            "MPAC_WARMUP_SLOW_MS": str(tunable(s, "app.warmup_slow_ms")),
             # svc-smarttab's PGW: this sandbox's pgw ALB unless the target names another
             # (the DR copy names the primary region's, until runbook 1.5 step 2 moves it)
             "MPAC_PGW_BASE_URL": (
@@ -478,6 +484,13 @@ class Daemon:
             if "redis.down_after_ms" in wanted:
                 self.redis.down_after_ms = int(wanted["redis.down_after_ms"])
                 asyncio.ensure_future(self._set_down_after(self.redis.down_after_ms))
+        if self.ecs:  # a replacement task warms up as the drill now says
+            for key, name in (
+                ("app.warmup_s", "MPAC_WARMUP_S"),
+                ("app.warmup_slow_ms", "MPAC_WARMUP_SLOW_MS"),
+            ):
+                if key in wanted:
+                    self.ecs.env[name] = str(float(wanted[key]))
         if self.monitoring:
             self.monitoring.tune(wanted)
         self.tuning = {k: wanted.get(k, self.tuning[k]) for k in TUNABLES}

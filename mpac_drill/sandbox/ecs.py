@@ -117,6 +117,25 @@ class EcsCluster(Supervisor):
         # machine) does not blur the configured figure.
         await self._launch(task, not_before=time.time() + self.task_start_delay_s)
         self.on_event(f"ecs: {task.name} replaced")
+        watch = asyncio.ensure_future(self._announce_running(task))
+        self._tasks.add(watch)
+        watch.add_done_callback(self._tasks.discard)
+
+    async def _announce_running(self, task: Task, bound_s: float = 120.0) -> None:
+        """Log ``ecs: <task> running`` the moment the replacement accepts connections (the
+        platform's own event of recovery: ECS's task RUNNING, read by the drill's phases)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.task_start_delay_s + bound_s
+        proc = task.proc
+        while loop.time() < deadline and not self._stopping and task.proc is proc:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", task.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            self.on_event(f"ecs: {task.name} running (port {task.port} open)")
+            return
 
     async def stop(self) -> None:
         await self.stop_processes(self.all_tasks(), sig=signal.SIGTERM, grace_s=3)

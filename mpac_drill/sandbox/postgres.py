@@ -389,11 +389,13 @@ class PgCluster(Supervisor):
         await self._sql(standby.port, "SELECT pg_promote(true, 30)")
         standby.role = "primary"
         standby.streaming = False
+        # the moment it accepts writes (a drill's phases read this line: RDS's failover event)
+        self.on_event(f"rds: promoted {standby.name} to primary")
         # Until a new standby streams, commits must not wait for one.
         await self._sql(standby.port, "ALTER SYSTEM RESET synchronous_standby_names")
         await self._sql(standby.port, "ALTER SYSTEM RESET primary_conninfo")
         await self._sql(standby.port, "SELECT pg_reload_conf()")
-        self.on_event(f"rds: promoted {standby.name} to primary")
+        self.on_event(f"rds: {standby.name} commits without waiting for a standby")
         if self.rebuild_standby:
             await self._rebuild(dead)
 

@@ -320,8 +320,10 @@ class RedisGroup(Supervisor):
             try:
                 async with self.client(n, 0.3) as r:
                     info = await r.info("replication")
-                role = info.get("role")
-                n.role = "primary" if role == "master" else "replica"
+                role = "primary" if info.get("role") == "master" else "replica"
+                if role == "primary" and n.role == "replica":  # Sentinel switched to it
+                    self.on_event(f"redis: {n.name} promoted to primary (Sentinel switch)")
+                n.role = role
             except (aredis.RedisError, OSError):
                 pass
 

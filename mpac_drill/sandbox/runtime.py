@@ -53,6 +53,10 @@ class AppSettings:
     rate_limit_per_s: int = 1000
     orders_unique: bool = True
     io_timeout_s: float = 1.0
+    #: a cold cache after the task starts: every request but the ALB's shallow check takes
+    #: ``warmup_slow_ms`` longer for the first ``warmup_s`` (0: no warm-up)
+    warmup_s: float = 0.0
+    warmup_slow_ms: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -86,7 +90,20 @@ class AppSettings:
             orders_unique=env.get("MPAC_ORDERS_UNIQUE", "1").strip().lower()
             not in ("0", "false", "no", "off"),
             io_timeout_s=number("MPAC_IO_TIMEOUT_S", 1.0, float),
+            warmup_s=_non_negative(env, "MPAC_WARMUP_S"),
+            warmup_slow_ms=_non_negative(env, "MPAC_WARMUP_SLOW_MS"),
         )
+
+
+def _non_negative(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise SandboxError(f"{name} must be a number >= 0, got {raw!r}")
+    return value
 
 
 def _parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:

@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except DrillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    wait = args.not_before - time.time()
-    if wait > 0:  # imports and app are ready; the "task" starts serving at its start time
-        time.sleep(wait)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=HOST,
         port=args.port,
@@ -75,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=2,
         server_header=False,
     )
+    config.load()  # uvicorn's protocol and loop imports, before the wait, not after it
+    wait = args.not_before - time.time()
+    if wait > 0:  # imports and app are ready; the "task" starts serving at its start time
+        time.sleep(wait)
+    uvicorn.Server(config).run()
     return int(ExitCode.OK)
 
 

@@ -20,8 +20,10 @@ from mpac_drill.platform import (
     CacheFailoverRecord,
     DatabaseFailoverRecord,
     PrimaryRecord,
+    RecoveryEvent,
     ServiceWaitRecord,
     StopTasksRecord,
+    step_events,
     tasks_to_stop,
 )
 from mpac_drill.platform.sandbox import (
@@ -32,6 +34,7 @@ from mpac_drill.platform.sandbox import (
     obs,
     rds,
     recover,
+    recovery,
     region,
 )
 
@@ -244,6 +247,16 @@ class SandboxPlatform:
 
     def recover(self, plan: list[UndoStep]) -> list[StepOutcome]:
         return recover.recover(self.drill, plan)
+
+    def recovery_events(self, since: float) -> list[RecoveryEvent]:
+        if self.dry is not None:
+            return []
+        events = recovery.read_events(self.drill.sandbox().dir, since)
+        return sorted([*events, *step_events(list(self.drill.record.steps))], key=_at)
+
+
+def _at(event: RecoveryEvent) -> str:
+    return event["at"]
 
 
 __all__ = ["SandboxPlatform"]
