@@ -68,10 +68,43 @@ def report(
         )
     if len(load) == 2 and load[0]["rps"]:
         print(f"  ratio 2 workers / 1 process: {load[2]['rps'] / load[0]['rps']:.2f}")
+    _spread(drills, plans, warmup, cooldown)
     _check(drills, odd)
     print("\nODD" if odd else "\nnothing odd in the run folders")
     for line in odd:
         print(f"  - {line}")
+
+
+GOAL_SPREAD_S = 0.3  # p95 - p5 of one drill's RTO over the rounds, idle machine
+GOAL_WALL_EXTRA_S = 2.0  # a drill's wall time beyond its delay, warm-up and cool-down
+
+
+def _spread(drills: list[Drill], plans: list[Plan], warmup: float, cooldown: float) -> None:
+    """5. How steady each drill's RTO is over the rounds, and what one drill costs."""
+    from mpac_drill.measure.stats import spread as spread_of
+
+    print(
+        f"\n5. SPREAD  RTO per drill over the rounds: p95 - p5 (goal <= {GOAL_SPREAD_S} s for "
+        f"ECS and RDS), median with its bootstrap 95 % interval; wall time per drill against "
+        f"delay + warm-up + cool-down + {GOAL_WALL_EXTRA_S:g} s"
+    )
+    for plan in plans:
+        mine = [d for d in drills if d.plan == plan and d.ok]
+        rtos = [float(d.m["rto_s"]) for d in mine]
+        if len(rtos) < 2:
+            print(f"  {plan.label:<11} n={len(rtos)}: too few rounds for a spread")
+            continue
+        s = spread_of(rtos)
+        spread = _p(rtos, 95) - _p(rtos, 5)
+        walls = [d.wall_s for d in mine]
+        budget = plan.delay + plan.lag + warmup + cooldown + GOAL_WALL_EXTRA_S
+        print(
+            f"  {plan.label:<11} p5 {_p(rtos, 5):.3f}  median {s['median'] or 0:.3f} "
+            f"[{s['ci_low'] or 0:.3f}, {s['ci_high'] or 0:.3f}]  p95 {_p(rtos, 95):.3f}  "
+            f"spread {spread:.3f} {_v(spread, GOAL_SPREAD_S)}  wall median "
+            f"{statistics.median(walls):.1f} s / {budget:.1f} s "
+            f"{_v(statistics.median(walls), budget)}  (n={len(rtos)})"
+        )
 
 
 def _v(value: float | None, goal: float) -> str:
