@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from mpac_drill.config import Catalog
 from reports import charts, detection
 from reports import columns as C
 from reports import formatting as F
@@ -479,6 +480,7 @@ def trend(doc: Doc, data: ReportData) -> None:
                 "RTO median",
                 "RTO worst",
                 "RPO worst",
+                "RTO median vs previous quarter",
                 "Target(s)",
             ],
             [
@@ -489,13 +491,48 @@ def trend(doc: Doc, data: ReportData) -> None:
                     F.seconds(r[C.RTO_MEDIAN]),
                     F.seconds(r[C.RTO_WORST]),
                     F.seconds(r[C.RPO_WORST]),
+                    change,
                     r[C.TARGETS],
                 ]
-                for r in t.to_dict("records")
+                for r, change in zip(
+                    t.to_dict("records"), _vs_previous(t, data.catalog), strict=True
+                )
             ],
             right={2, 3, 4, 5},
         )
     )
+    regressed = [c for c in _vs_previous(t, data.catalog) if c.endswith("REGRESSED")]
+    if regressed:
+        rel, absolute = data.catalog.max_regression
+        doc.add(
+            Para(
+                f"{len(regressed)} scenario-quarter(s) regressed: the median RTO grew by more "
+                f"than {absolute:g} s and {rel:.0%} over the previous quarter with runs "
+                "(catalog gate.max_regression, the rule of gate --baseline), even where the "
+                "runbook's target is still met."
+            )
+        )
+
+
+def _vs_previous(t: pd.DataFrame, catalog: Catalog) -> list[str]:
+    """Per trend row: its median RTO against the scenario's previous quarter with one, by
+    the gate's regression rule (``mpac_drill.measure.stats.regression``)."""
+    from mpac_drill.measure.stats import regression
+
+    rel, absolute = catalog.max_regression
+    out: list[str] = []
+    previous: dict[str, float] = {}
+    for r in t.to_dict("records"):
+        base, now = previous.get(r[C.SCENARIO]), r[C.RTO_MEDIAN]
+        if base is None or now is None or pd.isna(now):
+            out.append("")
+        else:
+            reg = regression([base], [float(now)], relative=rel, absolute_s=absolute)
+            pct = "" if base == 0 else f" ({reg['relative']:+.0%})"
+            out.append(f"{reg['delta_s']:+.2f} s{pct}" + (" REGRESSED" if reg["regressed"] else ""))
+        if now is not None and not pd.isna(now):
+            previous[r[C.SCENARIO]] = float(now)
+    return out
 
 
 def _trend_runs(r: dict) -> str:

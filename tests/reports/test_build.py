@@ -221,6 +221,23 @@ def test_build_report_several_quarters_trend_has_each(quarter):
     assert f"]({Q}-trend.png)" in trend
 
 
+def test_trend_names_a_regression_against_the_previous_quarter(quarter):
+    """The median RTO against the scenario's previous quarter, by gate --baseline's rule
+    (more than 1 s and 25 % slower): the first quarter has nothing to compare with."""
+    trend = _section(quarter["md"], "Trend")
+    rds = {r[1]: r for r in _rows(trend, "rds-failover")}
+    assert rds["2026-Q2"][6] == ""
+    median = {q: float(r[3].split(" s")[0]) for q, r in rds.items()}
+    for before, now in (("2026-Q2", "2026-Q3"), ("2026-Q3", "2026-Q4")):
+        delta = median[now] - median[before]
+        assert rds[now][6].startswith(f"{delta:+.2f} s")
+        slower = delta > 1.0 and delta / median[before] > 0.25
+        assert rds[now][6].endswith("REGRESSED") == slower
+    assert ("regressed: the median RTO grew" in trend) == any(
+        r[6].endswith("REGRESSED") for r in rds.values()
+    )
+
+
 def test_build_report_findings_grouped_unexercised_listed(quarter):
     findings = _section(quarter["md"], "Runbook findings")
     status = {r[0]: r[3] for fid in [f"F{i}" for i in range(1, 10)] for r in _rows(findings, fid)}
