@@ -36,20 +36,91 @@ _DR_PARAMETERS = {
     "pgw-region-failover": ("1.5", ["pgw_base_url", "pgw_database_url"]),
 }
 #: The IAM actions each drill's fault, rollback and measurements call on AWS (its plan).
+#: Every AWS call a drill makes, as IAM actions, by scenario: its dry-run plan (kept complete
+#: by tests/aws/test_permissions_plan.py, which runs every dry run on staging) plus the
+#: reads a real run adds where a dry run skips its waits (the fault's effect, events,
+#: the recovery's reads, the DR procedure's undo).
 _DRILL_ACTIONS = {
-    "ecs-task-failure": ["ecs:DescribeServices", "ecs:ListTasks", "ecs:StopTask"],
-    "rds-failover": ["rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents"],
-    "redis-failover": ["elasticache:DescribeReplicationGroups", "elasticache:TestFailover"],
-    "rds-pitr": ["rds:RestoreDBInstanceToPointInTime", "rds:DeleteDBInstance"],
+    "ecs-task-failure": [
+        "cloudwatch:DescribeAlarms",
+        "ecs:DescribeClusters",
+        "ecs:DescribeServices",
+        "ecs:ListTasks",
+        "ecs:StopTask",
+        "ecs:DescribeTasks",  # the fault's effect: the stopped tasks left RUNNING
+    ],
+    "rds-failover": [
+        "cloudwatch:DescribeAlarms",
+        "rds:DescribeDBInstances",
+        "rds:RebootDBInstance",
+        "rds:DescribeDBClusters",
+        "rds:FailoverDBCluster",
+        "rds:DescribeEvents",  # the failover's evidence
+        "ssm:DescribeParameters",
+        "ssm:GetParameter",  # the canary's DSN
+    ],
+    "redis-failover": [
+        "cloudwatch:DescribeAlarms",
+        "elasticache:DescribeReplicationGroups",
+        "elasticache:TestFailover",
+        "elasticache:DescribeEvents",
+    ],
+    "rds-pitr": [
+        "rds:DescribeDBInstances",
+        "rds:RestoreDBInstanceToPointInTime",
+        "rds:DeleteDBInstance",
+    ],
     "region-failover": [
+        "ecs:UpdateService",
         "rds:DescribeDBSnapshots",
         "rds:RestoreDBInstanceFromDBSnapshot",
-        "ssm:PutParameter",
+        "rds:DescribeDBInstances",
+        "rds:DeleteDBInstance",  # the fail-back
+        "route53:GetHostedZone",
+        "route53:ListResourceRecordSets",
         "route53:ChangeResourceRecordSets",
+        "ssm:DescribeParameters",
+        "ssm:GetParameter",
+        "ssm:GetParameterHistory",  # mpac-drill recover puts the previous version back
+        "ssm:PutParameter",
     ],
-    "pgw-region-failover": ["rds:RestoreDBInstanceFromDBSnapshot", "ssm:PutParameter"],
-    "obs-failure": ["ecs:UpdateService", "s3:ListBucket", "s3:GetObject"],
+    "pgw-region-failover": [
+        "ecs:UpdateService",
+        "rds:DescribeDBSnapshots",
+        "rds:RestoreDBInstanceFromDBSnapshot",
+        "rds:DescribeDBInstances",
+        "rds:DeleteDBInstance",
+        "route53:GetHostedZone",
+        "route53:ListResourceRecordSets",
+        "route53:ChangeResourceRecordSets",
+        "ssm:DescribeParameters",
+        "ssm:GetParameter",
+        "ssm:GetParameterHistory",
+        "ssm:PutParameter",
+    ],
+    "obs-failure": [
+        "ecs:DescribeClusters",
+        "ecs:DescribeServices",
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:StopTask",
+        "s3:GetBucketLocation",
+        "s3:ListBucket",  # HeadBucket, ListObjectsV2
+        "s3:GetObject",
+    ],
 }
+
+#: API operations whose IAM action has another name.
+IAM_ACTION_OF = {
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:HeadObject": "s3:GetObject",
+}
+
+
+def drill_actions(scenario: str) -> list[str]:
+    """The IAM actions ``scenario``'s drill needs (empty for a scenario without AWS calls)."""
+    return list(_DRILL_ACTIONS.get(scenario, []))
 
 
 def _dr_data_age(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow]:
