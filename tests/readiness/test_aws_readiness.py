@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -342,3 +343,34 @@ def test_permissions_not_simulated_are_not_checked_never_pass(
     row = rows_of(staging(), "ecs-task-failure")["permissions"]
     assert row["status"] == "not checked"  # moto has no SimulatePrincipalPolicy
     assert "SimulatePrincipalPolicy" in row["evidence"]
+
+
+def test_grafana_dashboards_provisioned_or_missing(
+    staging: Callable[..., Target], tmp_path: Path
+) -> None:
+    """§1.6 on a Grafana (played by the sandbox's mpac-obs, which answers Grafana's
+    dashboard API): every repo dashboard there passes; one renamed fails, named."""
+    import json
+    import shutil
+
+    from mpac_drill.grafana import DASHBOARDS_DIR
+    from mpac_drill.sandbox.obs import create_obs_app
+    from tests.sandbox.obs_server import serve
+
+    assert rows_of(staging(), "obs-failure")["obs.dashboards"]["status"] == "not checked"
+    dashboards = tmp_path / "dashboards"
+    shutil.copytree(DASHBOARDS_DIR, dashboards)
+    with serve(
+        create_obs_app(bucket=tmp_path / "b", dashboards_dir=dashboards, api_token="")
+    ) as url:
+        row = rows_of(staging(**{"obs.grafana_url": url}), "obs-failure")["obs.dashboards"]
+    assert row["status"] == "pass" and row["measured"].startswith(f"{row['value']:g} of")
+    renamed = sorted(dashboards.glob("*.json"))[0]
+    doc = json.loads(renamed.read_text())
+    doc["title"] = "renamed"
+    renamed.write_text(json.dumps(doc))
+    with serve(
+        create_obs_app(bucket=tmp_path / "b", dashboards_dir=dashboards, api_token="")
+    ) as url:
+        row = rows_of(staging(**{"obs.grafana_url": url}), "obs-failure")["obs.dashboards"]
+    assert row["status"] == "fail" and doc["uid"] in row["fix"]

@@ -385,6 +385,57 @@ def _buckets(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Chec
     return rows
 
 
+def _dashboards(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow]:
+    """§1.6: the repo's dashboards are provisioned in Grafana (``obs.grafana_url``), each
+    with its file's title and panel count, read with the token of
+    ``obs.grafana_token_ssm_parameter`` when set (kept in memory only)."""
+    from mpac_drill.grafana import check_dashboards, dashboard_files
+    from mpac_drill.platform.aws.obs import grafana_token
+
+    url = clients.target.get("obs.grafana_url")
+    args = ("obs-failure", "1.6", "dashboards provisioned in Grafana")
+    if not url:
+        return [
+            row(
+                "obs.dashboards",
+                *args,
+                "obs.grafana_url",
+                "not checked",
+                evidence="the target sets no obs.grafana_url",
+                fix="set obs.grafana_url",
+            )
+        ]
+    token = grafana_token(clients.target, dry_run=clients.dry_run)
+    expected = dashboard_files()
+    if clients.dry_run is not None:  # the GETs are planned, not sent
+        return [
+            row(
+                "obs.dashboards",
+                *args,
+                str(url),
+                "not checked",
+                measured="planned",
+                evidence=f"GET {url}/api/dashboards/uid/<uid> for {len(expected)} dashboard(s)",
+            )
+        ]
+    found = check_dashboards(str(url), expected, token=token, timeout_s=5)
+    missing = found["missing_uids"]
+    return [
+        row(
+            "obs.dashboards",
+            *args,
+            str(url),
+            "fail" if missing else "pass",
+            measured=f"{found['dashboards_provisioned']} of {found['dashboards_expected']}",
+            value=found["dashboards_provisioned"],
+            threshold=f"all {found['dashboards_expected']} (observability/dashboards/*.json)",
+            evidence="Grafana GET /api/dashboards/uid/<uid>: "
+            + "; ".join(f"{d['uid']} {d['detail']}" for d in found["dashboards"]),
+            fix=f"provision {', '.join(missing)} (make deploy-obs)" if missing else None,
+        )
+    ]
+
+
 def _permissions(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow]:
     actions = sorted({a for s in scenarios for a in _DRILL_ACTIONS.get(s, [])})
     args = ("permissions", ALL, "5", "the caller may make every call of the drills' plans")
@@ -445,6 +496,7 @@ GROUPS = [
     ("route53", {"region-failover"}, "1.4", _route53),
     ("alarms", {"all"}, "5", _alarms),
     ("obs", {"obs-failure"}, "1.6", _buckets),
+    ("grafana", {"obs-failure"}, "1.6", _dashboards),
     ("permissions", {"all"}, "5", _permissions),
 ]
 
