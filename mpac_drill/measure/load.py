@@ -11,7 +11,8 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpac_drill.load import LOCUST_DIR, LoadRunner, summarize
+from mpac_drill.errors import HarnessError
+from mpac_drill.load import LOCUST_DIR, LoadRunner, rate_plan, summarize
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -24,6 +25,7 @@ class LoadHandle:
         self.runner = runner
         self.out_dir = out_dir
         self.stopped = False
+        self.plan: dict[str, tuple[int, float]] = {}
 
     def _seconds(self) -> dict[int, tuple[int, int]]:
         """Per wall-clock second: (requests, failures), summed over locust processes."""
@@ -100,26 +102,63 @@ def start_drill_load(drill: DrillContext, services: dict[str, str]) -> dict[str,
         "smarttab": services["svc-smarttab"],
         "pgw": services["pgw"],
     }
-    ctx.phase(f"starting load ({ctx.users} users, {ctx.load_workers} workers)")
     bound = ctx.recovery_bound_s() + float(ctx.setting("drill.warmup_s")) + 300
-    runner = LoadRunner(
-        out_dir=ctx.run_dir,
-        hosts=hosts,
-        users=ctx.users,
-        spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
-        run_time_s=int(bound),
-        workers=ctx.load_workers,
-        target_name=ctx.target.name,
-    )
-    ctx.load = LoadHandle(runner, ctx.run_dir)
-    runner.start()
+    external = int(ctx.target.get("load.external_workers") or 0)
+    plan = drill_rate_plan(ctx)
+    users = sum(u for u, _ in plan.values()) if plan else ctx.users
+    what = f"{plan_rps(plan):g} rps" if plan else f"{users} users"
+    workers = f"{external} external workers" if external else f"{ctx.load_workers} workers"
+    ctx.phase(f"starting load ({what}, {workers})")
+    try:
+        runner = LoadRunner(
+            out_dir=ctx.run_dir,
+            hosts=hosts,
+            users=users,
+            spawn_rate=float(users if plan else ctx.target.get("load.spawn_rate", users)),
+            run_time_s=int(bound),
+            workers=0 if external else ctx.load_workers,
+            target_name=ctx.target.name,
+            external_workers=external,
+            master_bind=ctx.target.get("load.master_bind"),
+            workers_wait_s=float(ctx.target.get("load.workers_wait_s") or 60),
+            plan=plan,
+        )
+        ctx.load = LoadHandle(runner, ctx.run_dir)
+        ctx.load.plan = plan
+        runner.start()
+    except HarnessError as exc:  # no load, no fault: a drill injects nothing it cannot load
+        ctx.fault_refused = str(exc)
+        raise ctx.failed(str(exc)) from None
     return {
         "started": True,
-        "users": ctx.users,
-        "workers": ctx.load_workers,
+        "users": users,
+        "workers": external or ctx.load_workers,
+        "external_workers": external,
+        "rps": plan_rps(plan) if plan else None,
         "pids": runner.pids,
         "run_time_s": int(bound),
     }
+
+
+def drill_rate_plan(drill: DrillContext) -> dict[str, tuple[int, float]]:
+    """The target's ``load.rps`` split by ``load.mix`` (service → users, rps); empty when
+    the load is set in users."""
+    rps = drill.target.get("load.rps")
+    if rps in (None, "", 0):
+        return {}
+    mix = drill.target.get("load.mix") or {"portal": 1, "smarttab": 1, "pgw": 1}
+    try:
+        return rate_plan(float(rps), {str(k): float(v) for k, v in dict(mix).items()})
+    except (TypeError, ValueError):
+        from mpac_drill.errors import UsageError
+
+        raise UsageError(
+            f"load.rps must be a number and load.mix a map, got {rps!r}, {mix!r}"
+        ) from None
+
+
+def plan_rps(plan: dict[str, tuple[int, float]]) -> float:
+    return round(sum(r for _, r in plan.values()), 3)
 
 
 def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
@@ -135,4 +174,12 @@ def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
     return {"stopped": True, **summary}
 
 
-__all__ = ["LOAD_REQUESTS", "LoadHandle", "describe_load", "start_drill_load", "stop_drill_load"]
+__all__ = [
+    "LOAD_REQUESTS",
+    "LoadHandle",
+    "describe_load",
+    "drill_rate_plan",
+    "plan_rps",
+    "start_drill_load",
+    "stop_drill_load",
+]
