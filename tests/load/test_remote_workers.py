@@ -4,12 +4,8 @@ binds where the target says, waits for them, and gets their figures by locust me
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,35 +23,6 @@ def printed_worker_command(port: int) -> list[str]:
     line = r.out.strip()
     assert line.startswith("locust --worker -f - ") and f"--master-port {port}" in line
     return shlex.split(line)
-
-
-@pytest.fixture
-def start_workers(tmp_path: Path) -> Iterator:
-    """Start workers from the printed line in a folder of their own (no MPAC_LOAD_OUT: they
-    are "remote", their figures reach the master only by locust messages)."""
-    procs: list[subprocess.Popen] = []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPAC_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-
-    def start(argv: list[str], n: int) -> list[subprocess.Popen]:
-        for i in range(n):
-            home = tmp_path / f"worker-machine-{i}"
-            home.mkdir()
-            log = (home / "worker.log").open("wb")
-            procs.append(
-                subprocess.Popen(argv, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        return procs
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_external_workers_from_printed_command_both_send_and_are_recorded(
