@@ -283,7 +283,7 @@ def _cpu_per_process(run_dir: Path) -> dict[str, dict[int, float]]:
 
 def _longest_above(samples: dict[int, float], bound: float) -> tuple[int, float]:
     """Longest run of consecutive seconds above ``bound``, and the peak in it."""
-    best, best_peak, run, peak, last = 0, 0.0, 0, 0.0, None
+    best, best_peak, run, peak, last = 0, 0.0, 0, 0.0, -2
     for second in sorted(samples):
         value = samples[second]
         if value <= bound:
