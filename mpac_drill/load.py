@@ -10,6 +10,7 @@ Run-folder layout (``out_dir``)::
     load_per_second.csv          t_utc, name, requests, failures, p95_ms (+ "Aggregated")
     locust/stats_stats.csv       locust's own CSV files (--csv locust/stats --csv-full-history)
     locust/seconds-<pid>.csv     per-second figures of each locust process that sent requests
+    locust/cpu-<pid>.csv         per-second CPU share of every locust process (master too)
     locust/locust.log            locust's output (locust-worker-<i>.log per worker)
 
 Example::
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,7 +46,7 @@ from typing import IO, TypedDict
 import psutil
 
 from mpac_drill import EXPERIMENTS_DIR
-from mpac_drill.errors import HarnessError
+from mpac_drill.errors import HarnessError, UsageError
 from mpac_drill.ports import free_port
 
 logger = logging.getLogger("mpac_drill")
@@ -85,6 +88,10 @@ class LoadRunner:
         master_port: int | None = None,
         start_timeout_s: float = 60.0,
         target_name: str | None = None,
+        external_workers: int = 0,
+        master_bind: str | None = None,
+        workers_wait_s: float = 60.0,
+        plan: Mapping[str, tuple[int, float]] | None = None,
     ) -> None:
         """
         :param out_dir: the run folder; locust's files go to ``out_dir/locust/``.
@@ -97,6 +104,12 @@ class LoadRunner:
         :param start_timeout_s: how long ``start()`` waits for the users to start.
         :param target_name: the drill's target, in each locust process's environment
             (``MPAC_LOAD_TARGET``) so another drill can name it (:func:`load_processes`).
+        :param external_workers: N workers started by someone else (other machines, a
+            Kubernetes Deployment) with :func:`worker_command`; none are started here.
+        :param master_bind: ``host:port`` the master binds for external workers.
+        :param workers_wait_s: how long the master waits for the external workers.
+        :param plan: request-rate plan, service → (users, rps) (:func:`rate_plan`); the
+            users are their sum, each paced by locust's ``constant_throughput``.
         """
         missing = sorted(set(HOST_ENV) - set(hosts))
         if missing:
@@ -105,6 +118,10 @@ class LoadRunner:
             raise HarnessError(
                 "load: users, spawn_rate and run_time_s must be positive, workers >= 0"
             )
+        if external_workers < 0 or (external_workers and workers):
+            raise HarnessError("load: either local workers or external_workers, not both")
+        if external_workers and not master_bind:
+            raise HarnessError("load: external_workers needs load.master_bind (host:port)")
         if not Path(locustfile).is_file():
             raise HarnessError(f"load: locustfile {locustfile} not found")
         self.out_dir = Path(out_dir)
@@ -113,6 +130,13 @@ class LoadRunner:
         self.workers, self.locustfile = workers, Path(locustfile)
         self.master_port, self.start_timeout_s = master_port, start_timeout_s
         self.target_name = target_name
+        self.external_workers, self.workers_wait_s = external_workers, workers_wait_s
+        self.bind = parse_bind(master_bind) if master_bind else None
+        self.plan = {k: (int(u), float(r)) for k, (u, r) in (plan or {}).items()}
+        if self.plan:
+            self.users = sum(u for u, _ in self.plan.values())
+        if external_workers:  # the master gives up first, with its own message
+            self.start_timeout_s = max(start_timeout_s, workers_wait_s + 30)
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
 
@@ -164,9 +188,25 @@ class LoadRunner:
             "2",
             "--exit-code-on-error",
             "0",
+            *(f"--mpac-{k}-url={url}" for k, url in self.hosts.items()),
         ]
+        if self.plan:
+            main.append("--mpac-plan=" + json.dumps({k: list(v) for k, v in self.plan.items()}))
         port = self.master_port or free_port()
-        if self.workers:
+        if self.external_workers and self.bind:
+            host, port = self.bind
+            main += [
+                "--master",
+                "--master-bind-host",
+                host,
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(self.external_workers),
+                "--expect-workers-max-wait",
+                str(max(1, int(self.workers_wait_s))),
+            ]
+        elif self.workers:
             main += [
                 "--master",
                 "--master-bind-host",
@@ -189,7 +229,7 @@ class LoadRunner:
         logger.info(
             "load: locust started (%d users, %d workers, %d s), pids %s",
             self.users,
-            self.workers,
+            self.workers or self.external_workers,
             self.run_time_s,
             self.pids,
         )
@@ -221,6 +261,13 @@ class LoadRunner:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             dead = [proc for proc in self._procs if proc.poll() is not None]
+            if dead and self.external_workers and "Gave up waiting for workers" in _text(log):
+                raise HarnessError(
+                    f"load: {self.external_workers} external locust worker(s) expected at "
+                    f"{self.bind[0] if self.bind else '?'}:{self.bind[1] if self.bind else '?'}"
+                    f", {_connected(log)} connected within {self.workers_wait_s:.0f} s "
+                    "(start them with `mpac-drill load worker-command`)"
+                )
             if dead:
                 raise HarnessError(
                     f"load: locust exited at start (exit {dead[0].returncode}); {_tail(log)}"
@@ -345,6 +392,57 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _text(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _connected(log: Path) -> int:
+    """How many workers the master's log last said were connected ("N of M connected")."""
+    counts = re.findall(r"(\d+) of \d+ connected", _text(log))
+    return int(counts[-1]) if counts else 0
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """``host:port`` → (host, port); a usage error names the bad value."""
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"load.master_bind must be host:port (e.g. 0.0.0.0:5557), got {value!r}")
+    return host, int(port)
+
+
+def worker_command(master_host: str, master_port: int, *, processes: int = 1) -> str:
+    """The one line that starts a locust worker for a drill's master, on any machine with
+    locust installed: the locustfile and the hosts come from the master (``-f -``, locust's
+    own download and spawn message); no URL, token or secret is on the line."""
+    cmd = f"locust --worker -f - --master-host {master_host} --master-port {master_port}"
+    return cmd + (f" --processes {processes}" if processes > 1 else "")
+
+
+def rate_plan(
+    rps: float, mix: Mapping[str, float], *, users: int = 0, user_rps_max: float = 10.0
+) -> dict[str, tuple[int, float]]:
+    """Service → (users, rps): ``rps`` split by the ``mix`` shares (normalised), with enough
+    users that none must send more than ``user_rps_max`` a second (at least ``users`` in
+    all, and one for every service with a share)."""
+    unknown = sorted(set(mix) - set(HOST_ENV))
+    if unknown:
+        raise UsageError(f"load.mix: unknown service {', '.join(unknown)} (portal, smarttab, pgw)")
+    if rps <= 0 or any(float(v) < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+        raise UsageError("load.rps must be > 0 and load.mix shares >= 0 with a positive sum")
+    total = float(sum(mix.values()))
+    plan: dict[str, tuple[int, float]] = {}
+    for service, share in mix.items():
+        if float(share) <= 0:
+            continue
+        part = rps * float(share) / total
+        need = max(math.ceil(part / user_rps_max), round(users * float(share) / total), 1)
+        plan[service] = (int(need), round(part, 3))
+    return plan
+
+
 def _tail(log: Path, lines: int = 15) -> str:
     try:
         text = log.read_text(errors="replace").strip().splitlines()[-lines:]
@@ -465,6 +563,9 @@ __all__ = [
     "LoadSummary",
     "TARGET_ENV",
     "foreign_load",
+    "parse_bind",
+    "rate_plan",
+    "worker_command",
     "load_processes",
     "stop_run_load",
     "summarize",

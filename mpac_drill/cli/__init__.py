@@ -139,6 +139,7 @@ def _register() -> None:
         check,
         gameday,
         gate,
+        load,
         quarter,
         recover,
         report,
@@ -147,7 +148,7 @@ def _register() -> None:
         scenarios,
     )
 
-    for mod in (sandbox, scenarios, run, quarter, report, gate, check, recover, gameday):
+    for mod in (sandbox, scenarios, run, quarter, report, gate, check, recover, gameday, load):
         cli.add_command(mod.command)
 
 

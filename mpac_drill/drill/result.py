@@ -26,6 +26,7 @@ ARTIFACTS = {
     "timeline": "timeline.csv",
     "canary": "canary.csv",
     "load_per_second": "load_per_second.csv",
+    "load_rps": "load_rps.csv",
     "locust": "locust",
     "fault": "fault.json",
     "dr_daemon_log": "dr-daemon.log",
@@ -85,6 +86,26 @@ def _rto_verdict(ctx: DrillContext, m: dict[str, Any], target: float) -> dict[st
             f"observer may not be looking at the service it broke (sampled: {sampled})",
         }
     return _verdict("rto_s", m.get("rto_s"), target)
+
+
+#: Verdicts on figures the load generator's own latency feeds: never "met" when it was
+#: saturated (``measure/load.py::check_generator``).
+LATENCY_METRICS = ("rto_slo_s",)
+
+
+def _untrusted_when_saturated(verdict: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
+    """A latency verdict of a run whose load generator was saturated: inconclusive."""
+    metric = str(verdict["metric"])
+    latency = metric in LATENCY_METRICS or "p95" in metric or "latency" in metric
+    if not load.get("saturated") or not latency:
+        return verdict
+    return {
+        **verdict,
+        "passed": False,
+        "outcome": "inconclusive",
+        "reason": "load generator saturated: "
+        + "; ".join(load.get("saturation_evidence") or ["no evidence"]),
+    }
 
 
 def run_outcome(result: dict[str, Any]) -> str:
@@ -371,6 +392,7 @@ def build_result(
                     "outcome": "met" if met == 1.0 else "missed",
                 }
             )
+    verdicts = [_untrusted_when_saturated(v, measurements["load"]) for v in verdicts]
     artifacts = {"journal": "journal.json"}
     artifacts.update({k: v for k, v in ARTIFACTS.items() if (ctx.run_dir / v).exists()})
     result: dict[str, Any] = {
@@ -413,6 +435,8 @@ def build_result(
     if reason:
         result["reason"] = reason
     result.update(ctx.record.result_sections())
+    if "saturated" in measurements["load"]:
+        result["load_saturated"] = bool(measurements["load"]["saturated"])
     if ctx.notes:
         result["notes"] = list(ctx.notes)
     if ctx.dry_run:

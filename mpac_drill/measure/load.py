@@ -8,10 +8,12 @@ stops it earlier and merges its per-second history into ``load_per_second.csv``.
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpac_drill.load import LOCUST_DIR, LoadRunner, summarize
+from mpac_drill.errors import HarnessError
+from mpac_drill.load import LOCUST_DIR, PER_SECOND_FILE, LoadRunner, rate_plan, summarize
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -24,6 +26,7 @@ class LoadHandle:
         self.runner = runner
         self.out_dir = out_dir
         self.stopped = False
+        self.plan: dict[str, tuple[int, float]] = {}
 
     def _seconds(self) -> dict[int, tuple[int, int]]:
         """Per wall-clock second: (requests, failures), summed over locust processes."""
@@ -100,39 +103,209 @@ def start_drill_load(drill: DrillContext, services: dict[str, str]) -> dict[str,
         "smarttab": services["svc-smarttab"],
         "pgw": services["pgw"],
     }
-    ctx.phase(f"starting load ({ctx.users} users, {ctx.load_workers} workers)")
     bound = ctx.recovery_bound_s() + float(ctx.setting("drill.warmup_s")) + 300
-    runner = LoadRunner(
-        out_dir=ctx.run_dir,
-        hosts=hosts,
-        users=ctx.users,
-        spawn_rate=float(ctx.target.get("load.spawn_rate", ctx.users)),
-        run_time_s=int(bound),
-        workers=ctx.load_workers,
-        target_name=ctx.target.name,
-    )
-    ctx.load = LoadHandle(runner, ctx.run_dir)
-    runner.start()
+    external = int(ctx.target.get("load.external_workers") or 0)
+    plan = drill_rate_plan(ctx)
+    users = sum(u for u, _ in plan.values()) if plan else ctx.users
+    what = f"{plan_rps(plan):g} rps" if plan else f"{users} users"
+    workers = f"{external} external workers" if external else f"{ctx.load_workers} workers"
+    ctx.phase(f"starting load ({what}, {workers})")
+    try:
+        runner = LoadRunner(
+            out_dir=ctx.run_dir,
+            hosts=hosts,
+            users=users,
+            spawn_rate=float(users if plan else ctx.target.get("load.spawn_rate", users)),
+            run_time_s=int(bound),
+            workers=0 if external else ctx.load_workers,
+            target_name=ctx.target.name,
+            external_workers=external,
+            master_bind=ctx.target.get("load.master_bind"),
+            workers_wait_s=float(ctx.target.get("load.workers_wait_s") or 60),
+            plan=plan,
+        )
+        ctx.load = LoadHandle(runner, ctx.run_dir)
+        ctx.load.plan = plan
+        runner.start()
+    except HarnessError as exc:  # no load, no fault: a drill injects nothing it cannot load
+        ctx.fault_refused = str(exc)
+        raise ctx.failed(str(exc)) from None
     return {
         "started": True,
-        "users": ctx.users,
-        "workers": ctx.load_workers,
+        "users": users,
+        "workers": external or ctx.load_workers,
+        "external_workers": external,
+        "rps": plan_rps(plan) if plan else None,
         "pids": runner.pids,
         "run_time_s": int(bound),
     }
 
 
+def drill_rate_plan(drill: DrillContext) -> dict[str, tuple[int, float]]:
+    """The target's ``load.rps`` split by ``load.mix`` (service → users, rps); empty when
+    the load is set in users."""
+    rps = drill.target.get("load.rps")
+    if rps in (None, "", 0):
+        return {}
+    mix = drill.target.get("load.mix") or {"portal": 1, "smarttab": 1, "pgw": 1}
+    try:
+        return rate_plan(float(rps), {str(k): float(v) for k, v in dict(mix).items()})
+    except (TypeError, ValueError):
+        from mpac_drill.errors import UsageError
+
+        raise UsageError(
+            f"load.rps must be a number and load.mix a map, got {rps!r}, {mix!r}"
+        ) from None
+
+
+def plan_rps(plan: dict[str, tuple[int, float]]) -> float:
+    return round(sum(r for _, r in plan.values()), 3)
+
+
 def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
-    """Stop locust (idempotent) and put its summary into the drill's measurements."""
+    """Stop locust (idempotent) and put its summary, its offered vs achieved rps and the
+    generator's check into the drill's measurements."""
     ctx = drill
     handle: LoadHandle | None = ctx.load
     if handle is None or handle.stopped:
         return {"stopped": False}
     handle.stopped = True
     handle.runner.stop()
-    summary = summarize(ctx.run_dir)
-    ctx.measurements["load"] = dict(summary)
+    summary: dict[str, Any] = dict(summarize(ctx.run_dir))
+    injected = ctx.injected_utc.timestamp() if ctx.injected_utc is not None else None
+    summary.update(
+        check_generator(
+            ctx.run_dir,
+            offered_rps=plan_rps(handle.plan) if handle.plan else None,
+            before_s=injected,
+            cpu_pct=float(ctx.target.get("load.saturation_cpu_pct") or 90),
+            cpu_s=int(ctx.target.get("load.saturation_cpu_s") or 5),
+            shortfall=float(ctx.target.get("load.saturation_shortfall") or 0.10),
+        )
+    )
+    ctx.measurements["load"] = summary
+    if summary["saturated"]:
+        ctx.note("load generator saturated: " + "; ".join(summary["saturation_evidence"]))
     return {"stopped": True, **summary}
 
 
-__all__ = ["LOAD_REQUESTS", "LoadHandle", "describe_load", "start_drill_load", "stop_drill_load"]
+RPS_FILE = "load_rps.csv"
+RPS_COLUMNS = ("t_utc", "offered_rps", "achieved_rps")
+#: Seconds of a rate run not compared with the offered rate: the users' start.
+RAMP_S = 2
+
+
+def check_generator(
+    run_dir: Path,
+    *,
+    offered_rps: float | None,
+    before_s: float | None = None,
+    cpu_pct: float = 90.0,
+    cpu_s: int = 5,
+    shortfall: float = 0.10,
+) -> dict[str, Any]:
+    """Offered vs achieved requests per second (``load_rps.csv``) and whether the load
+    generator was saturated: any locust process above ``cpu_pct`` % CPU for ``cpu_s``
+    seconds in a row, or (a rate run) the achieved rps short of the offered by more than
+    ``shortfall`` over the complete seconds before ``before_s`` (the injection; the whole
+    run without one). The first ``RAMP_S`` seconds and the last second are not compared.
+
+    Returns ``rps_offered``, ``rps_achieved`` (mean over those seconds), ``cpu_max_pct``
+    (per process), ``saturated`` and ``saturation_evidence`` (one line each).
+    """
+    achieved = _achieved_per_second(Path(run_dir))
+    if offered_rps is not None:
+        with (Path(run_dir) / RPS_FILE).open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(RPS_COLUMNS)
+            for second in sorted(achieved):
+                writer.writerow((iso_second(second), f"{offered_rps:g}", achieved[second]))
+    evidence: list[str] = []
+    cpu = _cpu_per_process(Path(run_dir))
+    for proc, samples in sorted(cpu.items()):
+        run, worst = _longest_above(samples, cpu_pct)
+        if run >= cpu_s:
+            evidence.append(
+                f"{proc} above {cpu_pct:g} % CPU for {run} s in a row (peak {worst:g} %)"
+            )
+    seconds = sorted(achieved)[RAMP_S:-1]
+    if before_s is not None:
+        seconds = [s for s in seconds if s + 1 <= before_s]
+    mean = round(sum(achieved[s] for s in seconds) / len(seconds), 1) if seconds else None
+    if offered_rps and mean is not None and mean < offered_rps * (1 - shortfall):
+        evidence.append(
+            f"achieved {mean:g} rps of {offered_rps:g} offered over {len(seconds)} s "
+            f"before the fault ({(1 - mean / offered_rps) * 100:.0f} % short, "
+            f"more than {shortfall * 100:g} %)"
+        )
+    return {
+        "rps_offered": offered_rps,
+        "rps_achieved": mean,
+        "cpu_max_pct": {k: max(v.values()) for k, v in sorted(cpu.items()) if v},
+        "saturated": bool(evidence),
+        "saturation_evidence": evidence,
+    }
+
+
+def iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _achieved_per_second(run_dir: Path) -> dict[int, int]:
+    """Requests per second (every process) from the merged ``load_per_second.csv``."""
+    out: dict[int, int] = {}
+    try:
+        with (run_dir / PER_SECOND_FILE).open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("name") == "Aggregated":
+                    stamp = datetime.strptime(row["t_utc"], "%Y-%m-%dT%H:%M:%SZ")
+                    out[int(stamp.replace(tzinfo=UTC).timestamp())] = int(row["requests"])
+    except (OSError, ValueError, KeyError):
+        pass
+    return out
+
+
+def _cpu_per_process(run_dir: Path) -> dict[str, dict[int, float]]:
+    """Process label ("master 1234", "worker <id>") → second → CPU %, from ``cpu-*.csv``."""
+    out: dict[str, dict[int, float]] = {}
+    for path in sorted((run_dir / LOCUST_DIR).glob("cpu-*.csv")):
+        label = path.stem.removeprefix("cpu-")
+        try:
+            with path.open(newline="") as fh:
+                for row in csv.DictReader(fh):
+                    role = row["role"].split(" ")[0]
+                    key = f"{role} {label}"
+                    out.setdefault(key, {})[int(row["second"])] = float(row["cpu_pct"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
+def _longest_above(samples: dict[int, float], bound: float) -> tuple[int, float]:
+    """Longest run of consecutive seconds above ``bound``, and the peak in it."""
+    best, best_peak, run, peak, last = 0, 0.0, 0, 0.0, -2
+    for second in sorted(samples):
+        value = samples[second]
+        if value <= bound:
+            run, peak = 0, 0.0
+        elif run and second == last + 1:
+            run, peak = run + 1, max(peak, value)
+        else:
+            run, peak = 1, value
+        if run > best:
+            best, best_peak = run, peak
+        last = second
+    return best, best_peak
+
+
+__all__ = [
+    "LOAD_REQUESTS",
+    "LoadHandle",
+    "RPS_FILE",
+    "check_generator",
+    "describe_load",
+    "drill_rate_plan",
+    "plan_rps",
+    "start_drill_load",
+    "stop_drill_load",
+]
