@@ -46,6 +46,7 @@ from typing import IO, TypedDict
 import psutil
 
 from mpac_drill import EXPERIMENTS_DIR
+from mpac_drill.config import Target
 from mpac_drill.errors import HarnessError, UsageError
 from mpac_drill.ports import free_port
 
@@ -419,6 +420,25 @@ def worker_command(master_host: str, master_port: int, *, processes: int = 1) ->
     own download and spawn message); no URL, token or secret is on the line."""
     cmd = f"locust --worker -f - --master-host {master_host} --master-port {master_port}"
     return cmd + (f" --processes {processes}" if processes > 1 else "")
+
+
+def check_rate_settings(target: Target) -> None:
+    """Refuse a bad ``load.rps`` / ``load.mix`` of ``target`` in one line (a usage error,
+    before anything runs); nothing to check when the load is set in users."""
+    rps, mix = target.get("load.rps"), target.get("load.mix")
+    if rps in (None, "", 0) and not mix:
+        return
+    if mix is not None and not isinstance(mix, dict):
+        raise UsageError(f"load.mix must be a map of service: share, not {mix!r}")
+    if isinstance(rps, bool) or not isinstance(rps, int | float) or not math.isfinite(rps):
+        if rps in (None, "", 0):
+            return
+        raise UsageError(f"load.rps must be a number of requests per second, not {rps!r}")
+    shares = mix or {"portal": 1, "smarttab": 1, "pgw": 1}
+    try:
+        rate_plan(float(rps), {str(k): float(v) for k, v in shares.items()})
+    except (TypeError, ValueError):
+        raise UsageError(f"load.mix shares must be numbers, not {mix!r}") from None
 
 
 def rate_plan(

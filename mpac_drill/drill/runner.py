@@ -94,6 +94,9 @@ def check_target_for(
 
     :raises UsageError: one line naming the unset keys.
     """
+    from mpac_drill.load import check_rate_settings
+
+    check_rate_settings(target)  # a bad load.rps / load.mix: exit 2, in a dry run too
     if dry_run:
         return
     if scenario_id == "obs-failure":

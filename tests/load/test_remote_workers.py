@@ -82,3 +82,22 @@ def test_external_workers_missing_fail_start_in_one_line(
     msg = str(err.value)
     assert "\n" not in msg and "2 external locust worker(s)" in msg and "0 connected" in msg
     assert not runner.running
+
+
+@pytest.mark.parametrize(
+    ("sets", "says"),
+    [
+        (["load.rps=-5"], "load.rps must be > 0"),
+        (["load.rps=abc"], "load.rps must be a number"),
+        (["load.rps=20", "load.mix.portal=-1"], "shares >= 0"),
+    ],
+)
+def test_bad_rate_is_refused_in_one_line_exit_2_before_anything_runs(
+    sets: list[str], says: str, tmp_path: Path
+) -> None:
+
+    args = [a for s in sets for a in ("--set", s)]
+    r = run_cli("run", "ecs-task-failure", *args, "--runs-dir", str(tmp_path / "runs"))
+    assert r.code == 2, r.err
+    assert says in r.err and r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
