@@ -146,9 +146,9 @@ POINTS = [
     ("sighup-after-injection", [(signal.SIGHUP, 0.0)], "fault injected"),
     # Ctrl-C right after the fault: the rollbacks play (await-recovery waits out the task
     # start delay of 3 s); the terminal hangs up while they do
-    ("sighup-during-rollback", [(signal.SIGINT, 0.0), (signal.SIGHUP, 0.5)], "fault injected"),
+    ("sighup-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], "fault injected"),
     ("sigkill-before-injection", [(signal.SIGKILL, 0.3)], "observing"),
-    ("sigkill-during-rollback", [(signal.SIGINT, 0.0), (signal.SIGKILL, 0.5)], "fault injected"),
+    ("sigkill-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], "fault injected"),
 ]
 ECS_SET = ["--set", "ecs.task_start_delay_s=3"]
 
