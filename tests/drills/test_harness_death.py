@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mpac_drill.drill.inflight import INFLIGHT_FILE
@@ -140,28 +141,33 @@ def test_drill_refuses_under_foreign_load(sandbox, tmp_path):
     assert TARGET_ENV == "MPAC_LOAD_TARGET"
 
 
-# (what, signals in order with the pause before each, the phase the first waits for)
+FAULT = "fault injected"
+# (what, signals in order with the pause before each, the phase the first waits for, options)
 POINTS = [
-    ("sighup-before-injection", [(signal.SIGHUP, 0.3)], "observing"),
-    ("sighup-after-injection", [(signal.SIGHUP, 0.0)], "fault injected"),
-    # Ctrl-C right after the fault: the rollbacks play (await-recovery waits out the task
-    # start delay of 3 s); the terminal hangs up while they do
-    ("sighup-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], "fault injected"),
-    ("sigkill-before-injection", [(signal.SIGKILL, 0.3)], "observing"),
-    ("sigkill-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], "fault injected"),
-]
+    ("sighup-before-injection", [(signal.SIGHUP, 0.3)], "observing", []),
+    ("sighup-after-injection", [(signal.SIGHUP, 0.0)], FAULT, []),
+    # Ctrl-C once the tasks are stopped: the rollbacks play (await-recovery waits out the
+    # task start delay of 3 s); the terminal hangs up while they do
+    ("sighup-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], FAULT, []),
+    ("sigkill-before-injection", [(signal.SIGKILL, 0.3)], "observing", []),
+    ("sigkill-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], FAULT, []),
+    # locust as master and two workers: none outlives the harness
+    ("sigkill-after-injection-workers", [(signal.SIGKILL, 0.0)], FAULT,
+     ["--load-workers", "2"]),
+]  # fmt: skip
 ECS_SET = ["--set", "ecs.task_start_delay_s=3"]
 
 
-@pytest.mark.parametrize("what, signals, phase", POINTS, ids=[p[0] for p in POINTS])
+@pytest.mark.parametrize("what, signals, phase, options", POINTS, ids=[p[0] for p in POINTS])
 def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
-    sandbox, tmp_path, what, signals, phase
+    sandbox, tmp_path, what, signals, phase, options
 ):
     runs = tmp_path / "runs"
-    proc = start("ecs-task-failure", runs, *ECS_SET, console=True)
+    proc = start("ecs-task-failure", runs, *ECS_SET, *options, console=True)
     try:
         (first, delay), *later = signals
         _, kids = signal_at_phase(proc, phase, first, delay_s=delay)
+        locusts = [k for k in kids if "locust" in " ".join(_cmdline(k))]
         for sig, pause in later:
             time.sleep(pause)
             kids += [k for k in alive(of_run(next(runs.iterdir()))) if k not in kids]
@@ -170,12 +176,14 @@ def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         run_dir = next(runs.iterdir())
         gone_s = gone_within(lambda: alive(kids) + of_run(run_dir))
         assert not alive(kids) and not of_run(run_dir), alive(kids) + of_run(run_dir)
+        if options:  # master and two workers were running when the harness died
+            assert len(locusts) >= 3, locusts
         print(f"{what}: exit {code}, processes of the run gone {gone_s:.2f} s after it")
     finally:
         if proc.poll() is None:
             proc.kill()
     killed = signals[-1][0] == signal.SIGKILL
-    injected = phase == "fault injected"
+    injected = phase == FAULT
     if not killed:  # the harness wrote its own result: aborted, rollbacks ran
         assert code == (129 if first == signal.SIGHUP else 130), code
         result = json.loads((run_dir / "result.json").read_text())
@@ -189,7 +197,7 @@ def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         assert not (run_dir / INFLIGHT_FILE).exists() and not (run_dir / "result.json").exists()
         rec = run_cli("recover", "--runs-dir", str(runs))
         assert rec.code == 0 and "no interrupted run" in rec.out, rec.err + rec.out
-    else:  # killed while the rollbacks played: the record is still there; recover ends it
+    else:  # killed after the fault: the record is still there; recover ends it
         assert not (run_dir / "result.json").exists()
         assert json.loads((run_dir / INFLIGHT_FILE).read_text())["fault"]["action"]
         rec = run_cli("recover", "--runs-dir", str(runs), timeout=300)
@@ -199,3 +207,10 @@ def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         control.wait_healthy(sandbox, timeout_s=5)
     clean = run_cli("run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs), *ECS_SET)
     assert clean.code == 0, clean.err + clean.out
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
