@@ -143,6 +143,9 @@ class Detection:
 
     severity: str
     alarms: tuple[AlarmDefinition, ...]
+    #: a failed detection fails the drill (a ``detection`` verdict that counts); false: the
+    #: verdict is listed as informational and does not change ``passed``
+    gating: bool = False
 
 
 @dataclass(frozen=True)
@@ -412,7 +415,10 @@ def _detection(raw: Any, where: str) -> Detection | None:
     names = [a.name for a in alarms]
     if len(set(names)) != len(names):
         raise UsageError(f"{where}: an alarm is named twice")
-    return Detection(severity=severity, alarms=alarms)
+    gating = raw.get("gating", False)
+    if not isinstance(gating, bool):
+        raise UsageError(f"{where}.gating must be true or false, not {gating!r}")
+    return Detection(severity=severity, alarms=alarms, gating=gating)
 
 
 def _same_alarms_everywhere(scenarios: dict[str, Scenario], path: Path) -> None:

@@ -188,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             markup=False,
         )
         code = ExitCode.HARNESS
+    if argv is None:  # the process's own entry point (in-process callers pass argv)
+        # The outcome is decided and result.json written: a hang-up or SIGTERM while the
+        # interpreter exits (it puts default handlers back) must not kill the process by
+        # signal and lose the exit code of the signal that ended the drill.
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     sys.stdout.flush()
     return int(code)
 

@@ -21,6 +21,7 @@ from mpac_drill.cli.live import DrillDisplay
 from mpac_drill.config import Catalog, Scenario, Target, load_catalog, load_target
 from mpac_drill.drill.runner import RunOutcome, check_target_for, run_drill
 from mpac_drill.errors import ExitCode, UsageError
+from mpac_drill.measure.detection_verdict import counts
 from mpac_drill.measure.stats import Spread, spread
 
 
@@ -56,7 +57,7 @@ def summary_table(outcomes: list[RunOutcome], title: str = "drill summary") -> T
     t.add_column("run folder", overflow="fold")  # the one column that may wrap
     for o in outcomes:
         r, m = o.result, o.result["measurements"]
-        missed = [v["metric"] for v in r["verdicts"] if not v["passed"]]
+        missed = [v["metric"] for v in r["verdicts"] if not v["passed"] and counts(v)]
         if r.get("dry_run"):
             verdict = "[cyan]dry run[/cyan]"
         elif r["status"] != "completed":
@@ -229,6 +230,8 @@ def print_outcome(o: RunOutcome) -> None:
             )
     for v in r["verdicts"]:
         mark = "[green]met[/green]" if v["passed"] else "[red]missed[/red]"
+        if not counts(v):  # listed, not counted toward the run's verdict
+            mark = f"informational ({'met' if v['passed'] else 'missed'})"
         console.print(
             f"  {v['metric']:<26} {_fmt(v['value'], ''):>10} target "
             f"{_fmt(v['target'], ''):>8}  {mark}"

@@ -16,6 +16,7 @@ from mpac_drill import contract
 from mpac_drill.config import quarter_label
 from mpac_drill.drill.context import DrillContext, iso, utc_now
 from mpac_drill.errors import ExitCode
+from mpac_drill.measure.detection_verdict import counts, drill_verdict
 
 #: The contract the harness writes against: the project's own ``contract/`` copy, the only
 #: candidate (kept a tuple for callers; ``tests/test_contract.py`` checks it against the
@@ -110,7 +111,7 @@ def _untrusted_when_saturated(verdict: dict[str, Any], load: dict[str, Any]) -> 
 
 def run_outcome(result: dict[str, Any]) -> str:
     """met, missed, inconclusive or not judged: the run as a whole."""
-    verdicts = result["verdicts"]
+    verdicts = [v for v in result["verdicts"] if counts(v)]
     if not verdicts:
         return "not judged"
     if all(v["passed"] for v in verdicts) and result["status"] == "completed":
@@ -392,6 +393,8 @@ def build_result(
                     "outcome": "met" if met == 1.0 else "missed",
                 }
             )
+        if ctx.record.detection is not None and sc.detection is not None:
+            verdicts.append(dict(drill_verdict(ctx.record.detection, gating=sc.detection.gating)))
     verdicts = [_untrusted_when_saturated(v, measurements["load"]) for v in verdicts]
     artifacts = {"journal": "journal.json"}
     artifacts.update({k: v for k, v in ARTIFACTS.items() if (ctx.run_dir / v).exists()})
@@ -418,7 +421,9 @@ def build_result(
         },
         "measurements": measurements,
         "verdicts": verdicts,
-        "passed": status == "completed" and bool(verdicts) and all(v["passed"] for v in verdicts),
+        "passed": status == "completed"
+        and any(counts(v) for v in verdicts)
+        and all(v["passed"] for v in verdicts if counts(v)),
         "artifacts": artifacts,
         "targets": {"rto_s": sc.rto_s, "rpo_s": sc.rpo_s, **sc.extra_targets},
         "settings": {

@@ -353,12 +353,18 @@ def start_instance(
     dest: Path, *, port: int, state_dir: Path, log_path: Path
 ) -> subprocess.Popen[bytes]:
     """Start PostgreSQL on ``dest``, marked and in the pid ledger so ``sandbox down`` stops
-    it even if the drill dies."""
+    it; it dies with the process that started it (parent-death signal SIGINT, a fast
+    shutdown, armed by ``setpriv`` after it drops to PostgreSQL's user: a credential change
+    clears one armed before), so a harness killed mid-restore leaves no instance running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MPAC_"))}
     env[MARKER_ENV] = str(state_dir.resolve())
+    argv = as_postgres_user([pg_bin("postgres"), "-D", str(dest), "-p", str(port)])
+    if argv[0] != "setpriv":
+        argv = ["setpriv", "--", *argv]
+    argv.insert(1, "--pdeathsig=SIGINT")
     with log_path.open("ab") as logf:
         proc = subprocess.Popen(
-            as_postgres_user([pg_bin("postgres"), "-D", str(dest), "-p", str(port)]),
+            argv,
             env=env,
             stdout=logf,
             stderr=subprocess.STDOUT,

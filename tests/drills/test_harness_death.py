@@ -1,57 +1,28 @@
 """The harness killed for real (SIGKILL: kill -9, the OOM killer) right after it injected a
-fault: nothing of the run survives it, the run folder says what was injected and how it is
-undone (``inflight.json``), the next drill refuses to inject until ``mpac-drill recover`` has
+fault, and signalled (SIGHUP, SIGKILL) before the fault and while its rollbacks play: nothing
+of the run survives it, the run folder says what was injected and how it is undone
+(``inflight.json``), the next drill refuses to inject until ``mpac-drill recover`` has
 finished the run, and after recover the sandbox is healthy and the next drill runs clean.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from mpac_drill import PROJECT_ROOT
 from mpac_drill.drill.inflight import INFLIGHT_FILE
 from mpac_drill.load import TARGET_ENV
 from mpac_drill.sandbox import control
 from tests.conftest import run_cli
+from tests.drills.death import alive, gone_within, of_run, signal_at_phase, start
 
 pytestmark = pytest.mark.sandbox
-CLI = [sys.executable, "-c", "import sys; from mpac_drill.cli import main; sys.exit(main())"]
-
-
-def _of_run(run_dir: Path) -> list[psutil.Process]:
-    """Live processes of the run: locust (its folder in the command line or environment)."""
-    mark = str(run_dir)
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if mark in " ".join(p.info["cmdline"] or []) or mark in (
-                p.environ().get("MPAC_LOAD_OUT") or ""
-            ):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _start(scenario: str, runs: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, "run", scenario, "--users", "2", "--runs-dir", str(runs), *args],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def _kill_after_injection(proc: subprocess.Popen[str], runs: Path, timeout_s: float = 120) -> Path:
@@ -81,15 +52,15 @@ def test_sigkill_after_injection_then_recover_leaves_sandbox_healthy(
     sandbox, tmp_path, scenario, sets
 ):
     runs = tmp_path / "runs"
-    proc = _start(scenario, runs, *sets)
+    proc = start(scenario, runs, *sets)
     try:
         run_dir = _kill_after_injection(proc, runs)
         killed = time.monotonic()
         # no locust process of the run survives the harness (parent-death signal)
-        while _of_run(run_dir) and time.monotonic() - killed < 5:
+        while of_run(run_dir) and time.monotonic() - killed < 5:
             time.sleep(0.05)
         gone_s = time.monotonic() - killed
-        assert not _of_run(run_dir), "a process of the run outlived the harness by 5 s"
+        assert not of_run(run_dir), "a process of the run outlived the harness by 5 s"
         print(f"{scenario}: processes of the run gone {gone_s:.2f} s after SIGKILL")
     finally:
         if proc.poll() is None:
@@ -168,3 +139,78 @@ def test_drill_refuses_under_foreign_load(sandbox, tmp_path):
     finally:
         runner.stop()
     assert TARGET_ENV == "MPAC_LOAD_TARGET"
+
+
+FAULT = "fault injected"
+# (what, signals in order with the pause before each, the phase the first waits for, options)
+POINTS = [
+    ("sighup-before-injection", [(signal.SIGHUP, 0.3)], "observing", []),
+    ("sighup-after-injection", [(signal.SIGHUP, 0.0)], FAULT, []),
+    # Ctrl-C once the tasks are stopped: the rollbacks play (await-recovery waits out the
+    # task start delay of 3 s); the terminal hangs up while they do
+    ("sighup-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], FAULT, []),
+    ("sigkill-before-injection", [(signal.SIGKILL, 0.3)], "observing", []),
+    ("sigkill-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], FAULT, []),
+    # locust as master and two workers: none outlives the harness
+    ("sigkill-after-injection-workers", [(signal.SIGKILL, 0.0)], FAULT,
+     ["--load-workers", "2"]),
+]  # fmt: skip
+ECS_SET = ["--set", "ecs.task_start_delay_s=3"]
+
+
+@pytest.mark.parametrize("what, signals, phase, options", POINTS, ids=[p[0] for p in POINTS])
+def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
+    sandbox, tmp_path, what, signals, phase, options
+):
+    runs = tmp_path / "runs"
+    proc = start("ecs-task-failure", runs, *ECS_SET, *options, console=True)
+    try:
+        (first, delay), *later = signals
+        _, kids = signal_at_phase(proc, phase, first, delay_s=delay)
+        locusts = [k for k in kids if "locust" in " ".join(_cmdline(k))]
+        for sig, pause in later:
+            time.sleep(pause)
+            kids += [k for k in alive(of_run(next(runs.iterdir()))) if k not in kids]
+            proc.send_signal(sig)
+        code = proc.wait(120)
+        run_dir = next(runs.iterdir())
+        gone_s = gone_within(lambda: alive(kids) + of_run(run_dir))
+        assert not alive(kids) and not of_run(run_dir), alive(kids) + of_run(run_dir)
+        if options:  # master and two workers were running when the harness died
+            assert len(locusts) >= 3, locusts
+        print(f"{what}: exit {code}, processes of the run gone {gone_s:.2f} s after it")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = signals[-1][0] == signal.SIGKILL
+    injected = phase == FAULT
+    if not killed:  # the harness wrote its own result: aborted, rollbacks ran
+        assert code == (129 if first == signal.SIGHUP else 130), code
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["status"] == "aborted" and result["passed"] is False
+        assert ("hung up" in result["reason"]) == (first == signal.SIGHUP), result["reason"]
+        assert (result["fault"]["action"] != "not injected") == injected, result["fault"]
+        assert not (run_dir / INFLIGHT_FILE).exists()
+        control.wait_healthy(sandbox, timeout_s=30)
+    elif not injected:  # killed before the fault: nothing to undo, nothing to recover
+        assert code == -signal.SIGKILL
+        assert not (run_dir / INFLIGHT_FILE).exists() and not (run_dir / "result.json").exists()
+        rec = run_cli("recover", "--runs-dir", str(runs))
+        assert rec.code == 0 and "no interrupted run" in rec.out, rec.err + rec.out
+    else:  # killed after the fault: the record is still there; recover ends it
+        assert not (run_dir / "result.json").exists()
+        assert json.loads((run_dir / INFLIGHT_FILE).read_text())["fault"]["action"]
+        rec = run_cli("recover", "--runs-dir", str(runs), timeout=300)
+        assert rec.code == 0 and "harness died" in rec.out, rec.err + rec.out
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["status"] == "aborted" and result["reason"] == "harness died"
+        control.wait_healthy(sandbox, timeout_s=5)
+    clean = run_cli("run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs), *ECS_SET)
+    assert clean.code == 0, clean.err + clean.out
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
