@@ -25,7 +25,7 @@ from mpac_drill.errors import UsageError
 from mpac_drill.gameday import dr, state
 from mpac_drill.gameday.plan import Plan, Step, commands_for, load_plan, manual_steps
 from mpac_drill.platform.sandbox import recover
-from mpac_drill.platform.sandbox.region import _dsn, regions
+from mpac_drill.platform.sandbox.region import dr_target, rds_dsn, regions
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 
@@ -304,12 +304,10 @@ class GameDay:
         ddir = dr.dr_dir(ctx.target)
         ctx.undo_add(recover.dr_stack_step(ddir))  # write-ahead: an operator may start it
         view = ctx.sandbox()
-        from mpac_drill.platform.sandbox.region import dr_target
-
         drt = dr_target(ctx.target)
-        ctx.rpo_dsn = _dsn(drt, view.secrets["db_password"])
+        ctx.rpo_dsn = rds_dsn(drt, view.secrets["db_password"])
         ctx.handles.dr_dsn = {
-            db: _dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
+            db: rds_dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
         }
         threads = [threading.Thread(target=self._zone_watch, daemon=True, name="zone")]
         if sys.stdin is not None and sys.stdin.isatty():
