@@ -320,8 +320,8 @@ class GameDay:
             self._wait(lambda: state.read_ack(self.run_dir, step.number) is not None, None, "")
             ack = state.read_ack(self.run_dir, step.number) or {}
             confirmed, rec["who"] = max(float(ack["at"]), shown), ack["who"]
-            if float(ack["at"]) < shown:  # confirmed while the harness was away
-                rec["notes"].append(f"confirmed during the gap at {state.stamp(ack['at'])}")
+            if float(ack["at"]) < shown:  # confirmed before the resume showed it again
+                rec["notes"].append(f"confirmed before the resume, at {state.stamp(ack['at'])}")
             if ack.get("note"):
                 rec["notes"].append(ack["note"])
         else:
