@@ -46,18 +46,20 @@ OPERATOR = textwrap.dedent(
         time.sleep(max(0.0, step["shown_at_ts"] + delays[n] - time.time()))
         late = time.time() - step["shown_at_ts"]  # > delay when its commands took longer
         main(["gameday", "ack", str(run), str(n), "--note", f"scripted {delays[n]} s"])
-        print(json.dumps({"step": int(n), "acked_after_s": late}), flush=True)
+        done = time.time() - step["shown_at_ts"]
+        print(json.dumps({"step": int(n), "acked_after_s": late, "ack_done_s": done}), flush=True)
     """
 )
 
 
-def acked_after(stdout: str) -> dict[int, float]:
-    """What the operator printed: per step, seconds from shown to its ack command."""
+def acked_after(stdout: str) -> dict[int, tuple[float, float]]:
+    """What the operator printed: per step, seconds from shown to the start and to the end
+    of its ack command (the ack's instant lies between)."""
     out = {}
     for line in stdout.splitlines():
         if line.startswith('{"step"'):
             d = json.loads(line)
-            out[int(d["step"])] = float(d["acked_after_s"])
+            out[int(d["step"])] = (float(d["acked_after_s"]), float(d["ack_done_s"]))
     return out
 
 

@@ -15,8 +15,8 @@ from mpac_drill import PROJECT_ROOT
 from tests.conftest import run_cli
 from tests.gameday.scripted import start_operator
 
-DELAYS = {1: 1.0, 2: 7.0}  # steps 1 and 2 manual, the rest automated
-EVERY_S = 3.0
+DELAYS = {1: 1.0, 2: 9.0}  # steps 1 and 2 manual, the rest automated
+EVERY_S = 4.0
 
 #: posts an update every ``sys.argv[2]`` seconds from the declaration (step 1 confirmed)
 #: until the walk ends
@@ -81,7 +81,7 @@ def _game_day(target, runs, updates_every: float | None):
 
 @pytest.fixture(scope="module")
 def kept(gameday_target, tmp_path_factory):
-    return _game_day(gameday_target, tmp_path_factory.mktemp("cadence-kept"), EVERY_S / 2)
+    return _game_day(gameday_target, tmp_path_factory.mktemp("cadence-kept"), EVERY_S / 4)
 
 
 @pytest.fixture(scope="module")

@@ -126,13 +126,14 @@ def test_resume_continues_at_the_step_with_the_gap_marked(resumed):
     # one timeline: the steps before the gap kept as measured, the others walked after it
     for n, delay in {**BEFORE, **AFTER}.items():
         # the scripted delay, or later when the operator's own command took longer
-        assert acked[n] >= delay - 0.05, acked
-        assert abs(steps[n]["people_s"] - acked[n]) <= TOLERANCE_S, (steps[n], acked[n])
+        began, ended = acked[n]
+        assert began >= delay - 0.05, acked
+        assert began - 0.05 <= steps[n]["people_s"] <= ended + 0.05, (steps[n], acked[n])
         assert steps[n]["effect_seen_at"] is not None, steps[n]
     assert steps[2]["confirmed_at"] < gap["from"] < gap["to"] <= steps[3]["shown_at"]
     # the gap is not people time: step 3's people time is the operator's time only
-    assert g["people_s"] == pytest.approx(sum(acked.values()), abs=1.0)
-    assert g["people_s"] < sum(acked.values()) + gap["gap_s"] / 2
+    assert sum(a for a, _ in acked.values()) - 0.5 <= g["people_s"]
+    assert g["people_s"] <= sum(b for _, b in acked.values()) + 0.5  # the gap is not in it
     assert g["rto_timeline_s"] >= gap["gap_s"] + sum(AFTER.values())
     assert g["rto_timeline_without_gaps_s"] == pytest.approx(
         g["rto_timeline_s"] - g["gap_s"], abs=1e-3
