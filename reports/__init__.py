@@ -23,7 +23,7 @@ from pathlib import Path
 from mpac_drill.config import Catalog, load_catalog, parse_quarter
 from mpac_drill.errors import ExitCode, UsageError
 from reports import columns as C
-from reports import detection, drills, metrics, phases, readiness, sections
+from reports import detection, drills, gameday, metrics, phases, readiness, sections
 from reports.artifacts import load_reconciliation, load_timelines, load_traffic
 from reports.data import ReportData
 from reports.document import Doc
@@ -161,6 +161,7 @@ def build_report(
     doc = compose(data, manifest_file, hashlib.sha256(manifest).hexdigest())
     phases.add_section(doc, data, runs_dir)  # where recovery time went (result.json phases)
     readiness.add_section(doc, quarter, runs_dir)  # `mpac-drill check` runs (runs/checks/)
+    gameday.add_section(doc, data, runs_dir)  # people vs machine time per step (issue 15)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = doc.images()
     paths = [

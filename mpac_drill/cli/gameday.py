@@ -38,7 +38,13 @@ def command() -> None:
     """
 
 
-def _edit(manual: str, severity: str, update_every: float, effect_timeout: float) -> Any:
+def _edit(
+    manual: str,
+    severity: str,
+    update_every: float,
+    effect_timeout: float,
+    resume_from: str = "",
+) -> Any:
     def edit(experiment: Any) -> Any:
         method = experiment["method"]
         for i, act in enumerate(method):
@@ -55,6 +61,7 @@ def _edit(manual: str, severity: str, update_every: float, effect_timeout: float
                             "severity": severity,
                             "update_every_s": update_every,
                             "effect_timeout_s": effect_timeout,
+                            "resume_from": resume_from,
                         },
                     },
                 }
@@ -118,6 +125,17 @@ def start(
     if dry_run:
         console.print("dry run: nothing was called")
         return ExitCode.OK
+    edit = _edit(
+        ",".join(map(str, sorted(manual_set))) or "none", severity, update_every, effect_timeout
+    )
+    return _run(scenario, t, runs_dir, users, edit, None)
+
+
+def _run(
+    scenario: str, t: Any, runs_dir: str, users: int | None, edit: Any, timeline: Path | None
+) -> int:
+    """Run the drill with the walk in it; the ``gameday`` block into its result.json from
+    the timeline's folder (the first run's, for a resumed game day)."""
     from mpac_drill.drill.runner import run_drill
     from mpac_drill.gameday import dr, summary
 
@@ -128,20 +146,16 @@ def start(
             runs_dir=Path(runs_dir),
             users=users,
             progress=lambda m: err_console.print(f"[dim]{m}[/dim]"),
-            experiment_edit=_edit(
-                ",".join(map(str, sorted(manual_set))) or "none",
-                severity,
-                update_every,
-                effect_timeout,
-            ),
+            experiment_edit=edit,
         )
     finally:
         dr.clear_zone(t)
     result = outcome.result
-    if (outcome.run_dir / state.STATE).is_file():
+    home = timeline or outcome.run_dir
+    if (home / state.STATE).is_file():
         from mpac_drill.drill.result import validate, write_json
 
-        result["gameday"] = summary.block(outcome.run_dir, result["measurements"].get("rto_s"))
+        result["gameday"] = summary.block(home, result["measurements"].get("rto_s"))
         errors = validate(result)
         if errors:
             raise UsageError(f"result.json with the gameday block breaks the contract: {errors[0]}")
@@ -151,8 +165,64 @@ def start(
             f"people {g['people_s']:.2f} s, machine {g['machine_s']:.2f} s, "
             f"RTO {result['measurements'].get('rto_s')} s, response {g['response_s']} s"
         )
+        if g.get("gaps"):
+            console.print(
+                f"resumed: {len(g['gaps'])} gap(s), {g['gap_s']:.2f} s; RTO over the timeline "
+                f"{g['rto_timeline_s']} s ({g['rto_timeline_without_gaps_s']} s without gaps)"
+            )
+        if g["status"] in ("interrupted", "stopped"):
+            console.print(f"continue with: mpac-drill gameday resume {home}", markup=False)
     console.print(f"run folder: {outcome.run_dir}")
     return outcome.exit_code
+
+
+@command.command("resume")
+@click.argument("run")
+@target_options
+@runs_dir_option
+@click.option("--effect-timeout", type=click.FloatRange(1), default=120, show_default=True)
+@click.option("--users", type=click.IntRange(0), default=None, help="Load users.")
+def resume(
+    run: str,
+    target: str,
+    sets: tuple[str, ...],
+    runs_dir: str,
+    effect_timeout: float,
+    users: int | None,
+) -> int:
+    """Continue the interrupted game day RUN from the step it was on.
+
+    The fault is injected again with observer, canary and load restarted (a new run folder
+    for the drill); the steps done before are performed again by the harness, the time the
+    harness was away is recorded as a gap in RUN's one timeline, and the operators keep
+    confirming with `gameday ack RUN STEP`.
+
+    \b
+    Example:
+      mpac-drill gameday resume 20261130T061106Z-region-failover-sandbox
+    """
+    import psutil
+
+    t = load_target(target, sets)
+    run_dir = state.find_run(run, Path(runs_dir))
+    gd = state.read(run_dir)
+    if gd.get("status") == "done":
+        raise UsageError(f"game day {run_dir.name} is done: nothing to resume")
+    pid = gd.get("harness_pid")
+    if gd.get("status") == "walking" and pid and psutil.pid_exists(int(pid)):
+        raise UsageError(f"game day {run_dir.name} is still walked by process {pid}")
+    if gd.get("target") != t.name:
+        raise UsageError(f"game day {run_dir.name} ran on {gd.get('target')!r}, not {t.name!r}")
+    manual = ",".join(str(s["number"]) for s in gd["steps"] if s["manual"]) or "none"
+    console.print(
+        f"resuming game day {run_dir.name} at step {gd['current']} "
+        f"({gd['steps'][int(gd['current']) - 1]['name']})",
+        markup=False,
+    )
+    edit = _edit(
+        manual, gd["severity"], float(gd["targets"]["update_s"]), effect_timeout, str(run_dir)
+    )
+    return _run(gd["scenario"], t, runs_dir, users, edit, run_dir)
 
 
 @command.command("ack")

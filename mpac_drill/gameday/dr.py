@@ -23,11 +23,11 @@ from mpac_drill.config import Target
 from mpac_drill.errors import UsageError
 from mpac_drill.measure.observer import probe_http
 from mpac_drill.platform.sandbox.region import (
-    _alb_ports,
-    _dsn,
-    _write_parameter,
+    alb_ports,
     dr_target,
+    rds_dsn,
     regions,
+    write_parameter,
 )
 from mpac_drill.sandbox import control
 
@@ -65,9 +65,9 @@ def activate(target: Target) -> Path:
 def parameter_value(target: Target, name: str) -> str:
     dr = dr_target(target)
     if name == "DATABASE_URL":
-        return _dsn(dr, _primary_secrets(target)["db_password"])
+        return rds_dsn(dr, _primary_secrets(target)["db_password"])
     if name == "PGW_BASE_URL":
-        return f"http://127.0.0.1:{_alb_ports(dr)['pgw']}"
+        return f"http://127.0.0.1:{alb_ports(dr)['pgw']}"
     raise UsageError(f"parameter {name!r}: expected one of {', '.join(PARAMETERS)}")
 
 
@@ -75,7 +75,7 @@ def set_parameter(target: Target, name: str) -> Path:
     """Write ``name`` into the DR region's parameter store (mode 0600)."""
     value = parameter_value(target, name)
     path = dr_dir(target) / "parameters" / name
-    _write_parameter(path, value)
+    write_parameter(path, value)
     return path
 
 
@@ -92,14 +92,14 @@ def restart(target: Target) -> list[str]:
         )
     names.remove("DATABASE_URL")
     for name in [*names, "DATABASE_URL"]:
-        _write_parameter(ddir / "ssm" / name, (store / name).read_text().strip())
+        write_parameter(ddir / "ssm" / name, (store / name).read_text().strip())
     return [*names, "DATABASE_URL"]
 
 
 def switch(target: Target) -> dict[str, Any]:
     """Point every record of the hosted zone at the DR region's load balancers."""
     _, dr_region = regions(target)
-    zone = {"region": dr_region, "records": _alb_ports(dr_target(target)), "at": time.time()}
+    zone = {"region": dr_region, "records": alb_ports(dr_target(target)), "at": time.time()}
     path = zone_file(target)
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -121,7 +121,7 @@ def clear_zone(target: Target) -> None:
 
 def front_door_urls(target: Target) -> dict[str, str]:
     off = int(target.require("region.front_door_port_offset"))
-    return {n: f"http://127.0.0.1:{p + off}" for n, p in _alb_ports(target).items()}
+    return {n: f"http://127.0.0.1:{p + off}" for n, p in alb_ports(target).items()}
 
 
 def verify(target: Target) -> dict[str, bool]:

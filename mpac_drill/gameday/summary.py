@@ -35,6 +35,7 @@ def block(run_dir: Path, rto_s: float | None) -> dict[str, Any]:
     max_gap = round(max(gaps), 4) if gaps else None
     return {
         "plan": gd["plan"],
+        "injected_at": state.stamp(injected),
         "severity": gd["severity"],
         "respond_target_s": targets["respond_s"],
         "update_target_s": targets["update_s"],
@@ -54,6 +55,32 @@ def block(run_dir: Path, rto_s: float | None) -> dict[str, Any]:
         if rto_s is None or response_s is None
         else round(rto_s - response_s, 4),
         "steps": steps,
+        **_timeline(gd, injected, declared),
+    }
+
+
+def _timeline(gd: dict[str, Any], injected: float, declared: float | None) -> dict[str, Any]:
+    """A resumed game day: its segments (one drill each) and the gaps between them, kept
+    apart; RTO over the one timeline (first fault -> users served by the last step), with
+    and without the gaps. Nothing for a game day walked in one go."""
+    gaps = list(gd.get("gaps") or [])
+    if not gaps:
+        return {}
+    gap_s = round(sum(float(g["gap_s"]) for g in gaps), 4)
+    served = gd["steps"][-1].get("effect_seen_ts") if gd.get("status") == "done" else None
+    rto = None if served is None else round(float(served) - injected, 4)
+    return {
+        "segments": [
+            {k: seg.get(k) for k in ("run_dir", "injected_at", "from_step")}
+            for seg in gd.get("segments", [])
+        ],
+        "gaps": [{k: g[k] for k in ("step", "from", "to", "gap_s", "reason")} for g in gaps],
+        "gap_s": gap_s,
+        "rto_timeline_s": rto,
+        "rto_timeline_without_gaps_s": None if rto is None else round(rto - gap_s, 4),
+        "rto_from_declaration_s": None
+        if served is None or declared is None
+        else round(float(served) - declared, 4),
     }
 
 

@@ -10,7 +10,9 @@ People time = shown -> confirmed; machine time = confirmed -> effect seen.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -18,14 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaoslib.exceptions import InterruptExecution
 from chaoslib.types import Configuration, Secrets
 
 from mpac_drill.drill.context import DrillContext, current
-from mpac_drill.errors import UsageError
+from mpac_drill.errors import Terminated, UsageError
 from mpac_drill.gameday import dr, state
 from mpac_drill.gameday.plan import Plan, Step, commands_for, load_plan, manual_steps
 from mpac_drill.platform.sandbox import recover
-from mpac_drill.platform.sandbox.region import _dsn, regions
+from mpac_drill.platform.sandbox.region import dr_target, rds_dsn, regions
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 
@@ -122,9 +125,12 @@ class GameDay:
         severity: str,
         update_every_s: float,
         effect_timeout_s: float,
+        resume_from: Path | None = None,
     ) -> None:
         self.ctx, self.plan, self.manual = ctx, plan, manual
-        self.run_dir = Path(ctx.run_dir)
+        # A resumed game day keeps its timeline (state, acks, updates) in the first run's
+        # folder, so the operators keep typing the same RUN.
+        self.run_dir = Path(resume_from or ctx.run_dir)
         assert ctx.injected_mono is not None
         self.injected_at = time.time() - (time.monotonic() - ctx.injected_mono)
         rt = ctx.catalog.response_targets.get(severity)
@@ -153,6 +159,9 @@ class GameDay:
                 "update_s": float(update_every_s or rt.update_s),
             },
             "update_prompts": [],
+            "harness_pid": os.getpid(),
+            "segments": [self._segment(ctx)],
+            "gaps": [],
             "steps": [
                 {
                     "number": s.number,
@@ -170,10 +179,62 @@ class GameDay:
                 for s in plan.steps
             ],
         }
+        if resume_from is not None:
+            self._resume(state.read(self.run_dir))
+
+    def _segment(self, ctx: DrillContext) -> dict[str, Any]:
+        return {
+            "run_dir": str(ctx.run_dir),
+            "injected_at": state.stamp(self.injected_at),
+            "injected_ts": self.injected_at,
+            "from_step": 1,
+        }
+
+    def _resume(self, old: dict[str, Any]) -> None:
+        """Continue ``old``'s timeline: its steps done stay as measured, the time the harness
+        was away is one gap (never merged into a step), the walk restarts at its step."""
+        if old.get("scenario") != self.plan.scenario:
+            raise UsageError(f"{self.run_dir} is a game day of {old.get('scenario')!r}")
+        now = time.time()
+        current = int(old["current"])
+        away_from = float(old.get("interrupted_ts") or old.get("saved_ts") or now)
+        segment = self._segment(self.ctx) | {"from_step": current}
+        self.state = old | {
+            "current": current,
+            "status": "walking",
+            "harness_pid": os.getpid(),
+            "segments": [*old.get("segments", []), segment],
+            "gaps": [
+                *old.get("gaps", []),
+                {
+                    "step": current,
+                    "from": state.stamp(away_from),
+                    "to": state.stamp(now),
+                    "from_ts": away_from,
+                    "to_ts": now,
+                    "gap_s": round(now - away_from, 4),
+                    "reason": old.get("interrupted_by") or "harness stopped",
+                },
+            ],
+        }
+        self.state.pop("interrupted_ts", None)
+        self.state.pop("finished_ts", None)
+        self.injected_at = float(old["injected_ts"])  # the timeline's origin: the first fault
+        self.resumed_at = current
+
+    def _catch_up(self) -> None:
+        """The interrupted drill failed back (its safety net): the harness performs the
+        steps done before the gap again, so the platform is where the team left it."""
+        for rec in self.state["steps"][: self.resumed_at - 1]:
+            did = [run_command(c, self.ctx) for c in rec["commands"]]
+            if any(did):
+                rec["notes"].append(f"replayed by the harness after the gap: {'; '.join(did)}")
+        self.save()
 
     # -- persistence
     def save(self) -> None:
         with self.lock:
+            self.state["saved_ts"] = time.time()
             state.write_atomic(self.run_dir / state.STATE, self.state)
 
     # -- background: the hosted zone applied to the front door; Enter in the terminal
@@ -205,12 +266,10 @@ class GameDay:
         every = self.state["targets"]["update_s"]
         ups = [u["at"] for u in state.read_updates(self.run_dir)]
         last = max([declared, *ups])
-        if time.time() > last + every and not any(
-            p["due_ts"] == last + every for p in self.state["update_prompts"]
-        ):
-            self.state["update_prompts"].append(
-                {"due_ts": last + every, "due_at": state.stamp(last + every)}
-            )
+        overdue = int((time.time() - last) // every)  # prompted again every interval missed
+        due = last + every * overdue
+        if overdue >= 1 and not any(p["due_ts"] == due for p in self.state["update_prompts"]):
+            self.state["update_prompts"].append({"due_ts": due, "due_at": state.stamp(due)})
             say(
                 f"  UPDATE DUE (§3, every {every:g} s): post one, then run "
                 f"`mpac-drill gameday update {self.run_dir}`"
@@ -228,6 +287,9 @@ class GameDay:
     def walk_step(self, step: Step, timer: StepTimer) -> None:
         rec = self.state["steps"][step.number - 1]
         self.state["current"] = step.number
+        if rec.get("shown_at_ts") is not None:  # shown before a gap: shown again, both kept
+            rec.setdefault("shown_before_gap", []).append(rec["shown_at"])
+        rec["segment"] = len(self.state["segments"])
         rec["shown_at_ts"] = shown = time.time()
         rec["shown_at"] = state.stamp(shown)
         self.save()
@@ -257,7 +319,9 @@ class GameDay:
             )
             self._wait(lambda: state.read_ack(self.run_dir, step.number) is not None, None, "")
             ack = state.read_ack(self.run_dir, step.number) or {}
-            confirmed, rec["who"] = float(ack["at"]), ack["who"]
+            confirmed, rec["who"] = max(float(ack["at"]), shown), ack["who"]
+            if float(ack["at"]) < shown:  # confirmed before the resume showed it again
+                rec["notes"].append(f"confirmed before the resume, at {state.stamp(ack['at'])}")
             if ack.get("note"):
                 rec["notes"].append(ack["note"])
         else:
@@ -289,7 +353,7 @@ class GameDay:
             assert self.ctx.injected_mono is not None
             timer.add(
                 step.name,
-                self.ctx.injected_mono + (shown - self.injected_at),
+                self.ctx.injected_mono + (shown - self.checks.injected_at),
                 end - shown,
                 ok,
                 f"{mode}: people {rec['people_s']:.3f} s, machine "
@@ -304,12 +368,10 @@ class GameDay:
         ddir = dr.dr_dir(ctx.target)
         ctx.undo_add(recover.dr_stack_step(ddir))  # write-ahead: an operator may start it
         view = ctx.sandbox()
-        from mpac_drill.platform.sandbox.region import dr_target
-
         drt = dr_target(ctx.target)
-        ctx.rpo_dsn = _dsn(drt, view.secrets["db_password"])
+        ctx.rpo_dsn = rds_dsn(drt, view.secrets["db_password"])
         ctx.handles.dr_dsn = {
-            db: _dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
+            db: rds_dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
         }
         threads = [threading.Thread(target=self._zone_watch, daemon=True, name="zone")]
         if sys.stdin is not None and sys.stdin.isatty():
@@ -318,13 +380,24 @@ class GameDay:
             th.start()
         assert ctx.injected_utc is not None and ctx.injected_mono is not None
         timer = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc, ctx.procedure_step)
+        first = getattr(self, "resumed_at", 1)
         try:
-            for step in self.plan.steps:
+            if first > 1:
+                ctx.phase(f"game day resumed at step {first}: replaying steps 1-{first - 1}")
+                self._catch_up()
+            for step in self.plan.steps[first - 1 :]:
                 ctx.phase(f"game day step {step.number}: {step.name}")
                 self.walk_step(step, timer)
             self.state["status"] = "done"
-        except BaseException:
+        except (KeyboardInterrupt, Terminated, InterruptExecution, SystemExit) as exc:
+            self.state["status"] = "interrupted"
+            self.state["interrupted_ts"] = time.time()
+            self.state["interrupted_by"] = _signal_name(exc)
+            raise
+        except BaseException as exc:
             self.state["status"] = "stopped"
+            self.state["interrupted_ts"] = time.time()
+            self.state["interrupted_by"] = f"{type(exc).__name__}: {exc}"[:300]
             raise
         finally:
             self.stop.set()
@@ -333,7 +406,7 @@ class GameDay:
         if ctx.record.region is not None:
             ctx.record.region.update(
                 dr_state_dir=str(ddir),
-                procedure_s=round(time.time() - self.injected_at, 4),
+                procedure_s=round(time.time() - self.checks.injected_at, 4),
                 system="pgw" if "pgw" in self.plan.scenario else "smartpos",
             )
         return {
@@ -342,11 +415,22 @@ class GameDay:
         }
 
 
+def _signal_name(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT"
+    if isinstance(exc, Terminated):
+        return signal.Signals(exc.signum).name
+    if isinstance(exc, SystemExit):  # mpac_drill.drill.control's SIGTERM: SystemExit(20)
+        return "SIGTERM" if exc.code == 20 else f"exit {exc.code}"
+    return "SIGTERM" if "SIGTERM" in str(exc) else f"interrupted: {exc}"  # chaoslib's
+
+
 def walk_plan(
     manual: str = "all",
     severity: str = "P0",
     update_every_s: float = 0,
     effect_timeout_s: float = 120,
+    resume_from: str = "",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
@@ -364,6 +448,7 @@ def walk_plan(
         severity,
         float(update_every_s),
         float(effect_timeout_s),
+        Path(resume_from) if resume_from else None,
     )
     return gd.walk()
 

@@ -4,80 +4,23 @@ plan's commands and `mpac-drill gameday ack` at known delays)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
-from mpac_drill import EXPERIMENTS_DIR, PROJECT_ROOT
-from mpac_drill.config import load_target
 from mpac_drill.sandbox import control
 from tests.conftest import run_cli
+from tests.gameday.scripted import start_operator
 
 #: seconds from "shown" to the operator's ack, per step
 DELAYS = {1: 1.0, 2: 2.0, 3: 0.6, 4: 0.8, 5: 0.6, 6: 0.9, 7: 0.7}
 TOLERANCE_S = 0.3
 
-OPERATOR = textwrap.dedent(
-    """
-    import json, shlex, sys, time
-    from pathlib import Path
-    from mpac_drill.cli import main
-    runs, target, delays = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    main(["gameday", "status", "/nonexistent"])  # load the CLI once: acks come on time
-    deadline = time.time() + 240
-    while not list(runs.glob("*/gameday.json")):
-        assert time.time() < deadline, "no game day started"
-        time.sleep(0.02)
-    run = next(runs.glob("*/gameday.json")).parent
-    for n in sorted(delays, key=int):
-        while True:
-            gd = json.loads((run / "gameday.json").read_text())
-            step = gd["steps"][int(n) - 1]
-            if gd["current"] == int(n) and step.get("shown_at_ts"):
-                break
-            assert gd["status"] == "walking" and time.time() < deadline, gd["status"]
-            time.sleep(0.01)
-        for cmd in step["commands"]:
-            words = shlex.split(cmd)[1:]
-            if words[:2] == ["sandbox", "dr"]:
-                main(words)
-        time.sleep(max(0.0, step["shown_at_ts"] + delays[n] - time.time()))
-        main(["gameday", "ack", str(run), str(n), "--note", f"scripted {delays[n]} s"])
-    """
-)
-
-
-@pytest.fixture(scope="module")
-def gameday_target(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gameday")
-    base = yaml.safe_load((EXPERIMENTS_DIR / "targets" / "sandbox.yaml").read_text())
-    settings = control.private_settings(
-        base, name="sandbox-gameday-test", state_dir=folder / "state", port_block=7000
-    )
-    settings["backup"]["base_interval_s"] = 600
-    settings["region"].update(dr_port_offset=1000, front_door_port_offset=2000)
-    path = folder / "gameday-target.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    target = load_target(str(path))
-    control.up(target)
-    yield target
-    control.down(target)
-
 
 @pytest.fixture(scope="module")
 def scripted_run(gameday_target, tmp_path_factory):
     runs = tmp_path_factory.mktemp("gameday-runs")
-    operator = subprocess.Popen(
-        [sys.executable, "-c", OPERATOR, str(runs), str(gameday_target.path), json.dumps(DELAYS)],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    operator = start_operator(runs, gameday_target.path, DELAYS)
     try:
         res = run_cli(
             "gameday",

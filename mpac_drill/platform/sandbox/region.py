@@ -115,6 +115,13 @@ def _alb_ports(target: Target) -> dict[str, int]:
     return {n: int(c["port"]) for n, c in target.require("ecs.services").items()}
 
 
+# Public names of the three helpers above, for the game day (mpac_drill.gameday), which
+# performs the same steps by hand: the same functions, no module imports another's _names.
+rds_dsn = _dsn
+write_parameter = _write_parameter
+alb_ports = _alb_ports
+
+
 # ---------------------------------------------------------------- front door
 
 
@@ -535,4 +542,7 @@ __all__ = [
     "lose_region",
     "fail_over_to_dr",
     "fail_back",
+    "rds_dsn",
+    "write_parameter",
+    "alb_ports",
 ]
