@@ -57,7 +57,7 @@ def healthy(sandbox: Target) -> Iterator[Target]:
     control.tune(sandbox)
     control.wait_healthy(sandbox, timeout_s=60)
     rows = _rows(sandbox)
-    assert not [r["id"] for r in rows.values() if r["status"] != "pass"]
+    assert not [r["id"] for r in rows.values() if r["status"] not in ("pass", "not checked")]
 
 
 def _pid(target: Target, name: str) -> int:
@@ -66,7 +66,10 @@ def _pid(target: Target, name: str) -> int:
 
 def test_sandbox_all_checks_pass_when_healthy(healthy: Target) -> None:
     rows = _rows(healthy)
-    assert {r["status"] for r in rows.values()} == {"pass"}
+    unplayed = {r["id"] for r in rows.values() if r["status"] == "not checked"}
+    assert {r["status"] for r in rows.values()} <= {"pass", "not checked"}
+    # only alarms whose metric the sandbox does not play (Route53's health check)
+    assert all(i.startswith("alarm.") and "53" in i for i in unplayed), unplayed
     assert {
         "rds.standby",
         "elasticache.sentinels",

@@ -103,7 +103,7 @@ def check(
     rows += _redis(target, sentinels, replicas, got)
     bucket = view.component("backup")["address"]
     rows += _backups(target, thresholds, str(bucket), primary, got)
-    rows += _alarms(view.state.get("detection") or {}, scenarios)
+    rows += _alarms(view.state.get("detection") or {}, scenarios, target)
     wanted = [r for r in rows if r["scenario"] in scenarios]
     return wanted, len(probes) + 1  # + the bucket listing
 
@@ -365,15 +365,24 @@ def _redis(
 # ---------------------------------------------------------------- detection (§1.x, §3)
 
 
-def _alarms(detection: dict[str, Any], scenarios: set[str]) -> list[CheckRow]:
+def _alarms(detection: dict[str, Any], scenarios: set[str], target: Target) -> list[CheckRow]:
     """Each alarm the catalog's detection names for ``scenarios`` is evaluated by the
-    sandbox and in OK: an alarm already in ALARM would not tell anyone of a new fault."""
+    sandbox and in OK: an alarm already in ALARM would not tell anyone of a new fault. One
+    the target removed (``alarms.absent``) fails; one whose metric the sandbox does not
+    play (Route53's health check) is not checked, never a pass."""
     evaluated = {a["name"]: a for a in detection.get("alarms", [])}
+    removed = {str(a) for a in target.get("alarms.absent") or []}
     rows = []
     for name, (scenario, section) in sorted(detection_alarms(scenarios).items()):
         alarm = evaluated.get(name)
         state = alarm.get("state") if alarm else None
-        status: Status = "fail" if alarm is None else "pass" if state == "OK" else "warn"
+        status: Status = (
+            ("fail" if name in removed else "not checked")
+            if alarm is None
+            else "pass"
+            if state == "OK"
+            else "warn"
+        )
         rows.append(
             row(
                 f"alarm.{name}",
@@ -382,7 +391,11 @@ def _alarms(detection: dict[str, Any], scenarios: set[str]) -> list[CheckRow]:
                 "detection alarm evaluated and in OK",
                 name,
                 status,
-                measured="not evaluated" if alarm is None else str(state),
+                measured=(
+                    ("removed by alarms.absent" if name in removed else "metric not played")
+                    if alarm is None
+                    else str(state)
+                ),
                 threshold="evaluated, OK",
                 evidence="state.json detection.alarms (the sandbox's alarm evaluator)",
                 fix="mpac-drill sandbox down && mpac-drill sandbox up (the evaluator reads "
