@@ -59,7 +59,7 @@ def test_ecs_alarm_time_tracks_period_times_datapoints_to_alarm(ecs_runs):
         assert abs(alarm["time_to_alarm_s"] - expected) <= period + 0.5, (period, alarm)
         assert alarm["time_to_ok_s"] > alarm["time_to_alarm_s"]
         assert det["outcome"] == "detected"
-        assert o.result["schema_version"] == 3
+        assert o.result["schema_version"] >= 3  # detection came with version 3
     fast, slow = ecs_runs[1][2], ecs_runs[0][2]
     assert (
         fast.result["detection"]["time_to_alarm_s"]
