@@ -128,6 +128,7 @@ def obs_stack(
         settings = load_target("staging").settings
         settings.update(name=f"obs-moto-{tag}", account_id="123456789012", endpoints={})
         settings["aws"]["endpoint_url"] = moto_url
+        settings["slo"].update(window_s=1.0, wait_s=5.0)
         settings["drill"].update(
             warmup_s=0.5, cooldown_s=0.3, observer_interval_s=0.1, recovery_bound_s=60
         )
