@@ -102,7 +102,9 @@ def _fast(url: str) -> dict[str, Any]:
             for name in ("svc-portal", "svc-smarttab", "pgw")
         },
         "drill.warmup_s": 1,
-        "drill.cooldown_s": 0.5,
+        # the kill comes while the fault's effect is live: the drill must not reach its
+        # rollbacks (which delete the instance) between the test's look and its SIGKILL
+        "drill.cooldown_s": 30,
         "drill.observer_interval_s": 0.1,
         "drill.canary_interval_s": 0.05,
     }
