@@ -78,21 +78,7 @@ def rds_failover_events(target: Target, db: str, since: datetime) -> list[Recove
         StartTime=since,
         EventCategories=["failover"],
     )
-    out: list[RecoveryEvent] = []
-    for event in found.get("Events", []):
-        at, message = _utc(event.get("Date")), str(event.get("Message", ""))
-        words = message.lower()
-        if at is None or at < since or "failover" not in words or "complete" not in words:
-            continue
-        out.append(
-            RecoveryEvent(
-                at=iso(at),
-                kind="database_promoted",
-                resource=identifier,
-                evidence=f"RDS DescribeEvents {identifier} {iso(at)}: {message}",
-            )
-        )
-    return out
+    return _completed_failovers(found, since, "database_promoted", f"RDS {identifier}")
 
 
 def cache_failover_events(target: Target, since: datetime) -> list[RecoveryEvent]:
@@ -106,6 +92,15 @@ def cache_failover_events(target: Target, since: datetime) -> list[RecoveryEvent
     except ActivityFailed as exc:  # moto: not implemented
         logger.info("elasticache DescribeEvents %s: %s", group, exc)
         return []
+    return _completed_failovers(found, since, "cache_promoted", f"ElastiCache {group}")
+
+
+def _completed_failovers(
+    found: dict[str, Any], since: datetime, kind: str, source: str
+) -> list[RecoveryEvent]:
+    """The events of a ``DescribeEvents`` answer at or after ``since`` whose message says a
+    failover completed (RDS and ElastiCache word it alike), as recovery events."""
+    service, resource = source.split(" ", 1)
     out: list[RecoveryEvent] = []
     for event in found.get("Events", []):
         at, message = _utc(event.get("Date")), str(event.get("Message", ""))
@@ -115,9 +110,9 @@ def cache_failover_events(target: Target, since: datetime) -> list[RecoveryEvent
         out.append(
             RecoveryEvent(
                 at=iso(at),
-                kind="cache_promoted",
-                resource=group,
-                evidence=f"ElastiCache DescribeEvents {group} {iso(at)}: {message}",
+                kind=kind,
+                resource=resource,
+                evidence=f"{service} DescribeEvents {resource} {iso(at)}: {message}",
             )
         )
     return out
