@@ -290,6 +290,7 @@ class DetectionWatch:
     poll_s: float
     pager: bool
     max_readings: int = 0  # 0: bound_s / poll_s + 2
+    source: str = ""  # where the figures come from (the platform's label: sandbox, aws, ...)
     last: DetectionReading | None = None
     readings: int = 0
     error: str | None = None

@@ -34,6 +34,7 @@ def start_watch(ctx: DrillContext, platform: Any) -> dict[str, Any]:
         poll_s=float(plan["poll_s"]),
         pager=bool(plan["pager"]),
         max_readings=int(plan.get("max_readings", 0)),
+        source=str(plan["source"]),
     )
     if ctx.dry_run:
         platform.read_detection(names, 0.0)  # records one reading's calls
@@ -64,7 +65,6 @@ def finish_watch(ctx: DrillContext) -> dict[str, Any]:
         ctx.note(f"detection: reading the alarms failed: {watch.error}")
     if reading is None:
         return {"recorded": False}
-    plan_source = "sandbox" if ctx.target.kind == "sandbox" else "aws"
     response = ctx.catalog.response_targets.get(det.severity)
     record = figures(
         {**reading, "calls": watch.calls},
@@ -73,7 +73,7 @@ def finish_watch(ctx: DrillContext) -> dict[str, Any]:
         severity=det.severity,
         respond_s=response.respond_s if response else 0.0,
         update_s=response.update_s if response else 0.0,
-        source=plan_source + ("+pagerduty" if watch.pager and plan_source == "aws" else ""),
+        source=watch.source,  # the platform's own label: no target-kind branch here
         pager=watch.pager,
     )
     ctx.record.detection = record
