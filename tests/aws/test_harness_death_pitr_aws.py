@@ -10,6 +10,7 @@ canary-rows undo is exercised through the failover drill.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -52,7 +53,27 @@ def _pitr_instances(moto: Callable[[str], Any], source: str) -> list[str]:
     ]
 
 
-def _run_and_kill(target: Any, tmp_path: Path, scenario: str, ready: Callable) -> Path:
+def _step_frozen(proc: subprocess.Popen, ready: Callable[[], Any], slice_s: float = 0.002) -> bool:
+    """Let the harness run in slices of ``slice_s``, frozen (SIGSTOP) while ``ready()`` is
+    asked: it cannot reach its rollback between the look and the kill. Leaves it frozen
+    (for the kill) when ready; False when it exited."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGSTOP)
+        if ready():
+            return True
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(slice_s)
+    return False
+
+
+def _run_and_kill(
+    target: Any,
+    tmp_path: Path,
+    scenario: str,
+    ready: Callable,
+    freeze: Callable[[list[dict[str, Any]]], bool] | None = None,
+) -> Path:
     """``mpac-drill run SCENARIO`` on a target file written from ``target``; SIGKILL once
     ``ready(undo)`` holds for its inflight record's undo plan; the run folder."""
     path = tmp_path / "target.yaml"  # the harness reads it in its own process
@@ -71,6 +92,15 @@ def _run_and_kill(target: Any, tmp_path: Path, scenario: str, ready: Callable) -
                 except ValueError:
                     continue
                 if ready(undo, found.parent):
+                    proc.kill()
+                    proc.wait(10)
+                    return found.parent
+                # close to the kill point: step the harness, frozen while asked
+                if (
+                    freeze
+                    and freeze(undo)
+                    and _step_frozen(proc, lambda u=undo, d=found.parent: ready(u, d))
+                ):
                     proc.kill()
                     proc.wait(10)
                     return found.parent
@@ -136,6 +166,9 @@ def test_pitr_drill_killed_after_the_restore_then_recover_deletes_the_instance(
         lambda undo, _: (
             any(s["id"] == "pitr-instance" for s in undo) and _pitr_instances(moto, source)
         ),
+        # the restore's undo is written before the call; from there the harness is stepped
+        # frozen: its rollback deletes the instance ~10 ms after the restore returns
+        freeze=lambda undo: any(s["id"] == "pitr-instance" for s in undo),
     )
     (restored,) = _pitr_instances(moto, source)  # left running (and billed) by the death
     plan = {s["id"]: s for s in json.loads((run_dir / INFLIGHT_FILE).read_text())["undo"]}
