@@ -246,7 +246,11 @@ def wait_healthy(
                 else "waiting for "
                 + ", ".join(c["name"] for c in state["components"] if not c["healthy"])
             )
-            if state["healthy"]:
+            # state.json is rewritten every 0.25 s: just after a kill it can still say
+            # healthy, naming the dead process; a component is healthy only while it runs
+            if state["healthy"] and all(
+                pid_alive(c["pid"]) for c in state["components"] if c.get("pid")
+            ):
                 progress("sandbox healthy")
                 return view(target)
             if msg != last:

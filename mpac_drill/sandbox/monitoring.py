@@ -38,14 +38,16 @@ from mpac_drill.sandbox.pager import Pager, SnsTopic, alarm_notification, post_j
 
 log = logging.getLogger("mpac_drill.sandbox")
 TOPIC_ARN = "arn:aws:sns:local:000000000000:mpac-alarms"
-#: The metrics the sandbox measures; an alarm on any other is not created here.
-MEASURED = (
-    "RunningTaskCount",
-    "DatabaseConnections",
-    "ReadLatency",
-    "CacheHits",
-    "EngineCPUUtilization",
-)
+#: The metrics the sandbox measures (an alarm on any other is not created here), each with
+#: the sampler that measures it (``_sample_source``).
+SOURCE = {
+    "RunningTaskCount": "ecs",
+    "DatabaseConnections": "postgres",
+    "ReadLatency": "postgres",
+    "CacheHits": "redis",
+    "EngineCPUUtilization": "redis",
+}
+MEASURED = tuple(SOURCE)
 DEFAULTS = {"period_s": 1.0, "absent": [], "overrides": {}}
 PAGER_DEFAULTS = {"ack_delay_s": 3.0}
 
@@ -158,11 +160,26 @@ class Monitoring:
     # ------------------------------------------------------------ loops
 
     async def _sample_loop(self) -> None:
+        """One sampler per source (ECS, PostgreSQL, Redis), so a source that stalls (a
+        database read waiting out its timeout while the primary is down) delays only its
+        own metrics: a stall of one must not show as missing data of another."""
+        samplers = [
+            asyncio.ensure_future(self._sample_source(source)) for source in set(SOURCE.values())
+        ]
+        try:
+            await asyncio.gather(*samplers)
+        finally:
+            for t in samplers:
+                t.cancel()
+
+    async def _sample_source(self, source: str) -> None:
         while True:
             interval = max(0.05, float(self.settings["period_s"]) / 10)
             cache: dict[tuple[str, str], float | None] = {}
             for alarm in list(self.alarms.values()):
                 d = alarm.definition
+                if SOURCE.get(d.metric) != source:
+                    continue
                 key = (d.metric, ",".join(f"{k}={v}" for k, v in sorted(d.dimensions.items())))
                 if key not in cache:
                     try:
