@@ -267,6 +267,8 @@ class Daemon:
             ),
             "MPAC_OBS_BUCKET": str(self.state_dir / "bucket" / "obs"),
             "MPAC_OBS_DASHBOARDS": str(EXPERIMENTS_DIR / "obs" / "dashboards"),
+            # mpac-obs's CloudWatch data source: the alarms this daemon evaluates
+            "MPAC_OBS_CLOUDWATCH": str(self.state_dir / "state.json"),
         }
 
     async def _step(self, name: str, coro: Any) -> None:

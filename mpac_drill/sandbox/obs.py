@@ -14,6 +14,11 @@ Grafana's HTTP API the drill makes, in Grafana's shape: ``GET /api/dashboards/ui
 ``{"message": "Dashboard not found"}``) and ``GET /api/search?type=dash-db``. With an API
 token (``api_token`` or ``$MPAC_OBS_API_TOKEN``) the ``/api`` calls need
 ``Authorization: Bearer <token>``, as Grafana's do.
+
+``GET /api/cloudwatch/alarms`` is the alarm list panel of mpac-obs (Grafana's CloudWatch data
+source reads alarms when the panel is viewed, it stores none): every alarm of the sandbox's
+"CloudWatch" (``$MPAC_OBS_CLOUDWATCH``, the daemon's ``state.json``) with its state, when it
+last changed and why. Unreachable data source: 502, as Grafana answers a failed proxy call.
 """
 
 from __future__ import annotations
@@ -50,7 +55,11 @@ def _slug(title: str) -> str:
 
 
 def _grafana_api(
-    dashboards: list[dict[str, Any]], dashboards_dir: Path, started: float, api_token: str
+    dashboards: list[dict[str, Any]],
+    dashboards_dir: Path,
+    started: float,
+    api_token: str,
+    cloudwatch: Path | None = None,
 ) -> list[Route]:
     """``/api/health``, ``/api/dashboards/uid/{uid}`` and ``/api/search`` over the
     provisioned files."""
@@ -145,7 +154,38 @@ def _grafana_api(
         """Grafana's ``GET /api/health``: no authentication, the database's state."""
         return JSONResponse({"commit": "sandbox", "database": "ok", "version": "sandbox"})
 
+    async def alarms(request: Request) -> JSONResponse:
+        """The CloudWatch alarms as the data source reads them now."""
+        if (denied := refused(request)) is not None:
+            return denied
+        try:
+            state = json.loads(cloudwatch.read_text()) if cloudwatch else None
+            found = (state or {}).get("detection") or {}
+            listed = found["alarms"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return JSONResponse({"message": "CloudWatch data source unreachable"}, 502)
+        return JSONResponse(
+            {
+                "alarms": [
+                    {
+                        "name": a["name"],
+                        "namespace": a["namespace"],
+                        "metric": a["metric"],
+                        "state": a["state"],
+                        "state_updated_at": (
+                            iso(datetime.fromtimestamp(a["state_updated_at"], UTC))
+                            if a.get("state_updated_at") is not None
+                            else None
+                        ),
+                        "reason": a.get("reason", ""),
+                    }
+                    for a in listed
+                ],
+            }
+        )
+
     return [
+        Route("/api/cloudwatch/alarms", alarms, methods=["GET"]),
         Route("/api/health", api_health, methods=["GET"]),
         Route("/api/dashboards/uid/{uid}", dashboard_by_uid, methods=["GET"]),
         Route("/api/search", search, methods=["GET"]),
@@ -153,9 +193,15 @@ def _grafana_api(
 
 
 def create_obs_app(
-    bucket: Path | None = None, dashboards_dir: Path | None = None, api_token: str | None = None
+    bucket: Path | None = None,
+    dashboards_dir: Path | None = None,
+    api_token: str | None = None,
+    cloudwatch: Path | None = None,
 ) -> Starlette:
     bucket = Path(bucket or os.environ.get("MPAC_OBS_BUCKET", ""))
+    cw = cloudwatch or (
+        Path(os.environ["MPAC_OBS_CLOUDWATCH"]) if os.environ.get("MPAC_OBS_CLOUDWATCH") else None
+    )
     dashboards_dir = Path(dashboards_dir or os.environ.get("MPAC_OBS_DASHBOARDS", ""))
     if not str(bucket) or not dashboards_dir.is_dir():
         raise SandboxError("mpac-obs needs MPAC_OBS_BUCKET and MPAC_OBS_DASHBOARDS")
@@ -213,7 +259,7 @@ def create_obs_app(
             Route("/push", push, methods=["POST"]),
             Route("/query", query, methods=["GET"]),
             Route("/dashboards", list_dashboards, methods=["GET"]),
-            *_grafana_api(dashboards, dashboards_dir, started, token),
+            *_grafana_api(dashboards, dashboards_dir, started, token, cw),
         ]
     )
 
