@@ -10,7 +10,6 @@ canary-rows undo is exercised through the failover drill.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ import yaml
 
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.drill.inflight import INFLIGHT_FILE
+from tests.aws.hold_proxy import holding
 from tests.aws.test_canary_aws import (  # noqa: F401 - fixtures
     CanaryDb,
     canary_db,
@@ -53,26 +53,11 @@ def _pitr_instances(moto: Callable[[str], Any], source: str) -> list[str]:
     ]
 
 
-def _step_frozen(proc: subprocess.Popen, ready: Callable[[], Any], slice_s: float = 0.002) -> bool:
-    """Let the harness run in slices of ``slice_s``, frozen (SIGSTOP) while ``ready()`` is
-    asked: it cannot reach its rollback between the look and the kill. Leaves it frozen
-    (for the kill) when ready; False when it exited."""
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        proc.send_signal(signal.SIGSTOP)
-        if ready():
-            return True
-        proc.send_signal(signal.SIGCONT)
-        time.sleep(slice_s)
-    return False
-
-
 def _run_and_kill(
     target: Any,
     tmp_path: Path,
     scenario: str,
     ready: Callable,
-    freeze: Callable[[list[dict[str, Any]]], bool] | None = None,
 ) -> Path:
     """``mpac-drill run SCENARIO`` on a target file written from ``target``; SIGKILL once
     ``ready(undo)`` holds for its inflight record's undo plan; the run folder."""
@@ -92,15 +77,6 @@ def _run_and_kill(
                 except ValueError:
                     continue
                 if ready(undo, found.parent):
-                    proc.kill()
-                    proc.wait(10)
-                    return found.parent
-                # close to the kill point: step the harness, frozen while asked
-                if (
-                    freeze
-                    and freeze(undo)
-                    and _step_frozen(proc, lambda u=undo, d=found.parent: ready(u, d))
-                ):
                     proc.kill()
                     proc.wait(10)
                     return found.parent
@@ -143,6 +119,7 @@ def _fast(url: str) -> dict[str, Any]:
 def test_pitr_drill_killed_after_the_restore_then_recover_deletes_the_instance(
     health_url: str,  # noqa: F811
     moto: Callable[[str], Any],
+    moto_url: str,
     make_target: Callable[..., Any],
     tmp_path: Path,
 ):
@@ -155,27 +132,24 @@ def test_pitr_drill_killed_after_the_restore_then_recover_deletes_the_instance(
         MasterUsername="mpac",
         MasterUserPassword="not-a-secret-1",
     )
-    target = make_target(
-        **{"rds.smartpos.identifier": source, "database.dsn_ssm_parameter": None},
-        **_fast(health_url),
-    )
-    run_dir = _run_and_kill(
-        target,
-        tmp_path,
-        "rds-pitr",
-        lambda undo, _: (
-            any(s["id"] == "pitr-instance" for s in undo) and _pitr_instances(moto, source)
-        ),
-        # the restore's undo is written before the call; from there the harness is stepped
-        # frozen: its rollback deletes the instance ~10 ms after the restore returns
-        freeze=lambda undo: any(s["id"] == "pitr-instance" for s in undo),
-    )
-    (restored,) = _pitr_instances(moto, source)  # left running (and billed) by the death
-    plan = {s["id"]: s for s in json.loads((run_dir / INFLIGHT_FILE).read_text())["undo"]}
-    assert plan["pitr-instance"]["resources"] == [restored]
-    assert plan["pitr-instance"]["state"] == "pending"
+    # the harness reaches moto through a proxy that holds its DeleteDBInstance: killed
+    # then, it died after the restore and before the delete reached AWS (no race with it)
+    with holding(moto_url, "DeleteDBInstance") as proxy:
+        target = make_target(
+            **{
+                "rds.smartpos.identifier": source,
+                "database.dsn_ssm_parameter": None,
+                "aws.endpoint_url": proxy.url,
+            },
+            **_fast(health_url),
+        )
+        run_dir = _run_and_kill(target, tmp_path, "rds-pitr", lambda *_: proxy.seen.is_set())
+        (restored,) = _pitr_instances(moto, source)  # left running (and billed) by the death
+        plan = {s["id"]: s for s in json.loads((run_dir / INFLIGHT_FILE).read_text())["undo"]}
+        assert plan["pitr-instance"]["resources"] == [restored]
+        assert plan["pitr-instance"]["state"] == "pending"
 
-    result = _recover(run_dir)
+        result = _recover(run_dir)  # its delete goes through: only the first was held
     assert _pitr_instances(moto, source) == []
     assert any(s["id"] == "pitr-instance" for s in result["recovery"]["steps"])
 
