@@ -48,7 +48,7 @@ def test_cache_hits_alarm_is_ok_on_an_idle_sandbox(sandbox):
 def test_redis_drill_under_load_starts_ok_and_its_alarm_fires(sandbox, tmp_path):
     o = run_drill(
         "redis-failover",
-        load_target("sandbox", {"alarms.bound_s": 20.0}),
+        load_target("sandbox"),
         runs_dir=tmp_path / "runs",
         users=2,
     )

@@ -33,6 +33,8 @@ import psycopg
 import pytest
 import redis
 import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from mpac_drill import EXPERIMENTS_DIR
 from mpac_drill.config import Target, load_target
@@ -43,6 +45,9 @@ from tests.conftest import run_cli
 
 NO_PASSFILE = "/nonexistent/mpac-drill-no-pgpass"  # a ~/.pgpass must not help the checks
 OTHER_UID = 47_113  # an unused uid: "another local user" without creating an account
+
+#: redis-py retries a failed AUTH (a ConnectionError) with backoff: 4-5 s per refusal
+NO_RETRY = Retry(NoBackoff(), 0)
 
 
 # ---------------------------------------------------------------- unit: files and folders
@@ -286,17 +291,19 @@ def test_redis_and_every_sentinel_refuse_commands_without_the_password(secured):
     assert len(data) == 2 and len(sentinels) == 3
     for port in data + sentinels:
         with (
-            redis.Redis(port=port, socket_timeout=2) as r,
+            redis.Redis(port=port, socket_timeout=2, retry=NO_RETRY) as r,
             pytest.raises(redis.AuthenticationError),
         ):
             r.ping()
         with (
-            redis.Redis(port=port, password="wrong", socket_timeout=2) as r,
+            redis.Redis(port=port, password="wrong", socket_timeout=2, retry=NO_RETRY) as r,
             pytest.raises(redis.AuthenticationError),
         ):
             r.ping()
     for port in sentinels:  # what the services use to find the primary
-        with redis.Redis(port=port, password=view.secrets["redis_password"], socket_timeout=2) as r:
+        with redis.Redis(
+            port=port, password=view.secrets["redis_password"], socket_timeout=2, retry=NO_RETRY
+        ) as r:
             assert r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mpac")
 
 
@@ -305,7 +312,7 @@ def test_the_services_redis_user_reaches_data_commands_only(secured):
     view = control.view(secured)
     primary = _port(view.by_role("elasticache", "primary")[0])
     app = {"username": "mpac", "password": view.secrets["redis_password"]}
-    with redis.Redis(port=primary, socket_timeout=2, **app) as r:
+    with redis.Redis(port=primary, socket_timeout=2, retry=NO_RETRY, **app) as r:
         r.set("security-test", "1", ex=30)
         assert r.get("security-test") == b"1"
         for cmd in (
@@ -319,7 +326,7 @@ def test_the_services_redis_user_reaches_data_commands_only(secured):
             with pytest.raises(redis.ResponseError):
                 r.execute_command(*cmd)
     admin = {"password": view.secrets["redis_admin_password"]}
-    with redis.Redis(port=primary, socket_timeout=2, **admin) as r:
+    with redis.Redis(port=primary, socket_timeout=2, retry=NO_RETRY, **admin) as r:
         assert r.info("replication")["role"] == "master"
         for cmd in (("EVAL", "return 1", "0"), ("DEBUG", "SLEEP", "0"), ("MODULE", "LIST")):
             with pytest.raises(redis.ResponseError):  # gone for everyone (Lua: the CVEs)

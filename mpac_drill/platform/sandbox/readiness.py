@@ -27,6 +27,8 @@ from typing import Any
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from mpac_drill.aws import DryRun, DryRunCall
 from mpac_drill.config import Target
@@ -164,6 +166,7 @@ def _sentinel(address: str, password: str) -> Callable[[], Any]:
         password=password,
         socket_timeout=_TIMEOUT_S,
         socket_connect_timeout=_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),  # bounded by the timeouts (default retries: 4+ s)
     )
     return lambda: client.execute_command(  # type: ignore[no-untyped-call]
         "SENTINEL", "CKQUORUM", MASTER_NAME
@@ -178,6 +181,7 @@ def _replica(address: str, password: str) -> Callable[[], Any]:
         password=password,
         socket_timeout=_TIMEOUT_S,
         socket_connect_timeout=_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),  # bounded by the timeouts (default retries: 4+ s)
     )
     return lambda: client.info("replication")
 
