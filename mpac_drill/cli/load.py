@@ -37,7 +37,10 @@ def worker_command_cmd(target: str, sets: tuple[str, ...], processes: int) -> in
     printed line on each worker machine (locust installed) before the drill; the drill's
     master waits load.workers_wait_s for N of them and fails before the fault (exit 3)
     otherwise. The locustfile and the service URLs come from the master (locust's -f -
-    download and spawn message): no URL, token or secret is on the line.
+    download and spawn message): no URL, token or secret is on the line. Several workers
+    on one machine: give each its own TMPDIR (locust writes the downloaded locustfile to
+    $TMPDIR/<name>, where two workers overwrite each other's; one then exits "No User class
+    found!"), or start one worker with --processes N.
 
     \b
     Example:

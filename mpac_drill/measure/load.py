@@ -8,6 +8,8 @@ stops it earlier and merges its per-second history into ``load_per_second.csv``.
 from __future__ import annotations
 
 import csv
+import math
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ class LoadHandle:
         self.out_dir = out_dir
         self.stopped = False
         self.plan: dict[str, tuple[int, float]] = {}
+        self.started_at: float | None = None  # epoch: the users start (workers connected)
 
     def _seconds(self) -> dict[int, tuple[int, int]]:
         """Per wall-clock second: (requests, failures), summed over locust processes."""
@@ -127,6 +130,7 @@ def start_drill_load(drill: DrillContext, services: dict[str, str]) -> dict[str,
         ctx.load = LoadHandle(runner, ctx.run_dir)
         ctx.load.plan = plan
         runner.start()
+        ctx.load.started_at = time.time()
     except HarnessError as exc:  # no load, no fault: a drill injects nothing it cannot load
         ctx.fault_refused = str(exc)
         raise ctx.failed(str(exc)) from None
@@ -170,6 +174,7 @@ def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
     if handle is None or handle.stopped:
         return {"stopped": False}
     handle.stopped = True
+    stopped_at = time.time()
     handle.runner.stop()
     summary: dict[str, Any] = dict(summarize(ctx.run_dir))
     injected = ctx.injected_utc.timestamp() if ctx.injected_utc is not None else None
@@ -178,6 +183,7 @@ def stop_drill_load(drill: DrillContext) -> dict[str, Any]:
             ctx.run_dir,
             offered_rps=plan_rps(handle.plan) if handle.plan else None,
             before_s=injected,
+            window=(handle.started_at, stopped_at) if handle.started_at else None,
             cpu_pct=float(ctx.target.get("load.saturation_cpu_pct") or 90),
             cpu_s=int(ctx.target.get("load.saturation_cpu_s") or 5),
             shortfall=float(ctx.target.get("load.saturation_shortfall") or 0.10),
@@ -200,6 +206,7 @@ def check_generator(
     *,
     offered_rps: float | None,
     before_s: float | None = None,
+    window: tuple[float, float] | None = None,
     cpu_pct: float = 90.0,
     cpu_s: int = 5,
     shortfall: float = 0.10,
@@ -209,11 +216,19 @@ def check_generator(
     seconds in a row, or (a rate run) the achieved rps short of the offered by more than
     ``shortfall`` over the complete seconds before ``before_s`` (the injection; the whole
     run without one). The first ``RAMP_S`` seconds and the last second are not compared.
+    ``window`` (epoch start, end of the load): every second in it counts, one with no
+    request as 0 (a generator that made none, its last worker lost, is 100 % short); without
+    it, only the seconds with requests are known.
 
     Returns ``rps_offered``, ``rps_achieved`` (mean over those seconds), ``cpu_max_pct``
     (per process), ``saturated`` and ``saturation_evidence`` (one line each).
     """
     achieved = _achieved_per_second(Path(run_dir))
+    known = range(math.ceil(window[0]), math.floor(window[1])) if window else None
+    if known is not None:
+        achieved = {sec: achieved.get(sec, 0) for sec in known} | {
+            sec: n for sec, n in achieved.items() if sec not in known
+        }
     if offered_rps is not None:
         with (Path(run_dir) / RPS_FILE).open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -228,7 +243,7 @@ def check_generator(
             evidence.append(
                 f"{proc} above {cpu_pct:g} % CPU for {run} s in a row (peak {worst:g} %)"
             )
-    seconds = sorted(achieved)[RAMP_S:-1]
+    seconds = list(known if known is not None else sorted(achieved))[RAMP_S:-1]
     if before_s is not None:
         seconds = [s for s in seconds if s + 1 <= before_s]
     mean = round(sum(achieved[s] for s in seconds) / len(seconds), 1) if seconds else None

@@ -1,6 +1,6 @@
 """The harness killed for real (SIGKILL: kill -9, the OOM killer) right after it injected a
-fault, and signalled (SIGHUP, SIGKILL) before the fault and while its rollbacks play: nothing
-of the run survives it, the run folder says what was injected and how it is undone
+fault, and signalled (SIGHUP, SIGKILL) before the fault, after it and while its rollbacks
+play, each point on the ECS or the RDS drill: nothing of the run survives it, the run folder says what was injected and how it is undone
 (``inflight.json``), the next drill refuses to inject until ``mpac-drill recover`` has
 finished the run, and after recover the sandbox is healthy and the next drill runs clean.
 """
@@ -23,6 +23,10 @@ from tests.conftest import run_cli
 from tests.drills.death import alive, gone_within, of_run, signal_at_phase, start
 
 pytestmark = pytest.mark.sandbox
+SETS = {
+    "ecs-task-failure": ["--set", "ecs.task_start_delay_s=3"],
+    "rds-failover": ["--set", "rds.failover_delay_s=3"],
+}
 
 
 def _kill_after_injection(proc: subprocess.Popen[str], runs: Path, timeout_s: float = 120) -> Path:
@@ -41,13 +45,7 @@ def _kill_after_injection(proc: subprocess.Popen[str], runs: Path, timeout_s: fl
     raise AssertionError("no inflight.json appeared")
 
 
-@pytest.mark.parametrize(
-    "scenario, sets",
-    [
-        ("ecs-task-failure", ["--set", "ecs.task_start_delay_s=3"]),
-        ("rds-failover", ["--set", "rds.failover_delay_s=3"]),
-    ],
-)
+@pytest.mark.parametrize("scenario, sets", list(SETS.items()))
 def test_sigkill_after_injection_then_recover_leaves_sandbox_healthy(
     sandbox, tmp_path, scenario, sets
 ):
@@ -142,28 +140,32 @@ def test_drill_refuses_under_foreign_load(sandbox, tmp_path):
 
 
 FAULT = "fault injected"
-# (what, signals in order with the pause before each, the phase the first waits for, options)
+# (what, scenario, signals in order with the pause before each, the phase the first waits
+# for, options): the points are shared out between the ECS and the RDS drill
 POINTS = [
-    ("sighup-before-injection", [(signal.SIGHUP, 0.3)], "observing", []),
-    ("sighup-after-injection", [(signal.SIGHUP, 0.0)], FAULT, []),
-    # Ctrl-C once the tasks are stopped: the rollbacks play (await-recovery waits out the
-    # task start delay of 3 s); the terminal hangs up while they do
-    ("sighup-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], FAULT, []),
-    ("sigkill-before-injection", [(signal.SIGKILL, 0.3)], "observing", []),
-    ("sigkill-during-rollback", [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], FAULT, []),
+    ("sighup-before-injection", "ecs-task-failure", [(signal.SIGHUP, 0.3)], "observing", []),
+    ("sighup-after-injection", "rds-failover", [(signal.SIGHUP, 0.0)], FAULT, []),
+    # Ctrl-C once the fault is in: the rollbacks play (await-recovery waits out the delay
+    # of 3 s); the terminal hangs up while they do
+    ("sighup-during-rollback", "rds-failover",
+     [(signal.SIGINT, 0.3), (signal.SIGHUP, 0.5)], FAULT, []),
+    ("sigkill-before-injection", "rds-failover", [(signal.SIGKILL, 0.3)], "observing", []),
+    ("sigkill-during-rollback", "ecs-task-failure",
+     [(signal.SIGINT, 0.3), (signal.SIGKILL, 0.5)], FAULT, []),
     # locust as master and two workers: none outlives the harness
-    ("sigkill-after-injection-workers", [(signal.SIGKILL, 0.0)], FAULT,
+    ("sigkill-after-injection-workers", "ecs-task-failure", [(signal.SIGKILL, 0.0)], FAULT,
      ["--load-workers", "2"]),
 ]  # fmt: skip
-ECS_SET = ["--set", "ecs.task_start_delay_s=3"]
 
 
-@pytest.mark.parametrize("what, signals, phase, options", POINTS, ids=[p[0] for p in POINTS])
-def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
-    sandbox, tmp_path, what, signals, phase, options
+@pytest.mark.parametrize(
+    "what, scenario, signals, phase, options", POINTS, ids=[f"{p[1]}-{p[0]}" for p in POINTS]
+)
+def test_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
+    sandbox, tmp_path, what, scenario, signals, phase, options
 ):
     runs = tmp_path / "runs"
-    proc = start("ecs-task-failure", runs, *ECS_SET, *options, console=True)
+    proc = start(scenario, runs, *SETS[scenario], *options, console=True)
     try:
         (first, delay), *later = signals
         _, kids = signal_at_phase(proc, phase, first, delay_s=delay)
@@ -178,7 +180,7 @@ def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         assert not alive(kids) and not of_run(run_dir), alive(kids) + of_run(run_dir)
         if options:  # master and two workers were running when the harness died
             assert len(locusts) >= 3, locusts
-        print(f"{what}: exit {code}, processes of the run gone {gone_s:.2f} s after it")
+        print(f"{scenario} {what}: exit {code}, processes of the run gone {gone_s:.2f} s after it")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -205,7 +207,7 @@ def test_ecs_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         result = json.loads((run_dir / "result.json").read_text())
         assert result["status"] == "aborted" and result["reason"] == "harness died"
         control.wait_healthy(sandbox, timeout_s=5)
-    clean = run_cli("run", "ecs-task-failure", "--users", "2", "--runs-dir", str(runs), *ECS_SET)
+    clean = run_cli("run", scenario, "--users", "2", "--runs-dir", str(runs), *SETS[scenario])
     assert clean.code == 0, clean.err + clean.out
 
 

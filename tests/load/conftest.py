@@ -26,8 +26,17 @@ def start_workers(tmp_path: Path) -> Iterator:
             home = tmp_path / f"worker-machine-{i}"
             home.mkdir()
             log = (home / "worker.log").open("wb")
+            # a machine of its own, its own /tmp: locust writes the locustfile it downloads
+            # to $TMPDIR/<name>, and two workers sharing one overwrite each other's file
+            # (one then exits "No User class found!")
             procs.append(
-                subprocess.Popen(argv, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    argv,
+                    cwd=home,
+                    env={**env, "TMPDIR": str(home)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
         return procs
 
