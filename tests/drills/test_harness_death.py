@@ -1,8 +1,9 @@
 """The harness killed for real (SIGKILL: kill -9, the OOM killer) right after it injected a
 fault, and signalled (SIGHUP, SIGKILL) before the fault, after it and while its rollbacks
-play, each point on the ECS or the RDS drill: nothing of the run survives it, the run folder says what was injected and how it is undone
-(``inflight.json``), the next drill refuses to inject until ``mpac-drill recover`` has
-finished the run, and after recover the sandbox is healthy and the next drill runs clean.
+play, each point on the ECS or the RDS drill: nothing of the run survives it, the run
+folder says what was injected and how it is undone (``inflight.json``), the next drill
+refuses to inject until ``mpac-drill recover`` has finished the run, and after recover the
+sandbox is healthy and the next drill runs clean.
 """
 
 from __future__ import annotations
