@@ -1,12 +1,14 @@
 """The region drill's harness killed for real (SIGKILL) while the DR stack is being
 restored: the DR sandbox (its own daemon, sessions of its own) and the front door outlive
 nothing but the harness; ``mpac-drill recover`` stops the DR sandbox, brings the primary
-sandbox back healthy, and the next drill runs clean.
+sandbox back healthy, and the next drill runs clean. And hung up (SIGHUP) after the Route53
+switch: the harness fails back by itself.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -77,3 +79,32 @@ def test_region_drill_sigkill_mid_restore_then_recover_stops_dr_and_heals_primar
 
 def _albs(target) -> list[tuple[str, int]]:
     return [(n, int(c["port"])) for n, c in target.require("ecs.services").items()]
+
+
+def test_region_drill_hung_up_after_the_route53_switch_fails_back_by_itself(sandbox, tmp_path):
+    """The terminal closes once users are sent to the DR region (SIGHUP after "switching the
+    Route53 record"): the harness plays its rollbacks (fail back: DR stack stopped, primary
+    started), writes result.json aborted "hung up", exits 129; nothing is left to recover."""
+    runs = tmp_path / "runs"
+    dr_dir = control.state_dir(dr_target(sandbox))
+    proc = start("region-failover", runs, users=2, console=True)
+    try:
+        lines, kids = signal_at_phase(
+            proc, "switching the Route53 record", signal.SIGHUP, delay_s=0.2
+        )
+        code = proc.wait(180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run_dir,) = runs.iterdir()
+    gone_s = gone_within(lambda: alive(kids) + of_run(run_dir) + marked_processes(dr_dir))
+    assert not alive(kids) and not marked_processes(dr_dir), alive(kids)
+    print(f"region SIGHUP after the switch: exit {code}, gone {gone_s:.2f} s after it")
+    assert code == 129, "".join(lines[-20:])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "aborted" and "hung up" in result["reason"], result["reason"]
+    assert result["fault"]["action"] == "region:lost"
+    assert not (run_dir / INFLIGHT_FILE).exists()  # the harness finished its own run
+    control.wait_healthy(sandbox, timeout_s=30)
+    rec = run_cli("recover", "--runs-dir", str(runs))
+    assert rec.code == 0 and "no interrupted run" in rec.out, rec.err + rec.out
