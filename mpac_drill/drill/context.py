@@ -62,6 +62,9 @@ class DrillContext:
     notes: list[str] = field(default_factory=list)
     current_phase: str = "starting"
     abort_reason: str | None = None
+    # a signal ended the method outside chaoslib's handling: the runner plays the rollbacks
+    # after chaoslib's own cleanup, so that cleanup must leave the write-ahead record
+    signalled: bool = False
     observer: Any = None
     canary: Any = None
     load: Any = None

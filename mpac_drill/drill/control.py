@@ -178,7 +178,8 @@ def cleanup_control() -> None:
     for ctx, lock in owned:
         try:
             cleanup_drill(ctx)
-            inflight.remove(ctx.run_dir)  # the rollbacks ran; the journal is the record
+            if not ctx.signalled:  # else the runner's rollbacks are still to come
+                inflight.remove(ctx.run_dir)  # the rollbacks ran; the journal is the record
         finally:
             lock.release()
             drill_context.forget(ctx)

@@ -128,13 +128,24 @@ def _status(
     if jstatus in ("interrupted", "aborted") or signal_code:
         if ctx.abort_reason:
             return "aborted", ctx.abort_reason
+        failed = [
+            str((r.get("activity") or {}).get("name", "?"))
+            for r in journal.get("rollbacks") or []
+            if r.get("status") != "succeeded"
+        ]
+        # what the rollbacks did, from their runs: never "ran" when one failed
+        done = (
+            f"rollback(s) failed: {', '.join(failed)} (see notes): the target may not be as it was"
+            if failed
+            else "rollbacks ran"
+        )
         if signal_code == ExitCode.INTERRUPTED:
-            return "aborted", "interrupted by the operator (SIGINT); rollbacks ran"
+            return "aborted", f"interrupted by the operator (SIGINT); {done}"
         if signal_code == ExitCode.TERMINATED:
-            return "aborted", "terminated (SIGTERM); rollbacks ran"
+            return "aborted", f"terminated (SIGTERM); {done}"
         if signal_code == ExitCode.HANGUP:
-            return "aborted", "the terminal hung up (SIGHUP); rollbacks ran"
-        return "aborted", "the experiment was interrupted; rollbacks ran"
+            return "aborted", f"the terminal hung up (SIGHUP); {done}"
+        return "aborted", f"the experiment was interrupted; {done}"
     for run in journal.get("run", []):
         if run.get("status") == "failed":
             name = run.get("activity", {}).get("name", "?")

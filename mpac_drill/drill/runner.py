@@ -298,6 +298,7 @@ def _run_locked(
         nonlocal signal_code
         if signal_code is not None:
             return
+        ctx.signalled = True
         if signum == signal.SIGINT:
             signal_code = ExitCode.INTERRUPTED
             raise KeyboardInterrupt
@@ -325,7 +326,12 @@ def _run_locked(
         signal_code = signal_code or ExitCode.INTERRUPTED
         for sig in previous:
             signal.signal(sig, defer)
-        _rollback_after_escape(ctx, experiment, config_vars)
+        # chaoslib's control cleanup forgot the drill: its rollbacks need it again
+        drill_context.register(ctx, config_vars)
+        journal = {
+            "status": "interrupted",
+            "rollbacks": _rollback_after_escape(ctx, experiment, config_vars),
+        }
     finally:
         for sig in previous:
             signal.signal(sig, defer)
@@ -357,15 +363,32 @@ def _run_locked(
     return RunOutcome(run_dir=run_dir, result=result, exit_code=exit_code_for(result, signal_code))
 
 
-def _rollback_after_escape(ctx: DrillContext, experiment: Any, config_vars: dict[str, Any]) -> None:
-    """Run the experiment's rollbacks when an interruption escaped chaoslib."""
+def _rollback_after_escape(
+    ctx: DrillContext, experiment: Any, config_vars: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run the experiment's rollbacks when an interruption escaped chaoslib; their runs,
+    for the journal (chaoslib's own shape: activity, status, exception)."""
     from chaoslib.activity import execute_activity
 
+    runs: list[dict[str, Any]] = []
     for activity in experiment.get("rollbacks", []):
         try:
-            execute_activity(experiment, activity, configuration=config_vars, secrets={})
+            run = execute_activity(
+                experiment, activity, configuration=config_vars, secrets={}, dry=None
+            )
         except Exception as exc:  # noqa: BLE001 - every rollback gets its turn
-            ctx.note(f"rollback {activity.get('name')}: {exc}")
+            run = {"activity": activity, "status": "failed", "exception": [f"{exc}"]}
+        if run is not None:
+            runs.append(run)
+            if run.get("status") != "succeeded":
+                ctx.note(f"rollback {activity.get('name')}: {_last_line(run)}")
+    return runs
+
+
+def _last_line(run: dict[str, Any]) -> str:
+    exc = run.get("exception") or [run.get("status", "failed")]
+    lines = "".join(exc).strip().splitlines() if isinstance(exc, list) else str(exc).splitlines()
+    return (lines[-1] if lines else "failed")[:300]
 
 
 def cleanup_drill(ctx: DrillContext) -> None:

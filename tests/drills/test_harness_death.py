@@ -194,6 +194,10 @@ def test_drill_signalled_at_a_point_leaves_nothing_and_the_next_drill_runs(
         assert ("hung up" in result["reason"]) == (first == signal.SIGHUP), result["reason"]
         assert (result["fault"]["action"] != "not injected") == injected, result["fault"]
         assert not (run_dir / INFLIGHT_FILE).exists()
+        # the rollbacks really ran (the sandbox heals by itself, so health alone proves
+        # nothing: a signal outside chaoslib once ran none and still said "rollbacks ran")
+        rollbacks = json.loads((run_dir / "journal.json").read_text()).get("rollbacks") or []
+        assert rollbacks and all(r["status"] == "succeeded" for r in rollbacks), rollbacks
         control.wait_healthy(sandbox, timeout_s=30)
     elif not injected:  # killed before the fault: nothing to undo, nothing to recover
         assert code == -signal.SIGKILL

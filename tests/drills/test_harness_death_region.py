@@ -98,13 +98,20 @@ def test_region_drill_hung_up_after_the_route53_switch_fails_back_by_itself(sand
             proc.kill()
     (run_dir,) = runs.iterdir()
     gone_s = gone_within(lambda: alive(kids) + of_run(run_dir) + marked_processes(dr_dir))
-    assert not alive(kids) and not marked_processes(dr_dir), alive(kids)
+    left = alive(kids) + marked_processes(dr_dir)
+    assert not left, [(p.pid, " ".join(p.cmdline())[:150]) for p in left] + lines[-30:]
     print(f"region SIGHUP after the switch: exit {code}, gone {gone_s:.2f} s after it")
     assert code == 129, "".join(lines[-20:])
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "aborted" and "hung up" in result["reason"], result["reason"]
     assert result["fault"]["action"] == "region:lost"
     assert not (run_dir / INFLIGHT_FILE).exists()  # the harness finished its own run
+    rollbacks = json.loads((run_dir / "journal.json").read_text())["rollbacks"]
+    assert [r["activity"]["name"] for r in rollbacks if r["status"] == "succeeded"] == [
+        "stop-observers",
+        "stop-load",
+        "fail-back",
+    ], rollbacks
     control.wait_healthy(sandbox, timeout_s=30)
     rec = run_cli("recover", "--runs-dir", str(runs))
     assert rec.code == 0 and "no interrupted run" in rec.out, rec.err + rec.out
