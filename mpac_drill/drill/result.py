@@ -152,6 +152,12 @@ def _status(
             exc = run.get("exception") or ["unknown error"]
             last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
             return "failed", f"activity {name} failed: {_without_class_names(last)}"
+    for run in journal.get("rollbacks") or []:
+        if run.get("status") != "succeeded":  # the target may not be as it was: exit 3
+            name = (run.get("activity") or {}).get("name", "?")
+            exc = run.get("exception") or [str(run.get("status") or "failed")]
+            last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
+            return "failed", f"rollback {name} failed: {_without_class_names(last)}"
     before = (journal.get("steady_states") or {}).get("before") or {}
     if before and not before.get("steady_state_met", True):
         return "failed", "the platform was not healthy before the fault (steady state not met)"
