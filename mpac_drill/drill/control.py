@@ -175,14 +175,27 @@ def cleanup_control() -> None:
 
     with _STATE.lock:
         owned, _STATE.owned = _STATE.owned, []
+        # a signal escaped chaoslib: the runner still plays the rollbacks, under the lock
+        _STATE.owned = [(c, lk) for c, lk in owned if c.signalled]
     for ctx, lock in owned:
+        if ctx.signalled:
+            continue  # released by release_after_rollbacks
         try:
             cleanup_drill(ctx)
-            if not ctx.signalled:  # else the runner's rollbacks are still to come
-                inflight.remove(ctx.run_dir)  # the rollbacks ran; the journal is the record
+            inflight.remove(ctx.run_dir)  # the rollbacks ran; the journal is the record
         finally:
             lock.release()
             drill_context.forget(ctx)
+
+
+def release_after_rollbacks(ctx: drill_context.DrillContext) -> None:
+    """The drill lock of a drill whose rollbacks the runner played (a signal escaped
+    chaoslib): released only now, so no drill starts on the target while they run."""
+    with _STATE.lock:
+        mine = [(c, lk) for c, lk in _STATE.owned if c is ctx]
+        _STATE.owned = [(c, lk) for c, lk in _STATE.owned if c is not ctx]
+    for _, lock in mine:
+        lock.release()
 
 
 __all__ = [
@@ -193,4 +206,5 @@ __all__ = [
     "cleanup_control",
     "configure_control",
     "permission",
+    "release_after_rollbacks",
 ]

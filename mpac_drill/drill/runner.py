@@ -21,6 +21,7 @@ from mpac_drill.config import Catalog, Target, load_catalog
 from mpac_drill.drill import context as drill_context
 from mpac_drill.drill import inflight
 from mpac_drill.drill.context import DrillContext, new_run_dir
+from mpac_drill.drill.control import release_after_rollbacks
 from mpac_drill.drill.platforms import platform_module
 from mpac_drill.drill.result import build_result, exit_code_for, validate, write_json
 from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
@@ -336,6 +337,7 @@ def _run_locked(
         for sig in previous:
             signal.signal(sig, defer)
         cleanup_drill(ctx)
+        release_after_rollbacks(ctx)  # a signalled drill's lock, held through its rollbacks
         ctk_log.removeHandler(handler)
         handler.close()
     try:
