@@ -149,15 +149,11 @@ def _status(
     for run in journal.get("run", []):
         if run.get("status") == "failed":
             name = run.get("activity", {}).get("name", "?")
-            exc = run.get("exception") or ["unknown error"]
-            last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
-            return "failed", f"activity {name} failed: {_without_class_names(last)}"
+            return "failed", f"activity {name} failed: {run_error(run)}"
     for run in journal.get("rollbacks") or []:
         if run.get("status") != "succeeded":  # the target may not be as it was: exit 3
             name = (run.get("activity") or {}).get("name", "?")
-            exc = run.get("exception") or [str(run.get("status") or "failed")]
-            last = str(exc[-1]).strip().splitlines()[-1] if exc else "unknown error"
-            return "failed", f"rollback {name} failed: {_without_class_names(last)}"
+            return "failed", f"rollback {name} failed: {run_error(run)}"
     before = (journal.get("steady_states") or {}).get("before") or {}
     if before and not before.get("steady_state_met", True):
         return "failed", "the platform was not healthy before the fault (steady state not met)"
@@ -168,6 +164,13 @@ def _status(
 
 #: ``chaoslib.exceptions.ActivityFailed: `` and the like, as chaoslib's journal repeats them.
 _CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Failed|Exception): ")
+
+
+def run_error(run: dict[str, Any]) -> str:
+    """The last line of a journal run's exception, without its class names."""
+    exc = run.get("exception") or ["unknown error"]
+    lines = "".join(str(e) for e in exc).strip().splitlines()
+    return _without_class_names(lines[-1] if lines else "unknown error")[:300]
 
 
 def _without_class_names(line: str) -> str:

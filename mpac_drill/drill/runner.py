@@ -23,7 +23,13 @@ from mpac_drill.drill import inflight
 from mpac_drill.drill.context import DrillContext, new_run_dir
 from mpac_drill.drill.control import release_after_rollbacks
 from mpac_drill.drill.platforms import platform_module
-from mpac_drill.drill.result import build_result, exit_code_for, validate, write_json
+from mpac_drill.drill.result import (
+    build_result,
+    exit_code_for,
+    run_error,
+    validate,
+    write_json,
+)
 from mpac_drill.errors import ExitCode, HarnessError, Terminated, UsageError
 
 Listener = Callable[[DrillContext], None]
@@ -383,14 +389,8 @@ def _rollback_after_escape(
         if run is not None:
             runs.append(run)
             if run.get("status") != "succeeded":
-                ctx.note(f"rollback {activity.get('name')}: {_last_line(run)}")
+                ctx.note(f"rollback {activity.get('name')}: {run_error(run)}")
     return runs
-
-
-def _last_line(run: dict[str, Any]) -> str:
-    exc = run.get("exception") or [run.get("status", "failed")]
-    lines = "".join(exc).strip().splitlines() if isinstance(exc, list) else str(exc).splitlines()
-    return (lines[-1] if lines else "failed")[:300]
 
 
 def cleanup_drill(ctx: DrillContext) -> None:

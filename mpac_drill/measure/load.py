@@ -226,9 +226,7 @@ def check_generator(
     achieved = _achieved_per_second(Path(run_dir))
     known = range(math.ceil(window[0]), math.floor(window[1])) if window else None
     if known is not None:
-        achieved = {sec: achieved.get(sec, 0) for sec in known} | {
-            sec: n for sec, n in achieved.items() if sec not in known
-        }
+        achieved = dict.fromkeys(known, 0) | achieved
     if offered_rps is not None:
         with (Path(run_dir) / RPS_FILE).open("w", newline="") as handle:
             writer = csv.writer(handle)

@@ -100,7 +100,7 @@ def _dig(d: dict[str, Any], dotted: str) -> Any:
 
 #: Tunables a target file written before the detection chain may lack.
 TUNING_DEFAULTS: dict[str, Any] = {
-    "alarms.period_s": 1.0,
+    "alarms.period_s": 0.5,
     "alarms.absent": [],
     "alarms.overrides": {},
     "pager.ack_delay_s": 3.0,

@@ -48,7 +48,7 @@ SOURCE = {
     "EngineCPUUtilization": "redis",
 }
 MEASURED = tuple(SOURCE)
-DEFAULTS = {"period_s": 1.0, "absent": [], "overrides": {}}
+DEFAULTS = {"period_s": 0.5, "absent": [], "overrides": {}}
 PAGER_DEFAULTS = {"ack_delay_s": 3.0}
 
 

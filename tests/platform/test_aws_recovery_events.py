@@ -21,7 +21,7 @@ def test_only_completed_failovers_after_the_injection_count() -> None:
         (timedelta(seconds=75), "Multi-AZ instance failover completed."),
         (timedelta(seconds=80), "DB instance restarted."),
     )
-    (event,) = _completed_failovers(found, SINCE, "database_promoted", "RDS mpac-smartpos")
+    (event,) = _completed_failovers(found, SINCE, "database_promoted", "RDS", "mpac-smartpos")
     assert event["kind"] == "database_promoted" and event["resource"] == "mpac-smartpos"
     assert event["at"].startswith("2026-11-30T07:01:15")
     assert event["evidence"].startswith("RDS DescribeEvents mpac-smartpos")
@@ -29,6 +29,6 @@ def test_only_completed_failovers_after_the_injection_count() -> None:
 
 def test_cache_failover_message_is_read_alike() -> None:
     found = _answer((timedelta(seconds=9), "Failover to replica node 0002-001 completed"))
-    (event,) = _completed_failovers(found, SINCE, "cache_promoted", "ElastiCache mpac-redis")
+    (event,) = _completed_failovers(found, SINCE, "cache_promoted", "ElastiCache", "mpac-redis")
     assert event["kind"] == "cache_promoted" and "ElastiCache DescribeEvents" in event["evidence"]
-    assert _completed_failovers({"Events": []}, SINCE, "cache_promoted", "ElastiCache g") == []
+    assert _completed_failovers({"Events": []}, SINCE, "cache_promoted", "ElastiCache", "g") == []

@@ -78,7 +78,7 @@ def rds_failover_events(target: Target, db: str, since: datetime) -> list[Recove
         StartTime=since,
         EventCategories=["failover"],
     )
-    return _completed_failovers(found, since, "database_promoted", f"RDS {identifier}")
+    return _completed_failovers(found, since, "database_promoted", "RDS", identifier)
 
 
 def cache_failover_events(target: Target, since: datetime) -> list[RecoveryEvent]:
@@ -92,15 +92,14 @@ def cache_failover_events(target: Target, since: datetime) -> list[RecoveryEvent
     except ActivityFailed as exc:  # moto: not implemented
         logger.info("elasticache DescribeEvents %s: %s", group, exc)
         return []
-    return _completed_failovers(found, since, "cache_promoted", f"ElastiCache {group}")
+    return _completed_failovers(found, since, "cache_promoted", "ElastiCache", group)
 
 
 def _completed_failovers(
-    found: dict[str, Any], since: datetime, kind: str, source: str
+    found: dict[str, Any], since: datetime, kind: str, service: str, resource: str
 ) -> list[RecoveryEvent]:
     """The events of a ``DescribeEvents`` answer at or after ``since`` whose message says a
     failover completed (RDS and ElastiCache word it alike), as recovery events."""
-    service, resource = source.split(" ", 1)
     out: list[RecoveryEvent] = []
     for event in found.get("Events", []):
         at, message = _utc(event.get("Date")), str(event.get("Message", ""))
