@@ -360,8 +360,9 @@ def test_structural_check_skipped_with_reason_when_shared_is_absent(monkeypatch,
 def test_harness_writes_against_the_project_copy():
     assert SCHEMA_PATH == PROJECT_ROOT / "contract" / "drill-result.schema.json"
     assert SCHEMA_CANDIDATES == (SCHEMA_PATH,)
-    # 2: outcome, verdict reason, fault.effect, cleanup; 3: detection; 4: phases, rto_slo_s
-    assert contract.schema_version() == 4
+    # 2: outcome, verdict reason, fault.effect, cleanup; 3: detection; 4: phases, rto_slo_s;
+    # 5: detection alarms not played on the target
+    assert contract.schema_version() == 5
 
 
 def test_missing_schema_raises_not_passes(monkeypatch, tmp_path):

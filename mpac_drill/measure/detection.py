@@ -13,6 +13,13 @@ bounded and paced, and turns the last reading into ``result.json``'s ``detection
   response time, as is the first alarm;
 - findings: a named alarm that does not exist (D1), never fired (D2), or fired without a
   page (D3).
+
+A platform may say an alarm is **not played** on it (``AlarmReading`` ``played: False``
+with ``not_played``, the reason): the target does not model that alarm at all (the sandbox
+and a metric it does not measure). Such an alarm is neither missing (no D1) nor silent:
+its row's outcome is "not played", with an ``inconclusive`` verdict of its own (``passed``
+false: never a pass on nothing); the chain's figures come from the alarms that were played,
+and a record whose every alarm was not played has outcome "not played" (contract v5).
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ class AlarmReading(TypedDict):
     state_updated_at: float | None
     #: transitions, oldest first: {"at": epoch, "from": state, "to": state}
     history: list[dict[str, Any]]
+    #: False: the platform does not model this alarm (it is not played on this target;
+    #: ``exists`` is then False too); absent or True: read as any other
+    played: NotRequired[bool]
+    not_played: NotRequired[str]  # why it is not played here (the platform's words)
 
 
 class IncidentReading(TypedDict):
@@ -59,7 +70,9 @@ class AlarmFigures(TypedDict):
     time_to_alarm_s: float | None
     time_to_ok_s: float | None
     paged: bool
-    outcome: str  # fired | never fired | missing | already in alarm
+    outcome: str  # fired | never fired | missing | already in alarm | not played
+    played: NotRequired[bool]  # contract v5: False when the target does not model it
+    not_played: NotRequired[str]  # contract v5: why
 
 
 class DetectionVerdict(TypedDict):
@@ -67,7 +80,12 @@ class DetectionVerdict(TypedDict):
     value: float | None
     target: float
     passed: bool
-    outcome: str  # met | missed
+    outcome: str  # met | missed | inconclusive (an alarm not played on this target, v5)
+    reason: NotRequired[str]
+
+
+#: the outcome of an alarm (and of a record whose every alarm is) not modelled on the target
+NOT_PLAYED = "not played"
 
 
 class DetectionRecord(TypedDict):
@@ -82,7 +100,7 @@ class DetectionRecord(TypedDict):
     time_to_alarm_s: float | None
     time_to_page_s: float | None
     time_to_ack_s: float | None
-    outcome: str  # detected | missed detection | not paged | not acknowledged
+    outcome: str  # detected | missed detection | not paged | not acknowledged | not played
     verdicts: list[DetectionVerdict]
     incidents: list[dict[str, Any]]
     calls: int
@@ -115,6 +133,21 @@ def figures(
     acked_at: float | None = None
     incidents = [i for i in reading["incidents"] if injected_at <= i["triggered_at"] <= horizon]
     for a in reading["alarms"]:
+        if a.get("played") is False:
+            rows.append(
+                {
+                    "name": a["name"],
+                    "exists": False,
+                    "state_at_injection": None,
+                    "time_to_alarm_s": None,
+                    "time_to_ok_s": None,
+                    "paged": False,
+                    "outcome": NOT_PLAYED,
+                    "played": False,
+                    "not_played": str(a.get("not_played") or "not modelled on this target"),
+                }
+            )
+            continue
         hist = sorted(a["history"], key=lambda h: float(h["at"]))
         before = [h for h in hist if float(h["at"]) < injected_at]
         state_then = before[-1]["to"] if before else (a["state"] if not hist else hist[0]["from"])
@@ -168,7 +201,9 @@ def figures(
     to_page, to_ack = _after(paged_at, injected_at), _after(acked_at, injected_at)
     if to_ack is not None and to_ack > bound_s:
         to_ack = None
-    if first_alarm is None:
+    if rows and all(r["outcome"] == NOT_PLAYED for r in rows):
+        outcome = NOT_PLAYED
+    elif first_alarm is None:
         outcome = "missed detection"
     elif pager and to_page is None:
         outcome = "not paged"
@@ -187,7 +222,28 @@ def figures(
             "passed": value is not None and value <= respond_s,
             "outcome": "met" if value is not None and value <= respond_s else "missed",
         }
+        if outcome != NOT_PLAYED
+        else {  # nothing was played: nothing is judged, and nothing passes
+            "metric": metric,
+            "value": None,
+            "target": respond_s,
+            "passed": False,
+            "outcome": "inconclusive",
+            "reason": "no alarm of this chain is played on this target",
+        }
         for metric, value in judged
+    ]
+    verdicts += [
+        {
+            "metric": f"alarm {r['name']}",
+            "value": None,
+            "target": respond_s,
+            "passed": False,
+            "outcome": "inconclusive",
+            "reason": f"not played on this target: {r.get('not_played', '')}",
+        }
+        for r in rows
+        if r["outcome"] == NOT_PLAYED
     ]
     record: DetectionRecord = {
         "source": source,
@@ -218,7 +274,8 @@ def figures(
 
 
 def findings(record: DetectionRecord, section: str) -> list[Finding]:
-    """D1 (alarm missing), D2 (never fired), D3 (fired without a page)."""
+    """D1 (alarm missing), D2 (never fired), D3 (fired without a page). An alarm not
+    played on the target is none of these: no finding."""
     out: list[Finding] = []
     for a in record["alarms"]:
         if a["outcome"] == "missing":
@@ -369,6 +426,7 @@ def merged(readings: Sequence[DetectionReading]) -> DetectionReading:
 
 
 __all__ = [
+    "NOT_PLAYED",
     "AlarmReading",
     "accumulated",
     "DetectionReading",

@@ -5,6 +5,11 @@ run's ``verdicts`` gets a ``detection`` verdict that is met or missed, and count
 ``passed`` (so ``mpac-drill gate`` fails). When false (the default) the same verdict is
 listed with outcome "informational" and does not change ``passed``.
 
+An alarm the target does not model (its row's outcome "not played", contract v5) is not a
+failure of detection, nor a success: the verdict is judged on the alarms that were played,
+and its reason names the ones that were not. When none was played the verdict is
+``inconclusive`` (gating) with ``passed`` false: never a pass on nothing.
+
 Example::
 
     result["verdicts"].append(dict(drill_verdict(record, gating=True)))
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from mpac_drill.measure.detection import DetectionRecord
+from mpac_drill.measure.detection import NOT_PLAYED, DetectionRecord
 
 #: the outcome of a verdict that is listed but never counted toward ``passed``
 INFORMATIONAL = "informational"
@@ -44,7 +49,25 @@ def drill_verdict(record: DetectionRecord, *, gating: bool) -> DrillDetectionVer
     without a page while a pager is read, or the acknowledgement came later than §3.1's
     respond_s (or never)."""
     pager = record.get("pager") is None
-    why = [f"alarm {a['name']} {a['outcome']}" for a in record["alarms"] if a["outcome"] != "fired"]
+    not_played = [a["name"] for a in record["alarms"] if a["outcome"] == NOT_PLAYED]
+    if record["outcome"] == NOT_PLAYED:
+        target = float(record["respond_s"])
+        return {
+            "metric": "detection",
+            "value": None,
+            "target": target,
+            "passed": False,
+            "margin": None,
+            "outcome": "inconclusive" if gating else INFORMATIONAL,
+            "reason": f"not played on this target ({record['source']}): "
+            + ", ".join(f"alarm {n}" for n in not_played),
+            "gating": gating,
+        }
+    why = [
+        f"alarm {a['name']} {a['outcome']}"
+        for a in record["alarms"]
+        if a["outcome"] not in ("fired", NOT_PLAYED)
+    ]
     if pager:
         why += [
             f"alarm {a['name']} fired without a page"
@@ -61,6 +84,9 @@ def drill_verdict(record: DetectionRecord, *, gating: bool) -> DrillDetectionVer
     if record["time_to_alarm_s"] is None and not why:
         why.append("no alarm fired")
     target = float(record["respond_s"])
+    reason = "; ".join(why) if why else f"detected ({record['severity']}, {record['source']})"
+    if not_played:
+        reason += "; not played on this target: " + ", ".join(f"alarm {n}" for n in not_played)
     return {
         "metric": "detection",
         "value": value,
@@ -68,7 +94,7 @@ def drill_verdict(record: DetectionRecord, *, gating: bool) -> DrillDetectionVer
         "passed": passed,
         "margin": None if value is None else round(target - value, 4),
         "outcome": ("met" if passed else "missed") if gating else INFORMATIONAL,
-        "reason": "; ".join(why) if why else f"detected ({record['severity']}, {record['source']})",
+        "reason": reason,
         "gating": gating,
     }
 

@@ -38,6 +38,9 @@ class FrontDoor:
             name: Record(name, port, target, region) for name, (port, target) in records.items()
         }
         self.changes: list[dict[str, Any]] = []
+        #: the region drill's Route53 health checks, alarm and pager, held beside the front
+        #: door, outside the region (``healthcheck.ExternalMonitoring``; set by the drill)
+        self.health_checks: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.Server] = []

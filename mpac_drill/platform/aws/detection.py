@@ -8,6 +8,12 @@ history cannot be read (moto's server does not implement it; a role without
 ``cloudwatch:DescribeAlarmHistory``), the alarm's ``StateValue`` and
 ``StateUpdatedTimestamp`` stand for its last transition. Read-only.
 
+Route53's health-check alarms (namespace ``AWS/Route53``, the region drills' detection) are
+read like any other alarm, in the one region whose CloudWatch has Route53's metrics:
+``us-east-1`` (``detection.route53_region`` overrides it). That region is outside the lost
+primary region, as on AWS; an alarm created in ``aws.region`` on ``HealthCheckStatus`` has no
+data there, and the drill reports it missing (D1) where it looked for it.
+
 PagerDuty (``pagerduty.token_ssm_parameter``, ``pagerduty.service_id``; ``pagerduty.py``)
 is read in the same readings when the target names it: its incidents since the injection and
 their log entries (paged, acknowledged). A target that does not gets ``pager: "not
@@ -41,7 +47,10 @@ def settings(target: Target) -> dict[str, Any]:
             f"target {target.name!r}: pagerduty.api_url must be https:// (the token is a "
             f"secret), not {pagerduty.api_url(target)!r}"
         )
-    calls = "1 DescribeAlarms + 1 DescribeAlarmHistory per alarm"
+    calls = (
+        "1 DescribeAlarms per region read (aws.region; Route53's alarms in "
+        f"{route53_region(target)}) + 1 DescribeAlarmHistory per alarm"
+    )
     return {
         "bound_s": bound,
         "poll_s": poll,
@@ -50,6 +59,24 @@ def settings(target: Target) -> dict[str, Any]:
         "max_readings": int(bound / poll) + 2,
         "calls_per_reading": calls + ("; " + pagerduty.calls_per_reading() if pager else ""),
     }
+
+
+def route53_region(target: Target) -> str:
+    """Where Route53's health-check metrics (and so alarms on them) live."""
+    return str(target.get("detection.route53_region") or "us-east-1")
+
+
+def regions_of(target: Target, names: list[str]) -> dict[str, list[str]]:
+    """region → the named alarms read there (in ``names``' order): an alarm whose catalog
+    definition is in ``AWS/Route53`` in ``route53_region``, every other in ``aws.region``."""
+    from mpac_drill.config import load_catalog
+
+    route53 = {a.name for a in load_catalog().alarms() if a.namespace == "AWS/Route53"}
+    home = str(target.require("aws.region"))
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(route53_region(target) if name in route53 else home, []).append(name)
+    return out
 
 
 def _epoch(value: Any) -> float | None:
@@ -69,17 +96,19 @@ def read(
 ) -> DetectionReading:
     """One reading of the named alarms (state, update time, history since ``since``) and,
     with ``pager``, of the PagerDuty service's incidents since then."""
-    cloudwatch = client("cloudwatch", target, dry_run=dry_run)
-    calls = 1
-    found = {
-        a["AlarmName"]: a
+    calls = 0
+    found: dict[str, tuple[Any, str, dict[str, Any]]] = {}  # name -> (client, region, alarm)
+    for region, here in regions_of(target, names).items():
+        cloudwatch = client("cloudwatch", target, region=region, dry_run=dry_run)
+        calls += 1
         for a in cloudwatch.describe_alarms(
-            AlarmNames=list(names[:100]), AlarmTypes=["MetricAlarm"]
-        ).get("MetricAlarms", [])
-    }
+            AlarmNames=list(here[:100]), AlarmTypes=["MetricAlarm"]
+        ).get("MetricAlarms", []):
+            if a.get("AlarmName") in here:
+                found[a["AlarmName"]] = (cloudwatch, region, a)
     out: list[AlarmReading] = []
     for name in names:
-        a = found.get(name)
+        cloudwatch, region, a = found.get(name) or (None, "", None)
         if a is None:
             out.append(
                 {
@@ -92,7 +121,7 @@ def read(
             )
             continue
         history: list[dict[str, Any]] = []
-        where = (str(target.get("aws.endpoint_url") or ""), str(target.get("aws.region") or ""))
+        where = (str(target.get("aws.endpoint_url") or ""), region)
         items: list[dict[str, Any]] = []
         if where not in _NO_HISTORY:
             calls += 1

@@ -10,6 +10,13 @@
   ``DATABASE_URL`` (the SSM parameter), start the services on it, switch the front door
   (the Route53 change), verify health through the front door.
 - ``fail_back``: the DR stack stopped, a fresh primary sandbox, the front door closed.
+
+Beside the front door, outside the region too, run Route53's health checks of the primary
+region's endpoints, the CloudWatch alarm on their ``HealthCheckStatus`` and an SNS topic and
+pager of their own (``sandbox/healthcheck.py``): the region loss kills the daemon's alarms
+and pager, not these, so the drill's detection chain (alarm → page → ack) is measured.
+They start with the front door and stop with it; their last state is kept in the run
+folder as ``route53-health-checks.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from mpac_drill.platform.sandbox import recover
 from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 from mpac_drill.sandbox.daemon import BACKUP_DEFAULTS
+from mpac_drill.sandbox.healthcheck import ExternalMonitoring
 from mpac_drill.sandbox.postgres import multihost_dsn
 from mpac_drill.sandbox.procs import marked_processes, pid_alive, postgres_home
 from mpac_drill.sandbox.route53 import FrontDoor
@@ -148,14 +156,59 @@ def open_front_door(ctx: DrillContext) -> dict[str, Any]:
             f"route53 front door: {exc} (region.front_door_port_offset {off})"
         ) from None
     ctx.front_door = door
-    return {"front_door": door.urls(), "region": primary}
+    checks = start_health_checks(ctx)
+    return {
+        "front_door": door.urls(),
+        "region": primary,
+        "health_checks": [c["health_check_id"] for c in checks["health_checks"]],
+        "alarms": [a["name"] for a in checks["alarms"]],
+        "not_played": checks["not_played"],
+    }
+
+
+def start_health_checks(ctx: DrillContext) -> dict[str, Any]:
+    """Route53's health checks of the primary region's endpoints (its ALBs), their alarm,
+    SNS and pager, outside the region (``sandbox/healthcheck.py``), held beside the front
+    door (``ctx.front_door.health_checks``); their state."""
+    door = ctx.front_door
+    t = ctx.target
+    monitor = ExternalMonitoring(
+        alb_ports=_alb_ports(t),
+        settings=dict(t.get("route53") or {}),
+        alarms=dict(t.get("alarms") or {}),
+        ack_delay_s=float(t.get("pager.ack_delay_s", 3.0)),
+        on_event=lambda msg: log.info("outside the region: %s", msg),
+    )
+    try:
+        monitor.start(primary_dir=ctx.sandbox().dir)
+    except OSError as exc:
+        door.stop()
+        ctx.front_door = None
+        raise UsageError(f"route53 health checks: {exc}") from None
+    door.health_checks = monitor
+    return monitor.state()
 
 
 def close_front_door(ctx: DrillContext) -> bool:
     door, ctx.front_door = ctx.front_door, None
     if door is not None:
+        monitor = getattr(door, "health_checks", None)
+        if monitor is not None:
+            _keep_state(ctx, monitor)
+            monitor.stop()
         door.stop()
     return door is not None
+
+
+def _keep_state(ctx: DrillContext, monitor: ExternalMonitoring) -> None:
+    """The health checks' last state (checks, alarm history, incidents) in the run folder."""
+    import json
+
+    try:
+        state = monitor.state()
+        (ctx.run_dir / "route53-health-checks.json").write_text(json.dumps(state, indent=1))
+    except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
+        log.warning("route53 health checks: state not kept: %s", exc)
 
 
 # ---------------------------------------------------------------- the loss
