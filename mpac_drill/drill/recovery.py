@@ -14,13 +14,14 @@ names (a drill killed with SIGKILL leaves its lock), so a drill run with another
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mpac_drill.config import Catalog, Target, load_catalog, load_target
+from mpac_drill.config import Catalog, Target, load_catalog, load_target, resolve_target_path
 from mpac_drill.drill import inflight as wal
 from mpac_drill.drill.context import DrillContext
 from mpac_drill.drill.inflight import InflightRecord, StepOutcome
@@ -100,9 +101,20 @@ def refuse_if_interrupted(target: Target, runs_dir: Path, lock_dir: Path) -> Non
             f"target {target.name!r} has an interrupted run{more}: {run_dir} "
             f"({record['scenario']}, {record['fault'].get('action')} at "
             f"{record['fault'].get('about_to_inject_at')}, harness gone); no fault is "
-            f"injected until `mpac-drill recover --target {target.name} --runs-dir "
-            f"{run_dir.parent}` has finished it"
+            f"injected until `mpac-drill recover --target {target_arg(target)} --runs-dir "
+            f"{shlex.quote(str(run_dir.parent))}` has finished it"
         )
+
+
+def target_arg(target: Target) -> str:
+    """``--target`` as the operator can type it again: the name of a shipped target file,
+    else the target file's path (a private target's name resolves to no file)."""
+    try:
+        if resolve_target_path(target.name).resolve() == Path(target.path).resolve():
+            return target.name
+    except UsageError:
+        pass
+    return shlex.quote(str(target.path))
 
 
 def refuse_foreign_load(target: Target, urls: list[str]) -> None:
