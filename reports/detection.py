@@ -9,6 +9,11 @@ compliance, counted apart for real targets and for sandbox rehearsals (the sandb
 and pager are local stand-ins at a scaled-down period: its figures rehearse the chain, they
 are not evidence of it), and the runs' D1-D3 findings (alarm missing, silent, no page).
 
+An alarm the target does not model is "not played on this target" (contract v5): its row
+says so instead of a missed figure, and a run whose every alarm was not played is left out
+of the compliance count (neither met nor missed: nothing was played), counted apart.
+The region drills (§1.4, §1.5: Route53's health-check alarm) have rows like the others.
+
 ``load_detection`` reads the ``detection`` blocks of the quarter's run folders (already
 checked against the contract by ``reports.load``) without following links;
 ``chart_marks`` gives the timeline chart its alarm, page and ack markers.
@@ -91,9 +96,32 @@ def _judged(value: float | None, target: float | None) -> str:
     return f"{value:g} s ({'met' if value <= target else 'missed'})"
 
 
+NOT_PLAYED = "not played"
+NOT_PLAYED_CELL = "not played on this target"
+
+
+def not_played(det: Mapping[str, Any]) -> bool:
+    """Whether no alarm of the record was played on its target (contract v5)."""
+    return det.get("outcome") == NOT_PLAYED
+
+
+def _alarm_cell(det: Mapping[str, Any], target: float | None) -> str:
+    if not_played(det):
+        return NOT_PLAYED_CELL
+    cell = _judged(_num(det.get("time_to_alarm_s")), target)
+    names = [
+        str(a.get("name"))
+        for a in det.get("alarms") or []
+        if isinstance(a, Mapping) and a.get("outcome") == NOT_PLAYED
+    ]
+    return f"{cell}; {', '.join(names)} {NOT_PLAYED_CELL}" if names else cell
+
+
 def _pager_cell(det: Mapping[str, Any], key: str, target: float | None) -> str:
     if det.get("pager") == "not configured":
         return "not read"
+    if not_played(det):
+        return NOT_PLAYED_CELL
     return _judged(_num(det.get(key)), target)
 
 
@@ -120,19 +148,34 @@ def rows(data: ReportData) -> pd.DataFrame:
 
 def compliance(data: ReportData) -> dict[str, tuple[int, int]]:
     """``{"real": (met, judged), "rehearsal": (met, judged)}`` over the quarter's completed
-    runs that recorded detection."""
+    runs that recorded detection (a run whose alarms were all not played is not judged:
+    ``unplayed``)."""
     out = {"real": (0, 0), "rehearsal": (0, 0)}
-    runs = data.runs_q
-    if runs.empty:
-        return out
-    for run_id in runs.loc[runs[C.STATUS].eq("completed"), C.RUN_ID]:
-        det = data.detection.get(str(run_id))
-        if det is None:
+    for det in _completed(data):
+        if not_played(det):
             continue
         kind = "rehearsal" if rehearsal(det) else "real"
         met, judged = out[kind]
         out[kind] = (met + int(met_every_response(det)), judged + 1)
     return out
+
+
+def _completed(data: ReportData) -> list[Mapping[str, Any]]:
+    """The detection records of the quarter's completed runs."""
+    runs = data.runs_q
+    if runs.empty:
+        return []
+    out = []
+    for run_id in runs.loc[runs[C.STATUS].eq("completed"), C.RUN_ID]:
+        det = data.detection.get(str(run_id))
+        if det is not None:
+            out.append(det)
+    return out
+
+
+def unplayed(data: ReportData) -> int:
+    """How many of the quarter's completed runs had no alarm played on their target."""
+    return sum(not_played(det) for det in _completed(data))
 
 
 def add_section(doc: Doc, data: ReportData) -> None:
@@ -164,7 +207,7 @@ def add_section(doc: Doc, data: ReportData) -> None:
                     source_label(det),
                     f"{det.get('severity') or DASH} (≤ {respond:g} s)" if respond else DASH,
                     _judged(_num(r[C.DETECT]), respond),
-                    _judged(_num(det.get("time_to_alarm_s")), respond),
+                    _alarm_cell(det, respond),
                     _pager_cell(det, "time_to_page_s", respond),
                     _pager_cell(det, "time_to_ack_s", respond),
                     str(det.get("outcome") or DASH),
@@ -199,7 +242,12 @@ def add_section(doc: Doc, data: ReportData) -> None:
         Para(
             (
                 Strong(f"§3.1 response compliance {data.quarter}: "),
-                f"{real}; sandbox rehearsals: {r_met} of {r_judged} met.",
+                f"{real}; sandbox rehearsals: {r_met} of {r_judged} met"
+                + (
+                    f"; {n} drill(s) whose alarms are not played on their target not judged."
+                    if (n := unplayed(data))
+                    else "."
+                ),
             )
         )
     )
@@ -235,6 +283,8 @@ __all__ = [
     "compliance",
     "load_detection",
     "met_every_response",
+    "not_played",
+    "unplayed",
     "rehearsal",
     "rows",
 ]
