@@ -11,8 +11,9 @@ metrics the runbook's alarms watch, measured from the sandbox's processes:
 - ``CacheHits`` (AWS/ElastiCache): keyspace hits on the Redis primary since the last sample
   (``INFO stats``); ``EngineCPUUtilization``: the primary's main-thread CPU share in percent
   (``INFO cpu``); both missing while the primary does not answer;
-- an alarm on any other metric (Route53's health check status) is not created in the
-  sandbox: a drill naming it reports it missing.
+- an alarm on any other metric is not created by the daemon: Route53's health check
+  status is played outside the "region" by the region drill (``healthcheck.py``), and any
+  other is not played on the sandbox (a drill naming it reports "not played", not missing).
 
 At each period's end the alarms (``alarms.py``) are evaluated; each transition is published
 to the SNS topic (``pager.py``), which delivers it to the pager. The alarm definitions are
