@@ -1,10 +1,15 @@
-"""The AWS failover events (RDS and ElastiCache DescribeEvents answers, documented shape):
-only a completed failover at or after the injection is a recovery event."""
+"""The AWS recovery events (DescribeEvents and DescribeTasks answers, documented shape):
+only a completed failover at or after the injection is a recovery event; a replacement
+task's event is its service's."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from mpac_drill.config import load_target
+from mpac_drill.measure.phases import platform_milestone
+from mpac_drill.platform.aws import recovery
 from mpac_drill.platform.aws.recovery import _completed_failovers
 
 SINCE = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
@@ -32,3 +37,36 @@ def test_cache_failover_message_is_read_alike() -> None:
     (event,) = _completed_failovers(found, SINCE, "cache_promoted", "ElastiCache", "mpac-redis")
     assert event["kind"] == "cache_promoted" and "ElastiCache DescribeEvents" in event["evidence"]
     assert _completed_failovers({"Events": []}, SINCE, "cache_promoted", "ElastiCache", "g") == []
+
+
+class _FakeEcs:
+    """ListTasks and DescribeTasks answers of the documented shape (task ARNs hold ``/``)."""
+
+    ARN = "arn:aws:ecs:ap-northeast-1:123456789012:task/mpac-smartpos-staging/0f1e2d3c"
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_tasks"
+        return type("P", (), {"paginate": lambda _self, **_: [{"taskArns": [self.ARN]}]})()
+
+    def describe_tasks(self, **_: Any) -> dict[str, Any]:
+        return {
+            "tasks": [
+                {
+                    "taskArn": self.ARN,
+                    "group": "service:svc-portal",
+                    "startedAt": SINCE + timedelta(seconds=42.5),
+                    "lastStatus": "RUNNING",
+                }
+            ]
+        }
+
+
+def test_an_aws_replacement_task_ends_the_platform_phase_of_its_service(monkeypatch) -> None:
+    """A task ARN holds ``/``: read bare as the event's resource, the milestone took it for
+    another service's task and the ECS platform phase was never seen on AWS."""
+    monkeypatch.setattr(recovery, "client", lambda service, target: _FakeEcs())
+    (event,) = recovery.ecs_task_events(load_target("staging"), "svc-portal", SINCE, [])
+    assert event["resource"] == f"svc-portal/{_FakeEcs.ARN}"
+    mark = platform_milestone("ecs:StopTask", [event], SINCE, "svc-portal")
+    assert mark["seen"] and mark["t_s"] == 42.5 and "ECS DescribeTasks" in mark["evidence"]
+    assert not platform_milestone("ecs:StopTask", [event], SINCE, "pgw")["seen"]

@@ -9,7 +9,8 @@
 
 What AWS does not report is absent, never inferred (moto 5.2.5 gives tasks no
 ``startedAt``, emits no RDS failover event and does not implement ElastiCache's
-``DescribeEvents``: on moto these phases are "not seen").
+``DescribeEvents``: on moto these phases are "not seen"; tests/aws/test_phases_aws.py
+extends moto, in the test only, to report tasks' ``startedAt`` and RDS failover events).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def _utc(value: Any) -> datetime | None:
 def ecs_task_events(
     target: Target, service: str, since: datetime, exclude: list[str]
 ) -> list[RecoveryEvent]:
-    """Tasks of ``service`` that started at or after ``since`` (the replacements)."""
+    """Tasks of ``service`` that started at or after ``since`` (the replacements), each
+    with resource ``<service>/<task ARN>``: the drill's service first, as the sandbox's
+    ``<service>/<task>`` (``measure.phases.platform_milestone`` keeps the fault's service's
+    events by that prefix; a bare task ARN, holding ``/`` too, matched no service)."""
     cluster, name = ecs_location(target, service)
     ecs = client("ecs", target)
     pages = ecs.get_paginator("list_tasks").paginate(
@@ -61,7 +65,7 @@ def ecs_task_events(
                 RecoveryEvent(
                     at=iso(started),
                     kind="task_running",
-                    resource=str(task["taskArn"]),
+                    resource=f"{service}/{task['taskArn']}",
                     evidence=f"ECS DescribeTasks {cluster}: startedAt {iso(started)}, "
                     f"lastStatus {task.get('lastStatus')}, healthStatus {health}",
                 )
