@@ -254,7 +254,9 @@ def killed(kill_target, tmp_path_factory):
         f"to - resume command {float(gap['to_ts']) - obs['resume_launched_ts']:+.3f} s, "
         f"to - fault injected again {float(gap['to_ts']) - obs['reinjected_ts']:+.3f} s, "
         f"to - walk back {float(gap['to_ts']) - (obs['walk_back_ts'] or 0):+.3f} s, "
-        f"DR stack spawned again - to {(obs['dr_back_ts'] or 0) - float(gap['to_ts']):+.3f} s; "
+        f"DR stack spawned again - to {(obs['dr_back_ts'] or 0) - float(gap['to_ts']):+.3f} s, "
+        f"steps 1-{STEP - 1} replayed in "
+        f"{float(obs['state']['steps'][STEP - 1]['shown_at_ts']) - float(gap['to_ts']):.3f} s; "
         f"RTO over the timeline {g.get('rto_timeline_s')} s "
         f"({g.get('rto_timeline_without_gaps_s')} s without the gap)"
     )  # fmt: skip
@@ -354,6 +356,7 @@ def test_steps_before_the_gap_keep_their_times_and_the_step_at_it_is_shown_again
     for old, new in zip(before[: STEP - 1], after[: STEP - 1], strict=True):
         assert {k: new.get(k) for k in kept} == {k: old.get(k) for k in kept}, (old, new)
         assert new["confirmed_at"] < gap["from"]
+        assert any("replayed by the harness after the gap" in n for n in new["notes"]), new
     for s in killed["result"]["gameday"]["steps"][: STEP - 1]:
         old = before[s["number"] - 1]
         assert (s["shown_at"], s["confirmed_at"]) == (old["shown_at"], old["confirmed_at"])
