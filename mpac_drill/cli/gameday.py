@@ -149,7 +149,8 @@ def _run(
             experiment_edit=edit,
         )
     finally:
-        dr.clear_zone(t)
+        if t.kind == "sandbox":
+            dr.clear_zone(t)
     result = outcome.result
     home = timeline or outcome.run_dir
     if (home / state.STATE).is_file():

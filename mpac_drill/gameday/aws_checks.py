@@ -7,13 +7,11 @@ step the team performed by hand (the plan's AWS CLI commands) took effect.
 - ``parameter``: the SSM parameter ``ssm.<name>`` in the DR region differs from its value
   when the game day started (the baseline);
 - ``dr_event`` ``dr: rds restored``: the DR instance ``<rds.smartpos.identifier>-dr`` in the
-  DR region is ``available``.
+  DR region is ``available``; ``instance_available`` the same for a named instance (the one
+  the harness restored, for a step it performed).
 
-Other checks (users failing or served, the DR services and cache) are "not checked" here:
-``seen`` answers None for them and the step is timed by its confirmation alone.
-
-Not yet walked by ``mpac-drill gameday`` (an AWS game day prints its plan with
-``--dry-run``); these are the checks such a walk will poll.
+Other checks (users failing or served, the DR services and cache) are answered by the walk
+(``aws_walk.py``) or "not checked" there; ``seen`` answers None for them.
 """
 
 from __future__ import annotations
@@ -54,6 +52,8 @@ class AwsChecks:
             ok = self.parameter_changed(arg)
         elif kind == "dr_event" and arg == "dr: rds restored":
             ok = self.restored_available()
+        elif kind == "instance_available":
+            ok = self.restored_available(arg)
         else:
             return None  # not checked on AWS
         if ok:
@@ -92,8 +92,8 @@ class AwsChecks:
         now = self._parameter(key)
         return now is not None and now != self.baseline[key]
 
-    def restored_available(self) -> bool:
-        ident = f"{self.target.require('rds.smartpos.identifier')}-dr"
+    def restored_available(self, ident: str = "") -> bool:
+        ident = ident or f"{self.target.require('rds.smartpos.identifier')}-dr"
         rds = client("rds", self.target, region=self.dr_region)
         try:
             got: dict[str, Any] = rds.describe_db_instances(DBInstanceIdentifier=ident)

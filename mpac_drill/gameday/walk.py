@@ -26,6 +26,7 @@ from chaoslib.types import Configuration, Secrets
 from mpac_drill.drill.context import DrillContext, current
 from mpac_drill.errors import Terminated, UsageError
 from mpac_drill.gameday import dr, state
+from mpac_drill.gameday.aws_walk import NOT_CHECKED, AwsWalk
 from mpac_drill.gameday.plan import Plan, Step, commands_for, load_plan, manual_steps
 from mpac_drill.platform.sandbox import recover
 from mpac_drill.platform.sandbox.region import dr_target, rds_dsn, regions
@@ -126,8 +127,9 @@ class GameDay:
         update_every_s: float,
         effect_timeout_s: float,
         resume_from: Path | None = None,
+        aws: AwsWalk | None = None,
     ) -> None:
-        self.ctx, self.plan, self.manual = ctx, plan, manual
+        self.ctx, self.plan, self.manual, self.aws = ctx, plan, manual, aws
         # A resumed game day keeps its timeline (state, acks, updates) in the first run's
         # folder, so the operators keep typing the same RUN.
         self.run_dir = Path(resume_from or ctx.run_dir)
@@ -222,11 +224,21 @@ class GameDay:
         self.injected_at = float(old["injected_ts"])  # the timeline's origin: the first fault
         self.resumed_at = current
 
+    def _perform(self, step: Step, rec: dict[str, Any]) -> list[str]:
+        if self.aws is not None:
+            return self.aws.perform(step)
+        return [run_command(c, self.ctx) for c in rec["commands"]]
+
+    def _seen(self, step: Step) -> float | None:
+        return self.checks.seen(step) if self.aws is None else self.aws.seen(step)
+
     def _catch_up(self) -> None:
         """The interrupted drill failed back (its safety net): the harness performs the
         steps done before the gap again, so the platform is where the team left it."""
-        for rec in self.state["steps"][: self.resumed_at - 1]:
-            did = [run_command(c, self.ctx) for c in rec["commands"]]
+        for step, rec in zip(
+            self.plan.steps, self.state["steps"][: self.resumed_at - 1], strict=False
+        ):
+            did = self._perform(step, rec)
             if any(did):
                 rec["notes"].append(f"replayed by the harness after the gap: {'; '.join(did)}")
         self.save()
@@ -304,7 +316,10 @@ class GameDay:
 
         def poll() -> None:
             while "at" not in seen and not self.stop.is_set():
-                at = self.checks.seen(step)
+                at = self._seen(step)
+                if at == NOT_CHECKED:
+                    seen["unchecked"] = 1.0
+                    return
                 if at is not None:
                     seen["at"] = at
                     return
@@ -325,7 +340,7 @@ class GameDay:
             if ack.get("note"):
                 rec["notes"].append(ack["note"])
         else:
-            did = [run_command(c, self.ctx) for c in rec["commands"]]
+            did = self._perform(step, rec)
             confirmed, rec["who"] = time.time(), "harness"
             rec["notes"].append("; ".join(did))
         rec["confirmed_ts"], rec["confirmed_at"] = confirmed, state.stamp(confirmed)
@@ -333,7 +348,7 @@ class GameDay:
         ok = True
         try:
             self._wait(
-                lambda: "at" in seen,
+                lambda: "at" in seen or "unchecked" in seen,
                 confirmed + self.effect_timeout_s,
                 f"step {step.number} ({step.name}): no effect seen "
                 f"{self.effect_timeout_s:g} s after it was confirmed",
@@ -346,6 +361,10 @@ class GameDay:
             end = max(seen.get("at", time.time()), confirmed)
             if "at" in seen:
                 rec["effect_seen_ts"], rec["effect_seen_at"] = seen["at"], state.stamp(seen["at"])
+            if "unchecked" in seen:
+                rec["notes"].append(
+                    f"not checked on {self.ctx.target.kind}: timed by its confirmation alone"
+                )
             rec["people_s"] = round(confirmed - shown, 4)
             rec["machine_s"] = (
                 round(max(0.0, seen["at"] - confirmed), 4) if "at" in seen else None
@@ -357,23 +376,36 @@ class GameDay:
                 end - shown,
                 ok,
                 f"{mode}: people {rec['people_s']:.3f} s, machine "
-                + (f"{rec['machine_s']:.3f} s" if rec["machine_s"] is not None else "not seen")
+                + (
+                    f"{rec['machine_s']:.3f} s"
+                    if rec["machine_s"] is not None
+                    else "not checked"
+                    if "unchecked" in seen
+                    else "not seen"
+                )
                 + f" ({rec['who']})",
             )
             self.save()
 
-    def walk(self) -> dict[str, Any]:
+    def _prepare_sandbox(self) -> list[threading.Thread]:
         ctx = self.ctx
         dr.clear_zone(ctx.target)
-        ddir = dr.dr_dir(ctx.target)
-        ctx.undo_add(recover.dr_stack_step(ddir))  # write-ahead: an operator may start it
+        ctx.undo_add(recover.dr_stack_step(dr.dr_dir(ctx.target)))  # an operator may start it
         view = ctx.sandbox()
         drt = dr_target(ctx.target)
         ctx.rpo_dsn = rds_dsn(drt, view.secrets["db_password"])
         ctx.handles.dr_dsn = {
             db: rds_dsn(drt, view.secrets["db_password"], db) for db in ("smartpos", "pgw")
         }
-        threads = [threading.Thread(target=self._zone_watch, daemon=True, name="zone")]
+        return [threading.Thread(target=self._zone_watch, daemon=True, name="zone")]
+
+    def walk(self) -> dict[str, Any]:
+        ctx = self.ctx
+        if self.aws is None:
+            threads = self._prepare_sandbox()
+        else:
+            self.aws.start()  # the baseline the team's changes are undone to
+            threads = []
         if sys.stdin is not None and sys.stdin.isatty():
             threads.append(threading.Thread(target=self._stdin, daemon=True, name="enter"))
         for th in threads:
@@ -402,10 +434,17 @@ class GameDay:
         finally:
             self.stop.set()
             self.state["finished_ts"] = time.time()
+            if self.aws is not None:  # fail-back undoes the team's changes too
+                adopted = self.aws.adopt_manual_changes()
+                if adopted:
+                    self.state["undone_by_fail_back"] = adopted
             self.save()
+        if self.aws is not None:
+            self.aws.finish()
         if ctx.record.region is not None:
+            if self.aws is None:
+                ctx.record.region["dr_state_dir"] = str(dr.dr_dir(ctx.target))
             ctx.record.region.update(
-                dr_state_dir=str(ddir),
                 procedure_s=round(time.time() - self.checks.injected_at, 4),
                 system="pgw" if "pgw" in self.plan.scenario else "smartpos",
             )
@@ -431,24 +470,30 @@ def walk_plan(
     update_every_s: float = 0,
     effect_timeout_s: float = 120,
     resume_from: str = "",
+    timeout_s: float = 0,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Chaos Toolkit action: walk the scenario's plan with people in it (sandbox)."""
+    """Chaos Toolkit action: walk the scenario's plan with people in it (sandbox or AWS)."""
     ctx = current(configuration)
     if ctx.injected_mono is None:
         raise ctx.failed("the game day walks the plan after the fault (lose_region)")
-    if ctx.target.kind != "sandbox":
-        raise ctx.failed("game day on AWS is not built yet: use --dry-run for its plan")
     plan = load_plan(ctx.scenario.id)
+    steps = manual_steps(manual, plan)
+    aws = None
+    if ctx.target.kind == "aws":
+        # the bound of the harness's own AWS waits: the scenario's RTO target by default
+        bound = float(timeout_s or ctx.scenario.rto_s or ctx.catalog.global_rto_s)
+        aws = AwsWalk(ctx, plan, steps, bound)
     gd = GameDay(
         ctx,
         plan,
-        manual_steps(manual, plan),
+        steps,
         severity,
         float(update_every_s),
         float(effect_timeout_s),
         Path(resume_from) if resume_from else None,
+        aws,
     )
     return gd.walk()
 

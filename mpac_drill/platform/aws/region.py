@@ -103,43 +103,40 @@ def _wait_healthy(ctx: DrillContext, deadline: float) -> int:
         time.sleep(1.0)
 
 
-def fail_over_to_dr(
-    ctx: DrillContext, timeout_s: float = 120, system: str = "smartpos"
-) -> dict[str, Any]:
-    mod = _aws_dr()
-    if mod is None:
-        raise ActivityFailed(f"{NOT_BUILT} (no aws_dr module)")
-    _findings(ctx, mod, system)
-    if ctx.dry_run:
-        from mpac_drill.aws import DryRun
+class Procedure:
+    """The runbook's region procedure on AWS, one method per step, each taking the
+    :class:`StepTimer` detail dict: the automated drill runs them all in order
+    (:func:`fail_over_to_dr`), a game day runs the ones its operators left automated
+    (``mpac_drill.gameday.aws_walk``). Every change is recorded write-ahead
+    (``inflight.json``) and in ``ctx.handles.region_undo`` for :func:`fail_back`."""
 
-        plan = mod.plan_region_failover(
-            ctx.target, system=system, dry_run=ctx.dry_run_recorder or DryRun()
-        )
-        return {"dry_run": True, "plan": [dict(s) for s in plan]}
-    if ctx.injected_mono is None or ctx.injected_utc is None:
-        raise ActivityFailed("fail_over_to_dr needs lose_region first")
-    from mpac_drill.aws import AwsCallFailed
-    from mpac_drill.platform.steps import StepTimer
+    def __init__(self, ctx: DrillContext, timeout_s: float, system: str = "smartpos") -> None:
+        mod = _aws_dr()
+        if mod is None:
+            raise ActivityFailed(f"{NOT_BUILT} (no aws_dr module)")
+        if ctx.injected_mono is None or ctx.injected_utc is None:
+            raise ActivityFailed("the region procedure needs lose_region first")
+        self.ctx, self.mod, self.system, self.t = ctx, mod, system, ctx.target
+        self.db = "pgw" if system == "pgw" else "smartpos"
+        self.param = "pgw_base_url" if system == "pgw" else "database_url"
+        self.dr = regions(self.t)[1]
+        self.deadline = ctx.injected_mono + timeout_s
+        if ctx.handles.region_undo is None:
+            ctx.handles.region_undo = {}
+        self.undo: dict[str, Any] = ctx.handles.region_undo
+        self.snap: dict[str, Any] | None = None
+        self.restored: dict[str, Any] | None = None
 
-    t = ctx.target
-    db = "pgw" if system == "pgw" else "smartpos"
-    param = "pgw_base_url" if system == "pgw" else "database_url"
-    dr = regions(t)[1]
-    deadline = ctx.injected_mono + timeout_s
-    from mpac_drill.platform.aws import recover
-
-    steps = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc, ctx.procedure_step)
-    if ctx.handles.region_undo is None:
-        ctx.handles.region_undo = {}
-    undo: dict[str, Any] = ctx.handles.region_undo
-    with steps.step("find the newest snapshot in the DR region") as d:
-        snap = mod.latest_snapshot(t, db)
+    def find_snapshot(self, d: dict[str, str]) -> None:
+        t, ctx, dr, db = self.t, self.ctx, self.dr, self.db
+        assert ctx.injected_utc is not None
+        snap = self.mod.latest_snapshot(t, db)
         if snap is None:
             raise ActivityFailed(
                 f"no snapshot of {t.get(f'rds.{db}.identifier')} in {dr} "
                 "(runbook finding F3: nothing was copied there)"
             )
+        self.snap = snap
         d["detail"] = f"{snap['snapshot_id']}, data as of {snap['data_as_of']}"
         ctx.record.dr_snapshot = dict(snap)
         # F3: what the DR region holds bounds the loss: RPO = loss - newest data there
@@ -154,103 +151,168 @@ def fail_over_to_dr(
                 f"{snap['data_as_of']}); RPO {ctx.measurements['rpo_s']:.0f} s",
             }
         )
-    with steps.step("restore snapshot") as d:
-        new_id = mod.dr_identifier(str(t.require(f"rds.{db}.identifier")), utc_now())
-        ctx.undo_add(recover.instance_step(new_id, dr))  # write-ahead: before the call
-        restored = mod.restore_from_snapshot(
-            t,
-            db,
-            snap["snapshot_id"],
+
+    def restore(self, d: dict[str, str]) -> None:
+        from mpac_drill.platform.aws import recover
+
+        if self.snap is None:
+            raise ActivityFailed("restore: no snapshot found first")
+        new_id = self.mod.dr_identifier(str(self.t.require(f"rds.{self.db}.identifier")), utc_now())
+        self.ctx.undo_add(recover.instance_step(new_id, self.dr))  # write-ahead: before the call
+        restored = self.mod.restore_from_snapshot(
+            self.t,
+            self.db,
+            self.snap["snapshot_id"],
             new_identifier=new_id,
-            timeout_s=max(1.0, deadline - time.monotonic()),
+            timeout_s=max(1.0, self.deadline - time.monotonic()),
             poll_s=2.0,
         )
-        undo["restored_instance"] = restored["identifier"]
+        self.undo["restored_instance"] = restored["identifier"]
         if not restored["available"]:
             raise ActivityFailed(f"{restored['identifier']} not available in time")
+        self.restored = restored
         d["detail"] = f"{restored['identifier']} at {restored['endpoint_address']}"
-    with steps.step(f"update {param.upper()} (SSM)") as d:
+
+    def _restored(self) -> dict[str, Any]:
+        if self.restored is None:
+            raise ActivityFailed("no DR instance restored by the harness to point the services at")
+        return self.restored
+
+    def update_parameter(self, d: dict[str, str]) -> None:
+        from mpac_drill.platform.aws import recover
+
+        t, param, dr = self.t, self.param, self.dr
         name = str(t.require(f"ssm.{param}"))
-        old, shape = mod.describe_parameter(t, param)
+        old, shape = self.mod.describe_parameter(t, param)
         if old is None or shape is None:
             raise ActivityFailed(f"SSM parameter {name} does not exist in {dr}")
-        undo.setdefault("parameters", []).append((param, old, shape))  # in memory only
-        if system == "pgw":
+        if self.system == "pgw":
             value = str(t.get("pgw.dr_base_url") or "")
             if not value:
                 raise ActivityFailed(
                     f"pgw.dr_base_url (the DR PGW endpoint) is not set in target {t.name}"
                 )
         else:
+            restored = self._restored()
             value = _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"])
-        ctx.undo_add(recover.parameter_step(t, param))
-        result = mod.put_parameter(t, param, value, like=shape)
-        ctx.undo_update(f"ssm:{param}", data={"version_written": result["version"]})
+        self.undo.setdefault("parameters", []).append((param, old, shape))  # in memory only
+        self.ctx.undo_add(recover.parameter_step(t, param))
+        result = self.mod.put_parameter(t, param, value, like=shape)
+        self.ctx.undo_update(f"ssm:{param}", data={"version_written": result["version"]})
         d["detail"] = f"{name} version {result['version']} in {dr}"
-    if system == "pgw":  # §1.5 never points the DR PGW at the restored database (F13)
-        step = "update the DR PGW's DATABASE_URL (SSM; not in the runbook)"
-        with steps.step(step) as d:
-            name = str(t.require("ssm.pgw_database_url"))
-            try:
-                old, shape = mod.describe_parameter(t, "pgw_database_url")
-            except AwsCallFailed as exc:
-                old, shape = None, None
-                code = exc.code
-            else:
-                code = "ParameterNotFound"
-            if old is None or shape is None:
-                raise ActivityFailed(
-                    f"{name} in {dr}: {code}: the DR PGW's DATABASE_URL "
-                    "must exist there (its credentials are kept, only the "
-                    "host moves to the restored instance)"
-                )
-            undo["parameters"].append(("pgw_database_url", old, shape))
-            ctx.undo_add(recover.parameter_step(t, "pgw_database_url"))
-            result = mod.put_parameter(
-                t,
-                "pgw_database_url",
-                _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"]),
-                like=shape,
+
+    def update_pgw_database_url(self, d: dict[str, str]) -> None:
+        """§1.5 never points the DR PGW at the restored database (finding F13)."""
+        from mpac_drill.aws import AwsCallFailed
+        from mpac_drill.platform.aws import recover
+
+        t, dr = self.t, self.dr
+        name = str(t.require("ssm.pgw_database_url"))
+        try:
+            old, shape = self.mod.describe_parameter(t, "pgw_database_url")
+        except AwsCallFailed as exc:
+            old, shape = None, None
+            code = exc.code
+        else:
+            code = "ParameterNotFound"
+        if old is None or shape is None:
+            raise ActivityFailed(
+                f"{name} in {dr}: {code}: the DR PGW's DATABASE_URL "
+                "must exist there (its credentials are kept, only the "
+                "host moves to the restored instance)"
             )
-            ctx.undo_update("ssm:pgw_database_url", data={"version_written": result["version"]})
-            d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
-        ctx.record.findings.append(
+        restored = self._restored()
+        self.undo.setdefault("parameters", []).append(("pgw_database_url", old, shape))
+        self.ctx.undo_add(recover.parameter_step(t, "pgw_database_url"))
+        result = self.mod.put_parameter(
+            t,
+            "pgw_database_url",
+            _with_endpoint(old, restored["endpoint_address"], restored["endpoint_port"]),
+            like=shape,
+        )
+        self.ctx.undo_update("ssm:pgw_database_url", data={"version_written": result["version"]})
+        d["detail"] = f"{name} version {result['version']} in {dr} -> {restored['identifier']}"
+        self.ctx.record.findings.append(
             {
                 "id": "F13",
                 "section": "1.5",
                 "summary": "runbook 1.5 restores the PGW database into mpac-pgw-dr but no step "
                 "points the DR PGW at it (1.4 has step 5 for mpac-smartpos)",
-                "evidence": f"the drill added the step '{step}': {d['detail']}",
+                "evidence": f"the drill added the step '{PGW_DB_STEP}': {d['detail']}",
             }
         )
-    with steps.step("restart services") as d:
-        services = list(t.require("ecs.services"))
+
+    def restart(self, d: dict[str, str]) -> None:
+        services = list(self.t.require("ecs.services"))
         for svc in services:
-            mod.force_new_deployment(t, svc)
+            self.mod.force_new_deployment(self.t, svc)
         d["detail"] = ", ".join(services)
-    with steps.step("switch Route53 record") as d:
-        dns = t.get("route53.dr_dns_name")
+
+    def switch(self, d: dict[str, str]) -> None:
+        from mpac_drill.platform.aws import recover
+
+        dns = self.t.get("route53.dr_dns_name")
         if not dns:
             raise ActivityFailed(
-                f"route53.dr_dns_name (the DR load balancer) is not set in target {t.name}"
+                f"route53.dr_dns_name (the DR load balancer) is not set in target {self.t.name}"
             )
-        change = mod.switch_record(
-            t,
+        change = self.mod.switch_record(
+            self.t,
             to_dns_name=str(dns),
-            before_change=lambda planned: ctx.undo_add(recover.record_step(planned)),
+            before_change=lambda planned: self.ctx.undo_add(recover.record_step(planned)),
         )
-        undo["record"] = change  # the whole record set as it was: fail-back puts it back
+        self.undo["record"] = change  # the whole record set as it was: fail-back puts it back
         d["detail"] = f"{change['record']} -> {change['to_dns_name']} ({change['status']})"
-    with steps.step("verify health") as d:
-        d["detail"] = f"{_wait_healthy(ctx, deadline)} check(s)"
-    qr = _qr_path(t, regions(t)[0], dr)
+
+    def verify(self, d: dict[str, str]) -> None:
+        d["detail"] = f"{_wait_healthy(self.ctx, self.deadline)} check(s)"
+
+
+PGW_DB_STEP = "update the DR PGW's DATABASE_URL (SSM; not in the runbook)"
+
+
+def fail_over_to_dr(
+    ctx: DrillContext, timeout_s: float = 120, system: str = "smartpos"
+) -> dict[str, Any]:
+    mod = _aws_dr()
+    if mod is None:
+        raise ActivityFailed(f"{NOT_BUILT} (no aws_dr module)")
+    _findings(ctx, mod, system)
+    if ctx.dry_run:
+        from mpac_drill.aws import DryRun
+
+        plan = mod.plan_region_failover(
+            ctx.target, system=system, dry_run=ctx.dry_run_recorder or DryRun()
+        )
+        return {"dry_run": True, "plan": [dict(s) for s in plan]}
+    from mpac_drill.platform.steps import StepTimer
+
+    proc = Procedure(ctx, timeout_s, system)
+    assert ctx.injected_mono is not None and ctx.injected_utc is not None
+    steps = StepTimer(ctx.record.steps, ctx.injected_mono, ctx.injected_utc, ctx.procedure_step)
+    order: list[tuple[str, Any]] = [
+        ("find the newest snapshot in the DR region", proc.find_snapshot),
+        ("restore snapshot", proc.restore),
+        (f"update {proc.param.upper()} (SSM)", proc.update_parameter),
+    ]
+    if system == "pgw":
+        order.append((PGW_DB_STEP, proc.update_pgw_database_url))
+    order += [
+        ("restart services", proc.restart),
+        ("switch Route53 record", proc.switch),
+        ("verify health", proc.verify),
+    ]
+    for name, perform in order:
+        with steps.step(name) as d:
+            perform(d)
+    qr = _qr_path(ctx.target, regions(ctx.target)[0], proc.dr)
     if qr is not None:  # runbook finding F12: which PGW mpac-smartpos in the DR region calls
         ctx.record.qr_path = qr
     # users never saw the primary go down, so the outage is the procedure itself
     ctx.record.procedure_rto_s = round(time.monotonic() - ctx.injected_mono, 4)
     return {
-        "dr_region": dr,
-        "restored_instance": restored["identifier"],
+        "dr_region": proc.dr,
+        "restored_instance": proc._restored()["identifier"],
         "steps": [s["name"] for s in ctx.record.steps],
     }
 
@@ -349,6 +411,7 @@ def fail_back(ctx: DrillContext, timeout_s: float = 120) -> dict[str, Any]:
 
 
 __all__ = [
+    "Procedure",
     "open_front_door",
     "close_front_door",
     "lose_region",
