@@ -34,6 +34,9 @@ from mpac_drill.platform.steps import StepTimer
 from mpac_drill.sandbox import control, snapshots
 
 POLL_S = 0.02
+#: How often a waiting walk saves its state: after a SIGKILL the gap starts at most this
+#: long before the death.
+HEARTBEAT_S = 0.25
 
 
 def say(msg: str) -> None:
@@ -215,7 +218,8 @@ class GameDay:
                     "from_ts": away_from,
                     "to_ts": now,
                     "gap_s": round(now - away_from, 4),
-                    "reason": old.get("interrupted_by") or "harness stopped",
+                    # no interruption recorded: the harness died (SIGKILL, power, OOM)
+                    "reason": old.get("interrupted_by") or "harness died",
                 },
             ],
         }
@@ -292,6 +296,8 @@ class GameDay:
     def _wait(self, until: Callable[[], bool], deadline: float | None, what: str) -> None:
         while not until():
             self._updates_due()
+            if time.time() - float(self.state.get("saved_ts") or 0) >= HEARTBEAT_S:
+                self.save()  # the heartbeat: a harness killed here is away from this instant
             if deadline is not None and time.time() > deadline:
                 raise self.ctx.failed(f"game day: {what}")
             time.sleep(POLL_S)
