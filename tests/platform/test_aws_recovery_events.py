@@ -70,3 +70,38 @@ def test_an_aws_replacement_task_ends_the_platform_phase_of_its_service(monkeypa
     mark = platform_milestone("ecs:StopTask", [event], SINCE, "svc-portal")
     assert mark["seen"] and mark["t_s"] == 42.5 and "ECS DescribeTasks" in mark["evidence"]
     assert not platform_milestone("ecs:StopTask", [event], SINCE, "pgw")["seen"]
+
+
+class _FakeRds:
+    """A DescribeEvents answer as an endpoint that ignores StartTime and EventCategories
+    (moto 5.2) gives it: the instance's creation and backup events come back too."""
+
+    def describe_events(self, **_: Any) -> dict[str, Any]:
+        return {
+            "Events": [
+                {
+                    "Date": SINCE - timedelta(minutes=3),
+                    "Message": "DB instance created",
+                    "EventCategories": ["creation"],
+                },
+                {
+                    "Date": SINCE + timedelta(seconds=2),
+                    "Message": "Backing up DB instance",
+                    "EventCategories": ["backup"],
+                },
+                {
+                    "Date": SINCE + timedelta(seconds=31),
+                    "Message": "Multi-AZ instance failover completed.",
+                    "EventCategories": ["failover"],
+                },
+            ]
+        }
+
+
+def test_the_fault_effect_reads_only_failover_events_after_the_fault(monkeypatch) -> None:
+    """The fault's evidence was the creation event on an endpoint that does not filter."""
+    from mpac_drill.platform.aws import rds
+
+    monkeypatch.setattr(rds, "client", lambda service, target: _FakeRds())
+    (event,) = rds.failover_events(load_target("staging"), "smartpos", since=SINCE)
+    assert event["message"] == "Multi-AZ instance failover completed."

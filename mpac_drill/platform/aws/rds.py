@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from botocore.client import BaseClient
@@ -115,10 +115,18 @@ def failover_events(target: Target, db: str, *, since: datetime) -> list[RdsEven
         StartTime=since,
         EventCategories=["failover"],
     )
-    return [
-        RdsEvent(date=str(e.get("Date")), message=str(e.get("Message", "")))
-        for e in found.get("Events", [])
-    ]
+    out = []
+    for e in found.get("Events", []):  # AWS filters; checked again, never trusted blindly
+        date = e.get("Date")
+        if isinstance(date, datetime) and date.tzinfo is None:
+            date = date.replace(tzinfo=UTC)
+        if isinstance(date, datetime) and date < since:
+            continue
+        categories = e.get("EventCategories")
+        if categories is not None and "failover" not in categories:
+            continue
+        out.append(RdsEvent(date=str(e.get("Date")), message=str(e.get("Message", ""))))
+    return out
 
 
 def rds_settings(target: Target, db: str) -> tuple[str, str]:
