@@ -290,8 +290,12 @@ def test_region_failover_result_json_keeps_to_the_contract(region_run, result_sc
     outcome, seen = region_run
     data = json.loads((outcome.run_dir / "result.json").read_text())
     jsonschema.Draft202012Validator(result_schema).validate(data)
-    assert {v["metric"] for v in data["verdicts"]} == {"rto_s", "rpo_s", "steady_state_restored"}
+    verdicts = {v["metric"]: v for v in data["verdicts"]}
+    assert set(verdicts) == {"rto_s", "rpo_s", "steady_state_restored", "detection"}
+    # the Route53 alarm's chain (detection.gating false): listed, never counted
+    assert verdicts["detection"]["outcome"] == "informational"
     assert (outcome.run_dir / "dr-daemon.log").is_file()
+    assert (outcome.run_dir / "route53-health-checks.json").is_file()
     for f in outcome.run_dir.rglob("*"):
         if f.is_file():
             assert seen["password"] not in f.read_text(errors="replace"), f
