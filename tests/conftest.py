@@ -73,3 +73,14 @@ def runs_dir(tmp_path: Path) -> Path:
     d = tmp_path / "runs"
     d.mkdir()
     return d
+
+
+#: Fixtures that start a real sandbox: a test using one is a sandbox test, marked or not
+#: (so ``-m "not sandbox"`` never starts one).
+SANDBOX_FIXTURES = {"sandbox", "gameday_target"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
