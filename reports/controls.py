@@ -117,13 +117,13 @@ RUNBOOK_FINDINGS = (
     ),
     Finding(
         "D1",
-        "1.1-1.4",
+        "1.1-1.5",
         "each failure is detected by the alarm its Detection line names "
         "(a drill finds the alarm missing)",
     ),
     Finding(
         "D2",
-        "1.1-1.4",
+        "1.1-1.5",
         "the named alarm fires when its failure happens (a drill finds it silent, or "
         "already in ALARM before the fault)",
     ),

@@ -324,6 +324,44 @@ def test_alarms_exist_with_actions_or_not(
     assert [rows[f"alarm.{n}"]["status"] for n in (paged, silent, gone)] == ["pass", "warn", "fail"]
 
 
+def test_a_route53_alarm_is_looked_for_where_route53_publishes(
+    staging: Callable[..., Target], moto_url: str
+) -> None:
+    """Route53's health-check metrics, and so alarms on them, live in us-east-1
+    (``detection.route53_region``; here a region no other test uses): the same alarm in the
+    drills' own region does not count."""
+    import boto3
+
+    def cw(region: str) -> Any:
+        return boto3.client(
+            "cloudwatch",
+            region_name=region,
+            endpoint_url=moto_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    name, where = "Route53-HealthCheck-Failed", "eu-west-3"
+    alarm = {
+        "AlarmName": name,
+        "MetricName": "HealthCheckStatus",
+        "Namespace": "AWS/Route53",
+        "Statistic": "Minimum",
+        "Period": 60,
+        "EvaluationPeriods": 5,
+        "Threshold": 1,
+        "ComparisonOperator": "LessThanThreshold",
+        "AlarmActions": ["arn:aws:sns:us-east-1:123456789012:oncall"],
+    }
+    cw(REGION).put_metric_alarm(**alarm)
+    target = staging(**{"detection.route53_region": where})
+    row = rows_of(target, "region-failover")[f"alarm.{name}"]
+    assert row["status"] == "fail" and row["measured"] == "missing"
+    assert row["evidence"].endswith(f"(in {where})")
+    cw(where).put_metric_alarm(**alarm)
+    assert rows_of(target, "region-failover")[f"alarm.{name}"]["status"] == "pass"
+
+
 # ---------------------------------------------------------------- §1.6, permissions
 
 

@@ -71,6 +71,7 @@ _DRILL_ACTIONS = {
         "rds:DeleteDBInstance",
     ],
     "region-failover": [
+        "cloudwatch:DescribeAlarms",  # its Route53 health-check alarm (us-east-1)
         "ecs:UpdateService",
         "rds:DescribeDBSnapshots",
         "rds:RestoreDBInstanceFromDBSnapshot",
@@ -85,6 +86,7 @@ _DRILL_ACTIONS = {
         "ssm:PutParameter",
     ],
     "pgw-region-failover": [
+        "cloudwatch:DescribeAlarms",  # its Route53 health-check alarm (us-east-1)
         "ecs:UpdateService",
         "rds:DescribeDBSnapshots",
         "rds:RestoreDBInstanceFromDBSnapshot",
@@ -295,19 +297,25 @@ def _route53(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Chec
 
 
 def _alarms(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[CheckRow]:
+    from mpac_drill.platform.aws.detection import regions_of
+
     stop = [str(a) for a in clients.target.get("stop.cloudwatch_alarms") or []]
     detect = detection_alarms(scenarios)  # the catalog's detection (runbook "Detection")
     for extra in th.detection_alarms:  # a target's own (readiness.detection_alarms)
         detect.setdefault(extra, (ALL, "3"))
     names = sorted(set(stop) | set(detect))
     found: dict[str, dict[str, Any]] = {}
-    cloudwatch = clients("cloudwatch")
-    for part in chunks(names, 100):
-        answer = cloudwatch.describe_alarms(
-            AlarmNames=part, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-        )
-        for kind in ("MetricAlarms", "CompositeAlarms"):
-            found.update({str(a["AlarmName"]): a for a in answer.get(kind, [])})
+    home = str(clients.target.require("aws.region"))
+    where: dict[str, str] = {}
+    for region, part_names in regions_of(clients.target, names).items():  # Route53: us-east-1
+        cloudwatch = clients("cloudwatch", None if region == home else region)
+        where.update(dict.fromkeys(part_names, region))
+        for part in chunks(part_names, 100):
+            answer = cloudwatch.describe_alarms(
+                AlarmNames=part, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            )
+            for kind in ("MetricAlarms", "CompositeAlarms"):
+                found.update({str(a["AlarmName"]): a for a in answer.get(kind, [])})
     rows = []
     for name in names:
         alarm, is_stop = found.get(name), name in stop
@@ -328,7 +336,8 @@ def _alarms(clients: Clients, th: Thresholds, scenarios: set[str]) -> list[Check
                 if alarm is None
                 else f"{alarm.get('StateValue')}, {acts} action(s)",
                 threshold="exists" if is_stop else "exists with ≥ 1 action",
-                evidence=f"cloudwatch DescribeAlarms {name} AlarmActions",
+                evidence=f"cloudwatch DescribeAlarms {name} AlarmActions"
+                + ("" if where[name] == home else f" (in {where[name]})"),
                 fix=f"create alarm {name} (with an SNS action to the on-call)",
             )
         )
