@@ -130,7 +130,7 @@ def test_detection_section_judges_each_figure_and_counts_compliance(
     # D1 in the section and in the runbook-findings table; D2/D3 listed, not yet exercised
     assert f"| D1 | `{rds_run}` |" in section
     findings_md = md[md.index("\n## Runbook findings\n") :]
-    assert "| D1 | 1.1-1.4 |" in findings_md and "exposed by 1 run(s)" in findings_md
+    assert "| D1 | 1.1-1.5 |" in findings_md and "exposed by 1 run(s)" in findings_md
     assert "| D3 | 1.1, §3 |" in findings_md
 
 
