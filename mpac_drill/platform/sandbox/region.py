@@ -21,6 +21,7 @@ folder as ``route53-health-checks.json``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import shutil
@@ -42,6 +43,7 @@ from mpac_drill.sandbox.healthcheck import ExternalMonitoring
 from mpac_drill.sandbox.postgres import multihost_dsn
 from mpac_drill.sandbox.procs import marked_processes, pid_alive, postgres_home
 from mpac_drill.sandbox.route53 import FrontDoor
+from mpac_drill.timefmt import utc_now
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -234,11 +236,25 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
         dr_region=dr,
         processes=len(procs),
     )
+    # At once: every process is frozen first (SIGSTOP), then killed. Nothing of the region
+    # acts between the two, so the bucket at the freeze is what the DR side holds (a WAL
+    # archive completing while a sequential kill went on arrived after "the loss").
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            p.suspend()
+    for _ in range(5):  # a child spawned since the listing (archive_command's shell): frozen too
+        known = {p.pid for p in procs}
+        late = [p for p in marked_processes(view.dir) if p.pid not in known]
+        if not late:
+            break
+        for p in late:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                p.suspend()
+        procs += late
+    frozen_utc = utc_now()
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             p.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
     _, alive = psutil.wait_procs(procs, timeout=5)
     # Effective when the primary's processes went; one still exiting (a child reaped late
     # by a parent killed at the same time) is named, not taken for a region still up.
@@ -256,7 +272,7 @@ def lose_region(ctx: DrillContext) -> dict[str, Any]:
     age = (
         None
         if newest is None
-        else round((ctx.injected_utc - snapshots.parse_utc(newest)).total_seconds(), 4)
+        else round((frozen_utc - snapshots.parse_utc(newest)).total_seconds(), 4)
     )
     ctx.record.region = {
         "primary": primary,
