@@ -1,11 +1,12 @@
 """Region failure (runbook §1.4): the primary region of mpac-smartpos lost, the DR region
 brought up step by step.
 
-Sandbox: the primary sandbox's processes are all SIGKILLed at once (its bucket stays: the
-cross-region copy of snapshots and WAL); the DR stack is a second sandbox restored from
-that bucket; users reach both through a front door whose records play Route53. AWS: the
-primary region is declared lost (nothing in it is touched) and the procedure runs for real in
-``aws.dr_region`` (``mpac_drill/platform/aws/region.py``); ``--dry-run`` prints the plan.
+Sandbox: the primary sandbox's processes are all frozen, then SIGKILLed, at once (its
+bucket stays: the cross-region copy of snapshots and WAL); the DR stack is a second
+sandbox restored from that bucket; users reach both through a front door whose records
+play Route53. AWS: the primary region is declared lost (nothing in it is touched) and the
+procedure runs for real in ``aws.dr_region`` (``mpac_drill/platform/aws/region.py``);
+``--dry-run`` prints the plan.
 """
 
 from __future__ import annotations

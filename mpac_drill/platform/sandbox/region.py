@@ -3,7 +3,8 @@
 - The front door (``sandbox/route53.py``) gives users one address per service; its records
   point at the primary sandbox's ALBs.
 - ``lose_region``: every process of the primary sandbox (daemon, PostgreSQL, Redis, tasks,
-  ALBs) SIGKILLed at once. Its bucket stays: it plays what was copied to the DR region.
+  ALBs) frozen at once (SIGSTOP), then SIGKILLed. Its bucket stays: it plays what was
+  copied to the DR region.
 - ``fail_over_to_dr``: the runbook's steps, timed back to back from the loss: detect (from
   outside the region), activate the DR stack (a second sandbox: ``<state_dir>-dr``, every
   port + ``region.dr_port_offset``), restore the latest snapshot with its WAL, update
