@@ -24,66 +24,25 @@ from mpac_drill import PROJECT_ROOT
 from mpac_drill.drill.inflight import INFLIGHT_FILE
 from mpac_drill.gameday import state
 from tests.aws.conftest import TEST_SLO
+from tests.aws.dr_world import RECORD, dr_region, switch_record
 from tests.aws.test_harness_death_aws import CLI, _c, _Health, _state, _target_file
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.aws
 DR_DNS = "dr-alb.us-east-1.example"
-RECORD = "api.staging.mpac-cloud.com"
 
 
 def _aws(moto_url: str, tag: str) -> dict[str, Any]:
     ident, name = f"mpac-smartpos-{tag}", f"/mpac-smartpos/{tag}/DATABASE_URL"
-    rds = _c("rds", moto_url)
-    rds.create_db_instance(
-        DBInstanceIdentifier=ident,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="x" * 12,
-        AllocatedStorage=20,
+    world = dr_region(
+        moto_url,
+        tag,
+        db_ident=ident,
+        param_name=name,
+        param_value=f"postgresql://app:pw{tag}DoNotWrite@{ident}.old.rds.amazonaws.com:5432/x",
+        primary_alb="primary-alb.ap-northeast-1.example",
     )
-    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
-    _c("ssm", moto_url).put_parameter(
-        Name=name,
-        Value=f"postgresql://app:pw{tag}DoNotWrite@{ident}.old.rds.amazonaws.com:5432/smartpos",
-        Type="SecureString",
-        Tier="Standard",
-    )
-    ecs = _c("ecs", moto_url)
-    cluster = f"mpac-smartpos-{tag}"
-    ecs.create_cluster(clusterName=cluster)
-    td = ecs.register_task_definition(
-        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
-    )["taskDefinition"]["taskDefinitionArn"]
-    for svc in ("svc-portal", "svc-smarttab"):
-        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
-    zid = (
-        _c("route53", moto_url)
-        .create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"]["Id"]
-        .split("/")[-1]
-    )
-    _switch(moto_url, zid, "primary-alb.ap-northeast-1.example", ttl=300)
-    return {"ident": ident, "name": name, "cluster": cluster, "zid": zid}
-
-
-def _switch(moto_url: str, zid: str, to: str, ttl: int = 60) -> None:
-    _c("route53", moto_url).change_resource_record_sets(
-        HostedZoneId=zid,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": RECORD,
-                        "Type": "CNAME",
-                        "TTL": ttl,
-                        "ResourceRecords": [{"Value": to}],
-                    },
-                }
-            ]
-        },
-    )
+    return {"ident": ident, "name": name, **world}
 
 
 def _at_step(runs: Path, n: int, deadline: float) -> tuple[Path, dict[str, Any]]:
@@ -153,7 +112,7 @@ def test_aws_game_day_killed_after_the_teams_changes_is_recovered_and_resumed(mo
                     Type="SecureString", Overwrite=True,
                 )  # fmt: skip
             if n == 6:
-                _switch(moto_url, zid, DR_DNS)
+                switch_record(moto_url, zid, DR_DNS)
             state.write_ack(run_dir, n, note="scripted")
         run_dir, gd = _at_step(runs, 7, deadline)
         time.sleep(0.5)  # the operator at work on step 7: the walk's heartbeat saves

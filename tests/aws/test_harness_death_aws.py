@@ -25,6 +25,7 @@ import yaml
 from mpac_drill import PROJECT_ROOT
 from mpac_drill.config import resolve_target_path
 from mpac_drill.drill.inflight import INFLIGHT_FILE
+from tests.aws.dr_world import RECORD, dr_region
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.aws
@@ -88,51 +89,15 @@ def test_region_drill_killed_after_route53_switch_is_recovered(moto_url, tmp_pat
     tag = uuid.uuid4().hex[:6]
     ident, secret = f"mpac-smartpos-{tag}", f"pw{tag}DoNotWrite"
     name = f"/mpac-smartpos/{tag}/DATABASE_URL"
-    rds = _c("rds", moto_url)
-    rds.create_db_instance(
-        DBInstanceIdentifier=ident,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="x" * 12,
-        AllocatedStorage=20,
+    world = dr_region(
+        moto_url,
+        tag,
+        db_ident=ident,
+        param_name=name,
+        param_value=f"postgresql://app:{secret}@{ident}.old.rds.amazonaws.com:5432/smartpos",
+        primary_alb="primary-alb.ap-northeast-1.example",
     )
-    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"{ident}-snap")
-    _c("ssm", moto_url).put_parameter(
-        Name=name,
-        Value=f"postgresql://app:{secret}@{ident}.old.rds.amazonaws.com:5432/smartpos",
-        Type="SecureString",
-        Tier="Standard",
-    )
-    ecs = _c("ecs", moto_url)
-    cluster = f"mpac-smartpos-{tag}"
-    ecs.create_cluster(clusterName=cluster)
-    td = ecs.register_task_definition(
-        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
-    )["taskDefinition"]["taskDefinitionArn"]
-    for svc in ("svc-portal", "svc-smarttab"):
-        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
-    r53 = _c("route53", moto_url)
-    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"][
-        "Id"
-    ].split("/")[-1]
-    record = "api.staging.mpac-cloud.com"
-    r53.change_resource_record_sets(
-        HostedZoneId=zid,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": record,
-                        "Type": "CNAME",
-                        "TTL": 300,
-                        "ResourceRecords": [{"Value": "primary-alb.ap-northeast-1.example"}],
-                    },
-                }
-            ]
-        },
-    )
+    cluster, zid, record = world["cluster"], world["zid"], RECORD
     _Health.failing.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()

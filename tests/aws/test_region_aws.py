@@ -18,6 +18,7 @@ import pytest
 from mpac_drill.drill.runner import run_drill
 from mpac_drill.errors import ExitCode
 from tests.aws.conftest import target_with
+from tests.aws.dr_world import dr_region
 
 pytestmark = [pytest.mark.aws, pytest.mark.sandbox]
 DR = "us-east-1"
@@ -42,53 +43,15 @@ def _dr_region(
     with the services, a hosted zone whose record points at the primary. Returns the staging
     target wired to all of it (health endpoints: the sandbox's services) and the zone id."""
     tag = uuid.uuid4().hex[:6]
-    rds = _c("rds", moto_url)
-    rds.create_db_instance(
-        DBInstanceIdentifier=db_ident,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="app",
-        MasterUserPassword="x" * 12,
-        AllocatedStorage=20,
-    )
-    rds.create_db_snapshot(DBInstanceIdentifier=db_ident, DBSnapshotIdentifier=f"{db_ident}-snap")
-    _c("ssm", moto_url).put_parameter(
-        Name=param_name,
-        Value=param_value,
-        Type="SecureString",
+    world = dr_region(
+        moto_url,
+        tag,
+        db_ident=db_ident,
+        param_name=param_name,
+        param_value=param_value,
         Description="DATABASE_URL of the services",
-        Tier="Standard",
     )
-    ecs = _c("ecs", moto_url)
-    cluster = f"mpac-smartpos-{tag}"
-    ecs.create_cluster(clusterName=cluster)
-    td = ecs.register_task_definition(
-        family="svc", containerDefinitions=[{"name": "app", "image": "a:1", "memory": 256}]
-    )["taskDefinition"]["taskDefinitionArn"]
-    for svc in ("svc-portal", "svc-smarttab"):
-        ecs.create_service(cluster=cluster, serviceName=svc, taskDefinition=td, desiredCount=1)
-    r53 = _c("route53", moto_url)
-    zid = r53.create_hosted_zone(Name="mpac-cloud.com", CallerReference=tag)["HostedZone"][
-        "Id"
-    ].split("/")[-1]
-    r53.change_resource_record_sets(
-        HostedZoneId=zid,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": "api.staging.mpac-cloud.com",
-                        "Type": "CNAME",
-                        "TTL": 300,
-                        "ResourceRecords": [
-                            {"Value": "primary-alb.ap-northeast-1.elb.amazonaws.com"}
-                        ],
-                    },
-                }
-            ]
-        },
-    )
+    cluster, zid = world["cluster"], world["zid"]
     services = sandbox.require("ecs.services")
     target = target_with(
         "staging",
