@@ -43,7 +43,7 @@ from mpac_drill.gameday.aws_checks import AwsChecks
 from mpac_drill.gameday.plan import Plan, Step
 from mpac_drill.measure.observer import probe_http
 from mpac_drill.platform.aws import recover
-from mpac_drill.platform.aws.dr_cutover import RecordChange
+from mpac_drill.platform.aws.dr_cutover import RecordChange, read_record_set
 from mpac_drill.platform.aws.region import PGW_DB_STEP, Procedure
 
 #: ``Checks.seen`` answer for a check this target cannot answer.
@@ -100,19 +100,7 @@ class AwsWalk:
             return None
         zone = str(t.require("route53.hosted_zone_id")).rsplit("/", 1)[-1]
         record = str(t.require("route53.record"))
-        sets = (
-            client("route53", t)
-            .list_resource_record_sets(
-                HostedZoneId=zone, StartRecordName=record, StartRecordType="CNAME", MaxItems="1"
-            )
-            .get("ResourceRecordSets", [])
-        )
-        same = [
-            s
-            for s in sets[:1]
-            if s.get("Name", "").rstrip(".") == record.rstrip(".") and s.get("Type") == "CNAME"
-        ]
-        previous_set = dict(same[0]) if same else None
+        previous_set = read_record_set(client("route53", t), zone, record, "CNAME")
         return RecordChange(
             hosted_zone_id=zone,
             record=record,

@@ -63,6 +63,22 @@ class DeploymentResult(TypedDict):
     dry_run: bool
 
 
+def read_record_set(
+    route53: Any, zone: str, record: str, record_type: str
+) -> dict[str, Any] | None:
+    """The record set ``record`` of ``record_type`` in ``zone`` as Route53 holds it, or
+    None when there is none (one ``ListResourceRecordSets``)."""
+    sets = route53.list_resource_record_sets(
+        HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
+    ).get("ResourceRecordSets", [])
+    same = [
+        s
+        for s in sets[:1]
+        if s.get("Name", "").rstrip(".") == record.rstrip(".") and s.get("Type") == record_type
+    ]
+    return dict(same[0]) if same else None
+
+
 def switch_record(
     target: Target,
     *,
@@ -87,15 +103,7 @@ def switch_record(
     zone = _route53_name(target, "route53.hosted_zone_id", dry_run).rsplit("/", 1)[-1]
     record = _route53_name(target, "route53.record", dry_run)
     route53 = client("route53", target, dry_run=dry_run)
-    current = route53.list_resource_record_sets(
-        HostedZoneId=zone, StartRecordName=record, StartRecordType=record_type, MaxItems="1"
-    ).get("ResourceRecordSets", [])
-    same = [
-        s
-        for s in current[:1]
-        if s.get("Name", "").rstrip(".") == record.rstrip(".") and s.get("Type") == record_type
-    ]
-    previous_set = dict(same[0]) if same else None
+    previous_set = read_record_set(route53, zone, record, record_type)
     previous = [r["Value"] for r in (previous_set or {}).get("ResourceRecords", [])]
     logger.info(
         "route53 UPSERT %s %s -> %s (zone %s, was %s)%s",

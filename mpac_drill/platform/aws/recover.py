@@ -22,7 +22,7 @@ from mpac_drill.aws import AwsCallFailed, client
 from mpac_drill.config import Target
 from mpac_drill.drill.inflight import NOTHING, PENDING, StepOutcome, UndoStep
 from mpac_drill.platform.aws import canary, dr, pitr
-from mpac_drill.platform.aws.dr_cutover import ParameterShape, RecordChange
+from mpac_drill.platform.aws.dr_cutover import ParameterShape, RecordChange, read_record_set
 
 if TYPE_CHECKING:
     from mpac_drill.drill.context import DrillContext
@@ -153,26 +153,16 @@ def _undo(t: Target, run_id: str, step: UndoStep) -> StepOutcome:
 
 
 def _undo_record(t: Target, change: dict[str, Any]) -> tuple[str, bool]:
-    route53 = client("route53", t)
-    sets = route53.list_resource_record_sets(
-        HostedZoneId=change["hosted_zone_id"],
-        StartRecordName=change["record"],
-        StartRecordType=change["record_type"],
-        MaxItems="1",
-    ).get("ResourceRecordSets", [])
-    same = [
-        s
-        for s in sets[:1]
-        if s.get("Name", "").rstrip(".") == change["record"].rstrip(".")
-        and s.get("Type") == change["record_type"]
-    ]
-    now = [r["Value"] for r in (same[0] if same else {}).get("ResourceRecords", [])]
+    found = read_record_set(
+        client("route53", t), change["hosted_zone_id"], change["record"], change["record_type"]
+    )
+    now = [r["Value"] for r in (found or {}).get("ResourceRecords", [])]
     if now == [change["to_dns_name"]]:
         rc = RecordChange(**change)  # type: ignore[typeddict-item]
         return dr.restore_record(t, rc), True
     previous = change.get("previous_set")
     was = [r["Value"] for r in (previous or {}).get("ResourceRecords", [])]
-    if (not same and previous is None) or (same and now == was):
+    if (found is None and previous is None) or (found is not None and now == was):
         return "already as it was (the switch never happened)", True
     return f"NOT restored: it points at {', '.join(now) or 'nothing'} now, not the DR", False
 
